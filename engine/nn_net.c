@@ -482,8 +482,9 @@ static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const floa
   default:
     if ((st = lif_call(r, em->lif, in, &fired, err)) != NN_OK) return st;
     if ((st = conv_spikes(r, &em->conv, fired, r->tmp, err)) != NN_OK) return st;
-    bn_apply(r, &em->bn, r->tmp, hw, r->tmp);
-    for (int64_t i = 0; i < n; i++) out[i] += r->tmp[i];
+    nn_bn_forward_add(r->tmp, r->S, em->bn.c, hw, em->bn.weight->data, em->bn.bias->data,
+                      em->bn.running_mean->data, em->bn.running_var->data, train_mode(r), NN_BN_MOMENTUM,
+                      NN_BN_EPS, out); /* out += BN(conv) */
     return NN_OK;
   }
 }

@@ -367,9 +367,9 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
 /* Mirrors PyTorch's CPU batch_norm (1.13, contiguous NCHW) rounding step by step, so that
  * membranes near the threshold round as in the reference fixtures: the sum is accumulated in
  * double and the mean rounded to float; squared deviations are float products accumulated in
- * double and the sum rounded to float; invstd = 1/sqrt(var_sum/m + eps) in double, rounded;
- * alpha = invstd * gamma and beta' = beta - mean * alpha in float; y = x * alpha + beta'.
- * Eval mode: invstd = 1/sqrt(running_var + eps) in float.
+ * double and the sum rounded to float; invstd = 1/sqrt(float(var_sum / m) + eps) in double,
+ * rounded; alpha = invstd * gamma and beta' = fma(-mean, alpha, beta) in float;
+ * y = fma(x, alpha, beta'). Eval mode: invstd = 1/sqrt(running_var + eps) in float.
  * Speed without changing a bit: each channel's sums are one sequential chain of double adds
  * (PyTorch's order), which is latency-bound; BN_CB channels are walked side by side so that
  * BN_CB independent chains overlap in the pipeline (same additions, same order per channel). */
@@ -420,11 +420,43 @@ NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t h
   for (int64_t b = 0; b < cb; b++) var_sum[b] = (float)acc[b];
 }
 
-NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
-                   const float *beta, float *running_mean, float *running_var, int train,
-                   double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
+/* y = x * a + b over one channel's rows, as ONE fused multiply-add per element: PyTorch's
+ * AVX2/AVX-512 batch-norm kernel writes `x * alpha + beta` on Vectorized<float>, which GCC
+ * contracts into vfmadd (its default -ffp-contract=fast under -mfma). The SNASNet fixture
+ * decides it: with a separately rounded product one downconv membrane lands on the threshold
+ * and 10,790 of 3.3 M spikes differ; with the fused form none does. fmaf is correctly rounded
+ * everywhere (an instruction in the "fma" clone, libm's emulation otherwise), so the bits do not
+ * depend on the CPU. add = 1: y += (x * a + b), the product-sum rounded first as PyTorch's
+ * separate addition of the edge outputs does. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define FMA_CLONES
+#endif
+FMA_CLONES static void bn_affine(const float *restrict p, int64_t cnt, float a, float b, float *restrict q,
+                                 int add) {
+  if (add)
+    for (int64_t i = 0; i < cnt; i++) q[i] += fmaf(p[i], a, b);
+  else
+    for (int64_t i = 0; i < cnt; i++) q[i] = fmaf(p[i], a, b);
+}
+/* in place (p == q, add = 0): restrict is not violated in spirit (each element is read then
+ * written once), but the compiler may assume no aliasing, so that case has its own loop */
+FMA_CLONES static void bn_affine_inplace(float *q, int64_t cnt, float a, float b) {
+  for (int64_t i = 0; i < cnt; i++) q[i] = fmaf(q[i], a, b);
+}
+
+/* The statistics and running averages as PyTorch 1.13 rounds them: update_stats (Normalization.cpp,
+ * plain x86-64 code, no FMA) divides the float var_sum by n in float and averages in float;
+ * collect_linear_and_constant_terms (batch_norm_kernel.cpp, compiled with -mfma) computes
+ * beta - mean * alpha, contracted like the affine step. */
+NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
+                                   const float *beta, float *running_mean, float *running_var, int train,
+                                   double momentum, double eps, float *y, float *save_mean, float *save_invstd,
+                                   int add) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
+  const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
   float bmean[BN_CB], bvar[BN_CB];
   for (int64_t ch = 0; ch < c; ch++) {
     float mean, invstd;
@@ -432,28 +464,42 @@ NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw,
       if (ch % BN_CB == 0) bn_stats(x, n, c, hw, ch, c - ch < BN_CB ? c - ch : BN_CB, bmean, bvar);
       mean = bmean[ch % BN_CB];
       float var_sum = bvar[ch % BN_CB];
-      invstd = m > 0 ? (float)(1.0 / sqrt((double)var_sum / (double)m + eps)) : 0.0f;
-      if (running_mean) running_mean[ch] = (float)(momentum * mean + (1 - momentum) * running_mean[ch]);
-      if (running_var && m > 1)
-        running_var[ch] = (float)(momentum * ((double)var_sum / (double)(m - 1)) + (1 - momentum) * running_var[ch]);
+      /* PyTorch: VarTransform<double>{}(_var_sum_a[f] / n, eps), the quotient a float */
+      invstd = m > 0 ? (float)(1.0 / sqrt((double)(var_sum / (float)m) + eps)) : 0.0f;
+      if (running_mean) running_mean[ch] = mom * mean + (1 - mom) * running_mean[ch];
+      if (running_var && m > 1) {
+        double unbiased = (double)(var_sum / (float)(m - 1)); /* accscalar_t = float quotient */
+        running_var[ch] = (float)(mom * unbiased + (1 - mom) * running_var[ch]);
+      }
     } else {
       mean = running_mean ? running_mean[ch] : 0.0f;
       invstd = 1.0f / sqrtf((running_var ? running_var[ch] : 1.0f) + (float)eps);
     }
     const float a = invstd * (gamma ? gamma[ch] : 1.0f);
-    const float mb = mean * a;
-    const float b = (beta ? beta[ch] : 0.0f) - mb;
+    const float b = fmaf(-mean, a, beta ? beta[ch] : 0.0f);
     for (int64_t j = 0; j < n; j++) {
       const float *p = x + (j * c + ch) * hw;
       float *q = y + (j * c + ch) * hw;
-      for (int64_t i = 0; i < hw; i++) {
-        float t = p[i] * a; /* no FMA contraction: product rounded, as PyTorch */
-        q[i] = t + b;
-      }
+      if (p == q && !add) bn_affine_inplace(q, hw, a, b);
+      else bn_affine(p, hw, a, b, q, add);
     }
     if (save_mean) save_mean[ch] = mean;
     if (save_invstd) save_invstd[ch] = invstd;
   }
+}
+
+NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
+                               const float *beta, float *running_mean, float *running_var, int train,
+                               double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
+  NO_CONTRACT_BODY
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, 0);
+}
+
+NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
+                                   const float *beta, float *running_mean, float *running_var, int train,
+                                   double momentum, double eps, float *y) {
+  NO_CONTRACT_BODY
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, 1);
 }
 
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,

@@ -78,7 +78,8 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
 
 /* ---- BatchNorm2d (SPEC §2.2) ---- */
 /* x, y: [n][c][hw] (y may equal x). train = 1: batch mean and biased variance per channel
- * (computed in double), y = (x - mean) / sqrt(var + eps) * gamma + beta; running_mean/var
+ * (computed in double), y = (x - mean) / sqrt(var + eps) * gamma + beta, rounded as PyTorch's
+ * CPU kernel does (y = fma(x, alpha, beta'), see nn_ops.c); running_mean/var
  * (if non-NULL) move by `momentum` toward the batch mean and the UNBIASED variance
  * (var * m/(m-1), m = n*hw), as PyTorch. train = 0: uses running_mean/var instead.
  * save_mean / save_invstd (optional, c floats each) get the mean and 1/sqrt(var + eps) used,
@@ -86,6 +87,10 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
 void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                    const float *beta, float *running_mean, float *running_var, int train,
                    double momentum, double eps, float *y, float *save_mean, float *save_invstd);
+/* The same, ADDING the normalised map into y (y += BN(x)); no save_mean/save_invstd. */
+void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
+                       const float *beta, float *running_mean, float *running_var, int train,
+                       double momentum, double eps, float *y);
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y, float *save_mean,

@@ -14,15 +14,12 @@
 #define STEPS 5
 #define S 32
 /* Fixture README: "equal, or off by a handful where float32 summation order puts a membrane
- * within rounding of the threshold". Observed: every call is equal up to one tie (downconv.lif,
- * step 0, one neuron of sample 13 at v == 1.0f exactly in our float32 sums, just below in
- * PyTorch's). Because every BN in cell B normalises with batch statistics, that one spike then
- * perturbs all samples of cell B at later steps (0.3 % of its spikes). The test demands:
- *  - all calls before the first difference are equal, and that first call is off by <= FIRST_OFF;
- *  - everything not downstream of the downconv (cell A, all steps) is equal;
- *  - in total at most MAX_OFF_FRACTION of all spikes differ. */
-#define FIRST_OFF 2
-#define MAX_OFF_FRACTION 0.01
+ * within rounding of the threshold". Measured: all 3.3 M spikes equal. That depends on BN's
+ * affine step being one fused multiply-add as in PyTorch's -mfma kernel (nn_ops.c): rounded in
+ * two steps, one downconv membrane lands on 1.0 exactly and every batch-statistics BN of cell B
+ * carries that spike to all samples (10,790 spikes off). We hold it to the README's handful;
+ * cell A (upstream of the downconv) must be exact. */
+#define MAX_OFF 8
 
 /* SNASNet's modules in its LIF call order within a step (meta.json lif_call_order) */
 static const char *const SNAS_LIF[CALLS_PER_STEP] = {
@@ -171,8 +168,7 @@ static void fixture_spike_counts(void) {
   fprintf(stderr, "  fixture: %g spikes in total, %g off (%d of %d calls differ); first difference: step %d %s, %g spike(s)\n",
           total, off, bad_calls, STEPS * CALLS_PER_STEP, first_t, first_t >= 0 ? k.ours[first_m] : "-", first_d);
   CHECK(total > 1e6); /* the fixture really fires (3.3M spikes) */
-  CHECK(first_d <= FIRST_OFF);
-  CHECK(off <= MAX_OFF_FRACTION * total);
+  CHECK(off <= MAX_OFF);
   nn_tensor_free(out), nn_tensor_free(x), nn_tensor_free(ref), nn_tensor_free(npc);
   nn_st_close(in), nn_st_close(res);
   nn_net_free(net);

@@ -27,7 +27,8 @@
 #define SEQ_ATTR
 #endif
 
-/* The BatchNorm forward before the speed-up: channel by channel, PyTorch 1.13's loops. */
+/* The BatchNorm forward before the speed-up: channel by channel, PyTorch 1.13's loops and
+ * roundings (update_stats in float, the affine terms fused as GCC compiles them with -mfma). */
 SEQ_ATTR static void bn_seq(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                             const float *beta, float *rm, float *rv, int train, double momentum,
                             double eps, float *y, float *save_mean, float *save_invstd) {
@@ -46,19 +47,17 @@ SEQ_ATTR static void bn_seq(const float *x, int64_t n, int64_t c, int64_t hw, co
           vs += (double)(d * d);
         }
       float var_sum = (float)vs;
-      invstd = m > 0 ? (float)(1.0 / sqrt((double)var_sum / (double)m + eps)) : 0.0f;
-      if (rm) rm[ch] = (float)(momentum * mean + (1 - momentum) * rm[ch]);
-      if (rv && m > 1) rv[ch] = (float)(momentum * ((double)var_sum / (double)(m - 1)) + (1 - momentum) * rv[ch]);
+      const float mom = (float)momentum;
+      invstd = m > 0 ? (float)(1.0 / sqrt((double)(var_sum / (float)m) + eps)) : 0.0f;
+      if (rm) rm[ch] = mom * mean + (1 - mom) * rm[ch];
+      if (rv && m > 1) rv[ch] = (float)(mom * (double)(var_sum / (float)(m - 1)) + (1 - mom) * rv[ch]);
     } else {
       mean = rm ? rm[ch] : 0.0f;
       invstd = 1.0f / sqrtf((rv ? rv[ch] : 1.0f) + (float)eps);
     }
-    const float a = invstd * (gamma ? gamma[ch] : 1.0f), mb = mean * a, b = (beta ? beta[ch] : 0.0f) - mb;
+    const float a = invstd * (gamma ? gamma[ch] : 1.0f), b = fmaf(-mean, a, beta ? beta[ch] : 0.0f);
     for (int64_t j = 0; j < n; j++)
-      for (int64_t i = 0; i < hw; i++) {
-        float t = x[(j * c + ch) * hw + i] * a;
-        y[(j * c + ch) * hw + i] = t + b;
-      }
+      for (int64_t i = 0; i < hw; i++) y[(j * c + ch) * hw + i] = fmaf(x[(j * c + ch) * hw + i], a, b);
     if (save_mean) save_mean[ch] = mean;
     if (save_invstd) save_invstd[ch] = invstd;
   }
@@ -122,6 +121,12 @@ static void bn_bit_identical(void) {
         CHECK(memcmp(rm, rm2, (size_t)c * sizeof *rm) == 0 && memcmp(rv, rv2, (size_t)c * sizeof *rv) == 0);
         CHECK(memcmp(sm, sm2, (size_t)c * sizeof *sm) == 0 && memcmp(si, si2, (size_t)c * sizeof *si) == 0);
         /* in place (y == x): channels of a block are read before any of them is written */
+        /* adding into y (the cell's edge sum): y + BN(x), the BN output rounded first */
+        float *acc = mixed(nx, &r), *acc2 = malloc((size_t)nx * sizeof *acc2);
+        for (int64_t i = 0; i < nx; i++) acc2[i] = acc[i] + ys[i];
+        nn_bn_forward_add(x, n, c, hw, g, be, NULL, NULL, train, 0.1, 1e-5, acc);
+        CHECK(train == 0 || memcmp(acc, acc2, (size_t)nx * sizeof *acc) == 0);
+        free(acc), free(acc2);
         nn_bn_forward(x, n, c, hw, g, be, NULL, NULL, train, 0.1, 1e-5, x, NULL, NULL);
         CHECK(train == 0 || memcmp(x, ys, (size_t)nx * sizeof *y) == 0);
         free(x), free(g), free(be), free(y), free(ys), free(st);

@@ -11,14 +11,11 @@
 #include "nn_test.h"
 
 #define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
-/* Fixture README: score within 1e-4 relative. Measured: -11.1264177 vs -11.1238313, 2.3e-4
- * relative. The kernel arithmetic accounts for 8e-6 of it (emulating SNASNet's float32
- * per-call kernel on our spikes gives -11.1263289): the rest comes from the forward pass, whose
- * spikes differ from PyTorch's by one float32 threshold tie in downconv.lif at step 0
- * (test_net_fixture.c), which then moves 0.3 % of cell B's spikes through the batch-statistics
- * BNs. K is near rank one (entries ~11537, off-diagonal gaps ~0.5), so log|det| amplifies
- * that. We hold the score to 3e-4 and the kernel entries to 5e-7 relative (measured 1.7e-7). */
-#define SCORE_REL_TOL 3e-4
+/* Fixture README: score within 1e-4 relative. Measured: -11.1238879 vs -11.1238313, 5.1e-6
+ * relative, with every spike equal (test_net_fixture.c): what is left is SNASNet's float32
+ * per-call kernel against our double one (K is near rank one, entries ~11537 with gaps ~0.5, so
+ * log|det| amplifies the kernel's 1.7e-7). Kernel entries are held to 5e-7 relative. */
+#define SCORE_REL_TOL 1e-4
 #define KERNEL_REL_TOL 5e-7
 
 /* SNASNet module path -> ours (the mapping documented in README "Networks") */
