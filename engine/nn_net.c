@@ -9,6 +9,7 @@
 #include "neuronas/nn_rng.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_net_impl.h"
+#include "nn_scratch.h"
 
 const char *const NN_NET_PRESETS[] = {"cifar10", "cifar100", "tinyimagenet", "fashion-mnist", NULL};
 
@@ -381,23 +382,25 @@ double nn_net_lif_rate(const nn_net *net, size_t i) {
 
 /* ---------------------------------------------------------------- forward */
 
-/* One forward call's scratch. Every buffer is calloc'd here and freed by run_free. */
+/* One forward call's scratch. Every buffer comes from nn_scratch (recycled across calls: no
+ * page faults in a search's steady state) and goes back in run_free. */
 typedef struct run {
   nn_net *net;
   const nn_forward_opts *o;
   int64_t S;
   int step;
   float *v[NN_NET_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
-  float *s;                /* spikes of the current LIF call (largest LIF map) */
-  uint64_t *bits;
+  float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
+  uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
+  int64_t lif_neurons;     /* neurons per sample of the current LIF call */
   float *tmp;              /* conv output / pooled maps (largest map) */
   float *wcl;              /* channels-last weights of the current event-driven conv */
   int64_t map_floats;
 } run;
 
 static void run_free(run *r) {
-  for (int i = 0; i < NN_NET_MAXLIF; i++) free(r->v[i]);
-  free(r->s), free(r->bits), free(r->tmp), free(r->wcl);
+  for (int i = 0; i < NN_NET_MAXLIF; i++) nn_scratch_put(r->v[i]);
+  nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp), nn_scratch_put(r->wcl);
 }
 
 static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t S, nn_error *err) {
@@ -415,10 +418,10 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   int64_t smax = 1; /* the largest LIF map */
   for (size_t i = 0; i < net->nlifs; i++)
     if (net->lifs[i].neurons > smax) smax = net->lifs[i].neurons;
-  r->s = malloc((size_t)(S * smax) * sizeof *r->s);
-  r->tmp = malloc((size_t)(S * m) * sizeof *r->tmp);
-  r->bits = malloc((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
-  r->wcl = malloc((size_t)wmax * sizeof *r->wcl);
+  r->s = nn_scratch_get((size_t)(S * smax) * sizeof *r->s);
+  r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
+  r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
+  r->wcl = nn_scratch_get((size_t)wmax * sizeof *r->wcl);
   if (!r->s || !r->tmp || !r->bits || !r->wcl) {
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
@@ -430,10 +433,11 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
 static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_error *err) {
   nn_lif_mod *l = &r->net->lifs[li];
   const int64_t n = r->S * l->neurons;
-  if (!r->v[li] && !(r->v[li] = calloc((size_t)n, sizeof(float))))
+  if (!r->v[li] && !(r->v[li] = nn_scratch_zeroed((size_t)n * sizeof(float))))
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", l->path);
-  int64_t f = nn_lif_step(r->v[li], x, n, (float)r->net->p.tau, (float)r->net->p.threshold, r->s, NULL);
-  nn_spikes_pack(r->s, r->S, l->neurons, r->bits);
+  int64_t f = nn_lif_step_bits(r->v[li], x, r->S, l->neurons, (float)r->net->p.tau, (float)r->net->p.threshold,
+                               r->bits);
+  r->lif_neurons = l->neurons;
   l->fired += f;
   l->seen += n;
   if (r->o && r->o->on_spikes) {
@@ -442,6 +446,12 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   }
   *fired = f;
   return NN_OK;
+}
+
+/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier). */
+static const float *run_spikes_f(run *r) {
+  nn_spikes_unpack(r->bits, r->S, r->lif_neurons, r->s);
+  return r->s;
 }
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
@@ -461,7 +471,7 @@ static nn_status conv_spikes(run *r, nn_conv_mod *cv, int64_t fired, float *y, n
     nn_conv2d_weight_cl(&g, cv->weight->data, r->wcl);
     return nn_conv2d_events(&g, r->bits, r->wcl, y, err);
   }
-  return nn_conv2d(&g, r->s, cv->weight->data, y, err);
+  return nn_conv2d(&g, run_spikes_f(r), cv->weight->data, y, err);
 }
 
 /* out += op(in) for one cell edge; in/out are S x c x h x w. */
@@ -498,9 +508,9 @@ typedef struct cell_run {
 } cell_run;
 
 static void cell_run_free(cell_run *c) {
-  for (int i = 0; i < 4; i++) free(c->x[i]);
-  for (int i = 0; i < 3; i++) free(c->bx[i]);
-  free(c->y0);
+  for (int i = 0; i < 4; i++) nn_scratch_put(c->x[i]);
+  for (int i = 0; i < 3; i++) nn_scratch_put(c->bx[i]);
+  nn_scratch_put(c->y0);
 }
 
 static nn_status cell_run_init(cell_run *c, const nn_cell_mod *cm, int64_t S, nn_error *err) {
@@ -508,10 +518,10 @@ static nn_status cell_run_init(cell_run *c, const nn_cell_mod *cm, int64_t S, nn
   memset(c, 0, sizeof *c);
   c->back = cm->nedges > cm->nfwd;
   int ok = 1;
-  for (int i = 1; i < 4; i++) ok &= (c->x[i] = malloc(n * sizeof(float))) != NULL;
+  for (int i = 1; i < 4; i++) ok &= (c->x[i] = nn_scratch_get(n * sizeof(float))) != NULL;
   if (c->back) {
-    ok &= (c->y0 = malloc(n * sizeof(float))) != NULL;
-    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = calloc(n, sizeof(float))) != NULL;
+    ok &= (c->y0 = nn_scratch_get(n * sizeof(float))) != NULL;
+    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = nn_scratch_zeroed(n * sizeof(float))) != NULL;
   }
   if (!ok) {
     cell_run_free(c);
@@ -591,8 +601,8 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   memset(&cr, 0, sizeof cr);
   reset_stats(net, 0, net->down_lif + 1);
   st = cell_run_init(&cr, &net->cell[0], S, err);
-  x0 = malloc((size_t)(S * C * hw0) * sizeof *x0);
-  d = malloc((size_t)(S * C * hw0) * sizeof *d);
+  x0 = nn_scratch_get((size_t)(S * C * hw0) * sizeof *x0);
+  d = nn_scratch_get((size_t)(S * C * hw0) * sizeof *d);
   if (st == NN_OK && (!x0 || !d)) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
   /* stem: once (SPEC §2.1) */
   if (st == NN_OK) {
@@ -618,7 +628,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   }
   cell_run_free(&cr);
   run_free(&r);
-  free(x0), free(d);
+  nn_scratch_put(x0), nn_scratch_put(d);
   if (st != NN_OK) {
     nn_tensor_free(out);
     return st;
@@ -653,10 +663,10 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
   memset(&cr, 0, sizeof cr);
   reset_stats(net, net->down_lif + 1, (int)net->nlifs);
   st = cell_run_init(&cr, &net->cell[1], S, err);
-  float *a = malloc((size_t)(S * C2 * hw1) * sizeof *a);
-  float *pooled = malloc((size_t)(S * net->fc_in) * sizeof *pooled);
-  float *f1 = malloc((size_t)(S * F) * sizeof *f1);
-  float *f2 = malloc((size_t)(S * K * CL) * sizeof *f2);
+  float *a = nn_scratch_get((size_t)(S * C2 * hw1) * sizeof *a);
+  float *pooled = nn_scratch_get((size_t)(S * net->fc_in) * sizeof *pooled);
+  float *f1 = nn_scratch_get((size_t)(S * F) * sizeof *f1);
+  float *f2 = nn_scratch_get((size_t)(S * K * CL) * sizeof *f2);
   if (st == NN_OK && (!a || !pooled || !f1 || !f2)) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
   for (int t = 0; t < T && st == NN_OK; t++) {
     const float *h;
@@ -669,11 +679,11 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     if ((st = cell_step(&r, &net->cell[1], &cr, cellb_in->data + t * S * C2 * hw1, &h, err)) != NN_OK) break;
     bn_apply(&r, &net->last_bn, h, hw1, a);
     if ((st = lif_call(&r, net->last_lif, a, &fired, err)) != NN_OK) break;
-    nn_avgpool(r.s, S * C2, net->h1, net->w1, p->second_pool, pooled);
+    nn_avgpool(run_spikes_f(&r), S * C2, net->h1, net->w1, p->second_pool, pooled);
     /* dropout: off during scoring and evaluation (SPEC §2.2 [choice]) */
     if ((st = nn_linear(pooled, S, net->fc_in, net->fc1.weight->data, NULL, F, f1, err)) != NN_OK) break;
     if ((st = lif_call(&r, net->cls_lif, f1, &fired, err)) != NN_OK) break;
-    if ((st = nn_linear(r.s, S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
+    if ((st = nn_linear(run_spikes_f(&r), S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
       break;
     /* boost: AvgPool1d(cluster) over the classes*cluster outputs, accumulated over steps */
     for (int64_t j = 0; j < S; j++)
@@ -686,7 +696,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
   for (int64_t i = 0; i < res->numel; i++) res->data[i] /= (float)T;
   cell_run_free(&cr);
   run_free(&r);
-  free(a), free(pooled), free(f1), free(f2);
+  nn_scratch_put(a), nn_scratch_put(pooled), nn_scratch_put(f1), nn_scratch_put(f2);
   if (st != NN_OK) {
     nn_tensor_free(res);
     return st;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "neuronas/nn_blas.h"
+#include "nn_scratch.h"
 
 /* Kernels that must round like PyTorch (separate multiply and add) opt out of FMA contraction,
  * which -march=native would otherwise allow. */
@@ -95,11 +96,11 @@ nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float
   int64_t per = (K + g->o) * P, nb = CONV_CHUNK_FLOATS / (per > 0 ? per : 1);
   if (nb < 1) nb = 1;
   if (nb > g->n) nb = g->n;
-  float *cols = malloc((size_t)(K * nb * P) * sizeof *cols);
-  float *tmp = nb > 1 ? malloc((size_t)(g->o * nb * P) * sizeof *tmp) : NULL;
+  float *cols = nn_scratch_get((size_t)(K * nb * P) * sizeof *cols);
+  float *tmp = nb > 1 ? nn_scratch_get((size_t)(g->o * nb * P) * sizeof *tmp) : NULL;
   if (!cols || (nb > 1 && !tmp)) {
-    free(cols);
-    free(tmp);
+    nn_scratch_put(cols);
+    nn_scratch_put(tmp);
     return nn_fail(err, NN_ENOMEM, "conv2d: out of memory for %lld-float scratch",
                    (long long)(K * nb * P));
   }
@@ -115,8 +116,8 @@ nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float
           memcpy(y + (s0 + j) * ys + oc * P, tmp + oc * ld + j * P, (size_t)P * sizeof *y);
     }
   }
-  free(cols);
-  free(tmp);
+  nn_scratch_put(cols);
+  nn_scratch_put(tmp);
   return st;
 }
 
@@ -546,6 +547,61 @@ int64_t nn_lif_step(float *v, const float *x, int64_t cnt, float tau, float thr,
     fired += sp;
   }
   return fired;
+}
+
+/* nn_lif_step with the spikes written bit-packed (nn_spikes_pack's layout) instead of as floats:
+ * one pass over the maps instead of three (LIF, then packing a float map written in between).
+ * Four neurons at a time with SSE2 (baseline x86-64: the same IEEE division, compare and
+ * select as the scalar loop, so the same bits). */
+int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau, float thr,
+                         uint64_t *bits) {
+  const int64_t words = nn_spike_words(neurons), full = neurons / 64;
+  int64_t fired = 0;
+  for (int64_t j = 0; j < samples; j++) {
+    float *vj = v + j * neurons;
+    const float *xj = x + j * neurons;
+    uint64_t *dst = bits + j * words;
+    int64_t wi = 0;
+#if defined(__SSE2__)
+    const __m128 vtau = _mm_set1_ps(tau), vthr = _mm_set1_ps(thr);
+    for (; wi < full; wi++) {
+      uint64_t word = 0;
+      for (int b = 0; b < 16; b++) {
+        float *pv = vj + wi * 64 + 4 * b;
+        __m128 v0 = _mm_loadu_ps(pv);
+        __m128 vi = _mm_add_ps(v0, _mm_div_ps(_mm_sub_ps(_mm_loadu_ps(xj + wi * 64 + 4 * b), v0), vtau));
+        __m128 sp = _mm_cmpge_ps(vi, vthr);
+        _mm_storeu_ps(pv, _mm_andnot_ps(sp, vi)); /* hard reset to +0 */
+        word |= (uint64_t)_mm_movemask_ps(sp) << (4 * b);
+      }
+      dst[wi] = word;
+      fired += __builtin_popcountll(word);
+    }
+#endif
+    for (; wi < words; wi++) {
+      int64_t b0 = wi * 64, nb = neurons - b0 < 64 ? neurons - b0 : 64;
+      uint64_t word = 0;
+      for (int64_t b = 0; b < nb; b++) {
+        float vi = vj[b0 + b] + (xj[b0 + b] - vj[b0 + b]) / tau;
+        int sp = vi >= thr;
+        vj[b0 + b] = sp ? 0.0f : vi;
+        word |= (uint64_t)sp << b;
+      }
+      dst[wi] = word;
+      fired += __builtin_popcountll(word);
+    }
+  }
+  return fired;
+}
+
+/* bits[samples][words] -> s[samples][neurons] of 0/1 floats (the dense path's input). */
+void nn_spikes_unpack(const uint64_t *bits, int64_t samples, int64_t neurons, float *s) {
+  const int64_t words = nn_spike_words(neurons);
+  for (int64_t j = 0; j < samples; j++) {
+    const uint64_t *bw = bits + j * words;
+    float *sj = s + j * neurons;
+    for (int64_t i = 0; i < neurons; i++) sj[i] = (float)((bw[i >> 6] >> (i & 63)) & 1);
+  }
 }
 
 int64_t nn_lif_step_ref(float *v, const float *x, int64_t cnt, float tau, float thr, float *s,

@@ -108,6 +108,12 @@ int64_t nn_lif_step(float *v, const float *x, int64_t cnt, float tau, float thr,
                     float *v_pre);
 int64_t nn_lif_step_ref(float *v, const float *x, int64_t cnt, float tau, float thr, float *s,
                         float *v_pre);
+/* The same step for samples x neurons, the spikes written bit-packed into bits[samples][words]
+ * (nn_spikes_pack's layout) rather than as floats. Returns the number of spikes. */
+int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau, float thr,
+                         uint64_t *bits);
+/* bits[samples][words] -> s[samples][neurons] as 0/1 floats. */
+void nn_spikes_unpack(const uint64_t *bits, int64_t samples, int64_t neurons, float *s);
 
 /* ---- pools (planes = n*c maps of h x w) ---- */
 /* AvgPool2d(3, stride 1, pad 1, count_include_pad): y = (sum of the 3x3 window) / 9. */

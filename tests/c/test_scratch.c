@@ -1,0 +1,105 @@
+/* test_scratch.c: the forward pass's memory and spike plumbing: nn_scratch's per-thread block
+ * cache (blocks come back, zeroed when asked, never shared while held; blocks put by another
+ * thread are fine) and the fused LIF step that writes packed spikes (bit-identical to
+ * nn_lif_step followed by nn_spikes_pack), with its unpacking. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "neuronas/nn_rng.h"
+#include "nn_ops.h"
+#include "nn_scratch.h"
+#include "nn_test.h"
+
+static void scratch_blocks(void) {
+  /* held blocks are distinct and writable end to end; sizes from tiny to above the cache's minimum */
+  static const size_t sz[] = {0, 1, 100, NN_SCRATCH_MIN - 1, NN_SCRATCH_MIN, 3 * NN_SCRATCH_MIN + 5, (size_t)5 << 20};
+  enum { N = sizeof sz / sizeof *sz };
+  for (int round = 0; round < 3; round++) { /* rounds 2 and 3 run on recycled blocks */
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+      p[i] = nn_scratch_get(sz[i]);
+      CHECK(p[i] != NULL);
+      if (p[i]) memset(p[i], 0x40 + i, sz[i]);
+    }
+    for (int i = 0; i < N; i++)
+      for (size_t k = 0; p[i] && k < sz[i]; k += sz[i] / 7 + 1) CHECK(p[i][k] == 0x40 + i);
+    for (int i = N - 1; i >= 0; i--) nn_scratch_put(p[i]);
+  }
+  /* zeroed: even a recycled block that held non-zero bytes */
+  for (int round = 0; round < 2; round++) {
+    size_t n = (size_t)1 << 20;
+    unsigned char *z = nn_scratch_zeroed(n);
+    CHECK(z != NULL);
+    size_t nz = 0;
+    for (size_t k = 0; z && k < n; k++) nz += z[k] != 0;
+    CHECK(nz == 0);
+    if (z) memset(z, 0xff, n);
+    nn_scratch_put(z);
+  }
+  nn_scratch_put(NULL);
+  nn_scratch_trim();
+  nn_scratch_trim(); /* twice, and on an empty cache: no-ops */
+}
+
+static void *other_thread(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 4; i++) nn_scratch_put(blocks[i]); /* put where another thread got them */
+  void *q = nn_scratch_get((size_t)1 << 20);             /* this thread's own cache */
+  if (q) memset(q, 1, (size_t)1 << 20);
+  nn_scratch_put(q);
+  return NULL; /* the thread's cache is freed at exit (its pthread key destructor) */
+}
+
+static void scratch_threads(void) {
+  void *b[4];
+  for (int i = 0; i < 4; i++) {
+    b[i] = nn_scratch_get(((size_t)1 << 18) * (size_t)(i + 1));
+    CHECK(b[i] != NULL);
+  }
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, other_thread, b) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* nn_lif_step_bits == nn_lif_step + nn_spikes_pack, bit for bit (state and spikes), over
+ * several steps, sizes around the 64-neuron words, NaN and values on the threshold */
+static void lif_bits_identical(void) {
+  static const int64_t N[] = {1, 3, 63, 64, 65, 200, 1024};
+  nn_rng r = nn_rng_seed(31);
+  const float tau = 4.0f / 3.0f, thr = 1.0f;
+  for (size_t a = 0; a < sizeof N / sizeof *N; a++) {
+    const int64_t S = 3, n = N[a], cnt = S * n, words = nn_spike_words(n);
+    float *v1 = calloc((size_t)cnt, sizeof *v1), *v2 = calloc((size_t)cnt, sizeof *v2);
+    float *x = malloc((size_t)cnt * sizeof *x), *s = malloc((size_t)cnt * sizeof *s), *u = malloc((size_t)cnt * sizeof *u);
+    uint64_t *b1 = malloc((size_t)(S * words) * sizeof *b1), *b2 = malloc((size_t)(S * words) * sizeof *b2);
+    int64_t spikes = 0;
+    for (int step = 0; step < 6; step++) {
+      for (int64_t i = 0; i < cnt; i++) {
+        float q = nn_rng_uniformf(&r);
+        x[i] = 3.0f * nn_rng_uniformf(&r) - 1.0f;
+        if (q < 0.02f) x[i] = NAN;
+        else if (q < 0.06f) x[i] = tau; /* lands on the threshold from v = 0 */
+      }
+      int64_t f1 = nn_lif_step(v1, x, cnt, tau, thr, s, NULL);
+      nn_spikes_pack(s, S, n, b1);
+      int64_t f2 = nn_lif_step_bits(v2, x, S, n, tau, thr, b2);
+      CHECK(f1 == f2);
+      CHECK(memcmp(b1, b2, (size_t)(S * words) * sizeof *b1) == 0);
+      CHECK(memcmp(v1, v2, (size_t)cnt * sizeof *v1) == 0); /* NaN states too: bytes, not values */
+      nn_spikes_unpack(b2, S, n, u);
+      CHECK(memcmp(s, u, (size_t)cnt * sizeof *s) == 0);
+      spikes += f1;
+    }
+    CHECK(spikes > 0);
+    free(v1), free(v2), free(x), free(s), free(u), free(b1), free(b2);
+  }
+}
+
+int main(void) {
+  NN_TEST_RUN(scratch_blocks);
+  NN_TEST_RUN(scratch_threads);
+  NN_TEST_RUN(lif_bits_identical);
+  return NN_TEST_END();
+}
