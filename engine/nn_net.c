@@ -474,28 +474,40 @@ static nn_status conv_spikes(run *r, nn_conv_mod *cv, int64_t fired, float *y, n
   return nn_conv2d(&g, run_spikes_f(r), cv->weight->data, y, err);
 }
 
-/* out += op(in) for one cell edge; in/out are S x c x h x w. */
-static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const float *in, float *out,
+/* out += op(in) for one cell edge; in/out are S x c x h x w. While *fresh (no edge has written
+ * out yet), out is written instead of added to (0 + y is y; only the sign of a zero could
+ * differ, which nothing downstream can tell), and *fresh is cleared; a zero edge writes nothing. */
+static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const float *in, float *out, int *fresh,
                             nn_error *err) {
   const int64_t hw = cm->h * cm->w, n = r->S * cm->c * hw;
+  const int add = !*fresh;
   nn_status st;
   int64_t fired;
+  if (em->op == NN_OP_ZERO) return NN_OK;
+  *fresh = 0;
   switch (em->op) {
-  case NN_OP_ZERO: return NN_OK;
   case NN_OP_SKIP:
-    for (int64_t i = 0; i < n; i++) out[i] += in[i];
+    if (add)
+      for (int64_t i = 0; i < n; i++) out[i] += in[i];
+    else
+      memcpy(out, in, (size_t)n * sizeof *out);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    nn_avgpool3x3(in, r->S * cm->c, cm->h, cm->w, r->tmp);
-    for (int64_t i = 0; i < n; i++) out[i] += r->tmp[i];
+    if (add) nn_avgpool3x3_add(in, r->S * cm->c, cm->h, cm->w, out);
+    else nn_avgpool3x3(in, r->S * cm->c, cm->h, cm->w, out);
     return NN_OK;
-  default:
+  default: {
+    nn_bn_mod *bn = &em->bn;
     if ((st = lif_call(r, em->lif, in, &fired, err)) != NN_OK) return st;
     if ((st = conv_spikes(r, &em->conv, fired, r->tmp, err)) != NN_OK) return st;
-    nn_bn_forward_add(r->tmp, r->S, em->bn.c, hw, em->bn.weight->data, em->bn.bias->data,
-                      em->bn.running_mean->data, em->bn.running_var->data, train_mode(r), NN_BN_MOMENTUM,
-                      NN_BN_EPS, out); /* out += BN(conv) */
+    if (add)
+      nn_bn_forward_add(r->tmp, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                        bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, out);
+    else
+      nn_bn_forward(r->tmp, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                    bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, out, NULL, NULL);
     return NN_OK;
+  }
   }
 }
 
@@ -543,19 +555,24 @@ static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0
     in[0] = c->y0;
   }
   for (int j = 1; j <= 3; j++) {
-    memset(c->x[j], 0, (size_t)n * sizeof(float));
+    int fresh = 1;
     for (; e < cm->nfwd && cm->edges[e].to == j; e++)
-      if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->x[j], err)) != NN_OK) return st;
+      if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->x[j], &fresh, err)) != NN_OK) return st;
+    if (fresh) memset(c->x[j], 0, (size_t)n * sizeof(float));
     if (c->back && j < 3)
       for (int64_t i = 0; i < n; i++) c->x[j][i] += c->bx[j][i]; /* x_j -> y_j */
     in[j] = c->x[j];
   }
   if (c->back) {
     /* every edge input (y0, y1, y2, x3) is computed: the old backward state is no longer needed */
-    for (int i = 0; i < 3; i++) memset(c->bx[i], 0, (size_t)n * sizeof(float));
-    for (; e < cm->nedges; e++)
-      if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->bx[cm->edges[e].to], err)) != NN_OK)
+    int fresh[3] = {1, 1, 1};
+    for (; e < cm->nedges; e++) {
+      const int to = cm->edges[e].to;
+      if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->bx[to], &fresh[to], err)) != NN_OK)
         return st;
+    }
+    for (int i = 0; i < 3; i++)
+      if (fresh[i]) memset(c->bx[i], 0, (size_t)n * sizeof(float));
   }
   *x3 = c->x[3];
   return NN_OK;

@@ -3,6 +3,7 @@
 #include "nn_ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -553,8 +554,8 @@ int64_t nn_lif_step(float *v, const float *x, int64_t cnt, float tau, float thr,
  * one pass over the maps instead of three (LIF, then packing a float map written in between).
  * Four neurons at a time with SSE2 (baseline x86-64: the same IEEE division, compare and
  * select as the scalar loop, so the same bits). */
-int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau, float thr,
-                         uint64_t *bits) {
+PACK_CLONES int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau,
+                                     float thr, uint64_t *bits) {
   const int64_t words = nn_spike_words(neurons), full = neurons / 64;
   int64_t fired = 0;
   for (int64_t j = 0; j < samples; j++) {
@@ -594,13 +595,24 @@ int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neur
   return fired;
 }
 
-/* bits[samples][words] -> s[samples][neurons] of 0/1 floats (the dense path's input). */
+/* bits[samples][words] -> s[samples][neurons] of 0/1 floats (the dense path's input): a byte
+ * at a time through a table of its 8 floats. */
+static float unpack_lut[256][8];
+static pthread_once_t unpack_once = PTHREAD_ONCE_INIT;
+static void unpack_init(void) {
+  for (int b = 0; b < 256; b++)
+    for (int i = 0; i < 8; i++) unpack_lut[b][i] = (float)((b >> i) & 1);
+}
+
 void nn_spikes_unpack(const uint64_t *bits, int64_t samples, int64_t neurons, float *s) {
-  const int64_t words = nn_spike_words(neurons);
+  const int64_t words = nn_spike_words(neurons), bytes = neurons / 8;
+  pthread_once(&unpack_once, unpack_init);
   for (int64_t j = 0; j < samples; j++) {
     const uint64_t *bw = bits + j * words;
     float *sj = s + j * neurons;
-    for (int64_t i = 0; i < neurons; i++) sj[i] = (float)((bw[i >> 6] >> (i & 63)) & 1);
+    for (int64_t q = 0; q < bytes; q++)
+      memcpy(sj + 8 * q, unpack_lut[(bw[q >> 3] >> (8 * (q & 7))) & 0xff], sizeof unpack_lut[0]);
+    for (int64_t i = 8 * bytes; i < neurons; i++) sj[i] = (float)((bw[i >> 6] >> (i & 63)) & 1);
   }
 }
 
@@ -629,27 +641,30 @@ int64_t nn_lif_step_ref(float *v, const float *x, int64_t cnt, float tau, float 
  * to right, from 0.0f, skipping the padding; the sum is then divided by 9, as PyTorch's CPU
  * avg_pool2d), so results are bit-identical to it; interior pixels use a branch-free row loop
  * the compiler vectorizes across columns (AVX2 clone picked at load time). */
-static void pool3_edge(const float *a, int64_t h, int64_t w, int64_t i, int64_t j, float *b) {
+static void pool3_edge(const float *a, int64_t h, int64_t w, int64_t i, int64_t j, float *b, int add) {
   int64_t i0 = i > 0 ? i - 1 : 0, i1 = i + 1 < h ? i + 1 : h - 1;
   int64_t j0 = j > 0 ? j - 1 : 0, j1 = j + 1 < w ? j + 1 : w - 1;
   float sum = 0;
   for (int64_t u = i0; u <= i1; u++)
     for (int64_t v = j0; v <= j1; v++) sum += a[u * w + v];
-  b[i * w + j] = sum / 9.0f;
+  if (add) b[i * w + j] += sum / 9.0f;
+  else b[i * w + j] = sum / 9.0f;
 }
 
-EVENTS_CLONES void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+/* add = 1: y += pool(x), the pooled value rounded first (a cell's edge sum); add is a constant
+ * in each caller, so the row loop is specialised by inlining. */
+static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *a = x + pl * h * w;
     float *b = y + pl * h * w;
     for (int64_t i = 0; i < h; i++) {
       if (i == 0 || i == h - 1 || w < 3) {
-        for (int64_t j = 0; j < w; j++) pool3_edge(a, h, w, i, j, b);
+        for (int64_t j = 0; j < w; j++) pool3_edge(a, h, w, i, j, b, add);
         continue;
       }
       const float *restrict r0 = a + (i - 1) * w, *restrict r1 = a + i * w, *restrict r2 = a + (i + 1) * w;
       float *restrict o = b + i * w;
-      pool3_edge(a, h, w, i, 0, b);
+      pool3_edge(a, h, w, i, 0, b, add);
       for (int64_t j = 1; j < w - 1; j++) {
         float sum = 0.0f + r0[j - 1];
         sum += r0[j];
@@ -660,11 +675,19 @@ EVENTS_CLONES void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int6
         sum += r2[j - 1];
         sum += r2[j];
         sum += r2[j + 1];
-        o[j] = sum / 9.0f;
+        if (add) o[j] += sum / 9.0f;
+        else o[j] = sum / 9.0f;
       }
-      pool3_edge(a, h, w, i, w - 1, b);
+      pool3_edge(a, h, w, i, w - 1, b, add);
     }
   }
+}
+
+EVENTS_CLONES void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+  avgpool3x3(x, planes, h, w, y, 0);
+}
+EVENTS_CLONES void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+  avgpool3x3(x, planes, h, w, y, 1);
 }
 
 void nn_avgpool3x3_ref(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {

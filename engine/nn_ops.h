@@ -119,6 +119,8 @@ void nn_spikes_unpack(const uint64_t *bits, int64_t samples, int64_t neurons, fl
 /* AvgPool2d(3, stride 1, pad 1, count_include_pad): y = (sum of the 3x3 window) / 9. */
 void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y);
 void nn_avgpool3x3_ref(const float *x, int64_t planes, int64_t h, int64_t w, float *y);
+/* The same, ADDING the pooled map into y (y += pool(x)). */
+void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y);
 /* AvgPool2d(k, stride k): y is planes x (h/k) x (w/k) (floor), mean of each k x k block. */
 void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
