@@ -422,6 +422,72 @@ NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t h
   for (int64_t b = 0; b < cb; b++) var_sum[b] = (float)acc[b];
 }
 
+/* The same statistics for BN_CB_AVX2 = 16 channels with AVX2, bit-identical: each of four
+ * 4-double vectors holds the running sums of 4 channels (one lane per channel, so every channel
+ * still adds its values one at a time in PyTorch's order); 4 positions of 4 channels are loaded
+ * and transposed so that lane k gets channel k's next value. Four independent add chains of 4
+ * lanes each instead of 8 scalar chains: about twice the rate. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BN_AVX2 1
+#define BN_CB_AVX2 16
+__attribute__((target("avx2"))) static void bn_stats16_avx2(const float *x, int64_t n, int64_t c, int64_t hw,
+                                                            int64_t ch0, float *mean, float *var_sum) {
+  const int64_t m = n * hw, h4 = hw & ~(int64_t)3;
+  __m256d acc[4];
+  for (int pass = 0; pass < 2; pass++) {
+    __m128 mu[4];
+    for (int g = 0; g < 4; g++) {
+      acc[g] = _mm256_setzero_pd();
+      mu[g] = pass ? _mm_loadu_ps(mean + 4 * g) : _mm_setzero_ps();
+    }
+    for (int64_t j = 0; j < n; j++) {
+      const float *p = x + (j * c + ch0) * hw;
+      int64_t i = 0;
+      for (; i < h4; i += 4)
+        for (int g = 0; g < 4; g++) {
+          const float *q = p + 4 * g * hw + i;
+          __m128 r0 = _mm_loadu_ps(q), r1 = _mm_loadu_ps(q + hw), r2 = _mm_loadu_ps(q + 2 * hw),
+                 r3 = _mm_loadu_ps(q + 3 * hw);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3); /* r_t = the 4 channels at position i + t */
+          if (pass) {
+            __m128 d;
+            d = _mm_sub_ps(r0, mu[g]), r0 = _mm_mul_ps(d, d);
+            d = _mm_sub_ps(r1, mu[g]), r1 = _mm_mul_ps(d, d);
+            d = _mm_sub_ps(r2, mu[g]), r2 = _mm_mul_ps(d, d);
+            d = _mm_sub_ps(r3, mu[g]), r3 = _mm_mul_ps(d, d);
+          }
+          acc[g] = _mm256_add_pd(acc[g], _mm256_cvtps_pd(r0));
+          acc[g] = _mm256_add_pd(acc[g], _mm256_cvtps_pd(r1));
+          acc[g] = _mm256_add_pd(acc[g], _mm256_cvtps_pd(r2));
+          acc[g] = _mm256_add_pd(acc[g], _mm256_cvtps_pd(r3));
+        }
+      for (; i < hw; i++)
+        for (int g = 0; g < 4; g++) {
+          const float *q = p + 4 * g * hw + i;
+          __m128 r = _mm_setr_ps(q[0], q[hw], q[2 * hw], q[3 * hw]);
+          if (pass) {
+            __m128 d = _mm_sub_ps(r, mu[g]);
+            r = _mm_mul_ps(d, d);
+          }
+          acc[g] = _mm256_add_pd(acc[g], _mm256_cvtps_pd(r));
+        }
+    }
+    for (int g = 0; g < 4; g++) {
+      double a[4];
+      _mm256_storeu_pd(a, acc[g]);
+      for (int k = 0; k < 4; k++) {
+        if (pass) var_sum[4 * g + k] = (float)a[k];
+        else mean[4 * g + k] = m > 0 ? (float)(a[k] / (double)m) : 0.0f;
+      }
+    }
+  }
+}
+#else
+#define BN_AVX2 0
+#define BN_CB_AVX2 16
+#endif
+
 /* y = x * a + b over one channel's rows, as ONE fused multiply-add per element: PyTorch's
  * AVX2/AVX-512 batch-norm kernel writes `x * alpha + beta` on Vectorized<float>, which GCC
  * contracts into vfmadd (its default -ffp-contract=fast under -mfma). The SNASNet fixture
@@ -459,13 +525,31 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
-  float bmean[BN_CB], bvar[BN_CB];
+  float bmean[BN_CB_AVX2], bvar[BN_CB_AVX2];
+  int64_t blk0 = 0, blk1 = 0; /* channels [blk0, blk1) have their statistics in bmean/bvar */
+#if BN_AVX2
+  const int avx2 = __builtin_cpu_supports("avx2");
+#else
+  const int avx2 = 0;
+#endif
   for (int64_t ch = 0; ch < c; ch++) {
     float mean, invstd;
     if (train) {
-      if (ch % BN_CB == 0) bn_stats(x, n, c, hw, ch, c - ch < BN_CB ? c - ch : BN_CB, bmean, bvar);
-      mean = bmean[ch % BN_CB];
-      float var_sum = bvar[ch % BN_CB];
+      if (ch == blk1) {
+        blk0 = ch;
+#if BN_AVX2
+        if (avx2 && c - ch >= BN_CB_AVX2) {
+          bn_stats16_avx2(x, n, c, hw, ch, bmean, bvar);
+          blk1 = ch + BN_CB_AVX2;
+        } else
+#endif
+        {
+          blk1 = ch + (c - ch < BN_CB ? c - ch : BN_CB);
+          bn_stats(x, n, c, hw, ch, blk1 - ch, bmean, bvar);
+        }
+      }
+      mean = bmean[ch - blk0];
+      float var_sum = bvar[ch - blk0];
       /* PyTorch: VarTransform<double>{}(_var_sum_a[f] / n, eps), the quotient a float */
       invstd = m > 0 ? (float)(1.0 / sqrt((double)(var_sum / (float)m) + eps)) : 0.0f;
       if (running_mean) running_mean[ch] = mom * mean + (1 - mom) * running_mean[ch];
