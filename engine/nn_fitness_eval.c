@@ -369,6 +369,7 @@ static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness
   fo.train = 1;
   fo.on_spikes = on_spikes;
   fo.ud = &o;
+  fo.spikes_only = 1;
   t0 = now_s();
   st = nn_net_forward_prefix(net, x, &fo, &r->cellb_in, err);
   d->forward_s += now_s() - t0 - o.kernel_s;
@@ -398,6 +399,7 @@ static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness
   fo.train = 1;
   fo.on_spikes = on_spikes;
   fo.ud = &o;
+  fo.spikes_only = 1; /* the score needs the spikes, not the logits */
   t0 = now_s();
   st = nn_net_forward_suffix(net, r->cellb_in, &fo, &out, err);
   d->forward_s += now_s() - t0 - o.kernel_s;

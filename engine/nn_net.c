@@ -669,8 +669,9 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
                    (long long)net->h1, (long long)net->w1);
   }
   const int64_t S = cellb_in->shape[1];
-  nn_tensor *res = nn_tensor_new4(2, S, K, 0, 0, err);
-  if (!res) return err ? err->code : NN_ENOMEM;
+  const int spikes_only = o && o->spikes_only;
+  nn_tensor *res = spikes_only ? NULL : nn_tensor_new4(2, S, K, 0, 0, err);
+  if (!res && !spikes_only) return err ? err->code : NN_ENOMEM;
   run r;
   cell_run cr;
   if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
@@ -700,6 +701,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     /* dropout: off during scoring and evaluation (SPEC §2.2 [choice]) */
     if ((st = nn_linear(pooled, S, net->fc_in, net->fc1.weight->data, NULL, F, f1, err)) != NN_OK) break;
     if ((st = lif_call(&r, net->cls_lif, f1, &fired, err)) != NN_OK) break;
+    if (spikes_only) continue;
     if ((st = nn_linear(run_spikes_f(&r), S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
       break;
     /* boost: AvgPool1d(cluster) over the classes*cluster outputs, accumulated over steps */
@@ -710,7 +712,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
         res->data[j * K + k] += sum / (float)CL;
       }
   }
-  for (int64_t i = 0; i < res->numel; i++) res->data[i] /= (float)T;
+  for (int64_t i = 0; res && i < res->numel; i++) res->data[i] /= (float)T;
   cell_run_free(&cr);
   run_free(&r);
   nn_scratch_put(a), nn_scratch_put(pooled), nn_scratch_put(f1), nn_scratch_put(f2);

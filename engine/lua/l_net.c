@@ -178,7 +178,7 @@ static int net_forward(lua_State *L) {
   fwd_opts fo = {0};
   nn_error err;
   l_parse_fields(L, 3, 3, FWD_FIELDS, &fo);
-  nn_forward_opts o = {fo.train, NULL, NULL};
+  nn_forward_opts o = {.train = fo.train};
   l_box *b = l_pushtensorbox(L);
   nn_tensor *out = NULL;
   if (nn_net_forward(net, x, &o, &out, &err) != NN_OK) return l_raise(L, &err);

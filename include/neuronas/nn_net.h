@@ -94,6 +94,8 @@ typedef struct nn_forward_opts {
   int train;            /* 1: BN on batch statistics (search, training); 0: running stats */
   nn_spike_fn on_spikes; /* optional observer */
   void *ud;
+  int spikes_only;      /* 1: only the observer's spikes are wanted (the fitness score): the
+                           classifier's last Linear is skipped and no output is made (*out NULL) */
 } nn_forward_opts;
 
 /* Full T-step forward (SPEC §2.1-2.2): x is S x in_ch x H x W; *out gets S x classes,

@@ -124,7 +124,7 @@ static void net_bench(const char *preset, const char *cell, int64_t S, int reps,
   for (int m = 0; m < 2; m++) {
     nn_net_set_conv_mode(net, modes[m]);
     double best = 1e30;
-    nn_forward_opts o = {1, NULL, NULL}; /* train mode: batch statistics, as the fitness score */
+    nn_forward_opts o = {.train = 1}; /* train mode: batch statistics, as the fitness score */
     for (int rep = 0; rep < reps; rep++) {
       nn_tensor *out = NULL;
       double t = now();
@@ -158,7 +158,7 @@ static double child_rss_mib(const char *preset, const char *cell, int64_t S, dou
     nn_tensor *x = nn_tensor_new4(4, S, p.in_ch, p.in_h, p.in_w, &err), *out = NULL;
     nn_rng r = nn_rng_seed(1);
     nn_tensor_normal(x, &r, 0, 1);
-    nn_forward_opts o = {1, NULL, NULL};
+    nn_forward_opts o = {.train = 1};
     _exit(nn_net_forward(net, x, &o, &out, &err) == NN_OK ? 0 : 1);
   }
   int status;

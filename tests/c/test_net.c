@@ -331,7 +331,7 @@ static void compare_with_ref(const char *cell_a, const char *cell_b, int64_t str
     static ref r;
     if (!train) /* let the running statistics settle so that eval mode still spikes */
       for (int i = 0; i < 12; i++) {
-        nn_forward_opts ot = {1, NULL, NULL};
+        nn_forward_opts ot = {.train = 1};
         nn_tensor *o2 = NULL;
         CHECK(nn_net_forward(net, x, &ot, &o2, &err) == NN_OK);
         nn_tensor_free(o2);
@@ -340,7 +340,7 @@ static void compare_with_ref(const char *cell_a, const char *cell_b, int64_t str
     memset(&k, 0, sizeof k);
     k.order_ok = 1;
     float *want = ref_forward(net, nn_tensor_data(x), S, train, &r);
-    nn_forward_opts o = {train, on_spikes, &k};
+    nn_forward_opts o = {.train = train, .on_spikes = on_spikes, .ud = &k};
     nn_tensor *out = NULL;
     float stem_rm_before = nn_tensor_data(nn_net_tensor_find(net, "stem.bn.running_mean"))[0];
     CHECK(nn_net_forward(net, x, &o, &out, &err) == NN_OK);
@@ -386,6 +386,15 @@ static void compare_with_ref(const char *cell_a, const char *cell_b, int64_t str
       mean /= (double)(S * h0 * h0);
       CHECK_NEAR(nn_tensor_data(nn_net_tensor_find(net, "stem.bn.running_mean"))[0], 0.9 * stem_rm_before + 0.1 * mean, 1e-5);
       free(st);
+      /* spikes_only (the fitness score's forward): the same spikes in the same calls, no output */
+      static rec k2;
+      memset(&k2, 0, sizeof k2);
+      k2.order_ok = 1;
+      nn_forward_opts so = {.train = 1, .on_spikes = on_spikes, .ud = &k2, .spikes_only = 1};
+      nn_tensor *none = out;
+      CHECK(nn_net_forward(net, x, &so, &none, &err) == NN_OK);
+      CHECK(none == NULL && k2.order_ok && k2.calls == k.calls && k2.nnames == k.nnames);
+      CHECK(memcmp(k2.counts, k.counts, sizeof k.counts) == 0 && memcmp(k2.names, k.names, sizeof k.names) == 0);
     }
     nn_tensor_free(out);
     free(want);
@@ -612,7 +621,7 @@ static void forward_api(void) {
   nn_tensor *x = nn_tensor_new4(4, 3, 2, 12, 12, &err), *out = NULL, *mid = NULL, *out2 = NULL;
   nn_rng r = nn_rng_seed(5);
   nn_tensor_normal(x, &r, 0, 1);
-  nn_forward_opts o = {0, NULL, NULL};
+  nn_forward_opts o = {.train = 0};
   /* eval mode twice: identical (no state leaks between passes) */
   CHECK(nn_net_forward(net, x, &o, &out, &err) == NN_OK);
   CHECK(nn_net_forward_prefix(net, x, &o, &mid, &err) == NN_OK);

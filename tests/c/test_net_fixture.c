@@ -141,7 +141,7 @@ static void fixture_spike_counts(void) {
       if (!strcmp(nn_net_lif_name(net, l), k.ours[m])) CHECK(nn_net_lif_neurons(net, l) == (int64_t)nn_tensor_data(npc)[m]);
   CHECK(nn_net_lif_count(net) == CALLS_PER_STEP);
 
-  nn_forward_opts o = {1, on_spikes, &k};
+  nn_forward_opts o = {.train = 1, .on_spikes = on_spikes, .ud = &k};
   nn_tensor *out = NULL;
   CHECK(nn_net_forward(net, x, &o, &out, &err) == NN_OK);
   CHECK(k.calls == STEPS * CALLS_PER_STEP);

@@ -244,7 +244,7 @@ static void forward_matches_net(void) {
   nn_trainer *tr = nn_trainer_new(net, &tp, &err);
   CHECK(tr != NULL);
   make_batch(&x, &y, 5, 21);
-  nn_forward_opts fo = {1, NULL, NULL};
+  nn_forward_opts fo = {.train = 1};
   /* both decide dense/event-driven per call the same way (AUTO), or both dense, or both events */
   for (int mode = 0; mode < 3; mode++) {
     nn_conv_mode cm = mode == 0 ? NN_CONV_AUTO : mode == 1 ? NN_CONV_DENSE : NN_CONV_EVENTS;
