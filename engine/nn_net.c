@@ -433,10 +433,11 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
 static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_error *err) {
   nn_lif_mod *l = &r->net->lifs[li];
   const int64_t n = r->S * l->neurons;
-  if (!r->v[li] && !(r->v[li] = nn_scratch_zeroed((size_t)n * sizeof(float))))
+  const int fresh = !r->v[li]; /* first call of this module in the pass: state 0 */
+  if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", l->path);
   int64_t f = nn_lif_step_bits(r->v[li], x, r->S, l->neurons, (float)r->net->p.tau, (float)r->net->p.threshold,
-                               r->bits);
+                               fresh, r->bits);
   r->lif_neurons = l->neurons;
   l->fired += f;
   l->seen += n;

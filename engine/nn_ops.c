@@ -636,10 +636,11 @@ int64_t nn_lif_step(float *v, const float *x, int64_t cnt, float tau, float thr,
 
 /* nn_lif_step with the spikes written bit-packed (nn_spikes_pack's layout) instead of as floats:
  * one pass over the maps instead of three (LIF, then packing a float map written in between).
+ * fresh = 1 takes the state as 0 without reading v (the first step of a pass: no zeroing).
  * Four neurons at a time with SSE2 (baseline x86-64: the same IEEE division, compare and
  * select as the scalar loop, so the same bits). */
 PACK_CLONES int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau,
-                                     float thr, uint64_t *bits) {
+                                     float thr, int fresh, uint64_t *bits) {
   const int64_t words = nn_spike_words(neurons), full = neurons / 64;
   int64_t fired = 0;
   for (int64_t j = 0; j < samples; j++) {
@@ -653,7 +654,7 @@ PACK_CLONES int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, 
       uint64_t word = 0;
       for (int b = 0; b < 16; b++) {
         float *pv = vj + wi * 64 + 4 * b;
-        __m128 v0 = _mm_loadu_ps(pv);
+        __m128 v0 = fresh ? _mm_setzero_ps() : _mm_loadu_ps(pv);
         __m128 vi = _mm_add_ps(v0, _mm_div_ps(_mm_sub_ps(_mm_loadu_ps(xj + wi * 64 + 4 * b), v0), vtau));
         __m128 sp = _mm_cmpge_ps(vi, vthr);
         _mm_storeu_ps(pv, _mm_andnot_ps(sp, vi)); /* hard reset to +0 */
@@ -667,7 +668,7 @@ PACK_CLONES int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, 
       int64_t b0 = wi * 64, nb = neurons - b0 < 64 ? neurons - b0 : 64;
       uint64_t word = 0;
       for (int64_t b = 0; b < nb; b++) {
-        float vi = vj[b0 + b] + (xj[b0 + b] - vj[b0 + b]) / tau;
+        float v0 = fresh ? 0.0f : vj[b0 + b], vi = v0 + (xj[b0 + b] - v0) / tau;
         int sp = vi >= thr;
         vj[b0 + b] = sp ? 0.0f : vi;
         word |= (uint64_t)sp << b;

@@ -109,9 +109,11 @@ int64_t nn_lif_step(float *v, const float *x, int64_t cnt, float tau, float thr,
 int64_t nn_lif_step_ref(float *v, const float *x, int64_t cnt, float tau, float thr, float *s,
                         float *v_pre);
 /* The same step for samples x neurons, the spikes written bit-packed into bits[samples][words]
- * (nn_spikes_pack's layout) rather than as floats. Returns the number of spikes. */
+ * (nn_spikes_pack's layout) rather than as floats. fresh = 1: the state is taken as 0 and v is
+ * only written (the first step of a pass; the same bits as a zeroed v). Returns the number of
+ * spikes. */
 int64_t nn_lif_step_bits(float *v, const float *x, int64_t samples, int64_t neurons, float tau, float thr,
-                         uint64_t *bits);
+                         int fresh, uint64_t *bits);
 /* bits[samples][words] -> s[samples][neurons] as 0/1 floats. */
 void nn_spikes_unpack(const uint64_t *bits, int64_t samples, int64_t neurons, float *s);
 
