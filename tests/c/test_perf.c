@@ -3,8 +3,8 @@
  * (spike packing) and (b) the plain loops it replaced, kept here verbatim as the specification
  * of PyTorch's rounding order (BatchNorm statistics: one sequential double sum per channel;
  * average pools: window sum from 0.0f row by row, then divided by the window size; event-driven
- * conv: every output element sums its spikes' weights from 0.0f in the order ci, kh ascending,
- * kw descending). */
+ * conv: every output element sums its spikes' weights from 0.0f in the order ci, kh, kw
+ * ascending, i.e. the spikes' NCHW order). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +92,8 @@ static void pool_seq(const float *x, int64_t planes, int64_t h, int64_t w, int64
       }
 }
 
-/* The event-driven conv before the L1 bands (one tile loop, runtime tile width; the inner loops
- * verbatim): per sample, spikes decoded in NCHW order, and per tile of ot output channels every
+/* The event-driven conv before the banded kernel (one tile loop, runtime tile width; the inner
+ * loops verbatim): per sample, spikes decoded in NCHW order, and per tile of ot output channels every
  * spike adds its taps' weight vectors to a channels-last accumulator of the whole output map. */
 typedef struct spike_ev_seq {
   int32_t wofs;
@@ -282,9 +282,10 @@ static void pack_bit_identical(void) {
   CHECK(bits[0] == 0x11u && bits[1] == ((uint64_t)1 << 5) && bits[2] == 0 && bits[3] == 0);
 }
 
-/* nn_conv2d_events == the kernel it replaced, byte for byte: shapes with odd sizes, strides 1 and
- * 2, k = 1, 3, 5, 7, paddings 0 .. k, output channel counts that are and are not multiples of 8
- * (and small and large enough to split into several tiles and bands), rates 0 to 100 %. */
+/* nn_conv2d_events == the kernel it replaced, byte for byte: shapes with odd sizes, rows of
+ * fewer, exactly and more than 64 columns, strides 1 to 3, k = 1, 3, 5, 7, paddings 0 .. k,
+ * output channel counts that are and are not multiples of 8 (and small and large enough to
+ * split into several tiles and bands), rates 0 to 100 %. */
 static void events_bit_identical(void) {
   static const nn_conv_geom G[] = {
       {3, 16, 28, 28, 16, 3, 1, 1}, {2, 8, 10, 10, 16, 3, 1, 1},   {2, 5, 9, 9, 7, 1, 1, 0},
@@ -294,7 +295,9 @@ static void events_bit_identical(void) {
       {1, 7, 12, 12, 48, 5, 2, 2},  {1, 5, 20, 21, 300, 3, 1, 1},  {2, 6, 9, 10, 8, 3, 1, 0},
       {2, 3, 5, 6, 8, 3, 1, 2},     {1, 4, 1, 1, 8, 1, 1, 0},      {1, 3, 1, 7, 16, 3, 1, 1},
       {1, 8, 16, 16, 256, 1, 1, 0}, {1, 12, 32, 32, 128, 1, 1, 0}, {1, 4, 40, 40, 32, 3, 1, 1},
-      {2, 5, 10, 10, 40, 3, 2, 1},
+      {2, 5, 10, 10, 40, 3, 2, 1},  {1, 3, 5, 70, 16, 3, 1, 1},   {1, 3, 4, 64, 8, 3, 1, 1},
+      {1, 2, 6, 6, 8, 3, 1, 3},     {1, 4, 11, 10, 16, 3, 3, 1},  {1, 2, 3, 130, 8, 5, 2, 2},
+      {1, 4, 64, 64, 128, 3, 2, 1}, {1, 3, 40, 40, 128, 5, 1, 2},
   };
   static const double rates[] = {0.0, 0.02, 0.1, 0.3, 1.0};
   nn_rng r = nn_rng_seed(25);
