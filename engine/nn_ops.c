@@ -207,135 +207,226 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
       for (int64_t t = 0; t < kk; t++) wcl[(ci * kk + t) * g->o + oc] = w[(oc * g->c + ci) * kk + t];
 }
 
-/* The event-driven inner loop, for one sample and one tile of OT output channels: every spike
- * (sp[] lists them decoded, in channel-major order) adds, for each kernel tap that reaches an
- * output (oh, ow), the OT weights wcl[ci][kh][kw][o0 .. o0+OT) to the channels-last tile
- * acc[oh*wo + ow][0 .. OT). A channel's weights stay hot in L1 while its spikes are processed;
- * the tile (up to EVENTS_TILE_BYTES, in L2) is as wide as possible because the per-spike work is
- * repeated per tile (measured: 32 KB tiles were 1.7x slower than 256 KB ones). The inner add has
- * a compile-time length (OT = 8, 16, 32, 64; generic otherwise) and is compiled for AVX2 as well
- * as the baseline, picked at load time (the default build targets baseline x86-64). */
+/* Event-driven conv. Every spike (ci, ih, iw) adds, for each kernel tap (kh, kw) that reaches an
+ * output (oh, ow), the weight vector wcl[ci][kh][kw][o0 .. o0+OT) to a channels-last accumulator
+ * acc[oh][ow][0 .. OT), which is then transposed into y[n][o][oh][ow]. The work is one
+ * read-modify-write of OT floats per spike and tap; what makes it fast is everything around
+ * that add (measured on one AVX-512 core, see scripts/bench-forward):
+ * - Each sample's spikes are decoded once, branch-light and without divisions, into rows: sp[]
+ *   holds ih * wa + iw in NCHW order and rowstart[ci*h + ih] indexes the first spike of each
+ *   input row, so the spikes of a channel's consecutive rows are one contiguous run.
+ * - The accumulator rows carry hl = k-1-pad halo columns on each side, so with stride 1 every
+ *   tap of every spike lands inside the row (taps off the map land in the halo and are
+ *   dropped): the inner loops have no bounds checks.
+ * - Loop order ci, kh, spike: for one (ci, kh) the k weight vectors wcl[ci][kh][:][o-tile] are
+ *   the same for all spikes (the compiler keeps them in registers when they fit, e.g. 3 x 8 zmm
+ *   for OT = 128), and the spikes of the rows that kh maps into the band are one flat loop.
+ * - The output rows are cut into bands whose accumulator (rows x wa x OT floats) fits
+ *   EVENTS_BAND_BYTES, with OT as wide as the budget allows (up to 128 channels): the per-spike
+ *   bookkeeping is paid once per tile. Measured: for k = 3 a band of ~64 KB beat both an L1-sized
+ *   one (16-32 KB: more, shorter spike loops) and a whole map (up to 512 KB); for 1x1 convs
+ *   (one tap per spike) 32 KB is best.
+ * - The inner add has a compile-time length (OT = 8 .. 128; generic otherwise) and is compiled
+ *   for AVX2 as well as the baseline, and for OT >= 64 also for AVX-512 (1.1-1.3x faster there;
+ *   no gain for narrower tiles), picked at load time (the default build targets baseline x86-64).
+ * Summation order: every output element gets its terms in the order ci, kh, kw ascending (the
+ * spikes' NCHW order), starting from 0.0f: the order of the kernel this replaced, kept in
+ * tests/c/test_perf.c and compared byte for byte, so results do not depend on the tiling. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
+#define EVENTS_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define EVENTS_CLONES
+#define EVENTS_CLONES_WIDE
 #endif
 
-/* one spike, decoded once per sample: weight offset ci*k*k*o and input position */
-typedef struct spike_ev {
-  int32_t wofs;
-  int16_t ih, iw;
-} spike_ev;
+#define EVENTS_BAND_BYTES (64 << 10)     /* accumulator band, k > 1 */
+#define EVENTS_BAND_BYTES_1X1 (32 << 10) /* accumulator band, k = 1 */
 
-#define EVENTS_TILE_FN(NAME, OTC)                                                                     \
-  EVENTS_CLONES static void NAME(const nn_conv_geom *g, const spike_ev *sp, int64_t nsp,              \
-                                 const float *wcl, int64_t o0, int64_t ot_arg, float *restrict acc) { \
-    const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), O = g->o, k = g->k, s = g->stride;          \
-    const int64_t p = g->pad;                                                                         \
-    const int64_t OT = OTC ? OTC : ot_arg;                                                            \
-    for (int64_t e = 0; e < nsp; e++) {                                                               \
-      const int64_t ih = sp[e].ih, iw = sp[e].iw;                                                     \
-      const float *wc = wcl + sp[e].wofs + o0;                                                        \
-      if (s == 1 && ih + p - k + 1 >= 0 && ih + p < ho && iw + p - k + 1 >= 0 && iw + p < wo) {       \
-        if (k == 3) { /* the common case, fully unrolled */                                           \
-          float *restrict a0 = acc + ((ih + p) * wo + iw + p) * OT;                                   \
-          for (int64_t kh = 0; kh < 3; kh++) {                                                        \
-            float *restrict ar = a0 - kh * wo * OT;                                                   \
-            const float *restrict w0 = wc + kh * 3 * O;                                               \
-            for (int64_t i = 0; i < OT; i++) ar[i] += w0[i];                                          \
-            for (int64_t i = 0; i < OT; i++) ar[i - OT] += w0[O + i];                                 \
-            for (int64_t i = 0; i < OT; i++) ar[i - 2 * OT] += w0[2 * O + i];                         \
-          }                                                                                           \
-          continue;                                                                                   \
-        }                                                                                             \
-        for (int64_t kh = 0; kh < k; kh++) {                                                          \
-          float *restrict arow = acc + ((ih + p - kh) * wo + iw + p) * OT;                            \
-          const float *wr = wc + kh * k * O;                                                          \
-          for (int64_t kw = 0; kw < k; kw++) {                                                        \
-            float *restrict a = arow - kw * OT;                                                       \
-            const float *restrict wv = wr + kw * O;                                                   \
-            for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                           \
-          }                                                                                           \
-        }                                                                                             \
-        continue;                                                                                     \
-      }                                                                                               \
-      for (int64_t kh = 0; kh < k; kh++) {                                                            \
-        int64_t th = ih + p - kh;                                                                     \
-        if (th < 0 || th % s) continue;                                                               \
-        int64_t oh = th / s;                                                                          \
-        if (oh >= ho) continue;                                                                       \
-        for (int64_t kw = 0; kw < k; kw++) {                                                          \
-          int64_t tw = iw + p - kw;                                                                   \
-          if (tw < 0 || tw % s) continue;                                                             \
-          int64_t ow = tw / s;                                                                        \
-          if (ow >= wo) continue;                                                                     \
-          float *restrict a = acc + (oh * wo + ow) * OT;                                              \
-          const float *restrict wv = wc + (kh * k + kw) * O;                                          \
-          for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                             \
-        }                                                                                             \
-      }                                                                                               \
-    }                                                                                                 \
+/* One band of output rows [r0, r1) of tile [o0, o0+OT): acc[((oh - r0) * wa + hl + ow) * OT + i],
+ * zeroed by the caller. */
+typedef struct events_band {
+  int64_t r0, r1, wa, hl;
+} events_band;
+
+#define EVENTS_BAND_FN(NAME, OTC, CLONES)                                                              \
+  CLONES static void NAME(const nn_conv_geom *g, const int64_t *rowstart, const int32_t *sp,           \
+                          const float *wcl, int64_t o0, int64_t ot_arg, const events_band *b,          \
+                          float *restrict acc) {                                                       \
+    const int64_t wo = nn_conv_wo(g), O = g->o, k = g->k, s = g->stride, p = g->pad, H = g->h;        \
+    const int64_t OT = OTC ? OTC : ot_arg, wa = b->wa, hl = b->hl, r0 = b->r0, r1 = b->r1;            \
+    for (int64_t ci = 0; ci < g->c; ci++) {                                                            \
+      const int64_t *rs = rowstart + ci * H;                                                           \
+      for (int64_t kh = 0; kh < k; kh++) {                                                             \
+        const float *restrict wr = wcl + (ci * k + kh) * k * O + o0; /* wcl[ci][kh][0][o0] */        \
+        if (s == 1) {                                                                                  \
+          /* output rows oh in [r0, r1) read input rows ih = oh - p + kh: one run of spikes */         \
+          int64_t lo = r0 - p + kh, hi = r1 - p + kh;                                                  \
+          lo = lo < 0 ? 0 : lo > H ? H : lo, hi = hi < lo ? lo : hi > H ? H : hi;                      \
+          const int32_t *e = sp + rs[lo], *end = sp + rs[hi];                                          \
+          /* spike ih * wa + iw, tap kw -> acc position (oh - r0) * wa + hl + ow, ow = iw + p - kw */  \
+          const int64_t sh = (p - kh - r0) * wa + hl + p;                                              \
+          if (k == 3) {                                                                                \
+            for (; e < end; e++) {                                                                     \
+              float *restrict a = acc + (*e + sh) * OT;                                                \
+              for (int64_t i = 0; i < OT; i++) a[i] += wr[i];                                          \
+              for (int64_t i = 0; i < OT; i++) a[i - OT] += wr[O + i];                                 \
+              for (int64_t i = 0; i < OT; i++) a[i - 2 * OT] += wr[2 * O + i];                         \
+            }                                                                                          \
+          } else if (k == 1) {                                                                         \
+            for (; e < end; e++) {                                                                     \
+              float *restrict a = acc + (*e + sh) * OT;                                                \
+              for (int64_t i = 0; i < OT; i++) a[i] += wr[i];                                          \
+            }                                                                                          \
+          } else {                                                                                     \
+            for (; e < end; e++)                                                                       \
+              for (int64_t kw = 0; kw < k; kw++) {                                                     \
+                float *restrict a = acc + (*e + sh - kw) * OT;                                         \
+                const float *restrict wv = wr + kw * O;                                                \
+                for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                        \
+              }                                                                                        \
+          }                                                                                            \
+          continue;                                                                                    \
+        }                                                                                              \
+        /* stride > 1: row by row, taps checked */                                                     \
+        for (int64_t oh = r0; oh < r1; oh++) {                                                         \
+          const int64_t ih = oh * s - p + kh;                                                          \
+          if (ih < 0 || ih >= H) continue;                                                             \
+          float *restrict arow = acc + ((oh - r0) * wa + hl) * OT;                                     \
+          for (const int32_t *e = sp + rs[ih], *end = sp + rs[ih + 1]; e < end; e++)                   \
+            for (int64_t kw = 0; kw < k; kw++) {                                                       \
+              const int64_t tw = *e - ih * wa + p - kw;                                                \
+              if (tw < 0 || tw % s) continue;                                                          \
+              const int64_t ow = tw / s;                                                               \
+              if (ow >= wo) continue;                                                                  \
+              float *restrict a = arow + ow * OT;                                                      \
+              const float *restrict wv = wr + kw * O;                                                  \
+              for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                          \
+            }                                                                                          \
+        }                                                                                              \
+      }                                                                                                \
+    }                                                                                                  \
   }
-EVENTS_TILE_FN(events_tile8, 8)
-EVENTS_TILE_FN(events_tile16, 16)
-EVENTS_TILE_FN(events_tile32, 32)
-EVENTS_TILE_FN(events_tile64, 64)
-EVENTS_TILE_FN(events_tile_any, 0)
+EVENTS_BAND_FN(events_band8, 8, EVENTS_CLONES)
+EVENTS_BAND_FN(events_band16, 16, EVENTS_CLONES)
+EVENTS_BAND_FN(events_band32, 32, EVENTS_CLONES)
+EVENTS_BAND_FN(events_band64, 64, EVENTS_CLONES_WIDE)
+EVENTS_BAND_FN(events_band128, 128, EVENTS_CLONES_WIDE)
+EVENTS_BAND_FN(events_band_any, 0, EVENTS_CLONES)
 
-#define EVENTS_TILE_BYTES (256 << 10) /* accumulator tile (L2); larger tiles amortise the per-spike work */
+/* Decodes one sample's spikes (rows = c*h rows of w bits, NCHW) into sp[] = ih * wa + iw in
+ * order and rowstart[r] = index in sp of row r's first spike (rowstart[rows] = the count).
+ * Rows of w <= 64 bits are cut out of the words directly and their first 8 spikes written
+ * unconditionally (sp has 8 entries of slack), so a typical row costs no mispredicted branch. */
+PACK_CLONES static void events_decode(const uint64_t *bits, int64_t rows, int64_t h, int64_t w,
+                                      int64_t wa, int64_t *rowstart, int32_t *sp) {
+  int64_t nsp = 0, ih = 0;
+  if (w <= 64) {
+    const uint64_t mask = w == 64 ? ~(uint64_t)0 : ((uint64_t)1 << w) - 1;
+    for (int64_t r = 0, bit = 0; r < rows; r++, bit += w) {
+      const int64_t wi = bit >> 6, sh = bit & 63, base = ih * wa;
+      uint64_t v = bits[wi] >> sh;
+      if (sh + w > 64) v |= bits[wi + 1] << (64 - sh);
+      v &= mask;
+      const int64_t cnt = __builtin_popcountll(v);
+      int32_t *o = sp + nsp;
+      rowstart[r] = nsp;
+      for (int u = 0; u < 8; u++, v &= v - 1) o[u] = (int32_t)(base + __builtin_ctzll(v | (uint64_t)1 << 63));
+      for (int64_t u = 8; u < cnt; u++, v &= v - 1) o[u] = (int32_t)(base + __builtin_ctzll(v));
+      nsp += cnt;
+      if (++ih == h) ih = 0;
+    }
+    rowstart[rows] = nsp;
+    return;
+  }
+  const int64_t words = nn_spike_words(rows * w);
+  int64_t r = 0, row_end = w;
+  rowstart[0] = 0;
+  for (int64_t wi = 0; wi < words; wi++)
+    for (uint64_t word = bits[wi]; word; word &= word - 1) {
+      const int64_t idx = wi * 64 + __builtin_ctzll(word);
+      for (; idx >= row_end; row_end += w) {
+        rowstart[++r] = nsp;
+        if (++ih == h) ih = 0;
+      }
+      sp[nsp++] = (int32_t)(ih * wa + idx - (row_end - w));
+    }
+  while (r < rows) rowstart[++r] = nsp;
+}
+
+/* y[oc * ld + q] = src[q * ot + oc] for q < n, oc < ot: channels-last -> NCHW, in 4x4 blocks. */
+static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, int64_t ld) {
+  int64_t oc = 0;
+#if defined(__SSE2__)
+  for (; oc + 4 <= ot; oc += 4) {
+    float *d0 = y + oc * ld, *d1 = d0 + ld, *d2 = d1 + ld, *d3 = d2 + ld;
+    int64_t q = 0;
+    for (; q + 4 <= n; q += 4) {
+      const float *s0 = src + q * ot + oc;
+      __m128 a = _mm_loadu_ps(s0), b = _mm_loadu_ps(s0 + ot);
+      __m128 c = _mm_loadu_ps(s0 + 2 * ot), d = _mm_loadu_ps(s0 + 3 * ot);
+      _MM_TRANSPOSE4_PS(a, b, c, d);
+      _mm_storeu_ps(d0 + q, a), _mm_storeu_ps(d1 + q, b), _mm_storeu_ps(d2 + q, c), _mm_storeu_ps(d3 + q, d);
+    }
+    for (; q < n; q++) {
+      const float *sq = src + q * ot + oc;
+      d0[q] = sq[0], d1[q] = sq[1], d2[q] = sq[2], d3[q] = sq[3];
+    }
+  }
+#endif
+  for (; oc < ot; oc++)
+    for (int64_t q = 0; q < n; q++) y[oc * ld + q] = src[q * ot + oc];
+}
 
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err) {
-  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o;
+  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o, k = g->k;
   const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
   if (g->n <= 0 || P <= 0 || O <= 0) return NN_OK;
-  const int64_t hw = g->h * g->w, kkO = g->k * g->k * O;
-  if (g->h > INT16_MAX || g->w > INT16_MAX || g->c * kkO > INT32_MAX)
+  const int64_t kkO = k * k * O, rows = g->c * g->h;
+  const int64_t hl = k - 1 - g->pad > 0 ? k - 1 - g->pad : 0, wa = wo + 2 * hl;
+  if (g->h > INT16_MAX || g->w > INT16_MAX || g->c * kkO > INT32_MAX || g->h * wa > INT32_MAX)
     return nn_fail(err, NN_EINVAL, "conv2d_events: %lldx%lld maps or %lld weights are too large",
                    (long long)g->h, (long long)g->w, (long long)(g->c * kkO));
-  /* tile width: the widest of 32, 16, 8 dividing O whose tile fits EVENTS_TILE_BYTES */
+  /* tile width: all O channels up to 128 if a band row fits the budget, else the widest of
+   * 128 .. 8 dividing O that does (at least 8); O not a multiple of 8: one tile of O */
+  const int64_t budget = k == 1 ? EVENTS_BAND_BYTES_1X1 : EVENTS_BAND_BYTES;
   int64_t ot = O;
-  if (O % 8 == 0) {
+  if (O % 8 == 0 && !(O <= 128 && wa * O * 4 <= budget)) {
+    static const int64_t widths[] = {128, 64, 32, 16};
     ot = 8;
-    if (O % 16 == 0 && P * 16 * 4 <= EVENTS_TILE_BYTES) ot = 16;
-    if (O % 32 == 0 && P * 32 * 4 <= EVENTS_TILE_BYTES) ot = 32;
-    if (O % 64 == 0 && P * 64 * 4 <= EVENTS_TILE_BYTES) ot = 64;
+    for (size_t i = 0; i < sizeof widths / sizeof *widths && ot == 8; i++)
+      if (O % widths[i] == 0 && wa * widths[i] * 4 <= budget) ot = widths[i];
   }
-  float *acc = malloc((size_t)(P * ot) * sizeof *acc);
-  spike_ev *sp = malloc((size_t)(neurons > 0 ? neurons : 1) * sizeof *sp);
-  if (!acc || !sp) {
-    free(acc), free(sp);
+  int64_t band = budget / (wa * ot * 4);
+  band = band < 1 ? 1 : band > ho ? ho : band;
+  float *acc = malloc((size_t)(band * wa * ot) * sizeof *acc);
+  int64_t *rowstart = malloc((size_t)(rows + 1) * sizeof *rowstart);
+  int32_t *sp = malloc((size_t)(neurons + 8) * sizeof *sp); /* + slack of events_decode */
+  if (!acc || !rowstart || !sp) {
+    free(acc), free(rowstart), free(sp);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
   for (int64_t j = 0; j < g->n; j++) {
-    const uint64_t *bw = bits + j * words;
-    int64_t nsp = 0;
-    for (int64_t wi = 0; wi < words; wi++)
-      for (uint64_t word = bw[wi]; word; word &= word - 1) {
-        int64_t idx = wi * 64 + __builtin_ctzll(word), ci = idx / hw, r = idx - ci * hw;
-        sp[nsp].wofs = (int32_t)(ci * kkO);
-        sp[nsp].ih = (int16_t)(r / g->w);
-        sp[nsp].iw = (int16_t)(r % g->w);
-        nsp++;
-      }
+    events_decode(bits + j * words, rows, g->h, g->w, wa, rowstart, sp);
     float *yj = y + j * O * P;
-    for (int64_t o0 = 0; o0 < O; o0 += ot) {
-      memset(acc, 0, (size_t)(P * ot) * sizeof *acc);
-      switch (ot) {
-      case 8: events_tile8(g, sp, nsp, wcl, o0, ot, acc); break;
-      case 16: events_tile16(g, sp, nsp, wcl, o0, ot, acc); break;
-      case 32: events_tile32(g, sp, nsp, wcl, o0, ot, acc); break;
-      case 64: events_tile64(g, sp, nsp, wcl, o0, ot, acc); break;
-      default: events_tile_any(g, sp, nsp, wcl, o0, ot, acc); break;
+    for (int64_t o0 = 0; o0 < O; o0 += ot)
+      for (int64_t r0 = 0; r0 < ho; r0 += band) {
+        const events_band b = {r0, r0 + band < ho ? r0 + band : ho, wa, hl};
+        memset(acc, 0, (size_t)((b.r1 - r0) * wa * ot) * sizeof *acc);
+        switch (ot) {
+        case 8: events_band8(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 16: events_band16(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 32: events_band32(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 64: events_band64(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 128: events_band128(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        default: events_band_any(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        }
+        for (int64_t oh = r0; oh < b.r1; oh++)
+          events_transpose(acc + ((oh - r0) * wa + hl) * ot, wo, ot, yj + o0 * P + oh * wo, P);
       }
-      /* channels-last tile -> NCHW */
-      for (int64_t oc = 0; oc < ot; oc++) {
-        float *dst = yj + (o0 + oc) * P;
-        for (int64_t q = 0; q < P; q++) dst[q] = acc[q * ot + oc];
-      }
-    }
   }
-  free(acc), free(sp);
+  free(acc), free(rowstart), free(sp);
   return NN_OK;
 }
 

@@ -63,11 +63,14 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl);
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err);
 /* Firing rate (spikes / inputs) at or below which convs on spikes take the event path, for
- * k >= 3 and for 1x1 kernels (crossovers measured by scripts/bench-forward on one AVX2 core:
- * about 30 % for 3x3 convs, 13 % for 1x1 convs). Code that must decide exactly as
- * nn_net_forward does (to get the same floats) calls nn_conv2d_prefer_events. */
-#define NN_EVENT_MAX_RATE 0.20
-#define NN_EVENT_MAX_RATE_1X1 0.10
+ * k >= 3 and for 1x1 kernels. Crossovers measured with scripts/bench-forward's shapes on one
+ * core of the AMD EPYC build machine: about 55 % for 3x3 convs (42 % with the AVX2 clones
+ * only, no AVX-512) and 37 % for 1x1 convs; the thresholds keep a margin (at 30 % a 3x3 conv
+ * is 1.9x faster event-driven, 1.4x with AVX2; a 1x1 conv 1.5x at 20 %, 1.15x at 30 %).
+ * Code that must decide exactly as nn_net_forward does (to get the same floats) calls
+ * nn_conv2d_prefer_events. */
+#define NN_EVENT_MAX_RATE 0.30
+#define NN_EVENT_MAX_RATE_1X1 0.25
 /* 1 when a conv of geometry g on `fired` spikes should take the event path. */
 int nn_conv2d_prefer_events(const nn_conv_geom *g, int64_t fired);
 /* A conv on a binary input: event-driven when nn_conv2d_prefer_events (using bits, wcl), dense

@@ -2,7 +2,9 @@
  * is compared for exact equality with (a) its naive _ref twin where the arithmetic is exact
  * (spike packing) and (b) the plain loops it replaced, kept here verbatim as the specification
  * of PyTorch's rounding order (BatchNorm statistics: one sequential double sum per channel;
- * average pools: window sum from 0.0f row by row, then divided by the window size). */
+ * average pools: window sum from 0.0f row by row, then divided by the window size; event-driven
+ * conv: every output element sums its spikes' weights from 0.0f in the order ci, kh, kw
+ * ascending, i.e. the spikes' NCHW order). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +90,92 @@ static void pool_seq(const float *x, int64_t planes, int64_t h, int64_t w, int64
           for (int64_t v = 0; v < k; v++) sum += x[(pl * h + i * k + u) * w + j * k + v];
         y[(pl * ho + i) * wo + j] = sum / (float)(k * k);
       }
+}
+
+/* The event-driven conv before the banded kernel (one tile loop, runtime tile width; the inner
+ * loops verbatim): per sample, spikes decoded in NCHW order, and per tile of ot output channels every
+ * spike adds its taps' weight vectors to a channels-last accumulator of the whole output map. */
+typedef struct spike_ev_seq {
+  int32_t wofs;
+  int16_t ih, iw;
+} spike_ev_seq;
+
+static void events_tile_seq(const nn_conv_geom *g, const spike_ev_seq *sp, int64_t nsp, const float *wcl,
+                            int64_t o0, int64_t OT, float *restrict acc) {
+  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), O = g->o, k = g->k, s = g->stride;
+  const int64_t p = g->pad;
+  for (int64_t e = 0; e < nsp; e++) {
+    const int64_t ih = sp[e].ih, iw = sp[e].iw;
+    const float *wc = wcl + sp[e].wofs + o0;
+    if (s == 1 && ih + p - k + 1 >= 0 && ih + p < ho && iw + p - k + 1 >= 0 && iw + p < wo) {
+      if (k == 3) { /* the common case, fully unrolled */
+        float *restrict a0 = acc + ((ih + p) * wo + iw + p) * OT;
+        for (int64_t kh = 0; kh < 3; kh++) {
+          float *restrict ar = a0 - kh * wo * OT;
+          const float *restrict w0 = wc + kh * 3 * O;
+          for (int64_t i = 0; i < OT; i++) ar[i] += w0[i];
+          for (int64_t i = 0; i < OT; i++) ar[i - OT] += w0[O + i];
+          for (int64_t i = 0; i < OT; i++) ar[i - 2 * OT] += w0[2 * O + i];
+        }
+        continue;
+      }
+      for (int64_t kh = 0; kh < k; kh++) {
+        float *restrict arow = acc + ((ih + p - kh) * wo + iw + p) * OT;
+        const float *wr = wc + kh * k * O;
+        for (int64_t kw = 0; kw < k; kw++) {
+          float *restrict a = arow - kw * OT;
+          const float *restrict wv = wr + kw * O;
+          for (int64_t i = 0; i < OT; i++) a[i] += wv[i];
+        }
+      }
+      continue;
+    }
+    for (int64_t kh = 0; kh < k; kh++) {
+      int64_t th = ih + p - kh;
+      if (th < 0 || th % s) continue;
+      int64_t oh = th / s;
+      if (oh >= ho) continue;
+      for (int64_t kw = 0; kw < k; kw++) {
+        int64_t tw = iw + p - kw;
+        if (tw < 0 || tw % s) continue;
+        int64_t ow = tw / s;
+        if (ow >= wo) continue;
+        float *restrict a = acc + (oh * wo + ow) * OT;
+        const float *restrict wv = wc + (kh * k + kw) * O;
+        for (int64_t i = 0; i < OT; i++) a[i] += wv[i];
+      }
+    }
+  }
+}
+
+static void events_seq(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y, int64_t ot) {
+  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o;
+  const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
+  const int64_t hw = g->h * g->w, kkO = g->k * g->k * O;
+  float *acc = malloc((size_t)(P * ot) * sizeof *acc);
+  spike_ev_seq *sp = malloc((size_t)(neurons > 0 ? neurons : 1) * sizeof *sp);
+  for (int64_t j = 0; j < g->n; j++) {
+    const uint64_t *bw = bits + j * words;
+    int64_t nsp = 0;
+    for (int64_t wi = 0; wi < words; wi++)
+      for (uint64_t word = bw[wi]; word; word &= word - 1) {
+        int64_t idx = wi * 64 + __builtin_ctzll(word), ci = idx / hw, r = idx - ci * hw;
+        sp[nsp].wofs = (int32_t)(ci * kkO);
+        sp[nsp].ih = (int16_t)(r / g->w);
+        sp[nsp].iw = (int16_t)(r % g->w);
+        nsp++;
+      }
+    float *yj = y + j * O * P;
+    for (int64_t o0 = 0; o0 < O; o0 += ot) {
+      memset(acc, 0, (size_t)(P * ot) * sizeof *acc);
+      events_tile_seq(g, sp, nsp, wcl, o0, ot, acc);
+      for (int64_t oc = 0; oc < ot; oc++) {
+        float *dst = yj + (o0 + oc) * P;
+        for (int64_t q = 0; q < P; q++) dst[q] = acc[q * ot + oc];
+      }
+    }
+  }
+  free(acc), free(sp);
 }
 
 /* values of mixed magnitudes (so that double sums do round) and a few exact zeros */
@@ -194,6 +282,49 @@ static void pack_bit_identical(void) {
   CHECK(bits[0] == 0x11u && bits[1] == ((uint64_t)1 << 5) && bits[2] == 0 && bits[3] == 0);
 }
 
+/* nn_conv2d_events == the kernel it replaced, byte for byte: shapes with odd sizes, rows of
+ * fewer, exactly and more than 64 columns, strides 1 to 3, k = 1, 3, 5, 7, paddings 0 .. k,
+ * output channel counts that are and are not multiples of 8 (and small and large enough to
+ * split into several tiles and bands), rates 0 to 100 %. */
+static void events_bit_identical(void) {
+  static const nn_conv_geom G[] = {
+      {3, 16, 28, 28, 16, 3, 1, 1}, {2, 8, 10, 10, 16, 3, 1, 1},   {2, 5, 9, 9, 7, 1, 1, 0},
+      {2, 4, 9, 8, 6, 3, 2, 1},     {2, 3, 8, 8, 4, 5, 1, 2},      {2, 3, 11, 13, 10, 7, 1, 3},
+      {2, 6, 13, 11, 5, 7, 2, 3},   {1, 9, 7, 9, 136, 3, 1, 1},    {1, 16, 32, 32, 128, 3, 1, 1},
+      {2, 8, 15, 17, 24, 3, 2, 0},  {2, 4, 6, 5, 3, 1, 2, 0},      {1, 8, 33, 33, 64, 3, 1, 1},
+      {1, 7, 12, 12, 48, 5, 2, 2},  {1, 5, 20, 21, 300, 3, 1, 1},  {2, 6, 9, 10, 8, 3, 1, 0},
+      {2, 3, 5, 6, 8, 3, 1, 2},     {1, 4, 1, 1, 8, 1, 1, 0},      {1, 3, 1, 7, 16, 3, 1, 1},
+      {1, 8, 16, 16, 256, 1, 1, 0}, {1, 12, 32, 32, 128, 1, 1, 0}, {1, 4, 40, 40, 32, 3, 1, 1},
+      {2, 5, 10, 10, 40, 3, 2, 1},  {1, 3, 5, 70, 16, 3, 1, 1},   {1, 3, 4, 64, 8, 3, 1, 1},
+      {1, 2, 6, 6, 8, 3, 1, 3},     {1, 4, 11, 10, 16, 3, 3, 1},  {1, 2, 3, 130, 8, 5, 2, 2},
+      {1, 4, 64, 64, 128, 3, 2, 1}, {1, 3, 40, 40, 128, 5, 1, 2},
+  };
+  static const double rates[] = {0.0, 0.02, 0.1, 0.3, 1.0};
+  nn_rng r = nn_rng_seed(25);
+  for (size_t gi = 0; gi < sizeof G / sizeof *G; gi++)
+    for (size_t ri = 0; ri < sizeof rates / sizeof *rates; ri++) {
+      const nn_conv_geom *g = &G[gi];
+      const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
+      const int64_t nw = g->o * g->c * g->k * g->k, ny = g->n * g->o * nn_conv_ho(g) * nn_conv_wo(g);
+      float *x = malloc((size_t)(g->n * neurons) * sizeof *x), *w = mixed(nw, &r);
+      float *wcl = malloc((size_t)nw * sizeof *wcl);
+      float *y = malloc((size_t)ny * sizeof *y), *ys = malloc((size_t)ny * sizeof *ys);
+      uint64_t *bits = malloc((size_t)(g->n * words) * sizeof *bits);
+      for (int64_t i = 0; i < g->n * neurons; i++) x[i] = nn_rng_uniform(&r) < rates[ri] ? 1.0f : 0.0f;
+      nn_spikes_pack(x, g->n, neurons, bits);
+      nn_conv2d_weight_cl(g, w, wcl);
+      nn_error err;
+      CHECK(nn_conv2d_events(g, bits, wcl, y, &err) == NN_OK);
+      events_seq(g, bits, wcl, ys, g->o); /* one tile: the tile width changes no bit */
+      CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
+      if (g->o % 8 == 0) {
+        events_seq(g, bits, wcl, ys, 8);
+        CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
+      }
+      free(x), free(w), free(wcl), free(y), free(ys), free(bits);
+    }
+}
+
 /* nn_net_new_cached: every tensor bit-identical to nn_net_new's, across cells, seeds and presets
  * (hits come from other cells with the same layer paths and shapes); a full store still works. */
 static void init_cache_bit_identical(void) {
@@ -236,6 +367,7 @@ int main(void) {
   NN_TEST_RUN(pool3_bit_identical);
   NN_TEST_RUN(pool_bit_identical);
   NN_TEST_RUN(pack_bit_identical);
+  NN_TEST_RUN(events_bit_identical);
   NN_TEST_RUN(init_cache_bit_identical);
   return NN_TEST_END();
 }
