@@ -221,6 +221,31 @@ static void bn_bit_identical(void) {
       }
 }
 
+/* the pool's s / 9 as a double multiply (nn_ops.c div9) is the float division, bit for bit:
+ * random floats over the whole exponent range, subnormals, and the extremes */
+static void div9_is_division(void) {
+  nn_rng r = nn_rng_seed(24);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < 4000000; i++) {
+    uint32_t u = (uint32_t)nn_rng_u64(&r);
+    if ((u & 0x7f800000u) == 0x7f800000u) continue; /* inf/NaN: below */
+    float s;
+    memcpy(&s, &u, sizeof s);
+    volatile float q = s / 9.0f;
+    float m = (float)((double)s * (1.0 / 9.0));
+    bad += memcmp(&m, (const void *)&q, sizeof m) != 0;
+  }
+  CHECK(bad == 0);
+  const float ext[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1.17549435e-38f, 3.4028235e38f, -3.4028235e38f, 9.0f, 1.0f};
+  for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+    volatile float q = ext[i] / 9.0f;
+    float m = (float)((double)ext[i] * (1.0 / 9.0));
+    CHECK(memcmp(&m, (const void *)&q, sizeof m) == 0);
+  }
+  float inf = INFINITY, nan = NAN;
+  CHECK(isinf((float)((double)inf * (1.0 / 9.0))) && isnan((float)((double)nan * (1.0 / 9.0))));
+}
+
 static void pool3_bit_identical(void) {
   static const int64_t H[] = {1, 2, 3, 4, 7, 14, 28};
   static const int64_t W[] = {1, 2, 3, 5, 14, 28, 33};
@@ -365,6 +390,7 @@ static void init_cache_bit_identical(void) {
 int main(void) {
   NN_TEST_RUN(bn_bit_identical);
   NN_TEST_RUN(pool3_bit_identical);
+  NN_TEST_RUN(div9_is_division);
   NN_TEST_RUN(pool_bit_identical);
   NN_TEST_RUN(pack_bit_identical);
   NN_TEST_RUN(events_bit_identical);
