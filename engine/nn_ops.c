@@ -400,11 +400,11 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
   }
   int64_t band = budget / (wa * ot * 4);
   band = band < 1 ? 1 : band > ho ? ho : band;
-  float *acc = malloc((size_t)(band * wa * ot) * sizeof *acc);
-  int64_t *rowstart = malloc((size_t)(rows + 1) * sizeof *rowstart);
-  int32_t *sp = malloc((size_t)(neurons + 8) * sizeof *sp); /* + slack of events_decode */
+  float *acc = nn_scratch_get((size_t)(band * wa * ot) * sizeof *acc);
+  int64_t *rowstart = nn_scratch_get((size_t)(rows + 1) * sizeof *rowstart);
+  int32_t *sp = nn_scratch_get((size_t)(neurons + 8) * sizeof *sp); /* + slack of events_decode */
   if (!acc || !rowstart || !sp) {
-    free(acc), free(rowstart), free(sp);
+    nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
   for (int64_t j = 0; j < g->n; j++) {
@@ -426,7 +426,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
           events_transpose(acc + ((oh - r0) * wa + hl) * ot, wo, ot, yj + o0 * P + oh * wo, P);
       }
   }
-  free(acc), free(rowstart), free(sp);
+  nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
   return NN_OK;
 }
 

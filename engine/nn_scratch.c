@@ -20,7 +20,7 @@
 #define SCRATCH_CACHE 1
 #endif
 
-/* 64 bytes keep the payload as aligned as malloc's block (and cache-line aligned when it is) */
+/* header size = payload alignment (a cache line; tensors promise 64-byte aligned data) */
 #define HDR 64
 
 typedef struct cache {
@@ -36,8 +36,8 @@ static size_t cap_of(void *p) {
 }
 
 static void *fresh(size_t bytes) {
-  if (bytes > SIZE_MAX - HDR) return NULL;
-  char *b = malloc(bytes + HDR);
+  if (bytes > SIZE_MAX - 2 * HDR) return NULL;
+  char *b = aligned_alloc(HDR, (bytes + 2 * HDR - 1) & ~(size_t)(HDR - 1)); /* payload 64-byte aligned */
   if (!b) return NULL;
   memcpy(b, &bytes, sizeof bytes);
   return b + HDR;

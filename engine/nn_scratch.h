@@ -8,7 +8,8 @@
  * NN_SCRATCH_MIN bytes or more in a per-thread cache (up to NN_SCRATCH_SLOTS blocks and
  * NN_SCRATCH_MAX_BYTES) and hand them out again, so a thread's steady state faults no page.
  * Blocks are plain memory: get = malloc, put = free, as far as callers can tell (no zeroing
- * unless asked, any thread may put a block another got). Under AddressSanitizer the cache is
+ * unless asked, any thread may put a block another got), 64-byte aligned. Tensor data comes from
+ * here too, so a search's nets recycle their weight memory. Under AddressSanitizer the cache is
  * off (get/put are malloc/free) so that use-after-put is still caught. */
 #ifndef NEURONAS_NN_SCRATCH_H
 #define NEURONAS_NN_SCRATCH_H

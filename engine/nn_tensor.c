@@ -1,5 +1,6 @@
 /* nn_tensor.c: dense float32 tensors (the engine's array type). */
 #include "nn_tensor_impl.h"
+#include "nn_scratch.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ nn_tensor *nn_tensor_new(int ndim, const int64_t *shape, nn_error *err) {
   t->numel = numel;
   {
     size_t bytes = ((size_t)(numel ? numel : 1) * sizeof(float) + 63) & ~(size_t)63;
-    t->data = aligned_alloc(64, bytes);
+    t->data = nn_scratch_get(bytes); /* 64-byte aligned; recycled per thread (nn_scratch.h) */
     if (!t->data) goto oom;
     memset(t->data, 0, bytes);
   }
@@ -67,7 +68,7 @@ nn_tensor *nn_tensor_clone(const nn_tensor *t, nn_error *err) {
 
 void nn_tensor_free(nn_tensor *t) {
   if (!t) return;
-  free(t->data);
+  nn_scratch_put(t->data);
   free(t);
 }
 
