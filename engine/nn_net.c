@@ -457,10 +457,16 @@ static const float *run_spikes_f(run *r) {
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
 
-static void bn_apply(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y) {
-  nn_bn_forward(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y, NULL, NULL);
+/* y = BN(x), or y += BN(x) when add (a cell edge adding into its node). */
+static void bn_run(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y, int add) {
+  if (add)
+    nn_bn_forward_add(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                      bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y);
+  else
+    nn_bn_forward(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                  bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y, NULL, NULL);
 }
+static void bn_apply(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y) { bn_run(r, bn, x, hw, y, 0); }
 
 /* Conv on the spikes in r->s / r->bits (fired of them) into y. */
 static nn_status conv_spikes(run *r, nn_conv_mod *cv, int64_t fired, float *y, nn_error *err) {
@@ -497,18 +503,11 @@ static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const floa
     if (add) nn_avgpool3x3_add(in, r->S * cm->c, cm->h, cm->w, out);
     else nn_avgpool3x3(in, r->S * cm->c, cm->h, cm->w, out);
     return NN_OK;
-  default: {
-    nn_bn_mod *bn = &em->bn;
+  default:
     if ((st = lif_call(r, em->lif, in, &fired, err)) != NN_OK) return st;
     if ((st = conv_spikes(r, &em->conv, fired, r->tmp, err)) != NN_OK) return st;
-    if (add)
-      nn_bn_forward_add(r->tmp, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                        bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, out);
-    else
-      nn_bn_forward(r->tmp, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                    bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, out, NULL, NULL);
+    bn_run(r, &em->bn, r->tmp, hw, out, add);
     return NN_OK;
-  }
   }
 }
 
