@@ -1,5 +1,5 @@
 /* test_net_fixture.c: the forward pass against the published SNASNet code (SPEC §10): loads
- * ../shared/fixtures/snasnet-backward/weights.safetensors (SNASNet's PyTorch names mapped to
+ * tests/fixtures/snasnet-backward/weights.safetensors (SNASNet's PyTorch names mapped to
  * ours, README "Networks"), runs input.r0 and compares every (LIF module, step, sample) spike
  * count with result.safetensors. */
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
 
-#define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
+#define FIX NN_SOURCE_DIR "/tests/fixtures/snasnet-backward/"
 #define CALLS_PER_STEP 15
 #define STEPS 5
 #define S 32

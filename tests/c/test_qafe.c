@@ -10,7 +10,7 @@
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
 
-#define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
+#define FIX NN_SOURCE_DIR "/tests/fixtures/snasnet-backward/"
 /* Fixture README: score within 1e-4 relative. Measured: -11.1238879 vs -11.1238313, 5.1e-6
  * relative, with every spike equal (test_net_fixture.c): what is left is SNASNet's float32
  * per-call kernel against our double one (K is near rank one, entries ~11537 with gaps ~0.5, so

@@ -8,7 +8,7 @@
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
 
-#define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
+#define FIX NN_SOURCE_DIR "/tests/fixtures/snasnet-backward/"
 
 static void tmpname(char *buf) {
   strcpy(buf, "/tmp/nn_test_st_XXXXXX");
