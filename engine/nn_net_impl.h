@@ -87,4 +87,11 @@ struct nn_net {
   nn_init_cache *init_cache; /* only while nn_net_new_cached builds the net */
 };
 
+/* Loads path into net where param i is stored under keys[i] (NULL: the net's own names); a
+ * file tensor that is no key is an error unless extra(name) accepts it. A key with a
+ * "<key>.exponent" scalar holds integer codes, w = code * 2^exponent (nn_interop.h). All or
+ * nothing; the "weight_bits" metadata is applied. */
+nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *keys,
+                           int (*extra)(const char *name), nn_error *err);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "l_cell.h"
 #include "l_net.h"
+#include "neuronas/nn_interop.h"
 
 nn_net *l_checknet(lua_State *L, int idx) { return l_checkopen(L, idx, NN_MT_NET); }
 
@@ -262,22 +263,50 @@ static int net_tensor(lua_State *L) {
   return 1;
 }
 
-/* net, path -> net */
+/* Options of net:save / net:load (docs/interop.md). */
+typedef struct io_opts {
+  int names; /* nn_names */
+} io_opts;
+static const char *const names_choices[] = {"neuronas", "snasnet", NULL};
+static const l_field save_fields[] = {
+    {"names", L_F_ENUM, 0, 0, offsetof(io_opts, names), names_choices,
+     "tensor names: ours, or the keys of SNASNet's PyTorch state dict"},
+    {"codes", L_F_SKIP, 0, 0, 0, NULL, "a pow2 neuronas.Quantizer: weights as integer codes plus an exponent"},
+    {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
+static const l_field load_fields[] = {
+    {"names", L_F_ENUM, 0, 0, offsetof(io_opts, names), names_choices,
+     "tensor names: ours, or the keys of SNASNet's PyTorch state dict"},
+    {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
+
+/* net, path [, opts] -> net */
 static int net_save(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   const char *path = luaL_checkstring(L, 2);
+  io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
-  if (nn_net_save(net, path, &err) != NN_OK) return l_raise(L, &err);
+  nn_status st;
+  l_parse_fields(L, 3, 3, save_fields, &o);
+  if (l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL) {
+    /* a Quantizer userdata starts with its nn_quant_params (l_quant.c) */
+    const nn_quant_params *q = luaL_testudata(L, -1, NN_MT_QUANTIZER);
+    if (!q) return argerror(L, 3, "save", "field 'codes': neuronas.Quantizer expected");
+    st = nn_net_save_codes(net, path, q, (nn_names)o.names, &err);
+  } else {
+    st = nn_net_save_names(net, path, (nn_names)o.names, &err);
+  }
+  if (st != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
   return 1;
 }
 
-/* net, path -> net (all-or-nothing: on error the weights are unchanged) */
+/* net, path [, opts] -> net (all-or-nothing: on error the weights are unchanged) */
 static int net_load(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   const char *path = luaL_checkstring(L, 2);
+  io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
-  if (nn_net_load(net, path, &err) != NN_OK) return l_raise(L, &err);
+  l_parse_fields(L, 3, 3, load_fields, &o);
+  if (nn_net_load_names(net, path, (nn_names)o.names, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
   return 1;
 }

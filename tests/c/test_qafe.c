@@ -6,6 +6,7 @@
 
 #include "neuronas/nn_blas.h"
 #include "neuronas/nn_fitness.h"
+#include "neuronas/nn_interop.h"
 #include "neuronas/nn_quant.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
@@ -18,28 +19,6 @@
 #define SCORE_REL_TOL 1e-4
 #define KERNEL_REL_TOL 5e-7
 
-/* SNASNet module path -> ours (the mapping documented in README "Networks") */
-static const char *const FWD[6] = {"e01", "e02", "e12", "e03", "e13", "e23"};
-static const char *const BWD[6] = {"e10", "e20", "e30", "e21", "e31", "e32"};
-static int map_module(const char *snas, char *ours, size_t n) {
-  int idx, sub;
-  if (sscanf(snas, "cell%*[12].cell_architecture_back.%d.%d", &idx, &sub) == 2 ||
-      sscanf(snas, "cell%*[12].cell_architecture.%d.%d", &idx, &sub) == 2) {
-    const char *e = strstr(snas, "_back") ? BWD[idx] : FWD[idx];
-    snprintf(ours, n, "cell%c.%s.%s", snas[4] == '1' ? 'A' : 'B', e,
-             sub == 0 ? "lif" : sub == 1 ? "conv" : "bn");
-    return 1;
-  }
-  static const char *const MAP[][2] = {
-      {"stem.0", "stem.conv"},          {"stem.1", "stem.bn"},
-      {"downconv1.0", "downconv.bn1"},  {"downconv1.2", "downconv.conv"},
-      {"downconv1.3", "downconv.bn2"},  {"last_act.0", "last.bn"},
-      {"classifier.1", "classifier.fc1"}, {"classifier.3", "classifier.fc2"}};
-  for (size_t i = 0; i < sizeof MAP / sizeof *MAP; i++)
-    if (!strcmp(snas, MAP[i][0])) return snprintf(ours, n, "%s", MAP[i][1]), 1;
-  return 0;
-}
-
 static nn_net *fixture_net(void) {
   nn_error err;
   nn_net_params p = nn_net_params_default();
@@ -49,21 +28,9 @@ static nn_net *fixture_net(void) {
   p.cell_b = p.cell_a;
   p.channels = 16;
   nn_net *net = nn_net_new(&p, &err);
-  nn_st_file *w = net ? nn_st_open(FIX "weights.safetensors", &err) : NULL;
-  size_t loaded = 0;
-  for (size_t i = 0; w && i < nn_st_count(w); i++) {
-    const char *name = nn_st_name(w, i), *dot = strrchr(name, '.');
-    char mod[96], ours[128], full[160];
-    if (!strcmp(dot, ".num_batches_tracked")) continue;
-    snprintf(mod, sizeof mod, "%.*s", (int)(dot - name), name);
-    if (!map_module(mod, ours, sizeof ours)) continue;
-    snprintf(full, sizeof full, "%s%s", ours, dot);
-    nn_tensor *t = nn_net_tensor_find(net, full);
-    if (t && nn_st_read_f32(w, name, nn_tensor_data(t), nn_tensor_numel(t), &err) == NN_OK)
-      loaded++;
-  }
-  CHECK(net && w && loaded == nn_net_tensor_count(net));
-  nn_st_close(w);
+  int ok = net && nn_net_load_names(net, FIX "weights.safetensors", NN_NAMES_SNASNET, &err) == NN_OK;
+  if (net && !ok) fprintf(stderr, "%s\n", err.msg);
+  CHECK(ok);
   return net;
 }
 

@@ -96,7 +96,7 @@ static void dtypes(void) {
     CHECK(nn_st_read_f64(f, "u", y, 2, &err) == NN_OK && y[0] == 0 && y[1] == 255);
     CHECK(nn_st_read_f32(f, "h", x, 1, &err) == NN_EFORMAT);
     char want[256];
-    snprintf(want, sizeof want, "%s: tensor 'h' has dtype F16, expected F32, F64, I64, I32 or U8", path);
+    snprintf(want, sizeof want, "%s: tensor 'h' has dtype F16, expected F32, F64, I64, I32, I16, I8 or U8", path);
     CHECK(!strcmp(err.msg, want));
     CHECK(!strcmp(nn_st_meta(f, "k"), "v"));
   }
