@@ -156,8 +156,8 @@ static int cmd_help(const char *scripts_dir) {
     }
   }
   printf("\nRun one with `%s run NAME.lua` (found here when not in the current folder).\n"
-         "Docs: README.md (API overview, writing strategies and constraints);\n"
-         "the reference is the project's SPEC, cited in each source file.\n",
+         "Docs: README.md (the user guide) and docs/*.md (the reference), installed in\n"
+         "<prefix>/share/doc/neuronas; `man neuronas` for the commands and exit codes.\n",
          progname);
   return 0;
 }
