@@ -1,5 +1,5 @@
 -- scripts/calibrate.lua: the cost distribution of a preset's 729 (c, c) networks under the default
--- hardware model (SPEC 5.2) at a precision: min, quartiles, max of memory, area, latency, energy.
+-- hardware model (docs/hardware.md) at a precision: min, quartiles, max of memory, area, latency, energy.
 -- The fashion-mnist default limits of scripts/neuronas.lua (neuronas.app SMALL) are its medians.
 --   neuronas run calibrate.lua [--preset P] [--bits N]
 local nn = require("neuronas")

@@ -1,10 +1,10 @@
--- scripts/hardware.lua: the per-layer hardware cost table (SPEC §5) of a network, and how it
--- fares against the paper's constraint presets (SPEC §0).
+-- scripts/hardware.lua: the per-layer hardware cost table (docs/hardware.md) of a network, and how it
+-- fares against the paper's constraint presets (docs/search.md).
 --   neuronas run scripts/hardware.lua [--bits 8] [--mode neuronas|spikesim] [--device rram|sram]
 --       [--timesteps 5] [--scope features|all] [--preset cifar100] [--cellA G --cellB G]
 -- With --cellA/--cellB (needs nn.net) it costs that genotype's network; otherwise a hand-written
--- layer list: the cifar100 preset with every cell edge conv3x3 (SPEC 2.1, 2.3), the top of the
--- SPEC 5.2 cross-check range (124.5 mm^2, 622 ms, 1968 uJ at FxP8).
+-- layer list: the cifar100 preset with every cell edge conv3x3 (docs/model.md), the top of the
+-- docs/hardware.md cross-check range (124.5 mm^2, 622 ms, 1968 uJ at FxP8).
 local nn = require("neuronas")
 local C = require("neuronas.constraints")
 

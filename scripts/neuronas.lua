@@ -1,4 +1,4 @@
--- scripts/neuronas.lua: the main job: NeuroNAS's two-stage hardware-aware cell search (SPEC §6,
+-- scripts/neuronas.lua: the main job: NeuroNAS's two-stage hardware-aware cell search (docs/search.md,
 -- Alg. 1 with the stage-2 fix) on the embedded default data. `--help` lists the flags.
 -- Exit status: 0 an architecture meeting every constraint was found; 3 none was (the report is
 -- still written); 2 bad flags; 1 an error; 130 interrupted (the journal stays valid: --resume).
@@ -15,7 +15,7 @@ local spec = app.extend(app.flags(8), {
 local opts = { name = "neuronas.lua",
   usage = "neuronas run neuronas.lua [--preset P] [--bits N] [--memory N] [--area MM2] [--latency MS] "
     .. "[--energy UJ] [--json FILE] [--csv FILE] [--resume] [--help]",
-  description = "Two-stage hardware-aware SNN cell search (NeuroNAS Alg. 1, SPEC 6)." }
+  description = "Two-stage hardware-aware SNN cell search (NeuroNAS Alg. 1, docs/search.md)." }
 local flags = cli.parse({ ... }, spec, opts)
 
 local constraints = app.constraints(flags, app.default_limits(flags.preset))

@@ -1,4 +1,4 @@
--- scripts/snasnet.lua: SNASNet's random-search baseline (SPEC §6): `--num` backward cells from
+-- scripts/snasnet.lua: SNASNet's random-search baseline (docs/search.md): `--num` backward cells from
 -- SNASNet's sampler, the same cell at both positions, scored without constraints at FxP32 (costs
 -- reported). Constraint flags, when given, make it a constrained random search.
 local search = require("neuronas.search")

@@ -1,4 +1,4 @@
--- scripts/train.lua: train a found architecture with surrogate-gradient BPTT (SPEC §7; issue 8),
+-- scripts/train.lua: train a found architecture with surrogate-gradient BPTT (docs/training.md),
 -- optionally quantization-aware (--bits) or evaluated after post-training quantization (--ptq).
 --   neuronas run scripts/train.lua --genotype "CELL_A,CELL_B" [--bits 8] [--epochs 3] ...
 --   neuronas run scripts/train.lua --from report.json ...      (the search report's best cells)
@@ -23,7 +23,7 @@ app.extend(spec, {
   { name = "bits", type = "integer", default = 32, min = 2, max = 32,
     help = "weight precision: 32 = float, else QAT at FxP-n" },
   { name = "optimizer", type = "choice", choices = { "sgd", "adam" },
-    help = "SGD (momentum 0.9, weight decay 5e-4; SPEC 7) or Adam (default: adam for fashion-mnist, "
+    help = "SGD (momentum 0.9, weight decay 5e-4; docs/training.md) or Adam (default: adam for fashion-mnist, "
       .. "whose silent classifier LIF stalls SGD; sgd for the paper presets)" },
   { name = "lr", type = "number", min = 0, help = "initial learning rate (default 0.1 sgd, 0.001 adam)" },
   { name = "lr-min", type = "number", min = 0, help = "cosine end point (default lr/100)" },
@@ -46,7 +46,7 @@ local opts = { name = "train.lua",
   usage = "neuronas run train.lua (--genotype A,B | --from REPORT) [--preset P] [--data PATH] [--epochs N] "
     .. "[--bits N] [--optimizer sgd|adam] [--lr X] [--batch N] [--limit N] [--seed N] [--ptq BITS] "
     .. "[--checkpoint FILE] [--json FILE] [--help]",
-  description = "Surrogate-gradient BPTT training (ATan, T timesteps) with optional QAT, SPEC 7." }
+  description = "Surrogate-gradient BPTT training (ATan, T timesteps) with optional QAT, docs/training.md." }
 local flags = cli.parse({ ... }, spec, opts)
 core.blas_threads(flags.threads)
 

@@ -1,4 +1,4 @@
--- neuronas/app.lua: what the bundled search scripts share (issue 7): their common flags, the
+-- neuronas/app.lua: what the bundled search scripts share: their common flags, the
 -- default constraints, opening the scoring data, the progress hooks and the final output.
 local cli = require("neuronas.cli")
 local report = require("neuronas.report")
@@ -6,7 +6,7 @@ local progress = require("neuronas.progress")
 
 local M = {}
 
--- SPEC §0: the NeuroNAS paper's evaluation budget, for the CIFAR and TinyImageNet presets.
+-- docs/search.md: the NeuroNAS paper's evaluation budget, for the CIFAR and TinyImageNet presets.
 M.PAPER = { memory = 10e6, area = 1000, latency = 500, energy = 1000 }
 -- The fashion-mnist preset never comes near the paper's budget. These limits are the medians
 -- of the 729 (c, c) networks at FxP8 under the default hardware model (scripts/calibrate.lua
@@ -18,7 +18,7 @@ M.SMALL = { memory = 28000, area = 5.6, latency = 30, energy = 39 }
 function M.data_flags()
   return {
     { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" },
-      default = "fashion-mnist", help = "network and data preset (SPEC 2.1)" },
+      default = "fashion-mnist", help = "network and data preset (docs/model.md)" },
     { name = "data", type = "string", default = "default", metavar = "PATH",
       help = "dataset path; 'default' = Fashion-MNIST (Debian's, else the embedded subset)" },
     { name = "data-format", type = "choice", choices = { "idx", "cifar10", "cifar100", "npy" },

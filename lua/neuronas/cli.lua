@@ -1,4 +1,4 @@
--- neuronas/cli.lua: flag parsing for the bundled scripts (issue 7). A script declares its flags;
+-- neuronas/cli.lua: flag parsing for the bundled scripts. A script declares its flags;
 -- bad input prints a usage line and exits 2 (the documented CLI contract).
 --   local flags = cli.parse(arg, spec, { usage = "...", name = "neuronas.lua" })
 -- spec entries: { name, type = "number"|"integer"|"string"|"boolean"|"choice", default, help,

@@ -1,4 +1,4 @@
--- neuronas/init.lua: require "neuronas", the Lua face of the engine (SPEC §9).
+-- neuronas/init.lua: require "neuronas", the Lua face of the engine.
 -- The C half is neuronas.core; this file adds only defaults and sugar, and sets no globals.
 local core = require("neuronas.core")
 

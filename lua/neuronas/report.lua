@@ -1,4 +1,4 @@
--- neuronas/report.lua: what a search prints and writes (issue 7): the final summary, the JSON
+-- neuronas/report.lua: what a search prints and writes: the final summary, the JSON
 -- report (format documented in README "The search report") and the per-candidate CSV.
 local json = require("neuronas.json")
 
@@ -73,7 +73,7 @@ function M.summary(rep, opts)
     for _, l in ipairs(M.constraint_rows(r)) do add(l) end
     if opts.hw_table then
       add("")
-      add(string.format("Per-layer costs (%s layers, SPEC 2.3):", opts.scope or "features"))
+      add(string.format("Per-layer costs (%s layers, docs/hardware.md):", opts.scope or "features"))
       add(opts.hw_table)
     end
   else
