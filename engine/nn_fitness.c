@@ -1,4 +1,4 @@
-/* nn_fitness.c: the Hamming-kernel accumulator of the fitness score (SPEC §4): per LIF call,
+/* nn_fitness.c: the Hamming-kernel accumulator of the fitness score (docs/fitness.md): per LIF call,
  * popcount Hamming distances between bit-packed sample rows, K summed in double, log|det|
  * through nn_logdet. Scoring whole nets and the prefix cache: nn_fitness_eval.c. */
 #include "neuronas/nn_fitness.h"
@@ -148,7 +148,7 @@ static void hamming_upper(const uint64_t *bits, int64_t S, int64_t W, int64_t *H
   for (int64_t w0 = 0; w0 < W; w0 += cw) hamming_chunk(bits, S, W, w0, w0 + cw < W ? w0 + cw : W, H);
 }
 
-/* K_ij += N - 0.5/(normK_ij + 1e-3) * H_ij, the formula spelled as SPEC §4 (shared by the
+/* K_ij += N - 0.5/(normK_ij + 1e-3) * H_ij, the formula as docs/fitness.md writes it (shared by the
  * fast path and its twin so both round the same way). */
 static inline double kernel_term(double N, double si, double sj, double h) {
   double normK = (si * (1 - sj) + (1 - si) * sj) * N;

@@ -1,5 +1,5 @@
-/* nn_fitness_eval.c: scoring a net (SPEC §4) from the spike observer of its forward pass,
- * with the stage-2 prefix cache (SPEC §6): the cell-B inputs of all T steps and the kernel
+/* nn_fitness_eval.c: scoring a net (docs/fitness.md) from the spike observer of its forward pass,
+ * with the stage-2 prefix cache (docs/search.md): the cell-B inputs of all T steps and the kernel
  * summed over the prefix LIF calls, keyed by what the prefix depends on. */
 #include <math.h>
 #include <stdio.h>

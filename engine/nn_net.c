@@ -1,6 +1,6 @@
 /* nn_net.c: the SNASNet/NeuroNAS macro-architecture and its spiking forward pass
- * (SPEC §2.1 macro-architecture and presets, §2.2 neuron/layer semantics and initialisation,
- * §2.3 accounting). Structure in nn_net_impl.h; kernels in nn_ops.c. */
+ * (docs/model.md: macro-architecture and presets, neuron/layer semantics and initialisation,
+ * accounting). Structure in nn_net_impl.h; kernels in nn_ops.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 
 const char *const NN_NET_PRESETS[] = {"cifar10", "cifar100", "tinyimagenet", "fashion-mnist", NULL};
 
-/* SPEC §2.1 preset table (SNASNet's code; fashion-mnist is our [choice]). */
+/* docs/model.md preset table (SNASNet's code; fashion-mnist is our [choice]). */
 static const struct preset {
   const char *name;
   int64_t in_ch, in_h, in_w, channels, stem_stride, second_pool, fc_width, classes, cluster;
@@ -43,9 +43,9 @@ nn_status nn_net_params_preset(nn_net_params *p, const char *preset, nn_error *e
     p->in_ch = q->in_ch, p->in_h = q->in_h, p->in_w = q->in_w;
     p->channels = q->channels, p->stem_stride = q->stem_stride, p->second_pool = q->second_pool;
     p->fc_width = q->fc_width, p->classes = q->classes, p->cluster = q->cluster;
-    p->timesteps = 5;          /* SPEC §2.1 */
-    p->tau = 4.0 / 3.0;        /* SPEC §2.1 */
-    p->threshold = 1.0;        /* SPEC §2.1 */
+    p->timesteps = 5;          /* docs/model.md */
+    p->tau = 4.0 / 3.0;        /* docs/model.md */
+    p->threshold = 1.0;        /* docs/model.md */
     return NN_OK;
   }
   return nn_fail(err, NN_EINVAL,
@@ -76,7 +76,7 @@ static int add_bn(nn_net *net, nn_bn_mod *bn, const char *path, int64_t c, nn_er
   if (!(bn->bias = add_param(net, path, "bias", 1, s, err))) return 0;
   if (!(bn->running_mean = add_param(net, path, "running_mean", 1, s, err))) return 0;
   if (!(bn->running_var = add_param(net, path, "running_var", 1, s, err))) return 0;
-  nn_tensor_fill(bn->weight, 1.0f);   /* SPEC §2.2: BN weight 1, bias 0 */
+  nn_tensor_fill(bn->weight, 1.0f);   /* docs/model.md: BN weight 1, bias 0 */
   nn_tensor_fill(bn->running_var, 1.0f);
   return 1;
 }
@@ -172,7 +172,7 @@ static int add_conv(nn_net *net, nn_conv_mod *cv, const char *path, int64_t cin,
   if (!(cv->weight = add_param(net, path, "weight", 4, s, err))) return 0;
   cv->g = (nn_conv_geom){0, cin, h, w, cout, k, stride, k / 2};
   if (init) {
-    double bound = sqrt(6.0 / ((1.0 + 2.0 * 2.0) * (double)(cin * k * k))); /* SPEC §2.2, a = 2 */
+    double bound = sqrt(6.0 / ((1.0 + 2.0 * 2.0) * (double)(cin * k * k))); /* docs/model.md, a = 2 */
     init_draw(net, cv->weight, path, 0, (float)-bound, (float)bound);
   }
   nn_layer_desc *d = &net->layers[net->nlayers];
@@ -190,7 +190,7 @@ static int add_linear(nn_net *net, nn_conv_mod *cv, const char *path, int64_t in
                       int init, nn_error *err) {
   int64_t s[2] = {out, in};
   if (!(cv->weight = add_param(net, path, "weight", 2, s, err))) return 0;
-  if (init) init_draw(net, cv->weight, path, 1, 0.0f, 0.01f); /* SPEC §2.2: N(0, 0.01) */
+  if (init) init_draw(net, cv->weight, path, 1, 0.0f, 0.01f); /* docs/model.md: N(0, 0.01) */
   nn_layer_desc *d = &net->layers[net->nlayers];
   memset(d, 0, sizeof *d);
   d->kind = NN_LAYER_LINEAR;
@@ -542,7 +542,7 @@ static nn_status cell_run_init(cell_run *c, const nn_cell_mod *cm, int64_t S, nn
   return NN_OK;
 }
 
-/* One timestep of a cell (SPEC §2.2): x0 in, returns x3 (owned by c). */
+/* One timestep of a cell (docs/model.md): x0 in, returns x3 (owned by c). */
 static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0, const float **x3,
                            nn_error *err) {
   const int64_t n = r->S * cm->c * cm->h * cm->w;
@@ -621,7 +621,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   x0 = nn_scratch_get((size_t)(S * C * hw0) * sizeof *x0);
   d = nn_scratch_get((size_t)(S * C * hw0) * sizeof *d);
   if (st == NN_OK && (!x0 || !d)) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
-  /* stem: once (SPEC §2.1) */
+  /* stem: once (docs/model.md) */
   if (st == NN_OK) {
     nn_conv_geom g = net->stem.g;
     g.n = S;
@@ -698,7 +698,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     bn_apply(&r, &net->last_bn, h, hw1, a);
     if ((st = lif_call(&r, net->last_lif, a, &fired, err)) != NN_OK) break;
     nn_avgpool(run_spikes_f(&r), S * C2, net->h1, net->w1, p->second_pool, pooled);
-    /* dropout: off during scoring and evaluation (SPEC §2.2 [choice]) */
+    /* dropout: off during scoring and evaluation (docs/model.md [choice]) */
     if ((st = nn_linear(pooled, S, net->fc_in, net->fc1.weight->data, NULL, F, f1, err)) != NN_OK) break;
     if ((st = lif_call(&r, net->cls_lif, f1, &fired, err)) != NN_OK) break;
     if (spikes_only) continue;

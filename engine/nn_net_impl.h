@@ -1,10 +1,10 @@
-/* nn_net_impl.h: the network's structure (SPEC §2.1-2.3), for engine files that walk it
+/* nn_net_impl.h: the network's structure (docs/model.md), for engine files that walk it
  * (training: backward pass, optimizer; quantizer). Everything here is owned by the net:
  * tensors are registered once in net->params (which frees them) and referenced elsewhere.
  *
  * Module order is execution order. A cell's edges: the non-zero forward edges sorted by
  * (to, from), i.e. 01 02 12 03 13 23, then the non-zero backward edges 10 20 30 21 31 32
- * (SNASNet's order). Per timestep (SPEC §2.2), with y_i = x_i + bx_i for i < 3, y_3 = x_3:
+ * (SNASNet's order). Per timestep (docs/model.md), with y_i = x_i + bx_i for i < 3, y_3 = x_3:
  *   x_j = sum over forward edges i->j of op(y_i);  new bx_i = sum over backward j->i of op(y_j). */
 #ifndef NEURONAS_NN_NET_IMPL_H
 #define NEURONAS_NN_NET_IMPL_H

@@ -1,4 +1,4 @@
-/* nn_ops.c: layer kernels of the spiking forward pass (SPEC §2.1-2.2), each with a *_ref twin.
+/* nn_ops.c: layer kernels of the spiking forward pass (docs/model.md), each with a *_ref twin.
  * Layouts and ownership: see nn_ops.h. */
 #include "nn_ops.h"
 

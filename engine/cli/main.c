@@ -1,4 +1,4 @@
-/* main.c: the `neuronas` command (issue 2), on lua.c's skeleton:
+/* main.c: the `neuronas` command, on lua.c's skeleton:
  * main -> lua_pcall(pmain) -> docall(msghandler) -> report. */
 #include <lauxlib.h>
 #include <lua.h>

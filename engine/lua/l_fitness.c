@@ -1,4 +1,4 @@
-/* l_fitness.c: the fitness score for Lua (SPEC §4, §6, §9; issue 5).
+/* l_fitness.c: the fitness score for Lua (docs/fitness.md; docs/search.md).
  * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=}) -> score, diagnostics
  * nn.fitness_cache{max_entries=, max_bytes=} -> neuronas.FitnessCache (the stage-2 prefix
  * cache: pass it as opts.cache to every candidate that shares cell A).

@@ -1,4 +1,4 @@
-/* l_net.c: neuronas.Net, cell-based spiking networks for Lua (SPEC §2, §9; issue 4).
+/* l_net.c: neuronas.Net, cell-based spiking networks for Lua (docs/model.md).
  * nn.net{...} builds a net from a preset plus overrides; methods: layers, params, forward,
  * clone, weight_bits, firing_rates, config, conv_mode, save, load, close. */
 #include <math.h>
@@ -17,7 +17,7 @@ static int argerror(lua_State *L, int arg, const char *fname, const char *msg) {
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
 }
 
-/* The option fields of nn.net (SPEC §2.1); preset, cellA, cellB and input are read by hand. */
+/* The option fields of nn.net (docs/model.md); preset, cellA, cellB and input are read by hand. */
 #define F(name, type, lo, hi, field, doc) {name, type, lo, hi, offsetof(nn_net_params, field), NULL, doc}
 static const l_field NET_FIELDS[] = {
     {"preset", L_F_SKIP, 0, 0, 0, NULL, "cifar10|cifar100|tinyimagenet|fashion-mnist"},
@@ -157,7 +157,7 @@ static const char *const SCOPES[] = {"features", "all", NULL};
 static const l_field SCOPE_FIELDS[] = {{"scope", L_F_ENUM, 0, 0, offsetof(scope_opts, scope), SCOPES, "features|all"},
                                        {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
 
-/* net[, {scope="features"|"all"}] -> integer weight count (SPEC §2.3) */
+/* net[, {scope="features"|"all"}] -> integer weight count (docs/model.md) */
 static int net_params(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   scope_opts o = {0};

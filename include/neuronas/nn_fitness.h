@@ -1,5 +1,5 @@
-/* nn_fitness.h: the training-free fitness score (SPEC §4, SNASNet's Hamming kernel) and the
- * stage-2 prefix cache (SPEC §6).
+/* nn_fitness.h: the training-free fitness score (docs/fitness.md, SNASNet's Hamming kernel) and the
+ * stage-2 prefix cache (docs/search.md).
  *
  * For each LIF call (one module, one timestep) with spikes b in {0,1}^(S x N):
  *   s_i = |b_i| / N;  normK_ij = (s_i (1 - s_j) + (1 - s_i) s_j) N;  H_ij = Hamming(b_i, b_j)
@@ -44,7 +44,7 @@ nn_status nn_kernel_add_ref(nn_kernel *k, const nn_spike_call *c, nn_error *err)
  * was added. *sign (may be NULL) gets +1, -1 or 0. */
 nn_status nn_kernel_score(const nn_kernel *k, double *score, int *sign, nn_error *err);
 
-/* ---- the prefix cache (SPEC §6 stage 2) ----
+/* ---- the prefix cache (docs/search.md stage 2) ----
  * Entries are keyed by everything the prefix (stem, cell A, downconv, pool) depends on:
  * cell A, the macro parameters (all but cell B), the weight precision, a 128-bit hash of
  * every stored prefix tensor (stem, cell A, downconv: conv weights, BN parameters and

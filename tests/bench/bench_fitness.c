@@ -1,5 +1,5 @@
 /* bench_fitness.c: candidates per second of the QaFE pipeline (build, quantize, score;
- * SPEC §3, §4, §6), run by scripts/bench-fitness. Prints figures; asserts nothing.
+ * docs/quantizer.md, docs/fitness.md, docs/search.md), run by scripts/bench-fitness. Prints figures; asserts nothing.
  *
  *   bench_fitness fm [candidates]     fashion-mnist preset, batch 64, T 5, FxP8, random neuronas
  *                                     cells: stage-2 style (fixed cell A) with and without the
@@ -59,7 +59,7 @@ static nn_tensor *cifar_batch(int64_t n, uint64_t seed) {
   return x;
 }
 
-/* A random neuronas cell: each forward edge skip / conv3x3 / avgpool3x3 (SPEC §1). */
+/* A random neuronas cell: each forward edge skip / conv3x3 / avgpool3x3 (docs/model.md). */
 static nn_cell neuronas_cell(nn_rng *r) {
   static const nn_op ops[3] = {NN_OP_SKIP, NN_OP_CONV3X3, NN_OP_AVGPOOL3X3};
   nn_cell c;
@@ -69,7 +69,7 @@ static nn_cell neuronas_cell(nn_rng *r) {
   return c;
 }
 
-/* SNASNet's random backward cell (SPEC §1): upper and lower random op matrices and a 0/1
+/* SNASNet's random backward cell (docs/model.md): upper and lower random op matrices and a 0/1
  * choice per pair, then the reachability sanity pass; redrawn until M[0][3] != 0. */
 static nn_cell snasnet_cell(nn_rng *r) {
   for (;;) {

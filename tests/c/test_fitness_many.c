@@ -1,4 +1,4 @@
-/* test_fitness_many.c: nn_fitness_many (SPEC §4, §6) scores several nets on threads exactly as
+/* test_fitness_many.c: nn_fitness_many (docs/fitness.md; docs/search.md) scores several nets on threads exactly as
  * sequential nn_fitness_eval calls do: bit-identical scores and kernels' diagnostics, the same
  * cache hits, misses, evictions and entries; BLAS threads restored; errors of the first
  * failing net. */

@@ -128,7 +128,7 @@ static void fixture_spike_counts(void) {
   nn_net_free(net);
 }
 
-/* SPEC §2.3 hand count for the fixture cell, checked against the fixture's own weight shapes */
+/* docs/model.md hand count for the fixture cell, checked against the fixture's own weight shapes */
 static void fixture_param_count(void) {
   nn_error err;
   nn_st_file *w = nn_st_open(FIX "weights.safetensors", &err);

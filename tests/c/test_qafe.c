@@ -1,4 +1,4 @@
-/* test_qafe.c: quantized nets and the fitness score on real networks (SPEC §3, §4, §6, §10):
+/* test_qafe.c: quantized nets and the fitness score on real networks (docs/quantizer.md; docs/fitness.md; docs/search.md; tests/fixtures/README.md):
  * SNASNet's fixture score and kernel, the prefix cache (bit-identical results), repeats. */
 #include <math.h>
 #include <stdlib.h>
@@ -109,7 +109,7 @@ static nn_net *fm_net(const char *a, const char *b, uint64_t seed) {
   return nn_net_new(&p, &err);
 }
 
-/* Stage 2 (SPEC §6): candidates share cell A; the cache must change nothing but the time. */
+/* Stage 2 (docs/search.md): candidates share cell A; the cache must change nothing but the time. */
 static void cache_bit_identical(void) {
   nn_error err;
   const char *cells_b[4] = {"101021", "111111", "000000", "101021"};

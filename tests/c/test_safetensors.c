@@ -1,4 +1,4 @@
-/* test_safetensors.c: the safetensors reader/writer (SPEC §2.3 weights I/O, §10 fixtures):
+/* test_safetensors.c: the safetensors reader/writer (docs/model.md weights I/O, tests/fixtures/README.md fixtures):
  * round trip, dtype conversions from hand-made files, the fixtures' F64 kernel, and errors that
  * name the file and the tensor. */
 #include <stdlib.h>

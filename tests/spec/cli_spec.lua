@@ -1,4 +1,4 @@
--- cli_spec.lua: the `neuronas` command's exit codes and messages (issue 2).
+-- cli_spec.lua: the `neuronas` command's exit codes and messages.
 local H = require("helpers")
 
 describe("neuronas CLI", function()

@@ -1,4 +1,4 @@
--- fitness_spec.lua: nn.fitness and nn.fitness_cache from Lua (SPEC §4, §6, §9; issue 5).
+-- fitness_spec.lua: nn.fitness and nn.fitness_cache from Lua (docs/fitness.md; docs/search.md).
 local H = require("helpers")
 
 describe("nn.fitness", function()

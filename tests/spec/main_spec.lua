@@ -1,5 +1,5 @@
--- main_spec.lua: the main job `neuronas run scripts/neuronas.lua` end to end on the real engine
--- (issue 7): constraints met, reports, determinism, resume, no-feasible exit, bad flags, Ctrl-C.
+-- main_spec.lua: the main job `neuronas run scripts/neuronas.lua` end to end on the real engine:
+-- constraints met, reports, determinism, resume, no-feasible exit, bad flags, Ctrl-C.
 local H = require("helpers")
 local json = require("neuronas.json")
 

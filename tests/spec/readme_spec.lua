@@ -1,4 +1,4 @@
--- readme_spec.lua: the README's "Write your own strategy" example runs as printed (issue 7).
+-- readme_spec.lua: the README's "Write your own strategy" example runs as printed.
 local H = require("helpers")
 
 describe("README", function()

@@ -1,4 +1,4 @@
--- search_spec.lua: strategies, evaluator, journal and reports (SPEC §6; issue 7), on a fake
+-- search_spec.lua: strategies, evaluator, journal and reports (docs/search.md), on a fake
 -- pipeline whose costs and scores are simple functions of the genotype, so every expectation is
 -- computed independently here.
 local nn = require("neuronas")
@@ -117,7 +117,7 @@ describe("search.two_stage", function()
     assert.are.equal(feasible - 1, stats.score) -- the cached repeat is not scored again
   end)
 
-  it("never returns a stage-1 network that breaks area, latency or energy (the SPEC §6 fix)", function()
+  it("never returns a stage-1 network that breaks area, latency or energy (our fix, docs/search.md)", function()
     -- stage 1's winner with itself misses the area budget, and so does every (A*, c) with a
     -- high score: the paper's pseudo-code would hand back (A*, A*)
     local a = naive_two_stage({ memory = 2500 }).cellA

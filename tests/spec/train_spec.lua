@@ -1,4 +1,4 @@
--- train_spec.lua: nn.trainer, nn.train.* and scripts/train.lua from Lua (issue 8; SPEC §7, §9).
+-- train_spec.lua: nn.trainer, nn.train.* and scripts/train.lua from Lua (docs/training.md).
 local H = require("helpers")
 local before = H.globals()
 local nn = require("neuronas")
