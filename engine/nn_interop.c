@@ -124,8 +124,9 @@ static void add_param_entries(writer *w, const nn_net *net, key_buf *keys) {
   }
 }
 
+/* weight_bits: the precision recorded in the metadata (what nn_net_load applies). */
 static nn_status write_file(const nn_net *net, const char *path, writer *w, key_buf *extra_keys,
-                            nn_names names, const char *format, nn_error *err) {
+                            nn_names names, const char *format, int weight_bits, nn_error *err) {
   char ca[NN_CELL_TEXT_MAX], cb[NN_CELL_TEXT_MAX], bits[16];
   size_t base = w->n;
   /* PyTorch's BatchNorm2d also stores num_batches_tracked (int64); we count no batches: 0 */
@@ -138,7 +139,7 @@ static nn_status write_file(const nn_net *net, const char *path, writer *w, key_
       }
   nn_cell_format(&net->p.cell_a, ca, sizeof ca);
   nn_cell_format(&net->p.cell_b, cb, sizeof cb);
-  snprintf(bits, sizeof bits, "%d", net->weight_bits);
+  snprintf(bits, sizeof bits, "%d", weight_bits);
   const char *meta[] = {"format", format, "cellA", ca, "cellB", cb, "weight_bits", bits, NULL};
   return nn_st_write_raw(path, w->e, w->n, meta, err);
 }
@@ -150,7 +151,7 @@ nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names,
   nn_status st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
   if (st == NN_OK) {
     add_param_entries(w, net, keys);
-    st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "pt", err);
+    st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "pt", net->weight_bits, err);
   }
   free(keys), free(w);
   return st;
@@ -213,7 +214,7 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
     snprintf(keys[2 * NN_NET_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
     w->e[w->n++] = (nn_st_raw){keys[2 * NN_NET_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
   }
-  if (st == NN_OK) st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "neuronas.codes", err);
+  if (st == NN_OK) st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "neuronas.codes", q->bits, err);
   for (size_t l = 0; l < NN_NET_MAXLAYER; l++) free(codes[l]);
   free(tmp), free(keys), free(w);
   return st;

@@ -99,6 +99,8 @@ describe("net:save / net:load with SNASNet names", function()
     local back = fixture_net()
     back:load(p)
     assert.is_true(same(want, back:tensor("stem.conv.weight")))
+    assert.equal(4, back:weight_bits()) -- the codes' precision, as q:apply(net) sets it
+    assert.equal(32, net:weight_bits())
     assert.has_error(function() net:save(p, { codes = nn.quantizer{ scale = "maxabs" } }) end)
     os.remove(p)
   end)
