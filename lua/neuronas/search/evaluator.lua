@@ -39,7 +39,7 @@ end
 -- Opens the setup's journal; with resume, its lines prefill the cache.
 function Evaluator:open_journal(path, resume)
   local replayed
-  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup))
+  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup, self.pipeline))
   for k, e in pairs(replayed) do self.cache[k] = e end
 end
 
