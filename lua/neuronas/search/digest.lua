@@ -46,13 +46,51 @@ function M.hash_tensor(t)
   return finish(h)
 end
 
--- A Lua function's identity: its bytecode's hash (string.dump, debug information stripped, so
--- only the code and its constants count); a C function has none, so its source name stands in.
+-- The source text of lines a..b of a chunk's source (a file "@path" or the chunk's own text),
+-- or nil when it cannot be had.
+local function source_lines(source, a, b)
+  local text
+  if source:sub(1, 1) == "@" then
+    local f = io.open(source:sub(2), "r")
+    if not f then return nil end
+    text = f:read("a")
+    f:close()
+  elseif source:sub(1, 1) ~= "=" then
+    text = source
+  end
+  if not text then return nil end
+  if a <= 0 then return text end
+  local out, n = {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if n >= a then out[#out + 1] = line end
+    if n >= b then break end
+  end
+  return #out > 0 and table.concat(out, "\n") or nil
+end
+
+-- A Lua function's identity: a hash of its source text (the lines that define it, so an edit
+-- elsewhere in its file does not count; its bytecode when the source cannot be read) and of
+-- the numbers, strings and booleans it captures (`local LIMIT = 5` above it). A C function has
+-- no source: its name stands in.
 function M.function_id(fn)
-  local ok, code = pcall(string.dump, fn, true)
-  if ok then return "lua:" .. M.hash_string(code) end
   local info = debug.getinfo(fn, "S")
-  return "c:" .. tostring(info and info.short_src or "?")
+  if info.what == "C" then return "c:" .. tostring(info.short_src) end
+  local code = source_lines(info.source, info.linedefined, info.lastlinedefined)
+  if not code then
+    local ok, dump = pcall(string.dump, fn, true)
+    code = ok and dump or tostring(info.short_src)
+  end
+  local parts = { code }
+  for i = 1, 255 do
+    local name, v = debug.getupvalue(fn, i)
+    if not name then break end
+    local ty = type(v)
+    if ty == "number" or ty == "string" or ty == "boolean" then
+      parts[#parts + 1] = name .. "=" .. (ty == "number" and string.format("%.17g", v) or tostring(v))
+    end
+  end
+  return "lua:" .. M.hash_string(table.concat(parts, "\0"))
 end
 
 -- A value as plain JSON data: numbers (non-finite ones as strings), strings, booleans, tables

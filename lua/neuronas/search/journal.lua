@@ -75,7 +75,11 @@ local function write_atomic(self, header, lines)
   local f, err = io.open(tmp, "w")
   if not f then error(string.format("cannot write journal '%s': %s", self.path, tostring(err)), 0) end
   local ok, werr = pcall(function()
-    emit(self, f, self.path, header)
+    if self.kill_at == -0.5 then
+      put(f, self.path, header:sub(1, #header // 2))
+      kill_self()
+    end
+    put(f, self.path, header)
     for _, l in ipairs(lines) do put(f, self.path, l) end
   end)
   local cok, cerr = f:close()
@@ -170,7 +174,8 @@ function M.as_number(v)
   return v
 end
 
-local function default_warn(msg)
+-- Where a bad line is reported by default (a line on stderr); a test may replace it.
+function M.warn(msg)
   io.stderr:write("neuronas: ", msg, "\n")
   io.stderr:flush()
 end
@@ -231,10 +236,10 @@ end
 -- settings: the digest (M.settings_digest). replayed maps each journaled key to
 -- { cost =, score =, scored =, seconds =, from_journal = true } (empty for a new journal).
 -- journal.bad lists the lines that were not replayed ({ line =, why = }); each is also passed to
--- warn (default: a line on stderr).
+-- warn (default: M.warn, a line on stderr).
 function M.open(path, resume, settings, opts)
   opts = opts or {}
-  local warn = opts.warn or default_warn
+  local warn = opts.warn or M.warn
   local self = setmetatable({ path = path, pos = -1, bad = {}, kill_at = kill_at() }, Journal)
   local text = resume and read_all(path) or nil
   if text and text:find("%S") then
