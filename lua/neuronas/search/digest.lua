@@ -72,8 +72,8 @@ end
 -- A Lua function's identity: a hash of its source text (the lines that define it, so an edit
 -- elsewhere in its file does not count; its bytecode when the source cannot be read) and of
 -- the numbers, strings and booleans it captures (`local LIMIT = 5` above it). A C function has
--- no source: its name stands in.
-function M.function_id(fn)
+-- no source: its name stands in. code_only leaves the captured values out.
+function M.function_id(fn, code_only)
   local info = debug.getinfo(fn, "S")
   if info.what == "C" then return "c:" .. tostring(info.short_src) end
   local code = source_lines(info.source, info.linedefined, info.lastlinedefined)
@@ -82,7 +82,7 @@ function M.function_id(fn)
     code = ok and dump or tostring(info.short_src)
   end
   local parts = { code }
-  for i = 1, 255 do
+  for i = 1, code_only and 0 or 255 do
     local name, v = debug.getupvalue(fn, i)
     if not name then break end
     local ty = type(v)
@@ -134,13 +134,14 @@ function M.constraints(spec)
 end
 
 -- A pipeline's identity: its own p.identity() when it has one (the engine pipeline: data,
--- hardware, quantizer), else the identities of its functions (a custom pipeline).
+-- hardware, quantizer), else the code of its functions (a custom pipeline: what its closures
+-- capture is its own business).
 local function pipeline_id(p)
   if not p then return json.null end
   if p.identity then return p.identity() end
   local out = {}
   for _, k in ipairs({ "build", "cost", "score", "score_many" }) do
-    if type(p[k]) == "function" then out[k] = M.function_id(p[k]) end
+    if type(p[k]) == "function" then out[k] = M.function_id(p[k], true) end
   end
   return json.object(out)
 end
