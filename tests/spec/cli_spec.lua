@@ -110,6 +110,12 @@ describe("an installed neuronas", function()
     code, out = H.run("cd / && " .. H.q(prefix .. "/bin/neuronas") .. " help")
     assert.are.equal(0, code)
     assert.truthy(out:find(prefix .. "/bin/../share/neuronas/scripts", 1, true))
+    -- and run from any folder, as NAME.lua or in the clone's form scripts/NAME.lua
+    for _, form in ipairs({ "neuronas.lua", "scripts/neuronas.lua" }) do
+      code, out, err = H.run("cd / && " .. H.q(prefix .. "/bin/neuronas") .. " run " .. form .. " --help")
+      assert.are.equal(0, code, form .. ": " .. err)
+      assert.truthy(out:find("^usage: neuronas run neuronas.lua"), form)
+    end
     os.execute("rm -rf " .. H.q(prefix))
   end)
 end)
