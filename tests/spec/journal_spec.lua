@@ -52,8 +52,10 @@ local function fake_pipeline(stats)
     end,
     cost = function(n)
       local ca, cb = conv_count(n.a), conv_count(n.b)
+      local layers = {}
+      for k = 1, ca + cb do layers[k] = { name = "conv" .. k, weights = k < ca and 100 or 400 } end
       return { memory_params = 1000 + 100 * ca + 400 * cb, area_mm2 = 1 + 0.5 * ca,
-        latency_ms = 2 + ca + 2 * cb, energy_uj = 1 + 0.3 * ca + 0.2 * cb }
+        latency_ms = 2 + ca + 2 * cb, energy_uj = 1 + 0.3 * ca + 0.2 * cb, layers = layers }
     end,
     score = function(n)
       local h = 0
@@ -213,6 +215,24 @@ describe("the journal's record schema", function()
     local ok, err = pcall(fake_run, p2, true, { constraints = { memory = 2400, fits = make(9) } })
     assert.is_false(ok)
     assert.truthy(err:find("constraints.memory (journal 2500, now 2400)", 1, true), err)
+    os.remove(p2)
+  end)
+
+  it("gives constraint functions the per-layer costs of replayed candidates too", function()
+    local function few(_, layers) return #layers <= 3 end
+    local big = { fn = function(_, layers)
+      local m = 0
+      for _, l in ipairs(layers) do m = math.max(m, l.weights) end
+      return m
+    end, max = 300 }
+    local o = { constraints = { memory = 2500, few = few, big = big } }
+    local p2 = tmp(".journal")
+    local first = fake_run(p2, false, o)
+    assert.is_true(first.counts.skipped > 0 and first.counts.scored > 0)
+    local again, stats = fake_run(p2, true, o)
+    assert.are.same(outcome(first), outcome(again))
+    assert.are.equal(again.counts.evaluated, again.counts.cached)
+    assert.is_true(stats.build > 0) -- nets rebuilt for their layers only, never scored again
     os.remove(p2)
   end)
 
