@@ -11,29 +11,12 @@ local journal = require("neuronas.search.journal")
 local json = require("neuronas.json")
 local H = require("helpers")
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
+local slurp, spit, tmp = H.slurp, H.spit, H.tmpname
 
 local function lines_of(s)
   local t = {}
   for l in s:gmatch("([^\n]*)\n") do t[#t + 1] = l end
   return t
-end
-
-local function tmp(suffix)
-  local p = os.tmpname()
-  os.remove(p)
-  return p .. (suffix or "")
 end
 
 -- ------------------------------------------------------------------ fake pipeline

@@ -5,11 +5,7 @@
 -- folder, in the README's form scripts/NAME.lua too.
 local H = require("helpers")
 
-local function tmp(suffix)
-  local p = os.tmpname()
-  os.remove(p)
-  return p .. (suffix or "")
-end
+local tmp = H.tmpname
 
 local function run(script, args, env)
   return H.run((env or "") .. " " .. H.q(H.cli) .. " run " .. script .. " " .. args)
