@@ -10,7 +10,7 @@ local M = {}
 --   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1)
 function M.engine_pipeline(s)
   local nn = require("neuronas")
-  -- stochastic rounding draws from the search's seed (docs/search.md)
+  -- stochastic rounding draws from the search's seed
   local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding, seed = s.seed })
   local hw = s.hardware
   if hw == nil or (type(hw) == "table" and getmetatable(hw) == nil) then hw = nn.ela(hw or { mode = "neuronas" }) end
