@@ -165,25 +165,24 @@ end
 -- removed again when absent), and its temporary twin PATH.tmp (atomic writes) must be creatable.
 function M.check_writable(path, flag, opts)
   local fail = opts.noexit and function(_, msg) error(msg, 0) end or die
-  local existed = io.open(path, "r")
-  if existed then
-    local _, rerr, code = existed:read(0)
-    existed:close()
-    if code == 21 or (rerr and rerr:find("Is a directory", 1, true)) then
-      fail(opts, string.format("--%s %s: is a directory (a file path expected)", flag, path))
+  -- whether p exists (a file that cannot be read still exists: only ENOENT says it does not)
+  local function exists(p)
+    local f, _, code = io.open(p, "r")
+    if not f then return code ~= 2 end
+    local _, rerr, rcode = f:read(0)
+    f:close()
+    if rcode == 21 or (rerr and rerr:find("Is a directory", 1, true)) then
+      fail(opts, string.format("--%s %s: is a directory (a file path expected)", flag, p))
     end
+    return true
   end
-  local f, err = io.open(path, "a")
-  if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
-  f:close()
-  if not existed then os.remove(path) end
-  local tmp = path .. ".tmp"
-  local had_tmp = io.open(tmp, "r")
-  if had_tmp then had_tmp:close() end
-  f, err = io.open(tmp, "a")
-  if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
-  f:close()
-  if not had_tmp then os.remove(tmp) end
+  for _, p in ipairs({ path, path .. ".tmp" }) do
+    local existed = exists(p)
+    local f, err = io.open(p, "a")
+    if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
+    f:close()
+    if not existed then os.remove(p) end
+  end
 end
 
 return M
