@@ -6,9 +6,9 @@ local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 
 local spec = app.extend(app.flags(8), {
-  { name = "num", type = "integer", default = 5000, min = 1, help = "SNASNet baseline samples" },
+  { name = "num", type = "integer", default = 5000, range = require("neuronas.limits").num, help = "SNASNet baseline samples" },
   { name = "precisions", type = "string", default = "16,12,8", help = "NeuroNAS precisions, comma-separated" },
-  { name = "cells", type = "integer", min = 1, max = 729, help = "NeuroNAS: only the first N cells of the space (quick trials)" },
+  { name = "cells", type = "integer", range = require("neuronas.limits").cells, help = "NeuroNAS: only the first N cells of the space (quick trials)" },
 })
 local opts = { name = "compare.lua", usage = "neuronas run compare.lua [--num N] [--precisions 16,12,8] [--preset P] [--json FILE] [--help]",
   description = "NeuroNAS at several precisions vs the SNASNet baseline at FxP32, under the same constraints." }

@@ -7,10 +7,10 @@ local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 
 local spec = app.extend(app.flags(8), {
-  { name = "journal", type = "string", metavar = "FILE", default = "neuronas-search.journal",
+  { name = "journal", type = "string", metavar = "FILE", default = "neuronas-search.journal", output = true,
     help = "journal of evaluated candidates" },
   { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
-  { name = "cells", type = "integer", min = 1, max = 729, help = "search only the first N cells of the space (quick trials)" },
+  { name = "cells", type = "integer", range = require("neuronas.limits").cells, help = "search only the first N cells of the space (quick trials)" },
 })
 local opts = { name = "neuronas.lua",
   usage = "neuronas run neuronas.lua [--preset P] [--bits N] [--memory N] [--area MM2] [--latency MS] "

@@ -3,6 +3,7 @@
 local cli = require("neuronas.cli")
 local report = require("neuronas.report")
 local progress = require("neuronas.progress")
+local L = require("neuronas.limits")
 
 local M = {}
 
@@ -29,20 +30,20 @@ end
 -- Flags shared by the search scripts; `bits` defaults per script.
 function M.flags(bits_default)
   return M.extend(M.data_flags(), {
-    { name = "bits", type = "integer", default = bits_default, min = 2, max = 32, help = "weight precision FxP-n" },
+    { name = "bits", type = "integer", default = bits_default, range = L.bits, help = "weight precision FxP-n" },
     { name = "rounding", type = "choice", choices = { "nearest", "floor", "zero", "stochastic" },
       default = "nearest", help = "quantizer rounding" },
-    { name = "memory", type = "number", min = 0, help = "max weight parameters" },
-    { name = "area", type = "number", min = 0, help = "max chip area, mm^2" },
-    { name = "latency", type = "number", min = 0, help = "max latency of one inference, ms" },
-    { name = "energy", type = "number", min = 0, help = "max energy of one inference, uJ" },
-    { name = "batch", type = "integer", default = 64, min = 2, help = "images per fitness batch" },
-    { name = "repeat", type = "integer", default = 1, min = 1, help = "fitness batches per candidate" },
-    { name = "timesteps", type = "integer", min = 1, help = "SNN timesteps T (default: the preset's, 5)" },
-    { name = "seed", type = "integer", default = 1, help = "weights, data and sampling seed" },
-    { name = "json", type = "string", metavar = "FILE", help = "write the JSON report here" },
-    { name = "csv", type = "string", metavar = "FILE", help = "write one row per evaluated candidate here" },
-    { name = "threads", type = "integer", default = 2, min = 1, max = 256,
+    { name = "memory", type = "number", range = L.limit, help = "max weight parameters" },
+    { name = "area", type = "number", range = L.limit, help = "max chip area, mm^2" },
+    { name = "latency", type = "number", range = L.limit, help = "max latency of one inference, ms" },
+    { name = "energy", type = "number", range = L.limit, help = "max energy of one inference, uJ" },
+    { name = "batch", type = "integer", default = 64, range = L.batch, help = "images per fitness batch" },
+    { name = "repeat", type = "integer", default = 1, range = L["repeat"], help = "fitness batches per candidate" },
+    { name = "timesteps", type = "integer", range = L.timesteps, help = "SNN timesteps T (default: the preset's, 5)" },
+    { name = "seed", type = "integer", default = 1, range = L.seed, help = "weights, data and sampling seed" },
+    { name = "json", type = "string", metavar = "FILE", output = true, help = "write the JSON report here" },
+    { name = "csv", type = "string", metavar = "FILE", output = true, help = "write one row per evaluated candidate here" },
+    { name = "threads", type = "integer", default = 2, range = L.threads,
       help = "candidates scored at once, on that many threads (same results for any value)" },
     { name = "quiet", type = "boolean", help = "no progress display" },
   })

@@ -15,6 +15,15 @@ local function genotype(c)
   return type(c) == "string" and c or tostring(c)
 end
 
+-- Whether a constraint set calls Lua functions (predicates, cost functions: they get the
+-- per-layer costs too).
+local function calls_functions(set)
+  for _, c in ipairs(rawget(set, "list") or {}) do
+    if c.fn then return true end
+  end
+  return false
+end
+
 -- The cache and journal key of a candidate: "cellA | cellB" in canonical form.
 function M.key(cand)
   return genotype(cand.cellA) .. " | " .. genotype(cand.cellB)
@@ -39,7 +48,7 @@ end
 -- Opens the setup's journal; with resume, its lines prefill the cache.
 function Evaluator:open_journal(path, resume)
   local replayed
-  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup))
+  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup, self.pipeline))
   for k, e in pairs(replayed) do self.cache[k] = e end
 end
 
@@ -69,6 +78,10 @@ function Evaluator:evaluate(cands)
       self.cache[j.key] = j.entry
     end
     local set = cand.constraints or self.setup.constraint_set
+    if j.entry.from_journal and j.entry.cost.layers == nil and calls_functions(set) then
+      -- a journal keeps no per-layer costs: rebuild them for constraint functions that read them
+      self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = j.entry.cost })
+    end
     j.feasible, j.records, j.violation = set:check(j.entry.cost, j.entry.cost.layers)
     if j.feasible and not j.entry.scored and not j.entry.pending then
       j.net = j.net or p.build(cand)

@@ -10,13 +10,15 @@ local M = {}
 --   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1)
 function M.engine_pipeline(s)
   local nn = require("neuronas")
-  local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding })
+  -- stochastic rounding draws from the search's seed
+  local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding, seed = s.seed })
   local hw = s.hardware
   if hw == nil or (type(hw) == "table" and getmetatable(hw) == nil) then hw = nn.ela(hw or { mode = "neuronas" }) end
-  local batches, fcache
+  local batches, fcache, used
   local function inputs()
     if not batches then
       local ds = s.data or nn.data.default({ split = "train" })
+      used = ds
       batches = {}
       for r = 1, s["repeat"] do
         batches[r] = ds:batch(s.batch, { seed = s.data_seed + r - 1 })
@@ -52,6 +54,27 @@ function M.engine_pipeline(s)
   end
   function p.release(net)
     net:close()
+  end
+  -- What the results depend on beyond the setup's fields (the journal's digest): the data (path,
+  -- size and a content hash of the very batches scored), the hardware model's configuration and
+  -- the quantizer.
+  function p.identity()
+    local digest = require("neuronas.search.digest")
+    local b = inputs()
+    local ds = used
+    local hashes = {}
+    for r, x in ipairs(b) do hashes[r] = digest.hash_tensor(x) end
+    local data = { batches = hashes }
+    for _, k in ipairs({ "name", "path", "source", "size" }) do
+      local ok, v = pcall(function() return ds[k] end)
+      if ok and v ~= nil then data[k] = v end
+    end
+    local qid = {}
+    for _, k in ipairs({ "bits", "rounding", "scale", "seed", "int_bits" }) do
+      local ok, v = pcall(function() return q[k] end)
+      if ok and v ~= nil then qid[k] = v end
+    end
+    return { data = data, hardware = digest.plain(hw), quantizer = qid }
   end
   p.hardware, p.quantizer = hw, q
   return p
