@@ -44,6 +44,7 @@ local SETUP_KEYS = {
   journal = "", resume = "", logger = "", pipeline = "", prefix_cache = "",
   label = "", threads = "",
 }
+M.SETUP_KEYS = SETUP_KEYS
 
 -- Normalises a setup table: defaults (docs/search.md) and type checks. Returns a new table.
 function M.setup(opts)
