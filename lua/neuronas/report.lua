@@ -101,6 +101,17 @@ function M.explain_infeasible(rep)
   if pf and pf.excluded > 0 then
     add(string.format("    stage 1 pre-filter: %d of %d cells excluded before scoring, no cell B completes them (%s)",
       pf.excluded, pf.cells, M.exclusion_reasons(pf)))
+    if pf.excluded == pf.cells then
+      add(string.format("    so no pair (A, B) of the %d x %d meets %s: the cheapest completion for each limit:",
+        pf.cells, pf.cells, table.concat(pf.used, ", ")))
+      for _, n in ipairs(pf.used) do
+        local c = pf.cheapest and pf.cheapest[n]
+        if c then
+          add(string.format("      %-10s %s (limit %s)  %s | %s%s", n, num(c.value), num(c.limit), c.cellA, c.cellB,
+            c.value > c.limit and "" or "  (meets it)"))
+        end
+      end
+    end
   end
   local stages, order = {}, {}
   for _, r in ipairs(rep.results or {}) do
@@ -122,6 +133,10 @@ function M.explain_infeasible(rep)
     end
     add(string.format("    %s: %d evaluated, none feasible; ruled out by %s", s == "-" and "candidates" or ("stage " .. s),
       #list, #parts > 0 and table.concat(parts, ", ") or "nothing (no constraint failed)"))
+  end
+  local notes = rep.notes or {}
+  if notes.stage1 and not notes.cellA and #(rep.results or {}) > 0 then
+    add("    stage 2: not run (no stage-1 cell (c, c) passed the memory limit, so no cell A was chosen)")
   end
   local set = rep.constraint_set
   local cheapest = {}
@@ -217,8 +232,9 @@ function M.summary(rep, opts)
       add(opts.hw_table)
     end
   else
-    add(string.format("No feasible architecture: none of the %d evaluated candidates met every constraint.",
-      #(rep.results or {})))
+    local n = #(rep.results or {})
+    add(n > 0 and string.format("No feasible architecture: none of the %d evaluated candidates met every constraint.", n)
+      or "No feasible architecture: no candidate was left to evaluate.")
     local why = M.explain_infeasible(rep)
     if #why > 0 then
       add("Why:")

@@ -38,22 +38,33 @@ describe("the main job", function()
     assert.is_true(rep.feasible)
     local limits = { memory = 28000, area = 5.6, latency = 30, energy = 39 }
     local fields = { memory = "memory_params", area = "area_mm2", latency = "latency_ms", energy = "energy_uj" }
-    assert.are.same(limits, rep.settings.constraints)
+    for i, name in ipairs({ "memory", "area", "latency", "energy" }) do
+      local c = rep.settings.constraints[i]
+      assert.are.same({ name, "limit", limits[name], "cost." .. fields[name], "default" },
+        { c.name, c.kind, c.limit, c.field, c.source })
+    end
     for name, lim in pairs(limits) do
       assert.is_true(rep.best.cost[fields[name]] <= lim, name)
     end
     for _, c in ipairs(rep.best.checks) do assert.is_true(c.ok, c.name) end
-    assert.are.equal(20, rep.counts.evaluated)
+    -- stage 1 asks the cells the pre-filter kept, stage 2 all ten
+    local pf = rep.notes.prefilter
+    assert.are.equal(10, pf.cells)
+    assert.are.equal(10, pf.kept + pf.excluded)
+    assert.are.equal(pf.kept + 10, rep.counts.evaluated)
     assert.are.equal(rep.counts.evaluated, rep.counts.scored + rep.counts.skipped)
     assert.is_true(#rep.best.layers >= 3)
     -- the CSV has a row per evaluated candidate, and its best row matches the report
     local rows = {}
     for line in slurp(cpath):gmatch("[^\n]+") do rows[#rows + 1] = line end
-    assert.are.equal(21, #rows)
-    assert.are.equal("index,stage,cellA,cellB,memory_params,area_mm2,latency_ms,energy_uj,feasible,violation,score,pareto,seconds,cached", rows[1])
+    assert.are.equal(rep.counts.evaluated + 1, #rows)
+    assert.are.equal("index,stage,cellA,cellB,memory_params,area_mm2,latency_ms,energy_uj,tiles,pes,feasible,stage_ok,"
+      .. "violation,score,pareto,seconds,cached", rows[1])
     local found = false
     for i = 2, #rows do
-      if rows[i]:find(rep.best.cellA .. "," .. rep.best.cellB, 1, true) and rows[i]:find(",2,", 1, true) then found = true end
+      if rows[i]:find("^" .. rep.best.index .. "," .. rep.best.stage .. "," .. rep.best.cellA .. "," .. rep.best.cellB .. ",") then
+        found = true
+      end
     end
     assert.is_true(found)
   end)
@@ -73,8 +84,8 @@ describe("the main job", function()
     -- a journal cut after 7 candidates, with the 8th line torn mid-write
     local lines = {}
     for line in slurp(journal):gmatch("[^\n]+") do lines[#lines + 1] = line end
-    -- header + 19 candidates: the (A*, A*) repeat of stage 2 came from the cache, not the engine
-    assert.are.equal(20, #lines)
+    -- header + one line per candidate the engine evaluated (repeats come from the cache)
+    assert.are.equal(1 + first.counts.evaluated - first.counts.cached, #lines)
     local cut = tmp(".journal")
     local f = assert(io.open(cut, "w"))
     f:write(table.concat(lines, "\n", 1, 8), "\n", lines[9]:sub(1, 25))
@@ -95,16 +106,29 @@ describe("the main job", function()
     os.remove(cut); os.remove(j3); os.remove(c3)
   end)
 
-  it("says when nothing is feasible, writes the report and exits 3", function()
+  it("says when nothing is feasible and why, writes the report and exits 3", function()
     local j4 = tmp(".json")
-    local code, out, err = run(" --cells 6 --batch 16 --quiet --memory 100 --json " .. j4 .. " --journal " .. tmp(".journal"))
+    local code, out, err = run(" --cells 6 --batch 16 --quiet --memory 100 --stage1 paper --json " .. j4 .. " --journal " .. tmp(".journal"))
     assert.are.equal(3, code, err)
-    assert.truthy(out:find("No feasible architecture", 1, true))
+    assert.truthy(out:find("No feasible architecture: none of the 6 evaluated candidates met every constraint.", 1, true))
+    assert.truthy(out:find("stage 1: 6 evaluated, none feasible; ruled out by memory 6 (every one)", 1, true))
+    assert.truthy(out:find("stage 2: not run", 1, true))
+    -- the cheapest candidate for the memory limit: the all-skip cell, stem + downconv = 144 + 4608 weights
+    assert.truthy(out:find("\n    memory     4752 params (limit 100)  skip skip skip skip skip skip | skip skip skip skip skip skip", 1, true), out)
     local rep = json.decode(slurp(j4))
     assert.is_false(rep.feasible)
     assert.are.equal(json.null, rep.best)
     assert.are.equal(5, #rep.nearest_misses)
     assert.are.equal(0, rep.counts.scored)
+    -- with the default stage 1 the pre-filter proves it without scoring anything
+    code, out, err = run(" --cells 6 --batch 16 --quiet --memory 100 --json " .. j4 .. " --journal " .. tmp(".journal"))
+    assert.are.equal(3, code, err)
+    assert.truthy(out:find("stage 1 pre-filter: 6 of 6 cells excluded before scoring, no cell B completes them (memory alone: 6)", 1, true), out)
+    assert.truthy(out:find("so no pair (A, B) of the 6 x 6 meets memory, area, latency, energy", 1, true))
+    rep = json.decode(slurp(j4))
+    assert.are.equal(0, rep.counts.evaluated)
+    assert.are.equal(6, rep.notes.prefilter.excluded)
+    assert.are.equal(4752, rep.notes.prefilter.cheapest.memory.value)
     os.remove(j4)
   end)
 

@@ -29,6 +29,7 @@ local ADDITIVE = { memory_params = "weights", pes = "pes", xbars = "xbars", tile
 M.ADDITIVE = ADDITIVE
 
 local function genotype(c) return type(c) == "string" and c or tostring(c) end
+local named_cheapest
 
 -- The constraints of a set the decomposition can use: { name =, field =, max = } in set order,
 -- and the others as { name =, why = }.
@@ -46,7 +47,7 @@ function M.usable(set)
 end
 
 -- A(c): the cellA.* part of a (c, c) cost, per used field; nil when the layers carry no names.
-local function cell_a_part(cost, use)
+function M.cell_a_part(cost, use)
   if type(cost.layers) ~= "table" or cost.mode ~= "neuronas" then return nil end
   local a, named = {}, false
   for k, u in ipairs(use) do a[k] = 0 end
@@ -97,6 +98,18 @@ local function result(cells, keep, minima, use, skip, method)
   return r
 end
 
+-- { name = { value, limit, cellA, cellB } } from a list indexed like `use` (genotypes as strings).
+named_cheapest = function(list, use)
+  local out = {}
+  for k, u in ipairs(use) do
+    local c = list[k]
+    if c then
+      out[u.name] = { value = c.value, limit = u.max, cellA = genotype(c.cellA), cellB = genotype(c.cellB) }
+    end
+  end
+  return out
+end
+
 -- The Pareto-minimal rows of a list of vectors (indices), smallest first in the first field.
 local function minimal_front(vecs, nk)
   local order = {}
@@ -135,7 +148,7 @@ function M.brute(ev, cells, cellsB, set)
   local clock = ev.clock or os.clock
   local t0 = clock()
   local use, skip = M.usable(set)
-  local keep, minima = {}, {}
+  local keep, minima, cheapest = {}, {}, {}
   for i, c in ipairs(cells) do
     local mins = {}
     for k = 1, #use do mins[k] = math.huge end
@@ -144,6 +157,7 @@ function M.brute(ev, cells, cellsB, set)
       local ok = true
       for k, u in ipairs(use) do
         mins[k] = math.min(mins[k], v[k])
+        if not cheapest[k] or v[k] < cheapest[k].value then cheapest[k] = { value = v[k], cellA = c, cellB = b } end
         if v[k] > u.max then ok = false end
       end
       if ok then keep[i] = true end
@@ -151,6 +165,7 @@ function M.brute(ev, cells, cellsB, set)
     minima[i] = mins
   end
   local r = result(cells, keep, minima, use, skip, "brute")
+  r.cheapest = named_cheapest(cheapest, use)
   r.completions, r.seconds = #cells * #cellsB, clock() - t0
   return r
 end
@@ -173,7 +188,7 @@ function M.run(ev, cells, set, cellsB)
     local g = genotype(x)
     if same[g] then return same[g] end
     local cost = ev:cost_only({ cellA = x, cellB = x })
-    local a = cell_a_part(cost, use)
+    local a = M.cell_a_part(cost, use)
     if not a then return nil end
     local rest = {}
     for k, u in ipairs(use) do rest[k] = cost[u.field] - a[k] end
@@ -201,10 +216,12 @@ function M.run(ev, cells, set, cellsB)
   local nk = #use
   local t1 = clock()
   local front = minimal_front(R, nk)
-  local rmin = {}
+  local rmin, rarg = {}, {}
   for k = 1, nk do
     rmin[k] = math.huge
-    for _, j in ipairs(front) do rmin[k] = math.min(rmin[k], R[j][k]) end
+    for _, j in ipairs(front) do
+      if R[j][k] < rmin[k] then rmin[k], rarg[k] = R[j][k], j end
+    end
   end
   local keep, minima, v = {}, {}, {}
   for i, c in ipairs(cells) do
@@ -229,7 +246,17 @@ function M.run(ev, cells, set, cellsB)
       end
     end
   end
+  -- the cheapest completion for each limit: the cell A with the least A(c) + min R
+  local cheapest = {}
+  for i, c in ipairs(cells) do
+    for k = 1, nk do
+      if not cheapest[k] or minima[i][k] < cheapest[k].value then
+        cheapest[k] = { value = minima[i][k], cellA = c, cellB = cellsB[rarg[k]] }
+      end
+    end
+  end
   local r = result(cells, keep, minima, use, skip, "decomposed")
+  r.cheapest = named_cheapest(cheapest, use)
   r.completions, r.front, r.seconds = #cells * #cellsB, #front, clock() - t0
   r.combine_seconds = clock() - t1 -- the N x N part, after the N (c, c) costs
   return r
