@@ -201,3 +201,165 @@ describe("the other search scripts", function()
     os.remove(j)
   end)
 end)
+
+-- Reads a CSV written by the reports (no quoted commas in these columns) into header + rows.
+local function read_csv(path)
+  local rows, head = {}, nil
+  for line in slurp(path):gmatch("[^\n]+") do
+    local t = {}
+    for f in (line .. ","):gmatch("([^,]*),") do t[#t + 1] = f end
+    if not head then
+      head = t
+    else
+      local r = {}
+      for i, h in ipairs(head) do r[h] = t[i] end
+      rows[#rows + 1] = r
+    end
+  end
+  return head, rows
+end
+
+describe("the main job's answers are true", function()
+  it("finds the feasible architecture under --cells 40 --energy 20, and every row's verdict matches its costs", function()
+    local j, c = tmp(".json"), tmp(".csv")
+    local code, out, err = run("--cells 40 --energy 20 --batch 16 --quiet --csv " .. c .. " --json " .. j
+      .. " --journal " .. tmp(".journal"))
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("Found architecture", 1, true))
+    local lim = { memory_params = 28000, area_mm2 = 5.6, latency_ms = 30, energy_uj = 20 }
+    local function meets(cost)
+      for f, l in pairs(lim) do
+        if tonumber(cost[f]) > l then return false end
+      end
+      return true
+    end
+    local _, rows = read_csv(c)
+    local nfeasible = 0
+    for _, r in ipairs(rows) do
+      assert.are.equal(meets(r) and "1" or "0", r.feasible, r.index)
+      if r.feasible == "1" then nfeasible = nfeasible + 1 end
+    end
+    assert.is_true(nfeasible >= 1)
+    local rep = json.decode(slurp(j))
+    assert.is_true(rep.feasible)
+    assert.are.equal(nfeasible, rep.counts.feasible)
+    assert.is_true(meets(rep.best.cost))
+    for _, list in ipairs({ rep.pareto, rep.nearest_misses }) do
+      for _, r in ipairs(list) do assert.are.equal(meets(r.cost), r.feasible) end
+    end
+    for _, r in ipairs(rep.pareto) do assert.is_true(r.feasible) end
+    -- the best is the best-scoring feasible row of the CSV
+    local best = -math.huge
+    for _, r in ipairs(rows) do
+      if r.feasible == "1" then best = math.max(best, tonumber(r.score)) end
+    end
+    assert.are.equal(string.format("%.10g", best), string.format("%.10g", rep.best.score))
+    -- stage 1 evaluated only the cells some cell B completes within 20 uJ
+    assert.are.equal(40, rep.notes.prefilter.cells)
+    assert.is_true(rep.notes.prefilter.excluded > 0)
+    assert.is_true(rep.notes.prefilter.by_limit.energy > 0)
+    os.remove(j); os.remove(c)
+  end)
+
+  it("takes --constraints, --hardware and --strategy files and reports what they did", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. H.q(dir)))
+    local function write(name, text)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(text)
+      f:close()
+      return dir .. "/" .. name
+    end
+    local cons = write("budget.lua", [[
+return {
+  energy = 100, latency = 40,
+  power = { fn = function(cost) return cost.energy_uj / cost.latency_ms end, max = 2, unit = "mW",
+            doc = "average power" },
+  no_pool = function(cost, layers)
+    for _, l in ipairs(layers) do if l.k ~= 3 then return false, l.name end end
+    return true
+  end,
+}
+]])
+    local hw = write("chip.lua", "return { device_bits = 2, xbar = 128 }\n")
+    local strat = write("pairs.lua", [[
+local nn = require("neuronas")
+local ctx = ...
+local rng = nn.rng(ctx.seed)
+local st = { name = "pairs", left = 12 }
+function st:ask()
+  if self.left == 0 then return nil end
+  self.left = self.left - 1
+  return { { cellA = ctx.space:sample(rng), cellB = ctx.space:sample(rng) } }
+end
+function st:tell(results) end
+function st:total() return 12 end
+return st
+]])
+    local j, c = dir .. "/r.json", dir .. "/r.csv"
+    local code, out, err = run("--constraints " .. cons .. " --hardware " .. hw .. " --strategy " .. strat
+      .. " --energy 50 --batch 16 --quiet --json " .. j .. " --csv " .. c .. " --journal " .. dir .. "/j")
+    assert.is_true(code == 0 or code == 3, err)
+    assert.truthy(out:find("energy <= 50 uJ (cost.energy_uj)  [--energy]", 1, true), out)
+    assert.truthy(out:find("latency <= 40 ms (cost.latency_ms)  [file " .. cons .. "]", 1, true), out)
+    assert.truthy(out:find("power <= 2 mW (Lua function) -- average power  [file " .. cons .. "]", 1, true), out)
+    assert.truthy(out:find("no_pool: Lua predicate  [file " .. cons .. "]", 1, true), out)
+    assert.truthy(out:find("area <= 5.6 mm^2 (cost.area_mm2)  [default]", 1, true), out)
+    local rep = json.decode(slurp(j))
+    assert.are.equal("pairs", rep.strategy)
+    assert.are.equal(12, rep.counts.evaluated)
+    local byname = {}
+    for _, x in ipairs(rep.settings.constraints) do byname[x.name] = x end
+    assert.are.same({ name = "power", kind = "function", limit = 2, unit = "mW", doc = "average power",
+      field = json.null, source = "file " .. cons }, byname.power)
+    assert.are.equal("predicate", byname.no_pool.kind)
+    assert.are.equal(50, byname.energy.limit)
+    -- every CSV row: costs of the 2-bit, 128x128 chip, checked here with nn.ela itself
+    local nn = require("neuronas")
+    local chip = nn.ela({ device_bits = 2, xbar = 128 })
+    local head, rows = read_csv(c)
+    local anyf = false
+    assert.are.same({ "no_pool", "power" }, { head[#head - 1], head[#head] }) -- the set's order: sorted
+    for _, r in ipairs(rows) do
+      local net = nn.quantizer({ bits = 8 }):apply(nn.net({ cellA = r.cellA, cellB = r.cellB, seed = 1 }))
+      local cost = chip:evaluate(net)
+      assert.are.equal(cost.tiles, tonumber(r.tiles))
+      assert.are.equal(cost.pes, tonumber(r.pes))
+      assert.is_true(math.abs(cost.energy_uj - tonumber(r.energy_uj)) <= 1e-9 * cost.energy_uj)
+      local power = cost.energy_uj / cost.latency_ms
+      assert.is_true(math.abs(power - tonumber(r.power)) <= 1e-9 * power)
+      local nopool = true
+      for _, l in ipairs(cost.layers) do if l.k ~= 3 then nopool = false end end
+      assert.are.equal(nopool and "1" or "0", r.no_pool)
+      local ok = cost.memory_params <= 28000 and cost.area_mm2 <= 5.6 and cost.latency_ms <= 40
+        and cost.energy_uj <= 50 and power <= 2 and nopool
+      assert.are.equal(ok and "1" or "0", r.feasible, r.index)
+      if ok then anyf = true end
+      net:close()
+    end
+    assert.are.equal(anyf, rep.feasible)
+    assert.are.equal(anyf and 0 or 3, code)
+    if rep.feasible then
+      local names = {}
+      for _, ch in ipairs(rep.best.checks) do names[ch.name] = ch end
+      assert.are.equal("mW", names.power.unit)
+      assert.are.equal("average power", names.power.doc)
+    end
+    os.execute("rm -rf " .. H.q(dir))
+  end)
+
+  it("refuses a strategy file whose ask() returns a bare candidate, naming the shape", function()
+    local p = H.tmpfile([[
+local st = { n = 0 }
+function st:ask() self.n = self.n + 1; if self.n > 1 then return nil end
+  return { cellA = "102101", cellB = "102101" } end
+function st:tell() end
+return st
+]], ".lua")
+    local code, _, err = run("--strategy " .. p .. " --cells 3 --quiet --journal " .. tmp(".journal"))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("ask() returned a bare candidate (expected a list of candidates", 1, true), err)
+    os.remove(p)
+  end)
+end)
