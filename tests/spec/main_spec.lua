@@ -175,6 +175,7 @@ describe("the other search scripts", function()
     local code, out, err = H.run(H.q(H.cli) .. " run scripts/snasnet.lua --num 12 --batch 16 --quiet --json " .. j)
     assert.are.equal(0, code, err)
     assert.truthy(out:find("Found architecture (random search)", 1, true))
+    assert.is_nil(out:find("Constraints", 1, true)) -- none given: no header
     local rep = json.decode(slurp(j))
     assert.are.equal(32, rep.settings.bits)
     assert.are.same({}, rep.settings.constraints)
@@ -182,6 +183,23 @@ describe("the other search scripts", function()
     assert.are.equal(12, rep.counts.scored)
     assert.are.equal(rep.best.cellA, rep.best.cellB)
     os.remove(j)
+  end)
+
+  it("hardware.lua reads digit genotypes and lists its flags", function()
+    local code, out, err = H.run(H.q(H.cli) .. " run scripts/hardware.lua --preset fashion-mnist --cellA 102101 --cellB 000000")
+    assert.are.equal(0, code, err)
+    -- NeuroNAS digits: skip=0 conv3x3=1 avgpool3x3=2
+    local nn = require("neuronas")
+    local want = nn.ela({}):evaluate(nn.quantizer({ bits = 8 }):apply(nn.net({ cellA = nn.cell("102101"), cellB = nn.cell("000000") })))
+    assert.truthy(out:find(string.format("%d weights", want.memory_params), 1, true), out)
+    local n = 0
+    for _ in out:gmatch("cellA%.e%d%d%.conv") do n = n + 1 end
+    assert.are.equal(3, n) -- three 1 digits: three conv3x3 edges in cell A
+    code, out = H.run(H.q(H.cli) .. " run scripts/hardware.lua --help")
+    assert.are.equal(0, code)
+    for _, f in ipairs({ "--bits", "--mode", "--device", "--timesteps", "--scope", "--preset", "--cellA", "--cellB" }) do
+      assert.truthy(out:find(f, 1, true), f)
+    end
   end)
 
   it("compare.lua tabulates NeuroNAS precisions against the SNASNet baseline", function()
@@ -196,6 +214,7 @@ describe("the other search scripts", function()
     assert.is_true(n8.cost.memory_params <= 28000 and n8.cost.energy_uj <= 39)
     -- the printed memory saving is 1 - NeuroNAS / SNASNet
     local saving = 100 * (1 - n8.cost.memory_params / base.cost.memory_params)
+    assert.truthy(out:find("search-time speed-up", 1, true))
     local line = out:match("NeuroNAS FxP8[^\n]*")
     assert.truthy(line:find(string.format("%.1f%%", saving), 1, true), line)
     os.remove(j)

@@ -380,3 +380,38 @@ describe("feasibility-aware stage 1", function()
     assert.are.equal(#want, n1)
   end)
 end)
+
+describe("the reports", function()
+  local report = require("neuronas.report")
+  local json = require("neuronas.json")
+
+  it("describe function constraints and write any field JSON cannot hold as a string, saying which", function()
+    local power = function(cost) return cost.energy_uj / cost.latency_ms end
+    local lim = { memory = 2500, power = { fn = power, max = 0.3, unit = "mW", doc = "energy / latency" },
+      small = function(cost) return cost.memory_params < 2000, "too big" end }
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
+    local warnings = {}
+    local text = report.to_json(rep, { constraints = lim, odd = print },
+      { warn = function(m) warnings[#warnings + 1] = m end, sources = { memory = "--memory" } })
+    local doc = json.decode(text)
+    assert.are.same({ "warning: JSON report: field 'report.settings.odd' cannot be encoded, written as a string" }, warnings)
+    assert.are.equal(tostring(print), doc.settings.odd)
+    assert.are.same({ name = "power", kind = "function", limit = 0.3, unit = "mW", doc = "energy / latency",
+      field = json.null, source = json.null }, doc.settings.constraints[2])
+    assert.are.same({ name = "memory", kind = "limit", limit = 2500, unit = "params", doc = json.null,
+      field = "cost.memory_params", source = "--memory" }, doc.settings.constraints[1])
+    if rep.best then
+      local c = rep.best.cost
+      local p = doc.best.checks[2]
+      assert.are.same({ "power", c.energy_uj / c.latency_ms, 0.3, "mW", "energy / latency" },
+        { p.name, p.value, p.limit, p.unit, p.doc })
+    end
+    -- the CSV: one column per constraint besides the four named limits, then its value per row
+    local lines = {}
+    for l in report.to_csv(rep):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.truthy(lines[1]:find(",cached,power,small$"))
+    local r = rep.results[3]
+    local want = string.format("%.10g,%s", r.cost.energy_uj / r.cost.latency_ms, r.cost.memory_params < 2000 and "1" or "0")
+    assert.are.equal(want, lines[4]:match("([^,]+,[^,]+)$"))
+  end)
+end)
