@@ -182,8 +182,8 @@ M.STRATEGIES = { "two_stage", "random", "evolution" }
 -- The flags of the main job on top of M.flags.
 function M.main_flags()
   return {
-    { name = "strategy", type = "string", default = "two_stage", metavar = "NAME|FILE",
-      help = "two_stage, random, evolution, or a Lua file returning a strategy (docs/search.md)" },
+    { name = "strategy", type = "string", metavar = "NAME|FILE",
+      help = "two_stage (default), random, evolution, or a Lua file returning a strategy (docs/search.md)" },
     { name = "stage1", type = "choice", choices = { "feasible", "paper" }, default = "feasible",
       help = "two_stage: drop cells no cell B completes within the limits, or Alg. 1's literal stage 1" },
     { name = "constraints", type = "string", metavar = "FILE",
@@ -286,7 +286,7 @@ function M.main(o)
     if not hok then cli.fail(opts, string.format("--hardware %s: %s", tostring(flags.hardware or "(script)"), herr)) end
   end
 
-  local strategy = M.make_strategy(flags.strategy ~= "two_stage" and flags.strategy or (o.strategy or "two_stage"), ctx, opts)
+  local strategy = M.make_strategy(flags.strategy or o.strategy or "two_stage", ctx, opts)
   local data = M.open_data(flags, opts)
   local setup = M.setup(flags, data, constraints)
   setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume

@@ -214,6 +214,11 @@ function M.summary(rep, opts)
   if #clines > 0 or pfl then add("") end
   if r then
     add(string.format("Found architecture (%s search), fitness score %.6f", rep.strategy, r.score))
+    local notes = rep.notes or {}
+    if notes.stage1 and notes.cellA and not notes.stage2_best then
+      add(string.format("    (stage 2 found no cell B completing A* = %s within every limit; this is the best"
+        .. " fully feasible pair evaluated, from stage %s)", notes.cellA, tostring(r.stage)))
+    end
     add(string.format("    cell A: %s", r.cellA))
     add(string.format("    cell B: %s", r.cellB))
     local ok, a = pcall(M.cell_lines, r.cellA)
