@@ -261,17 +261,20 @@ function M.main(o)
 
   local layers = {}
   if o.defaults ~= false then layers[#layers + 1] = { table = M.default_limits(flags.preset), source = "default" } end
-  if o.constraints then layers[#layers + 1] = { table = o.constraints, source = "script" } end
+  local C = require("neuronas.constraints")
+  if o.constraints then
+    layers[#layers + 1] = { table = C.is_set(o.constraints) and o.constraints:spec() or o.constraints, source = "script" }
+  end
   if flags.constraints then
     local t = M.load_file(opts, "constraints", flags.constraints, ctx)
-    if require("neuronas.constraints").is_set(t) then t = t:spec() end
+    if C.is_set(t) then t = t:spec() end
     if type(t) ~= "table" then
       cli.fail(opts, string.format("--constraints %s: a table of constraints expected, got %s", flags.constraints, type(t)))
     end
     layers[#layers + 1] = { table = t, source = "file " .. flags.constraints }
   end
   local constraints, sources = M.merge_constraints(flags, layers)
-  local ok, err = pcall(require("neuronas.constraints").new, constraints)
+  local ok, err = pcall(C.new, constraints)
   if not ok then cli.fail(opts, tostring(err)) end
 
   local hardware = o.hardware

@@ -42,25 +42,24 @@ local function columns(a, b, wa)
   return out
 end
 
+-- A value as the summary prints it: 4 significant digits, thousands grouped from 10,000.
+local function num(v)
+  if type(v) ~= "number" then return tostring(v) end
+  return math.abs(v) >= 1e4 and group(v) or string.format("%.4g", v)
+end
+
 -- The constraint table: one row per limit with value, limit and a pass/fail mark; custom
 -- constraints come from the result's check records.
 function M.constraint_rows(result)
   local rows = {}
   for _, rec in ipairs(result.checks or {}) do
     local v = rec.value
-    local vs = type(v) == "number" and (math.abs(v) >= 1e4 and group(v) or string.format("%.4g", v)) or tostring(v)
-    local ls = type(rec.limit) == "number" and (math.abs(rec.limit) >= 1e4 and group(rec.limit) or string.format("%.4g", rec.limit))
-      or tostring(rec.limit or "")
-    local lim = rec.limit ~= nil and ("<= " .. ls) or ""
+    local vs = num(v)
+    local lim = rec.limit ~= nil and ("<= " .. num(rec.limit)) or ""
     rows[#rows + 1] = string.format("    %-12s %16s %-7s %-17s %s%s", rec.name, vs, rec.unit or "", lim, rec.ok and "ok" or "FAIL",
       rec.why and ("  (" .. rec.why .. ")") or "")
   end
   return rows
-end
-
-local function num(v)
-  if type(v) ~= "number" then return tostring(v) end
-  return math.abs(v) >= 1e4 and group(v) or string.format("%.4g", v)
 end
 
 -- The constraint list with where each limit came from: one line each, e.g.
@@ -183,9 +182,11 @@ function M.prefilter_line(notes)
   if pf.method == "none" then
     s = string.format("Stage 1 pre-filter: off (%s); all %d cells kept", pf.why or "no limit it can use", pf.cells)
   else
-    s = string.format("Stage 1 pre-filter: %d of %d cells excluded (no cell B completes them within the limits%s);"
-      .. " %s completions (c, B) costed in %.2f s%s, using %s", pf.excluded, pf.cells,
-      pf.excluded > 0 and (": " .. M.exclusion_reasons(pf)) or "", group(pf.completions), pf.seconds or 0,
+    s = string.format("Stage 1 pre-filter: %s; %s completions (c, B) costed in %.2f s%s, using %s",
+      pf.excluded > 0 and string.format("%d of %d cells excluded, no cell B completes them within the limits (%s)",
+        pf.excluded, pf.cells, M.exclusion_reasons(pf))
+        or string.format("all %d cells kept, each has a cell B completing it within the limits", pf.cells),
+      group(pf.completions), pf.seconds or 0,
       pf.combine_seconds and string.format(" (%.3f s after the %d (c, c) costs)", pf.combine_seconds, pf.cells) or "",
       table.concat(pf.used, ", "))
   end
