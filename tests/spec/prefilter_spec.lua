@@ -123,3 +123,25 @@ describe("the stage-1 pre-filter", function()
       memory_bytes = "cost.memory_bytes is not a sum over layers" }, why)
   end)
 end)
+
+describe("the engine pipeline's cost_only", function()
+  it("gives the cost of the built, quantized candidate, field by field", function()
+    for _, bits in ipairs({ 8, 5 }) do
+      local ev = search.evaluator({ bits = bits })
+      local p = ev.pipeline
+      local space = nn.space("neuronas")
+      for _, i in ipairs({ 1, 2, 300, 729 }) do
+        local cand = { cellA = space:cell(i), cellB = space:cell(730 - i) }
+        local quick = p.cost_only(cand)
+        local net = p.build(cand)
+        local full = p.cost(net)
+        p.release(net)
+        assert.are.equal(bits, full.bits)
+        for k, v in pairs(full) do
+          if k ~= "layers" then assert.are.equal(v, quick[k], k) end
+        end
+        assert.are.same(full.layers, quick.layers)
+      end
+    end
+  end)
+end)
