@@ -286,7 +286,10 @@ function M.main(o)
         error(string.format("nn.ela options or an nn.ela object expected, got %s", type(hardware)), 0)
       end
     end)
-    if not hok then cli.fail(opts, string.format("--hardware %s: %s", tostring(flags.hardware or "(script)"), herr)) end
+    if not hok then
+      herr = tostring(herr):gsub("^[^:\n]+:%d+: ", "") -- the message, not where in app.lua it was raised
+      cli.fail(opts, string.format("--hardware %s: %s", tostring(flags.hardware or "(script)"), herr))
+    end
   end
 
   local strategy = M.make_strategy(flags.strategy or o.strategy or "two_stage", ctx, opts)

@@ -368,6 +368,26 @@ return st
     os.execute("rm -rf " .. H.q(dir))
   end)
 
+  it("refuses unusable --constraints, --hardware and --strategy files with one line naming the flag", function()
+    local num = H.tmpfile("return 5\n", ".lua")
+    local hw = H.tmpfile("return { xbarr = 3 }\n", ".lua")
+    local cases = {
+      { "--constraints /nonexistent/c.lua", "^neuronas.lua: %-%-constraints /nonexistent/c.lua: cannot open" },
+      { "--constraints " .. num, "^neuronas.lua: %-%-constraints [^:]+: a table of constraints expected, got number\n" },
+      { "--hardware " .. hw, "^neuronas.lua: %-%-hardware [^:]+: bad argument #1 to 'ela' %(unknown field 'xbarr'" },
+      { "--hardware " .. num, "^neuronas.lua: %-%-hardware [^:]+: nn.ela options or an nn.ela object expected, got number\n" },
+      { "--strategy " .. num, "^neuronas.lua: %-%-strategy [^:]+: a strategy object with ask%(%) and tell%(results%) expected" },
+      { "--strategy genetic", "^neuronas.lua: %-%-strategy: one of two_stage|random|evolution or a FILE.lua expected, got 'genetic'" },
+    }
+    for _, c in ipairs(cases) do
+      local code, out, err = run(c[1] .. " --quiet --journal " .. tmp(".journal"))
+      assert.are.equal(2, code, c[1] .. ": " .. err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(c[2]), err)
+    end
+    os.remove(num); os.remove(hw)
+  end)
+
   it("refuses a strategy file whose ask() returns a bare candidate, naming the shape", function()
     local p = H.tmpfile([[
 local st = { n = 0 }
