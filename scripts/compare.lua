@@ -1,6 +1,7 @@
 -- scripts/compare.lua: the paper's comparison (NeuroNAS Tables/Figs.): the two-stage search at
 -- FxP16, FxP12 and FxP8 and SNASNet's random baseline at FxP32, all judged against the same
--- constraints, in one table with savings and speed-ups relative to the baseline.
+-- constraints, in one table with savings relative to the baseline and the speed-up of the search
+-- time (the baseline's seconds over a row's; the "seconds" column).
 local search = require("neuronas.search")
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
@@ -63,7 +64,7 @@ local base = rows[#rows]
 local function ratio(a, b) return (a and b and b > 0) and a / b or nil end
 local out = {}
 out[#out + 1] = string.format("%-15s %12s %10s %10s %10s %6s %7s %9s   %s",
-  "search", "memory", "area mm2", "lat ms", "energy uJ", "meets", "scored", "seconds", "vs SNASNet (memory/area/energy saving, speed-up)")
+  "search", "memory", "area mm2", "lat ms", "energy uJ", "meets", "scored", "seconds", "vs SNASNet (memory/area/energy saving, search-time speed-up)")
 for _, r in ipairs(rows) do
   local c = r.cost or {}
   local cmp = ""

@@ -174,9 +174,9 @@ end
 
 local function pct(a) return string.format("%.2f%%", 100 * a) end
 
-io.stdout:write(string.format("train.lua: %s, cells %s / %s, %s, %s lr %g, batch %d, %d epochs, %d train / %d test images\n",
+io.stdout:write(string.format("train.lua: %s, cells %s / %s, %s, %s lr %g, batch %d, %d epoch%s, %d train / %d test images\n",
   flags.preset, cellA, cellB, flags.bits >= 32 and "float32" or ("QAT FxP" .. flags.bits), flags.optimizer, lr,
-  flags.batch, flags.epochs, #train_ds, #test_ds))
+  flags.batch, flags.epochs, flags.epochs == 1 and "" or "s", #train_ds, #test_ds))
 io.stdout:flush()
 
 -- ---------------------------------------------------------------- epochs

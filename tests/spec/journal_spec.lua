@@ -55,8 +55,10 @@ local LIMITS = { memory = 2500, area = 3.0 }
 
 local function fake_run(journal_path, resume, extra)
   local stats = {}
+  -- stage1 = "paper": the feasibility pre-filter costs completions through this fake pipeline
+  -- (its costs have no per-layer split), which would count as builds that no journal replays
   local o = { constraints = LIMITS, pipeline = fake_pipeline(stats), space = SPACE, journal = journal_path,
-    resume = resume }
+    resume = resume, stage1 = "paper" }
   for k, v in pairs(extra or {}) do o[k] = v end
   local rep = search.two_stage(o)
   return rep, stats

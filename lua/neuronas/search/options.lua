@@ -33,12 +33,6 @@ function M.constraint_set(spec)
   return require("neuronas.constraints").new(spec or {})
 end
 
--- The memory-only subset used by stage 1 of the paper's two-stage search.
-function M.memory_only(spec)
-  local C = require("neuronas.constraints")
-  local limits = C.is_set(spec) and spec:limits() or spec or {}
-  return C.new({ memory = limits.memory })
-end
 
 local SETUP_KEYS = {
   preset = "", net = "", seed = "", bits = "", rounding = "", quantizer = "", hardware = "",
@@ -46,6 +40,7 @@ local SETUP_KEYS = {
   journal = "", resume = "", logger = "", pipeline = "", prefix_cache = "",
   label = "", threads = "",
 }
+M.SETUP_KEYS = SETUP_KEYS
 
 -- Normalises a setup table: defaults (docs/search.md) and type checks. Returns a new table.
 function M.setup(opts)

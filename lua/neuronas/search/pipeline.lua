@@ -7,7 +7,8 @@ local M = {}
 
 -- The engine's pipeline for a setup: build, cost and score one candidate.
 --   p.build(cand) -> net (quantized), p.cost(net) -> cost table, p.score(net) -> score, diag,
---   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1)
+--   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1);
+--   p.cost_only(cand) -> the cost of p.cost(p.build(cand)), cheaper
 function M.engine_pipeline(s)
   local nn = require("neuronas")
   -- stochastic rounding draws from the search's seed
@@ -30,17 +31,37 @@ function M.engine_pipeline(s)
   -- initial weights are a function of (seed, layer path, shape): draw each tensor once per search
   local icache = nn.init_cache({})
   local p = {}
-  function p.build(cand)
+  local wbits -- the quantized nets' weight_bits(), known after the first build
+  local function float_net(cand)
     local o = options.copy(s.net)
     o.preset, o.cellA, o.cellB, o.seed, o.init_cache = s.preset, cand.cellA, cand.cellB, s.seed, icache
     if s.timesteps then o.timesteps = s.timesteps end
-    local net = nn.net(o)
+    return nn.net(o)
+  end
+  function p.build(cand)
+    local net = float_net(cand)
     local qnet = q:apply(net)
     net:close()
+    wbits = wbits or qnet:weight_bits()
     return qnet
   end
   function p.cost(net)
     return hw:evaluate(net)
+  end
+  -- The cost of a candidate without quantizing its weights (what the stage-1 pre-filter reads):
+  -- the float net has the quantized one's layers, and its weight bits are given, so the cost is
+  -- the same as p.cost(p.build(cand)) (tests/spec/prefilter_spec.lua checks it).
+  function p.cost_only(cand)
+    if not wbits then
+      local qnet = p.build(cand)
+      local cost = hw:evaluate(qnet)
+      qnet:close()
+      return cost
+    end
+    local net = float_net(cand)
+    local cost = hw:evaluate(net, { bits = wbits })
+    net:close()
+    return cost
   end
   function p.score(net)
     local b = inputs()
