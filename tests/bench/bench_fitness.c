@@ -136,7 +136,7 @@ static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const
     q = nn_quant_net(&qp, net, NULL, &err);
   }
   double t2 = now_s();
-  nn_fitness_opts o = {cache, NULL};
+  nn_fitness_opts o = {.cache = cache};
   int ok = net && (bits == 32 || q) &&
            nn_fitness_eval(q ? q : net, b, R, &o, &s, &d, &err) == NN_OK;
   if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
