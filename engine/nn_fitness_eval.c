@@ -11,6 +11,7 @@
 #include "neuronas/nn_blas.h"
 #include "nn_fitness_impl.h"
 #include "nn_net_impl.h"
+#include "nn_scratch.h"
 
 static double now_s(void) {
   struct timespec t;
@@ -349,6 +350,35 @@ oom:
   return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
 }
 
+/* ---- memory: a big net's passes reuse each other's pages ----
+ * Through malloc every map of a cifar-sized pass (134 MB at batch 256) is fresh memory whose
+ * pages the kernel zeroes on first touch: a quarter of a paper-size candidate's time went to
+ * page faults. While such a net is scored, the scoring thread's scratch cache may keep about one
+ * pass's buffers, so the second repeat, the suffix and the next pass take the prefix's pages
+ * again; the budget is restored (and the cache trimmed) when the scoring returns. Small nets
+ * (the fashion default) stay under the default budget and are not affected. */
+#define SCRATCH_RAISE_MIN ((size_t)256 << 20)
+
+/* Bytes the buffers of one pass of net at batch S take, about: the cell-A maps (4 node and 3
+ * backward states), one LIF state per LIF module, the stem output, the conv/pool scratch
+ * (2 maps) and the cell-B inputs of all steps. */
+static size_t pass_bytes(const nn_net *net, int64_t S) {
+  const double map = (double)S * (double)net->p.channels * (double)(net->h0 * net->w0) * sizeof(float);
+  const double b = map * (double)(7 + net->nlifs + 1 + 2) + map / 2 * (double)net->p.timesteps;
+  return b > 1e15 ? (size_t)1e15 : (size_t)b;
+}
+
+/* Raises the calling thread's scratch budget for net at batch S; returns the budget to restore
+ * (0: nothing raised). */
+static size_t scratch_raise(const nn_net *net, int64_t S) {
+  const size_t want = pass_bytes(net, S);
+  return want >= SCRATCH_RAISE_MIN ? nn_scratch_set_limit(want) : 0;
+}
+
+static void scratch_restore(size_t old) {
+  if (old) nn_scratch_set_limit(old);
+}
+
 /* ---- scoring ---- */
 static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
   for (int i = 0; i < m->n; i++)
@@ -502,6 +532,7 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
   int64_t S;
   int kept = 0; /* opts->kernels filled so far (freed again on failure) */
   int blas_threads = 0;
+  size_t scratch_old = 0;
   nn_par *par = NULL;
   saved_stats saved = {0, NULL, NULL};
   if (!d) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
@@ -517,6 +548,7 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
   /* one team for the whole evaluation (forward passes and kernel); a team that cannot start
    * leaves everything to this thread: the same bits */
   if (opts && opts->threads > 1) par = nn_par_new(opts->threads);
+  scratch_old = scratch_raise(net, S);
   if (!(k = nn_kernel_new(S, err))) {
     st = NN_ENOMEM;
     goto done;
@@ -554,6 +586,7 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
   }
 done:
   nn_par_free(par);
+  scratch_restore(scratch_old);
   if (blas_threads > 0) nn_blas_set_threads(blas_threads);
   stats_restore_free(&saved);
   if (st != NN_OK && opts && opts->kernels)
@@ -601,6 +634,7 @@ typedef struct many_ctx {
   const nn_tensor *const *batches;
   int repeats, phase;
   int64_t S;
+  const nn_net *biggest; /* the net whose passes take the most scratch */
 } many_ctx;
 
 static void many_job(many_ctx *c, many_net *m) {
@@ -645,12 +679,15 @@ static void many_job(many_ctx *c, many_net *m) {
 
 static void *many_worker(void *arg) {
   many_ctx *c = arg;
+  size_t old = scratch_raise(c->biggest, c->S);
   for (;;) {
     size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
-    if (i >= c->count) return NULL;
+    if (i >= c->count) break;
     if (c->phase == 2 && c->m[i].nshared == 0) continue;
     many_job(c, &c->m[i]);
   }
+  scratch_restore(old);
+  return NULL;
 }
 
 /* Runs phase c->phase over all nets on `threads` threads (the caller is one of them). A
@@ -730,6 +767,9 @@ nn_status nn_fitness_many(nn_net *const *nets, size_t count, const nn_tensor *co
     int saved_threads = nn_blas_get_threads();
     c.m = m;
     c.count = count;
+    c.biggest = nets[0];
+    for (size_t i = 1; i < count; i++)
+      if (pass_bytes(nets[i], c.S) > pass_bytes(c.biggest, c.S)) c.biggest = nets[i];
     c.batches = batches;
     c.repeats = repeats;
     if (threads > (int)count) threads = (int)count;
