@@ -150,6 +150,21 @@ static double median_wall(const totals *t) {
   return m;
 }
 
+/* All CPUs' busy-or-idle ticks and the ticks the hypervisor gave to other guests (steal), from
+ * /proc/stat's first line; 0 when unreadable. */
+static void cpu_ticks(double *total, double *steal) {
+  FILE *f = fopen("/proc/stat", "r");
+  unsigned long long v[8] = {0};
+  *total = *steal = 0;
+  if (!f) return;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+             &v[7]) == 8) {
+    for (int i = 0; i < 8; i++) *total += (double)v[i];
+    *steal = (double)v[7];
+  }
+  fclose(f);
+}
+
 /* What decides the SNASNet-setting figures besides the code: the load on the machine (the wall
  * clock counts the time other processes held the cores; CPU seconds do not) and the SIMD level
  * the event-driven conv runs at (AVX-512 for tiles of 64+ channels, else AVX2). */
@@ -164,6 +179,16 @@ static void print_conditions(void) {
   if (getloadavg(load, 3) < 1) load[0] = -1;
   printf("  conditions: load average %.2f on %ld CPUs, event-driven conv at %s%s\n", load[0], cpus, simd,
          load[0] > 0.5 ? " (busy: wall times include other processes' turns; compare the CPU ms)" : "");
+}
+
+/* The share of the CPUs' time since (total0, steal0) that the hypervisor gave to other guests:
+ * a machine with no other process can still lose its virtual CPUs, which only the wall clock sees. */
+static void print_steal(double total0, double steal0) {
+  double total, steal;
+  cpu_ticks(&total, &steal);
+  if (total > total0)
+    printf("  steal (virtual CPUs lent to other guests) during the runs above: %.1f %% of CPU time\n",
+           100 * (steal - steal0) / (total - total0));
 }
 
 /* One candidate: build, quantize (bits < 32), score on the batches. */
@@ -286,6 +311,8 @@ static void bench_snas(int n) {
   printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, random "
          "SNASNet backward cells, FxP32, %d candidates (PyTorch ~250 ms)\n", n);
   print_conditions();
+  double tick0, steal0;
+  cpu_ticks(&tick0, &steal0);
   /* as the search does: initial weights through a per-search store (bit-identical nets) */
   nn_init_cache *ic = nn_init_cache_new(INT64_C(1) << 30, &err);
   for (int i = 0; i < n; i++) {
@@ -326,6 +353,7 @@ static void bench_snas(int n) {
   printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build + nn_fitness_many, 2 threads)\n",
          "SNASNet scaled-down search, 2 cores", n / w, 1e3 * w / n, 1e3 * c / n);
   printf("  same scores as one at a time: %s\n", sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
+  print_steal(tick0, steal0);
   free(nets), free(sc);
   nn_init_cache_free(ic);
   nn_tensor_free(x);
