@@ -418,7 +418,7 @@ typedef struct par_job {
   uint64_t *bout;
   const float *w;
   nn_conv_geom g;
-  int64_t a, b, c, d; /* per-kind sizes */
+  int64_t a, b, c;    /* per-kind sizes */
   float tau, thr;
   int flag;
   nn_bn_mod *bn;
