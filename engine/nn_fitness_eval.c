@@ -352,7 +352,7 @@ oom:
 
 /* ---- memory: a big net's passes reuse each other's pages ----
  * Through malloc every map of a cifar-sized pass (134 MB at batch 256) is fresh memory whose
- * pages the kernel zeroes on first touch: a quarter of a paper-size candidate's time went to
+ * pages the kernel zeroes on first touch: a sixth of a paper-size candidate's CPU time went to
  * page faults. While such a net is scored, the scoring thread's scratch cache may keep about one
  * pass's buffers, so the second repeat, the suffix and the next pass take the prefix's pages
  * again; the budget is restored (and the cache trimmed) when the scoring returns. Small nets
