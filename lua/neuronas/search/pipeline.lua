@@ -63,14 +63,26 @@ function M.engine_pipeline(s)
     net:close()
     return cost
   end
+  -- Threads go to candidates at once for small nets and to one candidate at a time for big ones
+  -- (a forward's working set of 256 MB or more: the cifar presets from a batch of about 32;
+  -- docs/performance.md, "Candidates at once or threads per candidate"). Scores are the same
+  -- bits either way.
+  local function big(net)
+    local c = net:config()
+    local maps = s.batch * c.channels * c.input[2] * c.input[3] * 4 * 10
+    return maps >= 256 * 2 ^ 20
+  end
   function p.score(net)
-    local b = inputs()
-    return nn.fitness(net, b, { cache = fcache })
+    return nn.fitness(net, inputs(), { cache = fcache, threads = big(net) and s.threads or 1 })
   end
   if s.threads > 1 then
-    -- several nets scored concurrently; the same scores as one nn.fitness call each
     function p.score_many(nets)
-      return nn.fitness_many(nets, inputs(), { cache = fcache, threads = s.threads })
+      if not big(nets[1]) then
+        return nn.fitness_many(nets, inputs(), { cache = fcache, threads = s.threads })
+      end
+      local scores, diags = {}, {}
+      for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net) end
+      return scores, diags
     end
   end
   function p.release(net)
