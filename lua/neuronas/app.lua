@@ -135,6 +135,7 @@ function M.finish(rep, flags, settings, out)
   out:write(report.summary(rep, { layers = layers, hw_table = hw_table }))
   if flags.json then report.write_file(flags.json, report.to_json(rep, settings, { layers = layers })) end
   if flags.csv then report.write_file(flags.csv, report.to_csv(rep)) end
+  if flags.html then require("neuronas.report_html").write(flags.html, rep, settings, { layers = layers }) end
   return rep.feasible and 0 or 3
 end
 

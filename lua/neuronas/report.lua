@@ -123,6 +123,8 @@ function M.to_json(rep, settings, extra)
   local nearest, pareto = {}, {}
   for i, m in ipairs(rep.nearest or {}) do nearest[i] = result_json(m) end
   for i, m in ipairs(rep.pareto or {}) do pareto[i] = result_json(m) end
+  local results = {} -- every evaluated candidate (the HTML report draws them: docs/report.md)
+  for i, m in ipairs(rep.results or {}) do results[i] = result_json(m) end
   local doc = {
     format = M.FORMAT,
     engine_version = require("neuronas").version,
@@ -134,6 +136,7 @@ function M.to_json(rep, settings, extra)
     counts = rep.counts,
     seconds = rep.seconds,
     settings = settings,
+    results = results,
   }
   return json.encode(doc, { indent = "  ", nonfinite = "null" }) .. "\n"
 end
