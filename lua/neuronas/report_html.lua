@@ -188,7 +188,7 @@ code{font-size:.9em;word-break:break-all}
 .legend{font-size:.85em;display:flex;flex-wrap:wrap;gap:4px 14px;align-items:center}
 .legend svg{display:inline-block;width:18px;height:12px;vertical-align:middle}
 .axis line{stroke:#444;stroke-width:1}.axis .grid,.layer-bars .grid{stroke:#eee}
-.tick{font-size:11px;fill:#333}.axis-title{font-size:12.5px;fill:#222}
+.tick{font-size:12px;fill:#333}.axis-title{font-size:13px;fill:#222}
 .pt{stroke:none}.pt.ok{fill:var(--ok);fill-opacity:.55}.pt.grey{fill:var(--grey);fill-opacity:.5}
 .pt.unscored{fill:var(--grey);fill-opacity:.45}
 .band{fill:#f4f4f4}.band-label{font-size:10px;fill:#777}
@@ -204,7 +204,7 @@ code{font-size:.9em;word-break:break-all}
 .edge.op-avgpool3x3{stroke:#2ca02c}.arrow{fill:#555}
 .edge-label{font-size:11px;fill:#222;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .node{fill:#fff;stroke:#222;stroke-width:1.5}.node-label{font-size:12px;font-weight:bold}.cell-name{font-size:12px}
-.layer-name,.bar-value{font-size:10px}.bar-area{fill:#9467bd}.bar-energy{fill:#ff7f0e}.bar-latency{fill:#17becf}
+.layer-name,.bar-value{font-size:12px}.bar-area{fill:#9467bd}.bar-energy{fill:#ff7f0e}.bar-latency{fill:#17becf}
 .note{font-size:11px;fill:#666}
 @media (max-width:600px){body{padding:6px;font-size:15px}.grid{grid-template-columns:1fr}}
 ]]
