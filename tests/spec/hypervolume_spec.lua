@@ -222,6 +222,13 @@ describe("neuronas.search.hypervolume", function()
     local g = H.front(res, { objectives = { "score", "energy" }, limits = { energy = 40 } })
     assert.are.equal(-60, g.reference.score.value)
     assert.is_true(close(10 * 0.25, g.hypervolume))
+    -- a repeat of a candidate (answered by the cache) counts once
+    local twice = { r(-60, 10, true), r(-60, 10, true) }
+    twice[1].cellA, twice[1].cellB, twice[2].cellA, twice[2].cellB = "a", "b", "a", "b"
+    local t = H.front(twice, { objectives = { "score", "energy" }, limits = { energy = 40 }, score_floor = -70 })
+    assert.are.equal(1, #t.front)
+    assert.are.equal(1, t.feasible)
+    assert.is_true(close(10 * 0.75, t.hypervolume))
     -- an empty run
     local e = H.front({}, {})
     assert.are.equal(0, #e.front)

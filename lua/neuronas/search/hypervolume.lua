@@ -247,7 +247,7 @@ end
 
 -- front(results, opts) -> summary of the feasible Pareto front of a run:
 --   { objectives, front (results, in index order), hypervolume, reference = { [field] = {value, why} },
---     normalised = true }
+--     feasible = number of distinct feasible scored candidates }
 -- opts: objectives (see M.objectives), limits ({ memory =, area =, latency =, energy = } or cost
 -- fields), reference ({ [field] = value }), score_floor (number).
 -- Reference point (docs/search.md): a cost's reference is its limit in the run when it has one,
@@ -262,9 +262,12 @@ function M.front(results, opts)
   for name, lim in pairs(opts.limits or {}) do
     if type(lim) == "number" then limits[M.ALIASES[name] or name] = lim end
   end
-  local pts, vecs = {}, {}
+  local pts, vecs, seen = {}, {}, {}
   for _, r in ipairs(results) do
-    if r.score ~= nil and M.fully_feasible(r, opts.limits) then
+    -- a candidate evaluated twice (a repeat answered by the cache) counts once
+    local key = r.key or (r.cellA and r.cellB and (tostring(r.cellA) .. " | " .. tostring(r.cellB))) or r
+    if r.score ~= nil and not seen[key] and M.fully_feasible(r, opts.limits) then
+      seen[key] = true
       local v = M.vector(r, objs)
       if v then
         pts[#pts + 1] = r
