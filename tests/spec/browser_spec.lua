@@ -9,19 +9,6 @@ local X = require("xmlcheck")
 local json = require("neuronas.json")
 local nn = require("neuronas")
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function count(s, pat)
-  local n = 0
-  for _ in s:gmatch(pat) do n = n + 1 end
-  return n
-end
-
 local function abspath(p)
   local _, out = H.run("realpath " .. H.q(p))
   return (out:gsub("%s+$", ""))
@@ -29,7 +16,7 @@ end
 
 -- PNG width and height from the IHDR chunk
 local function png_size(p)
-  local s = slurp(p)
+  local s = H.slurp(p)
   assert.are.equal("\137PNG\r\n\26\n", s:sub(1, 8))
   return string.unpack(">I4I4", s, 17)
 end
@@ -48,14 +35,14 @@ describe("the HTML report in headless Chromium", function()
     local code, _, err = H.run(H.q(H.cli) .. " run scripts/neuronas.lua --quiet --cells 24 --threads 1 --journal "
       .. H.q(dir .. "/report.journal") .. " --json " .. H.q(jsonp) .. " --html " .. H.q(html))
     assert(code == 0, "main job failed: " .. err)
-    doc = json.decode(slurp(jsonp))
+    doc = json.decode(H.slurp(jsonp))
     local c, out, cerr = H.run(CHROMIUM .. " --dump-dom " .. H.q("file://" .. abspath(html)))
     assert(c == 0, "chromium --dump-dom failed (is Debian's chromium installed? scripts/setup.sh --test): " .. cerr)
     dom = out
   end)
 
   it("needs nothing from outside: no script, no link, no remote URL", function()
-    local page = slurp(html)
+    local page = H.slurp(html)
     assert.falsy(page:find("<script", 1, true))
     assert.falsy(page:find("<link", 1, true))
     assert.falsy(page:find("@import", 1, true))
@@ -69,16 +56,16 @@ describe("the HTML report in headless Chromium", function()
     local plots = 0
     for s in dom:gmatch("<svg[^>]*class=\"plot scatter\".-</svg>") do
       plots = plots + 1
-      assert.are.equal(n, count(s, "<circle class=\"pt "))
-      assert.are.equal(1, count(s, "<polyline class=\"front%-line\""))
-      assert.are.equal(1, count(s, "<line class=\"limit\""))
-      assert.are.equal(1, count(s, "<polyline class=\"chosen\""))
+      assert.are.equal(n, H.count(s, "<circle class=\"pt "))
+      assert.are.equal(1, H.count(s, "<polyline class=\"front%-line\""))
+      assert.are.equal(1, H.count(s, "<line class=\"limit\""))
+      assert.are.equal(1, H.count(s, "<polyline class=\"chosen\""))
     end
     assert.are.equal(4, plots)
     -- greyed: every unscored candidate sits in the band
     local unscored = 0
     for _, r in ipairs(doc.results) do if r.score == json.null then unscored = unscored + 1 end end
-    assert.are.equal(4 * unscored, count(dom, "<circle class=\"pt unscored\""))
+    assert.are.equal(4 * unscored, H.count(dom, "<circle class=\"pt unscored\""))
   end)
 
   it("draws both cells of the chosen network as graphs, edges labelled by op", function()
@@ -89,8 +76,8 @@ describe("the HTML report in headless Chromium", function()
       for _, e in ipairs(nn.cell(doc.best[id]):edges()) do
         if e.op ~= "zero" then want[#want + 1] = e.op end
       end
-      assert.are.equal(#want, count(s, "<path class=\"edge "))
-      assert.are.equal(4, count(s, "<circle class=\"node\""))
+      assert.are.equal(#want, H.count(s, "<path class=\"edge "))
+      assert.are.equal(4, H.count(s, "<circle class=\"node\""))
       local labels = {}
       for op in s:gmatch("<text class=\"edge%-label\"[^>]*>([^<]*)</text>") do labels[#labels + 1] = op end
       table.sort(want)
@@ -103,14 +90,14 @@ describe("the HTML report in headless Chromium", function()
     local layers = #doc.best.layers
     assert.is_true(layers >= 3)
     for _, k in ipairs({ "area", "energy", "latency" }) do
-      assert.are.equal(layers, count(dom, "<rect class=\"bar bar%-" .. k .. "\""))
+      assert.are.equal(layers, H.count(dom, "<rect class=\"bar bar%-" .. k .. "\""))
     end
     local prog = dom:match("<svg[^>]*class=\"plot progress%-plot\".-</svg>")
-    assert.are.equal(2, count(prog, "<polyline class=\"progress "))
+    assert.are.equal(2, H.count(prog, "<polyline class=\"progress "))
   end)
 
   it("every SVG of the file is well-formed XML (xmllint)", function()
-    local svgs = X.svgs(slurp(html))
+    local svgs = X.svgs(H.slurp(html))
     assert.is_true(#svgs >= 8)
     for i, s in ipairs(svgs) do
       local p = dir .. "/figure-" .. i .. ".svg"

@@ -6,12 +6,6 @@ local report_html = require("neuronas.report_html")
 local X = require("xmlcheck")
 local H = require("helpers")
 
-local function count(s, pat)
-  local n = 0
-  for _ in s:gmatch(pat) do n = n + 1 end
-  return n
-end
-
 -- attribute values of every SVG of a page
 local function svg_attr_values(html)
   local vals = {}
@@ -105,8 +99,8 @@ describe("neuronas.report_html", function()
     local svgs = X.svgs(html)
     assert.is_true(#svgs >= 5)
     for _, s in ipairs(svgs) do assert.is_true(X.check(s)) end
-    assert.are.equal(0, count(html, '<circle class="pt '))
-    assert.are.equal(4, count(html, 'class="plot scatter"'))
+    assert.are.equal(0, H.count(html, '<circle class="pt '))
+    assert.are.equal(4, H.count(html, 'class="plot scatter"'))
     assert.is_true(no_nonfinite(html))
   end)
 
@@ -118,10 +112,10 @@ describe("neuronas.report_html", function()
     local html = report_html.render(m)
     for _, s in ipairs(X.svgs(html)) do assert.is_true(X.check(s)) end
     -- one point per scatter plot, a front line and a chosen marker in each
-    assert.are.equal(4, count(html, '<circle class="pt ok"'))
-    assert.are.equal(4, count(html, '<polyline class="front%-line"'))
-    assert.are.equal(4, count(html, '<polyline class="chosen"'))
-    assert.are.equal(2, count(html, 'class="cell%-graph"'))
+    assert.are.equal(4, H.count(html, '<circle class="pt ok"'))
+    assert.are.equal(4, H.count(html, '<polyline class="front%-line"'))
+    assert.are.equal(4, H.count(html, '<polyline class="chosen"'))
+    assert.are.equal(2, H.count(html, 'class="cell%-graph"'))
     assert.is_true(no_nonfinite(html))
   end)
 
@@ -186,7 +180,7 @@ describe("neuronas.report_html", function()
       for _, s in ipairs(X.svgs(html)) do
         if s:find('data-field="energy_uj"', 1, true) then first = s end
       end
-      assert.are.equal(want, count(first, '<circle class="pt '))
+      assert.are.equal(want, H.count(first, '<circle class="pt '))
     end
   end)
 
