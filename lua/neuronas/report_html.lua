@@ -204,7 +204,7 @@ code{font-size:.9em;word-break:break-all}
 .edge.op-avgpool3x3{stroke:#2ca02c}.arrow{fill:#555}
 .edge-label{font-size:11px;fill:#222;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .node{fill:#fff;stroke:#222;stroke-width:1.5}.node-label{font-size:12px;font-weight:bold}.cell-name{font-size:12px}
-.layer-name,.bar-value{font-size:12px}.bar-area{fill:#9467bd}.bar-energy{fill:#ff7f0e}.bar-latency{fill:#17becf}
+.layer-name,.bar-value{font-size:12px}.bars svg{max-width:560px}.bar-area{fill:#9467bd}.bar-energy{fill:#ff7f0e}.bar-latency{fill:#17becf}
 .note{font-size:11px;fill:#666}
 @media (max-width:600px){body{padding:6px;font-size:15px}.grid{grid-template-columns:1fr}}
 ]]

@@ -12,7 +12,7 @@ local finite = svg.finite
 
 -- Geometry of a scatter/line plot (viewBox units; the CSS scales the whole figure).
 local W, HGT = 480, 330
-local ML, MR, MT, MB = 66, 18, 14, 70
+local ML, MR, MT, MB = 66, 18, 26, 70
 local STRIP = 16 -- the band under the plot holding candidates that were never scored
 
 -- Axis with ticks, tick labels and a title; x along the bottom (at y0), y along the left.
@@ -143,8 +143,11 @@ function M.scatter(model, field, title)
     local x = xs(limit)
     d:add("line", { x1 = x, y1 = MT, x2 = x, y2 = y0, class = "limit" })
     local ls = limit >= 1e4 and svg.tick_label(limit, 1) or string.format("%.4g", limit)
-    d:text(x - 3, MT + 11, "limit " .. ls .. " " .. unit,
-      { class = "limit-label", ["text-anchor"] = "end" })
+    -- above the plot area, where no point can be: ending at the line, or starting there
+    -- when the line is too close to the left edge
+    local left = x - ML < 110
+    d:text(x + (left and -4 or 4), MT - 7, "limit " .. ls .. " " .. unit,
+      { class = "limit-label", ["text-anchor"] = left and "start" or "end" })
   end
   local b = model.best
   if b and b.cost and type(b.cost[field]) == "number" and finite(b.cost[field])
