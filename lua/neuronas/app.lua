@@ -143,6 +143,12 @@ function M.finish(rep, flags, settings, out, extra)
     report.write_file(flags.json, report.to_json(rep, settings, { layers = layers, sources = extra.sources }))
   end
   if flags.csv then report.write_file(flags.csv, report.to_csv(rep)) end
+  if flags.html then
+    local hs = {}
+    for k, v in pairs(settings or {}) do hs[k] = v end
+    hs.constraint_sources = extra.sources
+    require("neuronas.report_html").write(flags.html, rep, hs, { layers = layers })
+  end
   return rep.feasible and 0 or 3
 end
 
@@ -178,7 +184,7 @@ function M.merge_constraints(flags, layers)
 end
 
 -- The strategies --strategy names (a Lua file is the other form).
-M.STRATEGIES = { "two_stage", "random", "evolution" }
+M.STRATEGIES = { "two_stage", "random", "evolution", "nsga2" }
 
 -- The flags of the main job on top of M.flags.
 function M.main_flags()
@@ -197,6 +203,9 @@ function M.main_flags()
       help = "journal of evaluated candidates" },
     { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
     { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells of the space (quick trials)" },
+    { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
+    { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
+    { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (docs/report.md)" },
   }
 end
 
@@ -213,6 +222,10 @@ function M.make_strategy(what, ctx, opts)
     end,
     evolution = function()
       return search.evolution_strategy({ cycles = budget, seed = ctx.flags.seed })
+    end,
+    nsga2 = function()
+      return search.nsga2_strategy({ space = ctx.space, seed = ctx.flags.seed,
+        population = ctx.flags.population, generations = ctx.flags.generations })
     end,
   }
   local st = what

@@ -2,7 +2,8 @@
 --   options    the setup table (defaults, checks)   pipeline   build -> quantize -> cost -> score
 --   journal    the resumable journal                 evaluator  evaluate(candidates) -> results
 --   run        the ask/tell loop                     pareto     Pareto front, nearest misses
---   two_stage, random, evolution: the strategies, each with its one-call entry point.
+--   hypervolume  objectives, non-dominated sort, crowding, the front and its hypervolume
+--   two_stage, random, evolution, nsga2: the strategies, each with its one-call entry point.
 -- A strategy is any object with ask() and tell(results); see neuronas/search/run.lua.
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
@@ -12,6 +13,8 @@ local pareto = require("neuronas.search.pareto")
 local two_stage = require("neuronas.search.two_stage")
 local random = require("neuronas.search.random")
 local evolution = require("neuronas.search.evolution")
+local nsga2 = require("neuronas.search.nsga2")
+local hypervolume = require("neuronas.search.hypervolume")
 
 return {
   setup = options.setup,
@@ -25,7 +28,11 @@ return {
   two_stage_strategy = two_stage.strategy,
   random_strategy = random.strategy,
   evolution_strategy = evolution.strategy,
+  nsga2_strategy = nsga2.strategy,
   two_stage = two_stage.search,
   random = random.search,
   evolution = evolution.search,
+  nsga2 = nsga2.search,
+  front = hypervolume.front,
+  hypervolume = hypervolume.hypervolume,
 }

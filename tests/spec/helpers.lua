@@ -69,4 +69,19 @@ function M.new_globals(before)
   return added
 end
 
+-- The whole content of a file.
+function M.slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- How many times a Lua pattern matches in s.
+function M.count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
+end
+
 return M
