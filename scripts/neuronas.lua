@@ -25,7 +25,11 @@ local cells = {}
 for i = 1, flags.cells or space:size() do cells[i] = space:cell(i) end
 local bar, hooks = app.progress(flags, 2 * #cells, "search")
 local setup = app.setup(flags, data, constraints)
+-- under mpirun (docs/cluster.md): rank 0 goes on with a remote pipeline; the other ranks serve
+-- candidates here until rank 0 is done, then exit
+local remote = search.mpi_pipeline(setup, { data_broadcast = flags["data-broadcast"] })
 setup.journal, setup.resume, setup.hooks, setup.space = flags.journal, flags.resume, hooks, cells
+setup.pipeline, setup.chunk = remote, remote and remote.batch
 local rep = search.two_stage(setup)
 bar:finish()
 os.exit(app.finish(rep, flags, app.settings(flags, data, constraints)))

@@ -17,7 +17,8 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev lua-busted dataset-fashion-mnist)
+pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev lua-busted dataset-fashion-mnist
+  libopenmpi-dev openmpi-bin)  # MPI: optional for the build, installed so the MPI specs run
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 --   journal    the resumable journal                 evaluator  evaluate(candidates) -> results
 --   run        the ask/tell loop                     pareto     Pareto front, nearest misses
 --   two_stage, random, evolution: the strategies, each with its one-call entry point.
+--   mpi        the distributed evaluator (docs/cluster.md)
 -- A strategy is any object with ask() and tell(results); see neuronas/search/run.lua.
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
@@ -12,6 +13,7 @@ local pareto = require("neuronas.search.pareto")
 local two_stage = require("neuronas.search.two_stage")
 local random = require("neuronas.search.random")
 local evolution = require("neuronas.search.evolution")
+local mpi = require("neuronas.search.mpi")
 
 return {
   setup = options.setup,
@@ -28,4 +30,6 @@ return {
   two_stage = two_stage.search,
   random = random.search,
   evolution = evolution.search,
+  mpi_pipeline = mpi.pipeline,
+  mpi_evaluator = mpi.evaluator,
 }

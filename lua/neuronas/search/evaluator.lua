@@ -44,6 +44,7 @@ function Evaluator:open_journal(path, resume)
 end
 
 function Evaluator:close()
+  if self.pipeline.close then self.pipeline.close() end
   if self.journal then
     self.journal:close()
     self.journal = nil
@@ -55,8 +56,11 @@ end
 -- pipeline.score_many when the pipeline has it and several need scoring: that is where threads
 -- pay), then the results in order, each journaled when new. A candidate is scored once per
 -- canonical genotype pair; a repeat, also within one list, comes from the cache.
+-- A pipeline with prefetch (the MPI one, neuronas/search/mpi.lua) first computes the whole list
+-- elsewhere, asking self:check which candidates to score; the passes below then read its results.
 function Evaluator:evaluate(cands)
   local p, clock = self.pipeline, self.clock
+  if p.prefetch then p.prefetch(cands, self) end
   local jobs, todo = {}, {}
   for i, cand in ipairs(cands) do
     local t0 = clock()
@@ -68,8 +72,7 @@ function Evaluator:evaluate(cands)
       j.entry = { cost = p.cost(j.net) }
       self.cache[j.key] = j.entry
     end
-    local set = cand.constraints or self.setup.constraint_set
-    j.feasible, j.records, j.violation = set:check(j.entry.cost, j.entry.cost.layers)
+    j.feasible, j.records, j.violation = self:check(cand, j.entry.cost)
     if j.feasible and not j.entry.scored and not j.entry.pending then
       j.net = j.net or p.build(cand)
       j.entry.pending, j.cached = true, false
@@ -123,6 +126,12 @@ function Evaluator:evaluate(cands)
     out[i] = r
   end
   return out
+end
+
+-- Checks a candidate's cost against its constraints -> feasible, records, violation.
+function Evaluator:check(cand, cost)
+  local set = cand.constraints or self.setup.constraint_set
+  return set:check(cost, cost.layers)
 end
 
 -- The per-layer cost list of a result (recomputed when it came from a journal).

@@ -53,7 +53,7 @@ function M.engine_pipeline(s)
   function p.release(net)
     net:close()
   end
-  p.hardware, p.quantizer = hw, q
+  p.hardware, p.quantizer, p.inputs = hw, q, inputs
   return p
 end
 

@@ -1,0 +1,434 @@
+-- neuronas/search/mpi.lua: distributed evaluation over MPI (docs/cluster.md). Rank 0 runs the
+-- strategy, the evaluator (cache, journal, constraint checks) and the reports; every other rank
+-- serves: it builds, quantizes, costs and scores candidates with its own engine pipeline (its own
+-- data, init-weight store and prefix cache) and sends back cost and score. On rank 0 the
+-- evaluator's pipeline is replaced by a remote one, so evaluator.lua stays the one place of the
+-- caching, journal and feasibility logic, and results are those of a serial run.
+--
+-- Work is pulled: rank 0 hands each free worker up to `threads` (that worker's) candidates; the
+-- worker builds and costs them, rank 0 checks the constraints and answers which to score, and
+-- the worker scores those (together, on its threads) and asks for more by answering.
+--
+-- Messages are Lua table constructors (numbers in %q form, exact for every double); tags:
+local T = { hello = 1, go = 2, work = 3, cost = 4, decide = 5, score = 6, fail = 7, stop = 8 }
+
+local options = require("neuronas.search.options")
+local pipeline = require("neuronas.search.pipeline")
+local journal = require("neuronas.search.journal")
+local evaluator = require("neuronas.search.evaluator")
+
+local M = {}
+M.tags = T
+
+local function core() return require("neuronas.core").mpi end
+
+-- Serialises a tree of tables, strings, numbers and booleans as a Lua constructor.
+local function encode(v, out)
+  local t = type(v)
+  if t == "table" then
+    out[#out + 1] = "{"
+    for k, x in pairs(v) do
+      out[#out + 1] = "["
+      encode(k, out)
+      out[#out + 1] = "]="
+      encode(x, out)
+      out[#out + 1] = ","
+    end
+    out[#out + 1] = "}"
+  elseif t == "number" then
+    -- %q writes integers as integers and floats in hexadecimal (1e9999 for inf, (0/0) for nan)
+    out[#out + 1] = string.format("%q", v)
+  elseif t == "string" then
+    out[#out + 1] = string.format("%q", v)
+  elseif t == "boolean" then
+    out[#out + 1] = tostring(v)
+  else
+    error("mpi: cannot send a " .. t .. " value", 0)
+  end
+  return out
+end
+
+function M.encode(v) return table.concat(encode(v, {})) end
+
+function M.decode(s)
+  local f = assert(load("return " .. s, "=mpi message", "t", {}))
+  return f()
+end
+
+local function timeout()
+  return tonumber(os.getenv("NEURONAS_MPI_TIMEOUT") or "") or 120
+end
+
+-- launched() -> world size announced by mpirun/srun, or nil for a plain process.
+function M.launched() return core().launched() end
+
+-- rank() -> this process's rank (0 when not launched by MPI); initialises MPI on first use.
+function M.rank()
+  local n = M.launched()
+  if not n or n < 2 then return 0 end
+  local c = core()
+  if not c.available then
+    error("started with " .. n .. " MPI ranks, but this neuronas was built without MPI (docs/cluster.md)", 0)
+  end
+  return (c.init())
+end
+
+local function size()
+  local n = M.launched()
+  if not n or n < 2 then return 1 end
+  local _, sz = core().init()
+  return sz
+end
+
+-- A short fingerprint of the scoring batches (shapes and sums), so ranks that read different
+-- files under the same path are caught at start.
+local function data_digest(batches)
+  local parts = {}
+  for r, b in ipairs(batches) do
+    parts[r] = table.concat(b:shape(), "x") .. ":" .. string.format("%q", b:sum())
+  end
+  return table.concat(parts, ";")
+end
+
+-- What every rank says at start; rank 0 compares the workers' against its own.
+local function hello(s, p)
+  return { version = require("neuronas").version, settings = journal.settings_digest(s),
+    data = data_digest(p.inputs()), threads = s.threads }
+end
+
+local function pid()
+  local f = io.open("/proc/self/stat", "r")
+  local n = f and f:read("n")
+  if f then f:close() end
+  return n
+end
+
+-- Test hook (tests/spec/mpi_spec.lua): NEURONAS_MPI_TEST_FAIL="RANK:K:raise|die" makes worker
+-- RANK raise a Lua error, or die at once (SIGKILL), when it receives its K-th candidate.
+local function fault_hook(rank)
+  local r, k, how = (os.getenv("NEURONAS_MPI_TEST_FAIL") or ""):match("^(%d+):(%d+):(%a+)$")
+  if tonumber(r) ~= rank then return function() end end
+  local n, at = 0, tonumber(k)
+  return function()
+    n = n + 1
+    if n < at then return end
+    if how == "die" then
+      io.stderr:flush()
+      os.execute("kill -KILL " .. assert(pid()))
+    end
+    error(string.format("test fault on rank %d at its candidate %d", rank, n), 0)
+  end
+end
+
+-- Receives batches broadcast by rank 0 (data_broadcast) as a dataset whose :batch returns them.
+local function broadcast_batches(s, p)
+  local c = core()
+  local rank = c.init()
+  local shapes = M.decode(c.bcast(rank == 0 and M.encode((function()
+    local out = {}
+    for r, b in ipairs(p.inputs()) do out[r] = b:shape() end
+    return out
+  end)()) or nil))
+  local nn = require("neuronas")
+  local got = {}
+  for r, shape in ipairs(shapes) do
+    local t = rank == 0 and p.inputs()[r] or nn.tensor(shape)
+    got[r] = c.bcast_tensor(t)
+  end
+  if rank == 0 then return nil end
+  return {
+    batch = function(_, n, o)
+      local b = got[o.seed - s.data_seed + 1]
+      if not b or b:shape()[1] ~= n then error("mpi: no broadcast batch for seed " .. tostring(o.seed), 0) end
+      return b
+    end,
+  }
+end
+
+-- The worker's loop: evaluate what rank 0 hands out until it says stop.
+local function serve(s, p, rank)
+  local c = core()
+  local fault = fault_hook(rank)
+  local function fail(id, key, err)
+    c.send(0, T.fail, M.encode({ id = id, key = key or "", msg = tostring(err) }))
+    repeat
+      local _, _, tag = c.recv(0)
+    until tag == T.stop
+    os.exit(1)
+  end
+  while true do
+    local msg, _, tag = c.recv(0)
+    if tag == T.stop then return end
+    if tag == T.work then
+      local w = M.decode(msg)
+      local nets, costs, current = {}, {}, nil
+      local ok, err = pcall(function()
+        for i, cand in ipairs(w.cands) do
+          current = cand.cellA .. " | " .. cand.cellB
+          fault()
+          nets[i] = p.build(cand)
+          costs[i] = p.cost(nets[i])
+        end
+      end)
+      if not ok then
+        for _, n in pairs(nets) do p.release(n) end
+        fail(w.id, current, err)
+      end
+      c.send(0, T.cost, M.encode({ id = w.id, costs = costs }))
+      local dmsg, _, dtag = c.recv(0)
+      if dtag == T.stop then
+        for _, n in pairs(nets) do p.release(n) end
+        return
+      end
+      local want = M.decode(dmsg).want
+      local todo, idx = {}, {}
+      for i, n in ipairs(nets) do
+        if want[i] then
+          todo[#todo + 1], idx[#idx + 1] = n, i
+        else
+          p.release(n)
+        end
+      end
+      if #todo > 0 then
+        local scores = {}
+        ok, err = pcall(function()
+          if #todo > 1 and p.score_many then
+            local sc = p.score_many(todo)
+            for k, i in ipairs(idx) do scores[i] = sc[k] end
+          else
+            for k, i in ipairs(idx) do scores[i] = (p.score(todo[k])) end
+          end
+        end)
+        for _, n in ipairs(todo) do p.release(n) end
+        if not ok then
+          local c1 = w.cands[idx[1]]
+          fail(w.id, c1.cellA .. " | " .. c1.cellB, err)
+        end
+        c.send(0, T.score, M.encode({ id = w.id, scores = scores }))
+      end
+    end
+  end
+end
+
+-- Rank 0's side of the start: every worker's hello is compared with rank 0's own; a mismatch or
+-- a silent rank stops the job with a message naming the ranks, never a hang.
+local function greet(s, p, n)
+  local c = core()
+  local mine = hello(s, p)
+  local threads, problems, heard = {}, {}, {}
+  local deadline = timeout()
+  local t0 = os.time()
+  for _ = 1, n - 1 do
+    local left = math.max(0, deadline - (os.time() - t0))
+    local msg, src = c.recv(-1, T.hello, left)
+    if not msg then break end
+    heard[src] = true
+    local h = M.decode(msg)
+    threads[src] = h.threads
+    for _, f in ipairs({ "version", "settings", "data" }) do
+      if h[f] ~= mine[f] then
+        problems[#problems + 1] = string.format("rank %d: %s %s differs from rank 0's %s", src,
+          f == "version" and "engine version" or f == "settings" and "settings" or "scoring data", h[f], mine[f])
+      end
+    end
+  end
+  local missing = {}
+  for r = 1, n - 1 do
+    if not heard[r] then missing[#missing + 1] = tostring(r) end
+  end
+  if #missing > 0 then
+    io.stderr:write(string.format("neuronas: mpi: rank(s) %s did not answer within %d s "
+      .. "(every rank must run the same script; NEURONAS_MPI_TIMEOUT sets the wait)\n", table.concat(missing, ", "), deadline))
+    c.abort(1)
+  end
+  local verdict = #problems == 0 and "ok" or table.concat(problems, "; ")
+  for r = 1, n - 1 do c.send(r, T.go, verdict) end
+  if verdict ~= "ok" then error("mpi: ranks disagree at start: " .. verdict, 0) end
+  c.stop_at_exit(T.stop)
+  return threads
+end
+
+-- The remote pipeline of rank 0: build/cost/score/score_many/release as the engine pipeline's,
+-- plus prefetch(cands, ev), which the evaluator calls first so that the whole list is spread over
+-- the workers; build and cost of anything not prefetched (a journaled best's layers) run here.
+local function remote(s, loc, threads, n)
+  local c = core()
+  local p = { hardware = loc.hardware, quantizer = loc.quantizer, ranks = n }
+  local done = {}       -- key -> { cost =, score =, scored = }
+  local next_id = 0
+  local workers = 0
+  for _ = 1, n - 1 do workers = workers + 1 end
+  local per = 0
+  for r = 1, n - 1 do per = per + (threads[r] or 1) end
+  p.batch = 4 * per     -- a good list length for a strategy's ask (docs/cluster.md)
+
+  -- Evaluates the unique candidates of list; decide(cand, cost) says whether to score one.
+  local function dispatch(list, decide)
+    local queue, qi = list, 1
+    local idle, busy = {}, {}
+    for r = n - 1, 1, -1 do idle[#idle + 1] = r end
+    local function note()
+      local parts = {}
+      for r = 1, n - 1 do
+        if busy[r] then parts[#parts + 1] = string.format("rank %d: %s", r, busy[r].keys) end
+      end
+      c.note(table.concat(parts, "; "))
+    end
+    local nbusy = 0
+    while qi <= #queue or nbusy > 0 do
+      while qi <= #queue and #idle > 0 do
+        local r = table.remove(idle)
+        local items, cands, keys = {}, {}, {}
+        for _ = 1, threads[r] or 1 do
+          if qi > #queue then break end
+          local cand = queue[qi]
+          qi = qi + 1
+          items[#items + 1] = cand
+          cands[#cands + 1] = { cellA = tostring(cand.cellA), cellB = tostring(cand.cellB), stage = cand.stage }
+          keys[#keys + 1] = evaluator.key(cand)
+        end
+        next_id = next_id + 1
+        busy[r] = { id = next_id, items = items, keys = table.concat(keys, ", "), list = keys }
+        nbusy = nbusy + 1
+        c.send(r, T.work, M.encode({ id = next_id, cands = cands }))
+        note()
+      end
+      local msg, src, tag = c.recv(-1, -1)
+      local b = busy[src]
+      if tag == T.fail then
+        local f = M.decode(msg)
+        error(string.format("mpi: rank %d failed on candidate %s: %s", src, f.key ~= "" and f.key or b.keys, f.msg), 0)
+      elseif tag == T.cost then
+        local m = M.decode(msg)
+        local want, any = {}, false
+        for i, cand in ipairs(b.items) do
+          done[b.list[i]] = { cost = m.costs[i] }
+          want[i] = decide(cand, m.costs[i]) and true or false
+          any = any or want[i]
+        end
+        c.send(src, T.decide, M.encode({ want = want }))
+        if not any then
+          busy[src], nbusy = nil, nbusy - 1
+          idle[#idle + 1] = src
+          note()
+        end
+      elseif tag == T.score then
+        local m = M.decode(msg)
+        for i, key in ipairs(b.list) do
+          local sc = m.scores[i]
+          if sc ~= nil then
+            done[key].score, done[key].scored = sc, true
+          end
+        end
+        busy[src], nbusy = nil, nbusy - 1
+        idle[#idle + 1] = src
+        note()
+      else
+        error(string.format("mpi: unexpected message (tag %d) from rank %d", tag, src), 0)
+      end
+    end
+    c.note("")
+  end
+
+  function p.prefetch(cands, ev)
+    done = {}
+    local list, seen = {}, {}
+    for _, cand in ipairs(cands) do
+      local key = evaluator.key(cand)
+      local e = ev.cache[key]
+      local settled = e and (e.scored or e.pending or not ev:check(cand, e.cost))
+      if not seen[key] and not settled then
+        seen[key] = true
+        list[#list + 1] = cand
+      end
+    end
+    if #list > 0 then
+      dispatch(list, function(cand, cost) return (ev:check(cand, cost)) end)
+    end
+  end
+
+  function p.build(cand)
+    return { cand = cand, key = evaluator.key(cand) }
+  end
+  function p.cost(h)
+    local d = done[h.key]
+    if d then return d.cost end
+    local net = loc.build(h.cand)
+    local cost = loc.cost(net)
+    loc.release(net)
+    return cost
+  end
+  function p.score_many(hs)
+    local missing = {}
+    for _, h in ipairs(hs) do
+      local d = done[h.key]
+      if not (d and d.scored) then missing[#missing + 1] = h.cand end
+    end
+    if #missing > 0 then dispatch(missing, function() return true end) end
+    local out = {}
+    for i, h in ipairs(hs) do out[i] = journal.as_number(done[h.key].score) end
+    return out
+  end
+  function p.score(h)
+    return p.score_many({ h })[1]
+  end
+  function p.release() end
+  -- Releases the workers (they exit); rank 0 keeps its local pipeline for reports.
+  function p.close()
+    if not p.prefetch then return end
+    for r = 1, n - 1 do c.send(r, T.stop, "") end
+    c.stop_at_exit(nil)
+    p.prefetch = nil
+  end
+  return p
+end
+
+-- search.mpi_pipeline(setup[, { data_broadcast = bool }]) -> pipeline or nil.
+-- nil in a plain process or a one-rank job (the evaluator then builds the engine's pipeline: the
+-- serial program). On rank 0 of a larger job, the remote pipeline (with .batch, a good number of
+-- candidates per ask, and .ranks). On the other ranks it never returns: the rank serves until rank
+-- 0 is done, then the process exits.
+function M.pipeline(setup, opts)
+  opts = opts or {}
+  options.check_keys("search.mpi_pipeline", opts, { data_broadcast = "" })
+  local s = options.setup(setup)
+  local n = size()
+  if n < 2 then return nil end
+  local c = core()
+  local rank = c.init()
+  local loc = rank == 0 and pipeline.engine_pipeline(s) or nil
+  if opts.data_broadcast then
+    local ds = broadcast_batches(s, loc)
+    if rank ~= 0 then
+      s = options.copy(s)
+      s.data = ds
+    end
+  end
+  loc = loc or pipeline.engine_pipeline(s)
+  if rank == 0 then
+    return remote(s, loc, greet(s, loc, n), n)
+  end
+  c.send(0, T.hello, M.encode(hello(s, loc)))
+  local verdict = c.recv(0, T.go, timeout())
+  if not verdict then
+    io.stderr:write(string.format("neuronas: mpi: rank %d: no answer from rank 0 within %d s\n", rank, timeout()))
+    c.abort(1)
+  end
+  if verdict ~= "ok" then os.exit(1) end
+  serve(s, loc, rank)
+  os.exit(0)
+end
+
+-- search.mpi_evaluator(setup[, opts]) -> evaluator: the serial evaluator in a plain process or a
+-- one-rank job, the distributed one on rank 0; on the other ranks it serves and never returns.
+function M.evaluator(setup, opts)
+  local s = options.setup(setup)
+  local p = M.pipeline(s, opts)
+  if p then
+    s = options.copy(s)
+    s.pipeline = p
+  end
+  return evaluator.new(s)
+end
+
+return M
