@@ -409,9 +409,10 @@ function M.pipeline(setup, opts)
     return remote(s, loc, greet(s, loc, n), n)
   end
   c.send(0, T.hello, M.encode(hello(s, loc)))
-  local verdict = c.recv(0, T.go, timeout())
+  -- rank 0 answers once every rank has spoken or its own wait is over: wait longer than that
+  local verdict = c.recv(0, T.go, 2 * timeout() + 10)
   if not verdict then
-    io.stderr:write(string.format("neuronas: mpi: rank %d: no answer from rank 0 within %d s\n", rank, timeout()))
+    io.stderr:write(string.format("neuronas: mpi: rank %d: no answer from rank 0 within %d s\n", rank, 2 * timeout() + 10))
     c.abort(1)
   end
   if verdict ~= "ok" then os.exit(1) end
