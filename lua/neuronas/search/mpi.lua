@@ -21,6 +21,7 @@ local M = {}
 M.tags = T
 
 local function core() return require("neuronas.core").mpi end
+local function clock() return require("neuronas.core").clock() end
 
 -- Serialises a tree of tables, strings, numbers and booleans as a Lua constructor.
 local function encode(v, out)
@@ -156,12 +157,22 @@ local function serve(s, p, rank)
     until tag == T.stop
     os.exit(1)
   end
+  -- CPU seconds this rank spent outside build/cost/score since its last message (waiting,
+  -- decoding, encoding): sent along, so rank 0 can tell what distribution costs
+  local cpu_mark, computing = os.clock(), 0
+  local function spent()
+    local now = os.clock()
+    local idle = now - cpu_mark - computing
+    cpu_mark, computing = now, 0
+    return idle
+  end
   while true do
     local msg, _, tag = c.recv(0)
     if tag == T.stop then return end
     if tag == T.work then
       local w = M.decode(msg)
       local nets, costs, current = {}, {}, nil
+      local t0, u0 = clock(), os.clock()
       local ok, err = pcall(function()
         for i, cand in ipairs(w.cands) do
           current = cand.cellA .. " | " .. cand.cellB
@@ -174,7 +185,8 @@ local function serve(s, p, rank)
         for _, n in pairs(nets) do p.release(n) end
         fail(w.id, current, err)
       end
-      c.send(0, T.cost, M.encode({ id = w.id, costs = costs }))
+      computing = computing + os.clock() - u0
+      c.send(0, T.cost, M.encode({ id = w.id, costs = costs, busy = clock() - t0, idle_cpu = spent() }))
       local dmsg, _, dtag = c.recv(0)
       if dtag == T.stop then
         for _, n in pairs(nets) do p.release(n) end
@@ -191,6 +203,7 @@ local function serve(s, p, rank)
       end
       if #todo > 0 then
         local scores = {}
+        t0, u0 = clock(), os.clock()
         ok, err = pcall(function()
           if #todo > 1 and p.score_many then
             local sc = p.score_many(todo)
@@ -204,7 +217,8 @@ local function serve(s, p, rank)
           local c1 = w.cands[idx[1]]
           fail(w.id, c1.cellA .. " | " .. c1.cellB, err)
         end
-        c.send(0, T.score, M.encode({ id = w.id, scores = scores }))
+        computing = computing + os.clock() - u0
+        c.send(0, T.score, M.encode({ id = w.id, scores = scores, busy = clock() - t0, idle_cpu = spent() }))
       end
     end
   end
@@ -253,11 +267,12 @@ end
 -- the workers; build and cost of anything not prefetched (a journaled best's layers) run here.
 local function remote(s, loc, threads, n)
   local c = core()
-  local p = { hardware = loc.hardware, quantizer = loc.quantizer, ranks = n }
+  -- stats: candidates handed out, chunks, the workers' summed build+cost+score seconds (wall)
+  -- and their CPU seconds outside it
+  local p = { hardware = loc.hardware, quantizer = loc.quantizer, ranks = n,
+    stats = { candidates = 0, chunks = 0, worker_seconds = 0, worker_idle_cpu = 0 } }
   local done = {}       -- key -> { cost =, score =, scored = }
   local next_id = 0
-  local workers = 0
-  for _ = 1, n - 1 do workers = workers + 1 end
   local per = 0
   for r = 1, n - 1 do per = per + (threads[r] or 1) end
   p.batch = 4 * per     -- a good list length for a strategy's ask (docs/cluster.md)
@@ -288,6 +303,7 @@ local function remote(s, loc, threads, n)
           keys[#keys + 1] = evaluator.key(cand)
         end
         next_id = next_id + 1
+        p.stats.candidates, p.stats.chunks = p.stats.candidates + #items, p.stats.chunks + 1
         busy[r] = { id = next_id, items = items, keys = table.concat(keys, ", "), list = keys }
         nbusy = nbusy + 1
         c.send(r, T.work, M.encode({ id = next_id, cands = cands }))
@@ -300,6 +316,8 @@ local function remote(s, loc, threads, n)
         error(string.format("mpi: rank %d failed on candidate %s: %s", src, f.key ~= "" and f.key or b.keys, f.msg), 0)
       elseif tag == T.cost then
         local m = M.decode(msg)
+        p.stats.worker_seconds = p.stats.worker_seconds + m.busy
+        p.stats.worker_idle_cpu = p.stats.worker_idle_cpu + m.idle_cpu
         local want, any = {}, false
         for i, cand in ipairs(b.items) do
           done[b.list[i]] = { cost = m.costs[i] }
@@ -314,6 +332,8 @@ local function remote(s, loc, threads, n)
         end
       elseif tag == T.score then
         local m = M.decode(msg)
+        p.stats.worker_seconds = p.stats.worker_seconds + m.busy
+        p.stats.worker_idle_cpu = p.stats.worker_idle_cpu + m.idle_cpu
         for i, key in ipairs(b.list) do
           local sc = m.scores[i]
           if sc ~= nil then
