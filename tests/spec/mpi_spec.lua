@@ -27,7 +27,7 @@ end
 local function mpirun(spec, env)
   local e = ""
   for k, v in pairs(env or {}) do e = e .. " -x " .. k .. "=" .. h.q(v) end
-  return h.run("env -u LD_PRELOAD timeout 300 mpirun --oversubscribe --allow-run-as-root" .. e .. " " .. spec)
+  return h.run("env -u LD_PRELOAD timeout 300 mpirun --oversubscribe --bind-to none --allow-run-as-root" .. e .. " " .. spec)
 end
 
 local function search_args(journal, extra)

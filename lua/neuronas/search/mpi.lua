@@ -146,11 +146,21 @@ local function broadcast_batches(s, p)
   }
 end
 
--- The worker's loop: evaluate what rank 0 hands out until it says stop.
+-- The worker's loop: evaluate what rank 0 hands out until it says stop. Rank 0 may hand out a
+-- second chunk before answering the first one's costs: the worker builds and costs it meanwhile,
+-- so it does not sit idle while rank 0's answer travels.
 local function serve(s, p, rank)
   local c = core()
   local fault = fault_hook(rank)
+  local held = {}           -- chunk id -> { nets =, cands = }: costed, waiting for rank 0's decision
+  local function release_all()
+    for _, job in pairs(held) do
+      for _, n in pairs(job.nets) do p.release(n) end
+    end
+    held = {}
+  end
   local function fail(id, key, err)
+    release_all()
     c.send(0, T.fail, M.encode({ id = id, key = key or "", msg = tostring(err) }))
     repeat
       local _, _, tag = c.recv(0)
@@ -168,11 +178,14 @@ local function serve(s, p, rank)
   end
   while true do
     local msg, _, tag = c.recv(0)
-    if tag == T.stop then return end
-    if tag == T.work then
+    if tag == T.stop then
+      release_all()
+      return
+    elseif tag == T.work then
       local w = M.decode(msg)
       local nets, costs, current = {}, {}, nil
       local t0, u0 = clock(), os.clock()
+      held[w.id] = { nets = nets, cands = w.cands }
       local ok, err = pcall(function()
         for i, cand in ipairs(w.cands) do
           current = cand.cellA .. " | " .. cand.cellB
@@ -181,21 +194,16 @@ local function serve(s, p, rank)
           costs[i] = p.cost(nets[i])
         end
       end)
-      if not ok then
-        for _, n in pairs(nets) do p.release(n) end
-        fail(w.id, current, err)
-      end
+      if not ok then fail(w.id, current, err) end
       computing = computing + os.clock() - u0
       c.send(0, T.cost, M.encode({ id = w.id, costs = costs, busy = clock() - t0, idle_cpu = spent() }))
-      local dmsg, _, dtag = c.recv(0)
-      if dtag == T.stop then
-        for _, n in pairs(nets) do p.release(n) end
-        return
-      end
-      local want = M.decode(dmsg).want
+    elseif tag == T.decide then
+      local d = M.decode(msg)
+      local job = assert(held[d.id], "mpi: decision for a chunk this rank does not hold")
+      held[d.id] = nil
       local todo, idx = {}, {}
-      for i, n in ipairs(nets) do
-        if want[i] then
+      for i, n in ipairs(job.nets) do
+        if d.want[i] then
           todo[#todo + 1], idx[#idx + 1] = n, i
         else
           p.release(n)
@@ -203,8 +211,8 @@ local function serve(s, p, rank)
       end
       if #todo > 0 then
         local scores = {}
-        t0, u0 = clock(), os.clock()
-        ok, err = pcall(function()
+        local t0, u0 = clock(), os.clock()
+        local ok, err = pcall(function()
           if #todo > 1 and p.score_many then
             local sc = p.score_many(todo)
             for k, i in ipairs(idx) do scores[i] = sc[k] end
@@ -214,11 +222,11 @@ local function serve(s, p, rank)
         end)
         for _, n in ipairs(todo) do p.release(n) end
         if not ok then
-          local c1 = w.cands[idx[1]]
-          fail(w.id, c1.cellA .. " | " .. c1.cellB, err)
+          local c1 = job.cands[idx[1]]
+          fail(d.id, c1.cellA .. " | " .. c1.cellB, err)
         end
         computing = computing + os.clock() - u0
-        c.send(0, T.score, M.encode({ id = w.id, scores = scores, busy = clock() - t0, idle_cpu = spent() }))
+        c.send(0, T.score, M.encode({ id = d.id, scores = scores, busy = clock() - t0, idle_cpu = spent() }))
       end
     end
   end
@@ -278,25 +286,31 @@ local function remote(s, loc, threads, n)
   p.batch = 4 * per     -- a good list length for a strategy's ask (docs/cluster.md)
 
   -- Evaluates the unique candidates of list; decide(cand, cost) says whether to score one.
+  -- A worker holds at most two chunks (one being costed or scored, the next waiting), and a
+  -- second one only while the list has more left than the workers' threads, so the last
+  -- candidates go to whichever worker is free.
   local function dispatch(list, decide)
-    local queue, qi = list, 1
-    local idle, busy = {}, {}
-    for r = n - 1, 1, -1 do idle[#idle + 1] = r end
+    local qi = 1
+    local out, chunks, nout = {}, {}, 0      -- chunks in flight per rank; id -> chunk
+    for r = 1, n - 1 do out[r] = 0 end
     local function note()
       local parts = {}
-      for r = 1, n - 1 do
-        if busy[r] then parts[#parts + 1] = string.format("rank %d: %s", r, busy[r].keys) end
-      end
+      for _, ch in pairs(chunks) do parts[#parts + 1] = string.format("rank %d: %s", ch.rank, ch.keys) end
+      table.sort(parts)
       c.note(table.concat(parts, "; "))
     end
-    local nbusy = 0
-    while qi <= #queue or nbusy > 0 do
-      while qi <= #queue and #idle > 0 do
-        local r = table.remove(idle)
+    local function hand_out()
+      while qi <= #list do
+        local depth = (#list - qi + 1) > per and 2 or 1
+        local r
+        for w = 1, n - 1 do
+          if out[w] < depth and (not r or out[w] < out[r]) then r = w end
+        end
+        if not r then return end
         local items, cands, keys = {}, {}, {}
         for _ = 1, threads[r] or 1 do
-          if qi > #queue then break end
-          local cand = queue[qi]
+          if qi > #list then break end
+          local cand = list[qi]
           qi = qi + 1
           items[#items + 1] = cand
           cands[#cands + 1] = { cellA = tostring(cand.cellA), cellB = tostring(cand.cellB), stage = cand.stage }
@@ -304,48 +318,51 @@ local function remote(s, loc, threads, n)
         end
         next_id = next_id + 1
         p.stats.candidates, p.stats.chunks = p.stats.candidates + #items, p.stats.chunks + 1
-        busy[r] = { id = next_id, items = items, keys = table.concat(keys, ", "), list = keys }
-        nbusy = nbusy + 1
+        chunks[next_id] = { rank = r, items = items, list = keys, keys = table.concat(keys, ", ") }
+        out[r], nout = out[r] + 1, nout + 1
         c.send(r, T.work, M.encode({ id = next_id, cands = cands }))
-        note()
       end
+    end
+    local function finish(id)
+      local r = chunks[id].rank
+      chunks[id] = nil
+      out[r], nout = out[r] - 1, nout - 1
+    end
+    hand_out()
+    note()
+    while nout > 0 do
       local msg, src, tag = c.recv(-1, -1)
-      local b = busy[src]
       if tag == T.fail then
         local f = M.decode(msg)
-        error(string.format("mpi: rank %d failed on candidate %s: %s", src, f.key ~= "" and f.key or b.keys, f.msg), 0)
-      elseif tag == T.cost then
-        local m = M.decode(msg)
-        p.stats.worker_seconds = p.stats.worker_seconds + m.busy
-        p.stats.worker_idle_cpu = p.stats.worker_idle_cpu + m.idle_cpu
+        local ch = chunks[f.id]
+        error(string.format("mpi: rank %d failed on candidate %s: %s", src,
+          f.key ~= "" and f.key or (ch and ch.keys or "?"), f.msg), 0)
+      end
+      local m = M.decode(msg)
+      local ch = chunks[m.id]
+      if not ch or ch.rank ~= src or (tag ~= T.cost and tag ~= T.score) then
+        error(string.format("mpi: unexpected message (tag %d) from rank %d", tag, src), 0)
+      end
+      p.stats.worker_seconds = p.stats.worker_seconds + m.busy
+      p.stats.worker_idle_cpu = p.stats.worker_idle_cpu + m.idle_cpu
+      if tag == T.cost then
         local want, any = {}, false
-        for i, cand in ipairs(b.items) do
-          done[b.list[i]] = { cost = m.costs[i] }
+        for i, cand in ipairs(ch.items) do
+          done[ch.list[i]] = { cost = m.costs[i] }
           want[i] = decide(cand, m.costs[i]) and true or false
           any = any or want[i]
         end
-        c.send(src, T.decide, M.encode({ want = want }))
-        if not any then
-          busy[src], nbusy = nil, nbusy - 1
-          idle[#idle + 1] = src
-          note()
-        end
-      elseif tag == T.score then
-        local m = M.decode(msg)
-        p.stats.worker_seconds = p.stats.worker_seconds + m.busy
-        p.stats.worker_idle_cpu = p.stats.worker_idle_cpu + m.idle_cpu
-        for i, key in ipairs(b.list) do
-          local sc = m.scores[i]
-          if sc ~= nil then
-            done[key].score, done[key].scored = sc, true
-          end
-        end
-        busy[src], nbusy = nil, nbusy - 1
-        idle[#idle + 1] = src
-        note()
+        c.send(src, T.decide, M.encode({ id = m.id, want = want }))
+        if not any then finish(m.id) end
       else
-        error(string.format("mpi: unexpected message (tag %d) from rank %d", tag, src), 0)
+        for i, key in ipairs(ch.list) do
+          local sc = m.scores[i]
+          if sc ~= nil then done[key].score, done[key].scored = sc, true end
+        end
+        finish(m.id)
       end
+      hand_out()
+      note()
     end
     c.note("")
   end
