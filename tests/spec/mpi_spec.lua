@@ -215,6 +215,9 @@ local rep = search.run(st, ev)
 for _, r in ipairs(rep.results) do
   print(r.key, r.feasible, r.score and string.format("%q", r.score) or "-", string.format("%q", r.cost.energy_uj), r.cached)
 end
+if ev.pipeline.ranks then   -- distributed: a second distributed search is refused
+  io.stderr:write(select(2, pcall(search.mpi_pipeline, {})), "\n")
+end
 ]], ".lua")
       local code, serial, err = h.run(h.q(h.cli) .. " run " .. h.q(script))
       assert.are.equal(0, code, err)
@@ -226,6 +229,7 @@ end
       code, out, err = mpirun("-np 3 " .. h.q(h.cli) .. " run " .. h.q(script))
       assert.are.equal(0, code, err)
       assert.are.equal(serial, out)
+      assert.matches("mpi: one distributed search per job %(the workers of the first one have exited%)", err)
       os.remove(script)
     end)
 

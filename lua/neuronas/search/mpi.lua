@@ -94,7 +94,7 @@ end
 -- What every rank says at start; rank 0 compares the workers' against its own.
 local function hello(s, p)
   return { version = require("neuronas").version, settings = journal.settings_digest(s),
-    data = data_digest(p.inputs()), threads = s.threads }
+    data = data_digest(p.inputs()), threads = s.threads, blas = require("neuronas.core").blas_config() }
 end
 
 local function pid()
@@ -237,7 +237,7 @@ end
 local function greet(s, p, n)
   local c = core()
   local mine = hello(s, p)
-  local threads, problems, heard = {}, {}, {}
+  local threads, problems, heard, blas = {}, {}, {}, {}
   local deadline = timeout()
   local t0 = os.time()
   for _ = 1, n - 1 do
@@ -247,12 +247,18 @@ local function greet(s, p, n)
     heard[src] = true
     local h = M.decode(msg)
     threads[src] = h.threads
+    if h.blas ~= mine.blas then blas[src] = h.blas end
     for _, f in ipairs({ "version", "settings", "data" }) do
       if h[f] ~= mine[f] then
         problems[#problems + 1] = string.format("rank %d: %s %s differs from rank 0's %s", src,
           f == "version" and "engine version" or f == "settings" and "settings" or "scoring data", h[f], mine[f])
       end
     end
+  end
+  -- OpenBLAS picks its kernels by CPU: other kernels may round dense convs differently
+  for r, b in pairs(blas) do
+    io.stderr:write(string.format("neuronas: mpi: warning: rank %d runs %s, rank 0 %s; scores may differ "
+      .. "in the last bits from a serial run on rank 0's machine\n", r, b, mine.blas))
   end
   local missing = {}
   for r = 1, n - 1 do
@@ -433,6 +439,8 @@ function M.pipeline(setup, opts)
   if n < 2 then return nil end
   local c = core()
   local rank = c.init()
+  if M.started then error("mpi: one distributed search per job (the workers of the first one have exited)", 2) end
+  M.started = true
   local loc = rank == 0 and pipeline.engine_pipeline(s) or nil
   if opts.data_broadcast then
     local ds = broadcast_batches(s, loc)
