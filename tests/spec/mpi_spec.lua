@@ -229,7 +229,7 @@ end
       code, out, err = mpirun("-np 3 " .. h.q(h.cli) .. " run " .. h.q(script))
       assert.are.equal(0, code, err)
       assert.are.equal(serial, out)
-      assert.matches("mpi: one distributed search per job %(the workers of the first one have exited%)", err)
+      assert.matches("mpi: only one distributed search per job %(the workers serve the first one, then exit%)", err)
       os.remove(script)
     end)
 

@@ -439,7 +439,7 @@ function M.pipeline(setup, opts)
   if n < 2 then return nil end
   local c = core()
   local rank = c.init()
-  if M.started then error("mpi: one distributed search per job (the workers of the first one have exited)", 2) end
+  if M.started then error("mpi: only one distributed search per job (the workers serve the first one, then exit)", 2) end
   M.started = true
   local loc = rank == 0 and pipeline.engine_pipeline(s) or nil
   if opts.data_broadcast then
