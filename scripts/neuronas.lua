@@ -11,6 +11,8 @@ local spec = app.extend(app.flags(8), {
     help = "journal of evaluated candidates" },
   { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
   { name = "cells", type = "integer", min = 1, max = 729, help = "search only the first N cells of the space (quick trials)" },
+  { name = "data-broadcast", type = "boolean",
+    help = "under mpirun: only rank 0 reads --data and sends the scoring batches (docs/cluster.md)" },
 })
 local opts = { name = "neuronas.lua",
   usage = "neuronas run neuronas.lua [--preset P] [--bits N] [--memory N] [--area MM2] [--latency MS] "

@@ -45,8 +45,6 @@ function M.flags(bits_default)
     { name = "threads", type = "integer", default = 2, min = 1, max = 256,
       help = "candidates scored at once, on that many threads (same results for any value)" },
     { name = "quiet", type = "boolean", help = "no progress display" },
-    { name = "data-broadcast", type = "boolean",
-      help = "under mpirun: only rank 0 reads --data and sends the scoring batches (docs/cluster.md)" },
   })
 end
 
@@ -75,6 +73,7 @@ end
 function M.open_data(flags, opts, split, limit, quiet)
   local nn = require("neuronas")
   split = split or "train"
+  -- --data-broadcast (scripts that distribute a search): under mpirun only rank 0 reads the data
   if flags["data-broadcast"] and require("neuronas.search.mpi").rank() > 0 then return nil end
   if flags.data == "default" then
     if flags.preset ~= "fashion-mnist" then
