@@ -146,11 +146,12 @@ if mpi_ok then
 
     it("a worker that raises: rank 0 names rank and candidate, the journal stays valid, --resume finishes it", function()
       local j, js = dir .. "/raise.journal", dir .. "/raise.json"
-      -- one thread per rank: batches of 8, so rank 2's 6th candidate falls in the second batch
+      -- each stage of 12 cells is one batch: rank 2 fails at its 2nd stage-2 candidate, after
+      -- stage 1 was journaled
       local code, _, err = mpirun("-np 3 " .. h.q(h.cli) .. " run " .. search_args(j, "--threads 1"),
-        { NEURONAS_MPI_TEST_FAIL = "2:6:raise" })
+        { NEURONAS_MPI_TEST_FAIL = "2:2:raise:2" })
       assert.are_not.equal(0, code)
-      assert.matches("mpi: rank 2 failed on candidate [%w ]+ | [%w ]+: test fault on rank 2 at its candidate 6", err)
+      assert.matches("mpi: rank 2 failed on candidate [%w ]+ | [%w ]+: test fault on rank 2 at its candidate 2", err)
       local partial = journal_lines(j)       -- parses: every line is whole
       assert.is_true(#partial > 1 and #partial < #ref)
       code, _, err = mpirun("-np 2 " .. h.q(h.cli) .. " run " .. search_args(j, "--resume --json " .. h.q(js)))
@@ -162,7 +163,7 @@ if mpi_ok then
     it("a worker that dies: rank 0 reports what was in flight on it, --resume finishes it", function()
       local j, js = dir .. "/die.journal", dir .. "/die.json"
       local code, _, err = mpirun("-np 3 " .. h.q(h.cli) .. " run " .. search_args(j, "--threads 1"),
-        { NEURONAS_MPI_TEST_FAIL = "2:6:die" })
+        { NEURONAS_MPI_TEST_FAIL = "2:2:die:2" })
       assert.are_not.equal(0, code)
       assert.matches("stopped by the MPI launcher %(a rank died, or Ctrl%-C%); in flight: [^\n]*rank 2: [%w ]+ | [%w ]+", err)
       local partial = journal_lines(j)

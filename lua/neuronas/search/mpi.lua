@@ -104,13 +104,14 @@ local function pid()
   return n
 end
 
--- Test hook (tests/spec/mpi_spec.lua): NEURONAS_MPI_TEST_FAIL="RANK:K:raise|die" makes worker
--- RANK raise a Lua error, or die at once (SIGKILL), when it receives its K-th candidate.
+-- Test hook (tests/spec/mpi_spec.lua): NEURONAS_MPI_TEST_FAIL="RANK:K:raise|die[:STAGE]" makes
+-- worker RANK raise a Lua error, or die at once (SIGKILL), at its K-th candidate (of that stage).
 local function fault_hook(rank)
-  local r, k, how = (os.getenv("NEURONAS_MPI_TEST_FAIL") or ""):match("^(%d+):(%d+):(%a+)$")
+  local r, k, how, stage = (os.getenv("NEURONAS_MPI_TEST_FAIL") or ""):match("^(%d+):(%d+):(%a+):?(%d*)$")
   if tonumber(r) ~= rank then return function() end end
   local n, at = 0, tonumber(k)
-  return function()
+  return function(cand)
+    if stage ~= "" and cand.stage ~= tonumber(stage) then return end
     n = n + 1
     if n < at then return end
     if how == "die" then
@@ -189,7 +190,7 @@ local function serve(s, p, rank)
       local ok, err = pcall(function()
         for i, cand in ipairs(w.cands) do
           current = cand.cellA .. " | " .. cand.cellB
-          fault()
+          fault(cand)
           nets[i] = p.build(cand)
           costs[i] = p.cost(nets[i])
         end
@@ -289,7 +290,7 @@ local function remote(s, loc, threads, n)
   local next_id = 0
   local per = 0
   for r = 1, n - 1 do per = per + (threads[r] or 1) end
-  p.batch = 4 * per     -- a good list length for a strategy's ask (docs/cluster.md)
+  p.batch = 8 * per     -- a good list length for a strategy's ask (docs/cluster.md)
 
   -- Evaluates the unique candidates of list; decide(cand, cost) says whether to score one.
   -- A worker holds at most two chunks (one being costed or scored, the next waiting), and a
