@@ -176,6 +176,12 @@ if mpi_ok then
       assert.are_not.equal(0, code)
       assert.are_not.equal(124, code)
       assert.matches("mpi: ranks disagree at start: rank 2: settings [^\n]*\"seed\":7[^\n]* differs from rank 0's", err)
+      -- --data-broadcast on rank 0 only: reported before anyone enters the broadcast
+      code, _, err = mpirun(string.format("-np 1 %s run %s : -np 1 %s run %s", h.q(h.cli),
+        search_args(j, "--data-broadcast"), h.q(h.cli), search_args(j)))
+      assert.are_not.equal(0, code)
+      assert.are_not.equal(124, code)
+      assert.matches("mpi: ranks disagree at start: rank 1: %-%-data%-broadcast off differs from rank 0's on", err)
     end)
 
     it("a rank that never answers is reported, not waited for", function()

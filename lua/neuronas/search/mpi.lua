@@ -18,7 +18,6 @@ local journal = require("neuronas.search.journal")
 local evaluator = require("neuronas.search.evaluator")
 
 local M = {}
-M.tags = T
 
 local function core() return require("neuronas.core").mpi end
 local function clock() return require("neuronas.core").clock() end
@@ -91,10 +90,13 @@ local function data_digest(batches)
   return table.concat(parts, ";")
 end
 
--- What every rank says at start; rank 0 compares the workers' against its own.
-local function hello(s, p)
+-- What every rank says at start; rank 0 compares the workers' against its own. With
+-- data_broadcast the workers have no data yet (it comes after this check, so that a rank started
+-- without the flag is reported instead of hanging in the broadcast).
+local function hello(s, p, broadcast)
   return { version = require("neuronas").version, settings = journal.settings_digest(s),
-    data = data_digest(p.inputs()), threads = s.threads, blas = require("neuronas.core").blas_config() }
+    broadcast = broadcast and "on" or "off", data = not broadcast and data_digest(p.inputs()) or "rank 0's",
+    threads = s.threads, blas = require("neuronas.core").blas_config() }
 end
 
 local function pid()
@@ -126,11 +128,11 @@ end
 local function broadcast_batches(s, p)
   local c = core()
   local rank = c.init()
-  local shapes = M.decode(c.bcast(rank == 0 and M.encode((function()
-    local out = {}
-    for r, b in ipairs(p.inputs()) do out[r] = b:shape() end
-    return out
-  end)()) or nil))
+  local shapes = {}
+  if rank == 0 then
+    for r, b in ipairs(p.inputs()) do shapes[r] = b:shape() end
+  end
+  shapes = M.decode(c.bcast(rank == 0 and M.encode(shapes) or nil))
   local nn = require("neuronas")
   local got = {}
   for r, shape in ipairs(shapes) do
@@ -235,9 +237,9 @@ end
 
 -- Rank 0's side of the start: every worker's hello is compared with rank 0's own; a mismatch or
 -- a silent rank stops the job with a message naming the ranks, never a hang.
-local function greet(s, p, n)
+local function greet(s, p, n, broadcast)
   local c = core()
-  local mine = hello(s, p)
+  local mine = hello(s, p, broadcast)
   local threads, problems, heard, blas = {}, {}, {}, {}
   local deadline = timeout()
   local t0 = os.time()
@@ -249,10 +251,12 @@ local function greet(s, p, n)
     local h = M.decode(msg)
     threads[src] = h.threads
     if h.blas ~= mine.blas then blas[src] = h.blas end
-    for _, f in ipairs({ "version", "settings", "data" }) do
+    local what = { version = "engine version", settings = "settings", broadcast = "--data-broadcast",
+      data = "scoring data" }
+    for _, f in ipairs({ "version", "settings", "broadcast", "data" }) do
       if h[f] ~= mine[f] then
-        problems[#problems + 1] = string.format("rank %d: %s %s differs from rank 0's %s", src,
-          f == "version" and "engine version" or f == "settings" and "settings" or "scoring data", h[f], mine[f])
+        problems[#problems + 1] = string.format("rank %d: %s %s differs from rank 0's %s", src, what[f], h[f], mine[f])
+        if f == "broadcast" then break end
       end
     end
   end
@@ -442,19 +446,15 @@ function M.pipeline(setup, opts)
   local rank = c.init()
   if M.started then error("mpi: only one distributed search per job (the workers serve the first one, then exit)", 2) end
   M.started = true
-  local loc = rank == 0 and pipeline.engine_pipeline(s) or nil
-  if opts.data_broadcast then
-    local ds = broadcast_batches(s, loc)
-    if rank ~= 0 then
-      s = options.copy(s)
-      s.data = ds
-    end
-  end
-  loc = loc or pipeline.engine_pipeline(s)
+  local broadcast = opts.data_broadcast and true or false
   if rank == 0 then
-    return remote(s, loc, greet(s, loc, n), n)
+    local loc = pipeline.engine_pipeline(s)
+    local threads = greet(s, loc, n, broadcast)
+    if broadcast then broadcast_batches(s, loc) end
+    return remote(s, loc, threads, n)
   end
-  c.send(0, T.hello, M.encode(hello(s, loc)))
+  local loc = not broadcast and pipeline.engine_pipeline(s) or nil
+  c.send(0, T.hello, M.encode(hello(s, loc, broadcast)))
   -- rank 0 answers once every rank has spoken or its own wait is over: wait longer than that
   local verdict = c.recv(0, T.go, 2 * timeout() + 10)
   if not verdict then
@@ -462,6 +462,11 @@ function M.pipeline(setup, opts)
     c.abort(1)
   end
   if verdict ~= "ok" then os.exit(1) end
+  if broadcast then
+    s = options.copy(s)
+    s.data = broadcast_batches(s, nil)
+    loc = pipeline.engine_pipeline(s)
+  end
   serve(s, loc, rank)
   os.exit(0)
 end
