@@ -141,7 +141,9 @@ static int mpi_recv(lua_State *L) {
   int flag = 0, rc, n;
   long pause_ns = 20000;
   double waited = 0;
+  struct timespec t0, now;
   need_init(L);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   if (src < 0) src = MPI_ANY_SOURCE;
   if (tag < 0) tag = MPI_ANY_TAG;
   for (;;) {
@@ -155,7 +157,8 @@ static int mpi_recv(lua_State *L) {
     }
     struct timespec ts = {0, pause_ns};
     nanosleep(&ts, NULL);
-    waited += 1e-9 * (double)pause_ns;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    waited = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
     if (pause_ns < 250000) pause_ns *= 2;
     if (pause_ns > 250000) pause_ns = waited > 0.02 ? 1000000 : 250000;
   }
