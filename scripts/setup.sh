@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 
 build=build
 flags=(-DCMAKE_BUILD_TYPE=Release)
-pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev lua-busted dataset-fashion-mnist)
+pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev lua-busted dataset-fashion-mnist
+  libopenmpi-dev openmpi-bin)  # MPI: optional for the build, installed so that --mpi runs and its specs run
 for a in "$@"; do
   case $a in
     --sanitize) build=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEURONAS_SANITIZE=ON) ;;

@@ -74,6 +74,8 @@ end
 function M.open_data(flags, opts, split, limit, quiet)
   local nn = require("neuronas")
   split = split or "train"
+  -- --data-broadcast (scripts that distribute a search): under mpirun only rank 0 reads the data
+  if flags["data-broadcast"] and require("neuronas.search.mpi").rank() > 0 then return nil end
   if flags.data == "default" then
     if flags.preset ~= "fashion-mnist" then
       cli.fail(opts, string.format("--preset %s needs --data PATH (the embedded data is Fashion-MNIST)", flags.preset))
@@ -206,6 +208,8 @@ function M.main_flags()
     { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
     { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
     { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (docs/report.md)" },
+    { name = "data-broadcast", type = "boolean",
+      help = "under mpirun: only rank 0 reads --data and sends the scoring batches (docs/cluster.md)" },
   }
 end
 
@@ -310,6 +314,14 @@ function M.main(o)
   local data = M.open_data(flags, opts)
   local setup = M.setup(flags, data, constraints)
   setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume
+  -- under mpirun (docs/cluster.md): rank 0 goes on with a remote pipeline; the other ranks serve
+  -- candidates here until rank 0 is done, then exit. A strategy that asks `chunk` candidates at
+  -- a time (two_stage, random) asks a batch that keeps every worker busy.
+  local remote = search.mpi_pipeline(setup, { data_broadcast = flags["data-broadcast"] })
+  if remote then
+    setup.pipeline = remote
+    if type(strategy.chunk) == "number" then strategy.chunk = remote.batch end
+  end
   local bar, hooks = M.progress(flags, 2 * #cells, "search")
   local rep = search.run(strategy, setup, hooks)
   bar:finish()

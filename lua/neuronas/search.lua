@@ -4,6 +4,7 @@
 --   run        the ask/tell loop                     pareto     Pareto front, nearest misses
 --   hypervolume  objectives, non-dominated sort, crowding, the front and its hypervolume
 --   two_stage, random, evolution, nsga2: the strategies, each with its one-call entry point.
+--   mpi        the distributed evaluator (docs/cluster.md)
 -- A strategy is any object with ask() and tell(results); see neuronas/search/run.lua.
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
@@ -15,6 +16,7 @@ local random = require("neuronas.search.random")
 local evolution = require("neuronas.search.evolution")
 local nsga2 = require("neuronas.search.nsga2")
 local hypervolume = require("neuronas.search.hypervolume")
+local mpi = require("neuronas.search.mpi")
 
 return {
   setup = options.setup,
@@ -35,4 +37,6 @@ return {
   nsga2 = nsga2.search,
   front = hypervolume.front,
   hypervolume = hypervolume.hypervolume,
+  mpi_pipeline = mpi.pipeline,
+  mpi_evaluator = mpi.evaluator,
 }

@@ -109,7 +109,7 @@ function M.engine_pipeline(s)
     end
     return { data = data, hardware = digest.plain(hw), quantizer = qid }
   end
-  p.hardware, p.quantizer = hw, q
+  p.hardware, p.quantizer, p.inputs = hw, q, inputs
   return p
 end
 
