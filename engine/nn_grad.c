@@ -113,8 +113,16 @@ void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, co
 void nn_bn2d_bwd(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                  const float *mean, const float *invstd, const float *dy, float *dx,
                  int dx_accumulate, float *dgamma, float *dbeta) {
+  nn_bn2d_bwd_channels(n, c, hw, 0, c, x, gamma, mean, invstd, dy, dx, dx_accumulate, dgamma,
+                       dbeta);
+}
+
+void nn_bn2d_bwd_channels(int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                          const float *x, const float *gamma, const float *mean,
+                          const float *invstd, const float *dy, float *dx, int dx_accumulate,
+                          float *dgamma, float *dbeta) {
   const int64_t M = n * hw;
-  for (int64_t ch = 0; ch < c; ch++) {
+  for (int64_t ch = c0; ch < c1; ch++) {
     double sdy = 0, sdyx = 0;
     const float mu = mean[ch], is = invstd[ch];
     for (int64_t i = 0; i < n; i++) {

@@ -35,6 +35,11 @@ void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, co
 void nn_bn2d_bwd(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                  const float *mean, const float *invstd, const float *dy, float *dx,
                  int dx_accumulate, float *dgamma, float *dbeta);
+/* The same for channels c0..c1-1 only (channels are independent: threads split them). */
+void nn_bn2d_bwd_channels(int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                          const float *x, const float *gamma, const float *mean,
+                          const float *invstd, const float *dy, float *dx, int dx_accumulate,
+                          float *dgamma, float *dbeta);
 void nn_bn2d_bwd_ref(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                      const float *dy, float *dx, float *dgamma, float *dbeta);
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "neuronas/nn_blas.h"
 #include "neuronas/nn_quant.h"
 #include "nn_grad_impl.h"
 #include "nn_tensor_impl.h"
@@ -99,7 +101,8 @@ nn_train_params nn_train_params_default(void) {
                        .total_steps = 0,
                        .bits = 32,
                        .dropout = 0.5,
-                       .seed = 1};
+                       .seed = 1,
+                       .threads = 1};
   return p;
 }
 
@@ -122,6 +125,8 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err) {
     return nn_fail(err, NN_EINVAL, "total_steps=%lld: expected >= 0", (long long)p->total_steps);
   if (p->bits < 2 || p->bits > 32)
     return nn_fail(err, NN_EINVAL, "bits=%d outside 2..32", p->bits);
+  if (p->threads < 0 || p->threads > NN_TRAIN_MAX_THREADS)
+    return nn_fail(err, NN_EINVAL, "threads=%d: expected 0..%d", p->threads, NN_TRAIN_MAX_THREADS);
   if (!(p->dropout >= 0 && p->dropout < 1))
     return nn_fail(err, NN_EINVAL, "dropout=%g: expected a number in [0, 1)", p->dropout);
   return NN_OK;
@@ -321,7 +326,9 @@ void nn_trainer_free(nn_trainer *tr) {
   for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
   free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
-  nn_ws_free(&tr->ws);
+  nn_pool_free(tr->pool);
+  for (int i = 0; tr->wws && i < tr->nworkers; i++) nn_ws_free(&tr->wws[i]);
+  free(tr->wws), free(tr->part);
   free(tr);
 }
 
@@ -341,12 +348,190 @@ int64_t nn_trainer_param_size(const nn_trainer *tr, size_t i) { return tr->p[i].
 float *nn_trainer_param_data(nn_trainer *tr, size_t i) { return tr->p[i].w; }
 const float *nn_trainer_param_grad(const nn_trainer *tr, size_t i) { return tr->p[i].g; }
 
+/* ------------------------------------------------------------------ parallel regions
+ * Work on a batch is split into sample groups (group_range): per-sample work (convs, LIF,
+ * pools, sums) writes disjoint slices, so any thread may run any group; weight gradients go to
+ * one buffer per group (tr->part) added in group order (reduce_parts); BN's per-channel work is
+ * split by channels. OpenBLAS runs on one thread meanwhile (two levels of threads on a few
+ * cores only get in each other's way): pass_enter / pass_leave. */
+
+static int64_t ngroups(int64_t n) { return n < NN_TRAIN_GROUPS ? n : NN_TRAIN_GROUPS; }
+
+static void group_range(int64_t n, int64_t g, int64_t *s0, int64_t *s1) {
+  int64_t G = ngroups(n);
+  *s0 = n * g / G;
+  *s1 = n * (g + 1) / G;
+}
+
+typedef nn_status (*group_fn)(nn_trainer *tr, void *a, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err);
+
+typedef struct group_run {
+  nn_trainer *tr;
+  group_fn fn;
+  void *a;
+  int64_t n;
+  nn_status st[NN_TRAIN_GROUPS];
+  nn_error err[NN_TRAIN_GROUPS];
+} group_run;
+
+static void group_task(void *ctx, int64_t g, int worker) {
+  group_run *r = ctx;
+  int64_t s0, s1;
+  group_range(r->n, g, &s0, &s1);
+  r->st[g] = r->fn(r->tr, r->a, s0, s1, g, worker, &r->err[g]);
+}
+
+/* fn over the groups of n samples; the first failing group's error (in group order). */
+static nn_status par_groups(nn_trainer *tr, int64_t n, group_fn fn, void *a, nn_error *err) {
+  group_run r;
+  int64_t G = ngroups(n);
+  r.tr = tr, r.fn = fn, r.a = a, r.n = n;
+  nn_pool_run(tr->pool, G, group_task, &r);
+  for (int64_t g = 0; g < G; g++)
+    if (r.st[g] != NN_OK) {
+      if (err) *err = r.err[g];
+      return r.st[g];
+    }
+  return NN_OK;
+}
+
+/* Element-wise work on [n][m] arrays: which op, its operands. */
+typedef enum { EW_ADD, EW_COPY, EW_MUL, EW_POOL3, EW_POOL3_BWD, EW_POOL, EW_POOL_BWD } ew_op;
+typedef struct ew_args {
+  ew_op op;
+  int64_t m;              /* floats per sample of y (EW_POOL: of x) */
+  int64_t planes, h, w, k; /* pools: planes per sample, input h x w, k */
+  const float *x, *b;
+  float *y;
+  int acc;
+} ew_args;
+
+static nn_status ew_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g, int worker,
+                          nn_error *err) {
+  const ew_args *a = va;
+  const int64_t lo = s0 * a->m, cnt = (s1 - s0) * a->m, ns = s1 - s0;
+  const int64_t hw = a->h * a->w, ohw = (a->h / (a->k ? a->k : 1)) * (a->w / (a->k ? a->k : 1));
+  (void)tr, (void)g, (void)worker, (void)err;
+  switch (a->op) {
+  case EW_ADD:
+    for (int64_t i = lo; i < lo + cnt; i++) a->y[i] += a->x[i];
+    break;
+  case EW_COPY:
+    memcpy(a->y + lo, a->x + lo, (size_t)cnt * sizeof *a->y);
+    break;
+  case EW_MUL:
+    nn_mul(cnt, a->x + lo, a->b + lo, a->y + lo);
+    break;
+  case EW_POOL3: /* y = avgpool3x3(x) */
+    nn_avgpool3x3(a->x + lo, ns * a->planes, a->h, a->w, a->y + lo);
+    break;
+  case EW_POOL3_BWD:
+    nn_avgpool_bwd(ns * a->planes, a->h, a->w, 3, 1, 1, a->x + lo, a->y + lo, a->acc);
+    break;
+  case EW_POOL: /* x [planes][h][w] -> y [planes][h/k][w/k]; m counts x */
+    nn_avgpool(a->x + s0 * a->planes * hw, ns * a->planes, a->h, a->w, a->k,
+               a->y + s0 * a->planes * ohw);
+    break;
+  case EW_POOL_BWD: /* x = dy [planes][h/k][w/k] -> y = dx [planes][h][w] */
+    nn_avgpool_bwd(ns * a->planes, a->h, a->w, a->k, a->k, 0, a->x + s0 * a->planes * ohw,
+                   a->y + s0 * a->planes * hw, a->acc);
+    break;
+  }
+  return NN_OK;
+}
+
+static void ew(nn_trainer *tr, ew_args a) { par_groups(tr, tr->n, ew_group, &a, NULL); }
+
+static void addto(nn_trainer *tr, int64_t m, float *y, const float *x) {
+  ew(tr, (ew_args){.op = EW_ADD, .m = m / tr->n, .x = x, .y = y});
+}
+
+/* dw += part[0] + part[1] + ... (in group order), split over ranges of dw. */
+typedef struct red_args {
+  float *dw;
+  const float *part;
+  int64_t size, stride, G;
+} red_args;
+#define RED_CHUNK 16384
+
+static void red_task(void *ctx, int64_t t, int worker) {
+  const red_args *a = ctx;
+  int64_t i0 = t * RED_CHUNK, i1 = i0 + RED_CHUNK < a->size ? i0 + RED_CHUNK : a->size;
+  (void)worker;
+  for (int64_t g = 0; g < a->G; g++) {
+    const float *p = a->part + g * a->stride;
+    for (int64_t i = i0; i < i1; i++) a->dw[i] += p[i];
+  }
+}
+
+static void reduce_parts(nn_trainer *tr, float *dw, int64_t size) {
+  red_args a = {dw, tr->part, size, tr->part_n, ngroups(tr->n)};
+  nn_pool_run(tr->pool, (size + RED_CHUNK - 1) / RED_CHUNK, red_task, &a);
+}
+
+/* Starts a pass: the pool (first time), per-worker scratch, group buffers for the largest conv
+ * weight; OpenBLAS on one thread. */
+static nn_status pass_enter(nn_trainer *tr, nn_error *err) {
+  if (!tr->wws) {
+    int want = tr->tp.threads;
+    if (want == 0) want = nn_train_default_threads();
+    if (want > 1 && !(tr->pool = nn_pool_new(want)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
+    tr->nworkers = nn_pool_threads(tr->pool);
+    if (!(tr->wws = calloc((size_t)tr->nworkers, sizeof *tr->wws)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
+    int64_t mx = 1;
+    for (int i = 0; i < tr->nconv; i++)
+      if (tr->p[tr->conv[i].w].n > mx) mx = tr->p[tr->conv[i].w].n;
+    tr->part_n = (mx + 15) & ~(int64_t)15;
+    if (!(tr->part = malloc((size_t)(tr->part_n * NN_TRAIN_GROUPS) * sizeof *tr->part)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training gradient buffers)");
+  }
+  tr->blas_saved = nn_blas_get_threads();
+  nn_blas_set_threads(1);
+  return NN_OK;
+}
+
+static void pass_leave(nn_trainer *tr) {
+  if (tr->blas_saved > 0) nn_blas_set_threads(tr->blas_saved);
+}
+
+int nn_train_default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  if (n > NN_TRAIN_MAX_THREADS) n = NN_TRAIN_MAX_THREADS;
+  return (int)n;
+}
+
 /* ------------------------------------------------------------------ module passes */
+
+typedef struct conv_args {
+  nn_conv_geom g;
+  const float *x, *w, *wcl, *dy;
+  uint64_t *bits; /* event path: packed here per group from x */
+  float *y, *dx;
+  int acc;
+} conv_args;
+
+static nn_status conv_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
+                            int worker, nn_error *err) {
+  const conv_args *a = va;
+  nn_conv_geom g = a->g;
+  const int64_t in = g.c * g.h * g.w, out = g.o * nn_conv_ho(&g) * nn_conv_wo(&g);
+  (void)tr, (void)grp, (void)worker;
+  g.n = s1 - s0;
+  if (!a->bits) return nn_conv2d(&g, a->x + s0 * in, a->w, a->y + s0 * out, err);
+  const int64_t words = nn_spike_words(in);
+  nn_spikes_pack(a->x + s0 * in, g.n, in, a->bits + s0 * words);
+  return nn_conv2d_events(&g, a->bits + s0 * words, a->wcl, a->y + s0 * out, err);
+}
 
 static nn_status conv_f(nn_trainer *tr, int ci, const float *x, float *y, nn_error *err) {
   tconv *c = &tr->conv[ci];
-  nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  return nn_conv2d(&g, x, fw(tr, c->w), y, err);
+  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
+                 NULL, NULL, NULL, y, NULL, 0};
+  return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
 /* A conv on the spikes s of a LIF that fired `fired` times: event-driven on the bit-packed
@@ -360,22 +545,36 @@ static nn_status conv_fs(nn_trainer *tr, int ci, const float *s, int64_t fired, 
   const int64_t per = g.c * g.h * g.w;
   int events = !tr->smooth && (tr->conv_mode == NN_CONV_EVENTS ||
                                (tr->conv_mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired)));
-  if (!events) return nn_conv2d(&g, s, fw(tr, c->w), y, err);
+  if (!events) return conv_f(tr, ci, s, y, err);
   float *wcl, *bitsf;
   ALLOC(wcl, g.o * g.c * g.k * g.k);
   ALLOC(bitsf, 2 * g.n * nn_spike_words(per)); /* uint64 words in float storage */
-  uint64_t *bits = (uint64_t *)(void *)bitsf;
-  nn_spikes_pack(s, g.n, per, bits);
   nn_conv2d_weight_cl(&g, fw(tr, c->w), wcl);
-  return nn_conv2d_events(&g, bits, wcl, y, err);
+  conv_args a = {g, s, NULL, wcl, NULL, (uint64_t *)(void *)bitsf, y, NULL, 0};
+  return par_groups(tr, tr->n, conv_group, &a, err);
+}
+
+static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
+                              int worker, nn_error *err) {
+  const conv_args *a = va;
+  nn_conv_geom g = a->g;
+  const int64_t in = g.c * g.h * g.w, out = g.o * nn_conv_ho(&g) * nn_conv_wo(&g);
+  float *part = tr->part + grp * tr->part_n;
+  g.n = s1 - s0;
+  memset(part, 0, (size_t)(g.o * g.c * g.k * g.k) * sizeof *part);
+  return nn_conv2d_bwd(&g, a->x + s0 * in, a->w, a->dy + s0 * out, a->dx ? a->dx + s0 * in : NULL,
+                       a->acc, part, &tr->wws[worker], err);
 }
 
 /* dx may be NULL (input gradient not needed) */
 static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const float *dy, float *dx,
                         int acc, nn_error *err) {
   tconv *c = &tr->conv[ci];
-  nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  return nn_conv2d_bwd(&g, x, fw(tr, c->w), dy, dx, acc, tr->p[c->w].g, &tr->ws, err);
+  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
+                 NULL, dy, NULL, NULL, dx, acc};
+  TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
+  reduce_parts(tr, tr->p[c->w].g, tr->p[c->w].n);
+  return NN_OK;
 }
 
 static void bn_f(nn_trainer *tr, int bi, int t, const float *x, float *y) {
@@ -392,20 +591,63 @@ static void bn_f(nn_trainer *tr, int bi, int t, const float *x, float *y) {
   }
 }
 
+typedef struct bnb_args {
+  nn_trainer *tr;
+  tbn *b;
+  int t, acc;
+  const float *dy;
+  float *dx;
+  int64_t chunk;
+} bnb_args;
+
+static void bn_b_task(void *ctx, int64_t k, int worker) {
+  const bnb_args *a = ctx;
+  const tbn *b = a->b;
+  const nn_trainer *tr = a->tr;
+  int64_t c0 = k * a->chunk, c1 = c0 + a->chunk < b->c ? c0 + a->chunk : b->c;
+  (void)worker;
+  nn_bn2d_bwd_channels(tr->n, b->c, b->hw, c0, c1, b->x[a->t], tr->p[b->g].w,
+                       b->mean + a->t * b->c, b->istd + a->t * b->c, a->dy, a->dx, a->acc,
+                       tr->p[b->g].g, tr->p[b->b].g);
+}
+
+/* Channels are independent: any split gives the same floats. */
 static void bn_b(nn_trainer *tr, int bi, int t, const float *dy, float *dx, int acc) {
   tbn *b = &tr->bn[bi];
-  nn_bn2d_bwd(tr->n, b->c, b->hw, b->x[t], tr->p[b->g].w, b->mean + t * b->c, b->istd + t * b->c,
-              dy, dx, acc, tr->p[b->g].g, tr->p[b->b].g);
+  int64_t chunk = (b->c + 4 * tr->nworkers - 1) / (4 * tr->nworkers);
+  bnb_args a = {tr, b, t, acc, dy, dx, chunk};
+  nn_pool_run(tr->pool, (b->c + chunk - 1) / chunk, bn_b_task, &a);
+}
+
+typedef struct lif_args {
+  tlif *l;
+  const float *x, *ds;
+  float *dx;
+  int t, acc;
+  int64_t fired[NN_TRAIN_GROUPS];
+} lif_args;
+
+static nn_status lif_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  lif_args *a = va;
+  tlif *l = a->l;
+  const int64_t lo = s0 * l->m;
+  (void)worker, (void)err;
+  a->fired[g] = nn_lif_step(l->v + lo, a->x + lo, (s1 - s0) * l->m, (float)tr->np_net.tau,
+                            (float)tr->np_net.threshold, l->s[a->t] + lo, l->h[a->t] + lo);
+  return NN_OK;
 }
 
 static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s, int64_t *fired,
                        nn_error *err) {
   tlif *l = &tr->lif[li];
-  int64_t m = tr->n * l->m;
+  int64_t m = tr->n * l->m, f = 0;
   if (!l->v) ZALLOC(l->v, m);
   ALLOC(l->h[t], m);
   ALLOC(l->s[t], m);
-  int64_t f = nn_lif_step(l->v, x, m, (float)tr->np_net.tau, (float)tr->np_net.threshold, l->s[t], l->h[t]);
+  lif_args a = {.l = l, .x = x, .t = t};
+  TRY(par_groups(tr, tr->n, lif_f_group, &a, err));
+  for (int64_t g = 0; g < ngroups(tr->n); g++) f += a.fired[g];
   if (fired) *fired = f;
   if (tr->smooth) {
     for (int64_t i = 0; i < m; i++)
@@ -418,19 +660,92 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
   return NN_OK;
 }
 
-/* ds may be NULL (no gradient reached the spikes at this step) */
+static nn_status lif_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  lif_args *a = va;
+  tlif *l = a->l;
+  const int64_t lo = s0 * l->m;
+  (void)g, (void)worker, (void)err;
+  nn_lif_bwd_step((s1 - s0) * l->m, tr->np_net.tau, tr->np_net.threshold, NN_ATAN_ALPHA,
+                  l->h[a->t] + lo, a->ds ? a->ds + lo : NULL, l->dv + lo, a->dx + lo, a->acc);
+  return NN_OK;
+}
+
 static nn_status lif_b(nn_trainer *tr, int li, int t, const float *ds, float *dx, int acc,
                        nn_error *err) {
   tlif *l = &tr->lif[li];
   int64_t m = tr->n * l->m;
   if (!l->dv) ZALLOC(l->dv, m);
-  nn_lif_bwd_step(m, tr->np_net.tau, tr->np_net.threshold, NN_ATAN_ALPHA, l->h[t], ds, l->dv, dx,
-                  acc);
-  return NN_OK;
+  lif_args a = {.l = l, .ds = ds, .dx = dx, .t = t, .acc = acc};
+  return par_groups(tr, tr->n, lif_b_group, &a, err);
 }
 
-static void addto(int64_t m, float *y, const float *x) {
-  for (int64_t i = 0; i < m; i++) y[i] += x[i];
+typedef struct lin_args {
+  int64_t in, out;
+  const float *x, *w, *b, *dy;
+  float *y, *dx, *dw;
+  int64_t rows; /* dw: output rows per task */
+} lin_args;
+
+static nn_status lin_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)tr, (void)g, (void)worker;
+  return nn_linear(a->x + s0 * a->in, s1 - s0, a->in, a->w, a->b, a->out, a->y + s0 * a->out, err);
+}
+
+/* y = x w^T + b over sample groups */
+static nn_status linear_f(nn_trainer *tr, const float *x, int64_t in, const float *w,
+                          const float *b, int64_t out, float *y, nn_error *err) {
+  lin_args a = {.in = in, .out = out, .x = x, .w = w, .b = b, .y = y};
+  return par_groups(tr, tr->n, lin_f_group, &a, err);
+}
+
+static nn_status lin_dx_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)tr, (void)g, (void)worker;
+  return nn_linear_bwd(s1 - s0, a->in, a->out, a->x + s0 * a->in, a->w, a->dy + s0 * a->out,
+                       a->dx + s0 * a->in, NULL, NULL, err);
+}
+
+/* dw rows [r0, r1) += dy[:, r0:r1]^T x: a split over output rows, each row's sum over the
+ * whole batch in one call, so no group buffers are needed. */
+typedef struct lin_dw_run {
+  const lin_args *a;
+  int64_t n;
+  nn_status st[NN_TRAIN_GROUPS];
+  nn_error err[NN_TRAIN_GROUPS];
+} lin_dw_run;
+
+static void lin_dw_task(void *ctx, int64_t k, int worker) {
+  lin_dw_run *r = ctx;
+  const lin_args *a = r->a;
+  int64_t r0 = k * a->rows, r1 = r0 + a->rows < a->out ? r0 + a->rows : a->out;
+  (void)worker;
+  r->st[k] = nn_sgemm(1, 0, r1 - r0, a->in, r->n, 1.0f, a->dy + r0, a->out, a->x, a->in, 1.0f,
+                      a->dw + r0 * a->in, a->in, &r->err[k]);
+}
+
+/* dx = dy w (NULL: skipped), dw += dy^T x, db += column sums of dy (NULL: skipped) */
+static nn_status linear_b(nn_trainer *tr, const float *x, int64_t in, const float *w,
+                          int64_t out, const float *dy, float *dx, float *dw, float *db,
+                          nn_error *err) {
+  lin_args a = {.in = in, .out = out, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw};
+  if (dx) TRY(par_groups(tr, tr->n, lin_dx_group, &a, err));
+  a.rows = (out + NN_TRAIN_GROUPS - 1) / NN_TRAIN_GROUPS;
+  lin_dw_run r = {&a, tr->n, {NN_OK}, {{0}}};
+  int64_t tasks = (out + a.rows - 1) / a.rows;
+  nn_pool_run(tr->pool, tasks, lin_dw_task, &r);
+  for (int64_t k = 0; k < tasks; k++)
+    if (r.st[k] != NN_OK) {
+      if (err) *err = r.err[k];
+      return r.st[k];
+    }
+  if (db)
+    for (int64_t i = 0; i < tr->n; i++)
+      for (int64_t o = 0; o < out; o++) db[o] += dy[i * out + o];
+  return NN_OK;
 }
 
 /* One edge's op on u; the result is added into y (all ch x h x w per sample). */
@@ -440,12 +755,13 @@ static nn_status edge_f(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
   float *s, *c, *o;
   switch (e->op) {
   case NN_OP_SKIP:
-    addto(m, y, u);
+    addto(tr, m, y, u);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
     ALLOC(o, m);
-    nn_avgpool3x3(u, tr->n * cell->ch, cell->h, cell->w, o);
-    addto(m, y, o);
+    ew(tr, (ew_args){.op = EW_POOL3, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
+                     .w = cell->w, .x = u, .y = o});
+    addto(tr, m, y, o);
     return NN_OK;
   default:
     TRY(lif_f(tr, e->lif, t, u, &s, &fired, err));
@@ -453,7 +769,7 @@ static nn_status edge_f(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
     TRY(conv_fs(tr, e->conv, s, fired, c, err));
     ALLOC(o, m);
     bn_f(tr, e->bn, t, c, o);
-    addto(m, y, o);
+    addto(tr, m, y, o);
     return NN_OK;
   }
 }
@@ -465,10 +781,11 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
   float *dc, *ds;
   switch (e->op) {
   case NN_OP_SKIP:
-    addto(m, du, dy);
+    addto(tr, m, du, dy);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    nn_avgpool_bwd(tr->n * cell->ch, cell->h, cell->w, 3, 1, 1, dy, du, 1);
+    ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
+                     .w = cell->w, .x = dy, .y = du, .acc = 1});
     return NN_OK;
   default:
     ALLOC(dc, m);
@@ -499,13 +816,13 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
         continue;
       }
       ALLOC(x, m);
-      memcpy(x, x0, (size_t)m * sizeof *x);
+      ew(tr, (ew_args){.op = EW_COPY, .m = m / tr->n, .x = x0, .y = x});
     } else {
       ZALLOC(x, m);
       for (int i = 0; i < j; i++)
         if (edge_on(cell, i, j)) TRY(edge_f(tr, cell, &cell->e[i][j], t, u[i], x, err));
     }
-    if (j < 3 && prev[j]) addto(m, x, prev[j]);
+    if (j < 3 && prev[j]) addto(tr, m, x, prev[j]);
     u[j] = x;
   }
   if (cell->has_back) {
@@ -532,7 +849,7 @@ static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, f
     for (int i = 0; i < 3; i++)
       for (int j = i + 1; j < 4; j++)
         if (edge_on(cell, j, i)) TRY(edge_b(tr, cell, &cell->e[j][i], t, cell->dbx[i], du[j], err));
-  addto(m, du[3], dout);
+  addto(tr, m, du[3], dout);
   for (int j = 3; j >= 1; j--)
     for (int i = 0; i < j; i++)
       if (edge_on(cell, i, j)) TRY(edge_b(tr, cell, &cell->e[i][j], t, du[j], du[i], err));
@@ -608,13 +925,15 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
     ALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
     bn_f(tr, tr->dc_bn2, t, dc, d2);
     ALLOC(bin, m2);
-    nn_avgpool(d2, n * 2 * C, tr->H1, tr->W1, 2, bin);
+    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2, .x = d2,
+                     .y = bin});
     TRY(cell_f(tr, &tr->cell[1], t, bin, &b3, err));
     ALLOC(l1, m2);
     bn_f(tr, tr->last_bn, t, b3, l1);
     TRY(lif_f(tr, tr->last_lif, t, l1, &ls, NULL, err));
     ALLOC(pooled, n * tr->D);
-    nn_avgpool(ls, n * 2 * C, tr->H2, tr->W2, np->second_pool, pooled);
+    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
+                     .k = np->second_pool, .x = ls, .y = pooled});
     if (tr->mode_train && tr->tp.dropout > 0) {
       ALLOC(tr->mask[t], n * tr->D);
       if (t == 0) nn_dropout_mask(n * tr->D, tr->tp.dropout, &mrng, tr->mask[0]);
@@ -625,10 +944,10 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
     }
     tr->fcin[t] = pooled;
     ALLOC(f1, n * F);
-    TRY(nn_linear(pooled, n, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
+    TRY(linear_f(tr, pooled, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
     TRY(lif_f(tr, tr->cls_lif, t, f1, &fs, NULL, err));
     ALLOC(f2, n * KC);
-    TRY(nn_linear(fs, n, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
+    TRY(linear_f(tr, fs, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
     ALLOC(bo, n * K);
     nn_boost_fwd(n, K, np->cluster, f2, bo);
     for (int64_t i = 0; i < n * K; i++) avg[i] += bo[i];
@@ -666,18 +985,20 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   for (int t = tr->T - 1; t >= 0; t--) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     nn_boost_bwd(n, K, np->cluster, dbo, df2, 0);
-    TRY(nn_linear_bwd(n, F, KC, tr->lif[tr->cls_lif].s[t], fw(tr, tr->fc2), df2, dfs,
-                      tr->p[tr->fc2].g, tr->p[tr->fc2b].g, err));
+    TRY(linear_b(tr, tr->lif[tr->cls_lif].s[t], F, fw(tr, tr->fc2), KC, df2, dfs,
+                 tr->p[tr->fc2].g, tr->p[tr->fc2b].g, err));
     TRY(lif_b(tr, tr->cls_lif, t, dfs, df1, 0, err));
-    TRY(nn_linear_bwd(n, tr->D, F, tr->fcin[t], fw(tr, tr->fc1), df1, dpool, tr->p[tr->fc1].g,
-                      NULL, err));
+    TRY(linear_b(tr, tr->fcin[t], tr->D, fw(tr, tr->fc1), F, df1, dpool, tr->p[tr->fc1].g, NULL,
+                 err));
     if (tr->mask[t]) nn_mul(n * tr->D, dpool, tr->mask[t], dpool);
-    nn_avgpool_bwd(n * 2 * C, tr->H2, tr->W2, np->second_pool, np->second_pool, 0, dpool, dls, 0);
+    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
+                     .k = np->second_pool, .x = dpool, .y = dls});
     TRY(lif_b(tr, tr->last_lif, t, dls, dl1, 0, err));
     bn_b(tr, tr->last_bn, t, dl1, dl1, 0); /* in place: each channel's sums are taken first */
     db3 = dl1;
     TRY(cell_b(tr, &tr->cell[1], t, db3, &dbin, err));
-    nn_avgpool_bwd(n * 2 * C, tr->H1, tr->W1, 2, 2, 0, dbin, dd2, 0);
+    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2,
+                     .x = dbin, .y = dd2});
     bn_b(tr, tr->dc_bn2, t, dd2, ddc, 0);
     TRY(conv_b(tr, tr->dc_conv, tr->lif[tr->dc_lif].s[t], ddc, dds, 0, err));
     TRY(lif_b(tr, tr->dc_lif, t, dds, dd1, 0, err));
@@ -685,7 +1006,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
     da3 = dd1;
     float *dcx0;
     TRY(cell_b(tr, &tr->cell[0], t, da3, &dcx0, err));
-    addto(m1, dx0, dcx0);
+    addto(tr, m1, dx0, dcx0);
   }
   float *dstem;
   ALLOC(dstem, m1);
@@ -713,7 +1034,7 @@ static nn_status forward_loss(nn_trainer *tr, const nn_tensor *x, const nn_tenso
                        dlogits ? *dlogits : NULL, correct, err);
 }
 
-nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                           nn_train_result *res, nn_error *err) {
   double t0 = now_s(), t1, t2, loss;
   int64_t correct;
@@ -747,7 +1068,16 @@ nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y
   return NN_OK;
 }
 
-nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                          nn_train_result *res, nn_error *err) {
+  TRY(pass_enter(tr, err));
+  nn_status st = pass_step(tr, x, y, res, err);
+  pass_leave(tr);
+  return st;
+}
+
+
+static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                               nn_train_result *res, nn_error *err) {
   double t0 = now_s(), loss;
   int64_t correct;
@@ -762,7 +1092,16 @@ nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tenso
   return NN_OK;
 }
 
-nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
+nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                              nn_train_result *res, nn_error *err) {
+  TRY(pass_enter(tr, err));
+  nn_status st = pass_evaluate(tr, x, y, res, err);
+  pass_leave(tr);
+  return st;
+}
+
+
+static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
                              nn_error *err) {
   float *o;
   nn_tensor *t;
@@ -782,7 +1121,16 @@ nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_t
   return NN_OK;
 }
 
-nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
+                             nn_error *err) {
+  TRY(pass_enter(tr, err));
+  nn_status st = pass_forward(tr, x, train, out, err);
+  pass_leave(tr);
+  return st;
+}
+
+
+static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                                uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
                                nn_error *err) {
   float *dl;
@@ -792,10 +1140,29 @@ nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tens
   return net_b(tr, dl, dx ? dx->data : NULL, err);
 }
 
-nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                               uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
+                               nn_error *err) {
+  TRY(pass_enter(tr, err));
+  nn_status st = pass_loss_grad(tr, x, y, mask_id, smooth, loss, dx, err);
+  pass_leave(tr);
+  return st;
+}
+
+
+static nn_status pass_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                           uint64_t mask_id, int smooth, double *loss, nn_error *err) {
   return forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, NULL, err);
 }
+
+nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                          uint64_t mask_id, int smooth, double *loss, nn_error *err) {
+  TRY(pass_enter(tr, err));
+  nn_status st = pass_loss(tr, x, y, mask_id, smooth, loss, err);
+  pass_leave(tr);
+  return st;
+}
+
 
 tbn *nn_trainer_find_bn(nn_trainer *tr, const char *path, size_t len) {
   for (int i = 0; i < tr->nbn; i++)

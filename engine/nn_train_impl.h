@@ -10,6 +10,24 @@
 #define NN_TRAIN_MAXMOD 64
 #define NN_ARENA_MAXBLK 256
 
+/* Worker threads for the parallel regions of a step (nn_train_pool.c). nn_pool_run runs
+ * fn(ctx, task, worker) for task = 0..ntasks-1 on the pool's threads and the caller (worker 0;
+ * workers are numbered below nn_pool_threads) and returns when all are done. A NULL pool runs
+ * the tasks on the caller. */
+typedef struct nn_pool nn_pool;
+typedef void (*nn_pool_fn)(void *ctx, int64_t task, int worker);
+nn_pool *nn_pool_new(int threads);
+int nn_pool_threads(const nn_pool *p);
+void nn_pool_run(nn_pool *p, int64_t ntasks, nn_pool_fn fn, void *ctx);
+void nn_pool_free(nn_pool *p);
+
+/* A batch is split into this many sample groups (fewer for smaller batches) whatever the number
+ * of threads; each group's share of a weight gradient goes to its own buffer and the buffers are
+ * added in group order, so the floats do not depend on the thread count. */
+#define NN_TRAIN_GROUPS 8
+/* Threads for threads = 0: the online cores, at most NN_TRAIN_MAX_THREADS. */
+int nn_train_default_threads(void);
+
 /* Bump allocator for one step's tape and gradients; blocks are kept between steps. */
 typedef struct nn_arena {
   struct {
@@ -90,7 +108,13 @@ struct nn_trainer {
   const float *x_in;
   float **mask, **fcin; /* T */
   nn_arena arena;
-  nn_ws ws;
+  /* threads (created at the first pass) */
+  nn_pool *pool;
+  int nworkers;
+  nn_ws *wws;       /* per worker */
+  float *part;      /* NN_TRAIN_GROUPS partial conv weight gradients, part_n floats each */
+  int64_t part_n;
+  int blas_saved;   /* OpenBLAS threads outside a pass */
 };
 
 /* The trainer's structure for np with zero weights (nn_train.c); nn_trainer_new fills them. */

@@ -38,7 +38,11 @@ typedef struct nn_train_params {
   int bits;              /* 32 = float training; 2..31 = QAT on FxP-bits weights */
   double dropout;        /* classifier dropout probability in training (0.5) */
   uint64_t seed;         /* dropout mask stream */
+  int threads;           /* threads of a step (1; 0 = one per core, at most NN_TRAIN_MAX_THREADS):
+                          * the batch is split into a fixed number of sample groups whatever the
+                          * thread count, so results are bit-identical for any number of threads */
 } nn_train_params;
+#define NN_TRAIN_MAX_THREADS 64
 
 nn_train_params nn_train_params_default(void);
 /* NN_EINVAL naming the field ("lr=-1: expected a finite number > 0"). */
