@@ -68,6 +68,23 @@ static void arena_reset(nn_arena *a) {
   a->cur = 0;
 }
 
+/* Position of a, to release everything allocated after it (arena_release). */
+typedef struct arena_mark {
+  int cur;
+  size_t used;
+} arena_mark;
+
+static arena_mark arena_pos(const nn_arena *a) {
+  arena_mark m = {a->cur, a->cur < a->nb ? a->blk[a->cur].used : 0};
+  return m;
+}
+
+static void arena_release(nn_arena *a, arena_mark m) {
+  for (int i = m.cur; i < a->nb; i++) a->blk[i].used = 0;
+  if (m.cur < a->nb) a->blk[m.cur].used = m.used;
+  a->cur = m.cur;
+}
+
 static void arena_free(nn_arena *a) {
   for (int i = 0; i < a->nb; i++) free(a->blk[i].p);
   a->nb = a->cur = 0;
@@ -85,6 +102,16 @@ static void arena_free(nn_arena *a) {
 #define ZALLOC(p, n)                                   \
   do {                                                 \
     if (!((p) = arena_zalloc(&tr->arena, (size_t)(n), err))) return NN_ENOMEM; \
+  } while (0)
+/* Short-lived buffers (a timestep's intermediate maps, the backward's per-step gradients):
+ * from tr->tmp, released at the end of the cell or timestep that made them. */
+#define TALLOC(p, n)                                   \
+  do {                                                 \
+    if (!((p) = arena_alloc(&tr->tmp, (size_t)(n), err))) return NN_ENOMEM; \
+  } while (0)
+#define TZALLOC(p, n)                                  \
+  do {                                                 \
+    if (!((p) = arena_zalloc(&tr->tmp, (size_t)(n), err))) return NN_ENOMEM; \
   } while (0)
 
 /* ------------------------------------------------------------------ parameters */
@@ -203,8 +230,9 @@ static int new_lif(nn_trainer *tr, int64_t m, nn_error *err) {
   l->m = m;
   l->h = calloc((size_t)tr->T, sizeof *l->h);
   l->s = calloc((size_t)tr->T, sizeof *l->s);
-  if (!l->h || !l->s) {
-    free(l->h), free(l->s);
+  l->bits = calloc((size_t)tr->T, sizeof *l->bits);
+  if (!l->h || !l->s || !l->bits) {
+    free(l->h), free(l->s), free(l->bits);
     return nn_fail(err, NN_ENOMEM, "out of memory (LIF tape)"), -1;
   }
   return tr->nlif++;
@@ -322,10 +350,11 @@ void nn_trainer_free(nn_trainer *tr) {
     tbn *b = &tr->bn[i];
     free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
   }
-  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s);
+  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s), free(tr->lif[i].bits);
   for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
   free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
+  arena_free(&tr->tmp);
   nn_pool_free(tr->pool);
   for (int i = 0; tr->wws && i < tr->nworkers; i++) nn_ws_free(&tr->wws[i]);
   free(tr->wws), free(tr->part);
@@ -509,7 +538,7 @@ int nn_train_default_threads(void) {
 typedef struct conv_args {
   nn_conv_geom g;
   const float *x, *w, *wcl, *dy;
-  uint64_t *bits; /* event path: packed here per group from x */
+  const uint64_t *bits; /* event path: the input spikes, bit-packed */
   float *y, *dx;
   int acc;
 } conv_args;
@@ -522,9 +551,7 @@ static nn_status conv_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, in
   (void)tr, (void)grp, (void)worker;
   g.n = s1 - s0;
   if (!a->bits) return nn_conv2d(&g, a->x + s0 * in, a->w, a->y + s0 * out, err);
-  const int64_t words = nn_spike_words(in);
-  nn_spikes_pack(a->x + s0 * in, g.n, in, a->bits + s0 * words);
-  return nn_conv2d_events(&g, a->bits + s0 * words, a->wcl, a->y + s0 * out, err);
+  return nn_conv2d_events(&g, a->bits + s0 * nn_spike_words(in), a->wcl, a->y + s0 * out, err);
 }
 
 static nn_status conv_f(nn_trainer *tr, int ci, const float *x, float *y, nn_error *err) {
@@ -538,19 +565,17 @@ static nn_status conv_f(nn_trainer *tr, int ci, const float *x, float *y, nn_err
  * spikes when the conv mode says so (AUTO: nn_conv2d_prefer_events, the per-kernel rate
  * threshold), exactly as nn_net_forward decides, so both give the same floats; dense in smooth
  * mode (s not binary). */
-static nn_status conv_fs(nn_trainer *tr, int ci, const float *s, int64_t fired, float *y,
+static nn_status conv_fs(nn_trainer *tr, int ci, const tlif *l, int t, int64_t fired, float *y,
                          nn_error *err) {
   tconv *c = &tr->conv[ci];
   nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  const int64_t per = g.c * g.h * g.w;
   int events = !tr->smooth && (tr->conv_mode == NN_CONV_EVENTS ||
                                (tr->conv_mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired)));
-  if (!events) return conv_f(tr, ci, s, y, err);
-  float *wcl, *bitsf;
-  ALLOC(wcl, g.o * g.c * g.k * g.k);
-  ALLOC(bitsf, 2 * g.n * nn_spike_words(per)); /* uint64 words in float storage */
+  if (!events) return conv_f(tr, ci, l->s[t], y, err);
+  float *wcl;
+  TALLOC(wcl, g.o * g.c * g.k * g.k);
   nn_conv2d_weight_cl(&g, fw(tr, c->w), wcl);
-  conv_args a = {g, s, NULL, wcl, NULL, (uint64_t *)(void *)bitsf, y, NULL, 0};
+  conv_args a = {g, NULL, NULL, wcl, NULL, l->bits[t], y, NULL, 0};
   return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
@@ -635,6 +660,10 @@ static nn_status lif_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, i
   (void)worker, (void)err;
   a->fired[g] = nn_lif_step(l->v + lo, a->x + lo, (s1 - s0) * l->m, (float)tr->np_net.tau,
                             (float)tr->np_net.threshold, l->s[a->t] + lo, l->h[a->t] + lo);
+  if (l->bits[a->t]) {
+    const int64_t words = nn_spike_words(l->m);
+    nn_spikes_pack(l->s[a->t] + lo, s1 - s0, l->m, l->bits[a->t] + s0 * words);
+  }
   return NN_OK;
 }
 
@@ -644,7 +673,15 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
   int64_t m = tr->n * l->m, f = 0;
   if (!l->v) ZALLOC(l->v, m);
   ALLOC(l->h[t], m);
-  ALLOC(l->s[t], m);
+  if (tr->smooth) {
+    ALLOC(l->s[t], m);
+    l->bits[t] = NULL;
+  } else {
+    TALLOC(l->s[t], m);
+    float *b;
+    ALLOC(b, 2 * tr->n * nn_spike_words(l->m)); /* uint64 words in float storage */
+    l->bits[t] = (uint64_t *)(void *)b;
+  }
   lif_args a = {.l = l, .x = x, .t = t};
   TRY(par_groups(tr, tr->n, lif_f_group, &a, err));
   for (int64_t g = 0; g < ngroups(tr->n); g++) f += a.fired[g];
@@ -657,6 +694,31 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
       l->s[t][i] = (float)(atan(za * (l->h[t][i] - tr->np_net.threshold)) / M_PI + 0.5);
   }
   *s = l->s[t];
+  return NN_OK;
+}
+
+static nn_status unpack_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err) {
+  lif_args *a = va;
+  const int64_t words = nn_spike_words(a->l->m);
+  (void)tr, (void)g, (void)worker, (void)err;
+  nn_spikes_unpack(a->l->bits[a->t] + s0 * words, s1 - s0, a->l->m, a->dx + s0 * a->l->m);
+  return NN_OK;
+}
+
+/* The spikes of LIF li at step t as floats: the smooth pass's tape, else unpacked from the
+ * bits into a short-lived buffer. */
+static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err) {
+  tlif *l = &tr->lif[li];
+  float *d;
+  if (!l->bits[t]) {
+    *s = l->s[t];
+    return NN_OK;
+  }
+  TALLOC(d, tr->n * l->m);
+  lif_args a = {.l = l, .dx = d, .t = t};
+  TRY(par_groups(tr, tr->n, unpack_group, &a, err));
+  *s = d;
   return NN_OK;
 }
 
@@ -758,16 +820,16 @@ static nn_status edge_f(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
     addto(tr, m, y, u);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    ALLOC(o, m);
+    TALLOC(o, m);
     ew(tr, (ew_args){.op = EW_POOL3, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
                      .w = cell->w, .x = u, .y = o});
     addto(tr, m, y, o);
     return NN_OK;
   default:
     TRY(lif_f(tr, e->lif, t, u, &s, &fired, err));
-    ALLOC(c, m);
-    TRY(conv_fs(tr, e->conv, s, fired, c, err));
-    ALLOC(o, m);
+    ALLOC(c, m); /* BN's input: kept for its backward */
+    TRY(conv_fs(tr, e->conv, &tr->lif[e->lif], t, fired, c, err));
+    TALLOC(o, m);
     bn_f(tr, e->bn, t, c, o);
     addto(tr, m, y, o);
     return NN_OK;
@@ -787,25 +849,37 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
     ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
                      .w = cell->w, .x = dy, .y = du, .acc = 1});
     return NN_OK;
-  default:
-    ALLOC(dc, m);
+  default: {
+    const float *s;
+    TALLOC(dc, m);
     bn_b(tr, e->bn, t, dy, dc, 0);
-    ALLOC(ds, m);
-    TRY(conv_b(tr, e->conv, tr->lif[e->lif].s[t], dc, ds, 0, err));
+    TALLOC(ds, m);
+    TRY(spikes_f(tr, e->lif, t, &s, err));
+    TRY(conv_b(tr, e->conv, s, dc, ds, 0, err));
     return lif_b(tr, e->lif, t, ds, du, 1, err);
+  }
   }
 }
 
 static int edge_on(const tcell *cell, int i, int j) { return cell->e[i][j].op != NN_OP_ZERO &&
                                                              !(i > j && (j == 3 || i == 0)); }
 
+/* 1 when some backward edge j -> i (j > i) feeds bx_i. */
+static int has_bx(const tcell *cell, int i) {
+  for (int j = i + 1; j < 4; j++)
+    if (edge_on(cell, j, i)) return 1;
+  return 0;
+}
+
 /* SPEC §2.2 cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
- * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena). */
+ * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: BN's input,
+ * kept); u0..u2 are short-lived, the bx_i kept for the next step. */
 static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, float **out,
                         nn_error *err) {
   int64_t m = tr->n * cell->ch * cell->h * cell->w;
   float *u[4];
   const float *prev[3] = {NULL, NULL, NULL};
+  arena_mark mk = arena_pos(&tr->tmp);
   if (cell->has_back && t > 0)
     for (int i = 0; i < 3; i++) prev[i] = cell->bx[(t - 1) * 3 + i];
   for (int j = 0; j < 4; j++) {
@@ -815,10 +889,11 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
         u[0] = (float *)x0;
         continue;
       }
-      ALLOC(x, m);
+      TALLOC(x, m);
       ew(tr, (ew_args){.op = EW_COPY, .m = m / tr->n, .x = x0, .y = x});
     } else {
-      ZALLOC(x, m);
+      if (j < 3) TZALLOC(x, m);
+      else ZALLOC(x, m);
       for (int i = 0; i < j; i++)
         if (edge_on(cell, i, j)) TRY(edge_f(tr, cell, &cell->e[i][j], t, u[i], x, err));
     }
@@ -827,24 +902,37 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
   }
   if (cell->has_back) {
     for (int i = 0; i < 3; i++) {
-      float *b;
-      ZALLOC(b, m);
-      for (int j = i + 1; j < 4; j++)
-        if (edge_on(cell, j, i)) TRY(edge_f(tr, cell, &cell->e[j][i], t, u[j], b, err));
+      float *b = NULL;
+      if (has_bx(cell, i)) {
+        ZALLOC(b, m);
+        for (int j = i + 1; j < 4; j++)
+          if (edge_on(cell, j, i)) TRY(edge_f(tr, cell, &cell->e[j][i], t, u[j], b, err));
+      }
       cell->bx[t * 3 + i] = b;
     }
   }
+  arena_release(&tr->tmp, mk);
   *out = u[3];
   return NN_OK;
 }
 
-/* dout = dL/dx3 at step t; *dx0 (arena) gets dL/dx0. cell->dbx carries dL/dbx_i(t) in and
- * leaves with dL/dbx_i(t-1). */
+/* dout = dL/dx3 at step t; *dx0 gets dL/dx0 (short-lived, or the carry buffer). cell->dbx
+ * carries dL/dbx_i(t) in and leaves with dL/dbx_i(t-1), in the buffers dub[t & 1] (the
+ * previous step's carry is read from the other pair while these are written). */
 static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, float **dx0,
                         nn_error *err) {
   int64_t m = tr->n * cell->ch * cell->h * cell->w;
   float *du[4];
-  for (int j = 0; j < 4; j++) ZALLOC(du[j], m);
+  for (int j = 0; j < 4; j++) {
+    if (cell->has_back && j < 3) {
+      float **slot = &cell->dub[t & 1][j];
+      if (!*slot) ALLOC(*slot, m);
+      memset(*slot, 0, (size_t)m * sizeof **slot);
+      du[j] = *slot;
+    } else {
+      TZALLOC(du[j], m);
+    }
+  }
   if (cell->has_back && t < tr->T - 1)
     for (int i = 0; i < 3; i++)
       for (int j = i + 1; j < 4; j++)
@@ -903,6 +991,7 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   const int64_t KC = K * np->cluster;
   float *stem_c, *x0, *avg;
   arena_reset(&tr->arena);
+  arena_reset(&tr->tmp);
   for (int i = 0; i < tr->nlif; i++) tr->lif[i].v = tr->lif[i].dv = NULL;
   tr->n = n;
   tr->x_in = xin->data;
@@ -915,20 +1004,21 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   for (int t = 0; t < tr->T; t++) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     float *a3, *d1, *ds, *dc, *d2, *bin, *b3, *l1, *ls, *pooled, *f1, *fs, *f2, *bo;
+    arena_mark mk = arena_pos(&tr->tmp); /* the step's intermediate maps go at its end */
     TRY(cell_f(tr, &tr->cell[0], t, x0, &a3, err));
-    ALLOC(d1, m1);
+    TALLOC(d1, m1);
     bn_f(tr, tr->dc_bn1, t, a3, d1);
     int64_t fired;
     TRY(lif_f(tr, tr->dc_lif, t, d1, &ds, &fired, err));
     ALLOC(dc, n * 2 * C * tr->H1 * tr->W1);
-    TRY(conv_fs(tr, tr->dc_conv, ds, fired, dc, err));
-    ALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
+    TRY(conv_fs(tr, tr->dc_conv, &tr->lif[tr->dc_lif], t, fired, dc, err));
+    TALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
     bn_f(tr, tr->dc_bn2, t, dc, d2);
-    ALLOC(bin, m2);
+    TALLOC(bin, m2);
     ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2, .x = d2,
                      .y = bin});
     TRY(cell_f(tr, &tr->cell[1], t, bin, &b3, err));
-    ALLOC(l1, m2);
+    TALLOC(l1, m2);
     bn_f(tr, tr->last_bn, t, b3, l1);
     TRY(lif_f(tr, tr->last_lif, t, l1, &ls, NULL, err));
     ALLOC(pooled, n * tr->D);
@@ -943,14 +1033,15 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
       tr->mask[t] = NULL;
     }
     tr->fcin[t] = pooled;
-    ALLOC(f1, n * F);
+    TALLOC(f1, n * F);
     TRY(linear_f(tr, pooled, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
     TRY(lif_f(tr, tr->cls_lif, t, f1, &fs, NULL, err));
-    ALLOC(f2, n * KC);
+    TALLOC(f2, n * KC);
     TRY(linear_f(tr, fs, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
-    ALLOC(bo, n * K);
+    TALLOC(bo, n * K);
     nn_boost_fwd(n, K, np->cluster, f2, bo);
     for (int64_t i = 0; i < n * K; i++) avg[i] += bo[i];
+    arena_release(&tr->tmp, mk);
   }
   for (int64_t i = 0; i < n * K; i++) avg[i] /= (float)tr->T; /* as nn_net_forward_suffix */
   *out = avg;
@@ -981,12 +1072,16 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   ALLOC(dds, m1);
   ALLOC(dd1, m1);
   for (int c = 0; c < 2; c++)
-    for (int i = 0; i < 3; i++) tr->cell[c].dbx[i] = NULL;
+    for (int i = 0; i < 3; i++)
+      tr->cell[c].dbx[i] = tr->cell[c].dub[0][i] = tr->cell[c].dub[1][i] = NULL;
   for (int t = tr->T - 1; t >= 0; t--) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
+    arena_mark mk = arena_pos(&tr->tmp); /* this step's gradient maps go at its end */
+    const float *fs, *ds;
     nn_boost_bwd(n, K, np->cluster, dbo, df2, 0);
-    TRY(linear_b(tr, tr->lif[tr->cls_lif].s[t], F, fw(tr, tr->fc2), KC, df2, dfs,
-                 tr->p[tr->fc2].g, tr->p[tr->fc2b].g, err));
+    TRY(spikes_f(tr, tr->cls_lif, t, &fs, err));
+    TRY(linear_b(tr, fs, F, fw(tr, tr->fc2), KC, df2, dfs, tr->p[tr->fc2].g, tr->p[tr->fc2b].g,
+                 err));
     TRY(lif_b(tr, tr->cls_lif, t, dfs, df1, 0, err));
     TRY(linear_b(tr, tr->fcin[t], tr->D, fw(tr, tr->fc1), F, df1, dpool, tr->p[tr->fc1].g, NULL,
                  err));
@@ -1000,13 +1095,15 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
     ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2,
                      .x = dbin, .y = dd2});
     bn_b(tr, tr->dc_bn2, t, dd2, ddc, 0);
-    TRY(conv_b(tr, tr->dc_conv, tr->lif[tr->dc_lif].s[t], ddc, dds, 0, err));
+    TRY(spikes_f(tr, tr->dc_lif, t, &ds, err));
+    TRY(conv_b(tr, tr->dc_conv, ds, ddc, dds, 0, err));
     TRY(lif_b(tr, tr->dc_lif, t, dds, dd1, 0, err));
     bn_b(tr, tr->dc_bn1, t, dd1, dd1, 0);
     da3 = dd1;
     float *dcx0;
     TRY(cell_b(tr, &tr->cell[0], t, da3, &dcx0, err));
     addto(tr, m1, dx0, dcx0);
+    arena_release(&tr->tmp, mk);
   }
   float *dstem;
   ALLOC(dstem, m1);

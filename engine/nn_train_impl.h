@@ -62,10 +62,13 @@ typedef struct tbn {
   const float **x;    /* T */
 } tbn;
 
-/* LIF: m neurons per sample; per-step tape h (pre-reset v) and s (spikes), state v, grad dv */
+/* LIF: m neurons per sample; per-step tape h (pre-reset v) and the spikes, bit-packed
+ * (bits[t]: nn_spikes_pack's layout) or, in smooth mode (not binary), as floats s[t]; s[t] of
+ * a binary pass lives only until the consumer of the step has run. State v, grad dv. */
 typedef struct tlif {
   int64_t m;
-  float **h, **s; /* T */
+  float **h, **s;  /* T */
+  uint64_t **bits; /* T */
   float *v, *dv;
 } tlif;
 
@@ -78,8 +81,9 @@ typedef struct tcell {
   tedge e[4][4];
   int64_t ch, h, w;
   int has_back;
-  float **bx;    /* T x 3: bx_i produced at step t */
+  float **bx;    /* T x 3: bx_i produced at step t (NULL: no backward edge into i) */
   float *dbx[3]; /* backward carry */
+  float *dub[2][3]; /* the carry's two alternating buffers (a backward pass's arena) */
 } tcell;
 
 struct nn_trainer {
@@ -107,7 +111,8 @@ struct nn_trainer {
   uint64_t reset_hash; /* smooth mode: hash of the hard reset pattern (gradient checks) */
   const float *x_in;
   float **mask, **fcin; /* T */
-  nn_arena arena;
+  nn_arena arena; /* tape and whole-pass buffers */
+  nn_arena tmp;   /* short-lived buffers (TALLOC) */
   /* threads (created at the first pass) */
   nn_pool *pool;
   int nworkers;
