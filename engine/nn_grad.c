@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "neuronas/nn_blas.h"
+#include "nn_ops.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -79,6 +80,62 @@ nn_status nn_conv2d_bwd(const nn_conv_geom *g, const float *x, const float *w, c
       if (!dx_accumulate) memset(dxs, 0, (size_t)(g->c * HW) * sizeof *dxs);
       nn_col2im(&g1, col, P, dxs);
     }
+  }
+  return NN_OK;
+}
+
+/* Event-driven weight gradient. Per sample, dy is transposed channels-last into a map with a
+ * zero border of k-1-pad (so every tap of every spike lands inside), then each spike
+ * (c, ih, iw) adds, for every tap (kh, kw), the o-vector of dy at (ih+pad-kh, iw+pad-kw) to
+ * dwcl[c][kh][kw][:]. The AVX2 clone vectorises the o-loop (same operations per element, so the
+ * same floats as the baseline clone). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define BWD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BWD_CLONES
+#endif
+
+BWD_CLONES static void events_dw_sample(const nn_conv_geom *g, const uint64_t *bits,
+                                        const float *dyp, int64_t wp, float *restrict dwcl) {
+  const int64_t k = g->k, O = g->o, hw = g->h * g->w, words = nn_spike_words(g->c * hw);
+  const int64_t off = k - 1; /* padded row/col of tap kh = 0: ih + pad - kh + (k-1-pad) */
+  for (int64_t wi = 0; wi < words; wi++) {
+    uint64_t word = bits[wi];
+    while (word) {
+      int64_t idx = wi * 64 + __builtin_ctzll(word);
+      word &= word - 1;
+      int64_t c = idx / hw, r = idx % hw, ih = r / g->w, iw = r % g->w;
+      float *dc = dwcl + c * k * k * O;
+      for (int64_t kh = 0; kh < k; kh++) {
+        const float *row = dyp + ((ih + off - kh) * wp + iw + off) * O;
+        for (int64_t kw = 0; kw < k; kw++) {
+          const float *restrict src = row - kw * O;
+          float *restrict dst = dc + (kh * k + kw) * O;
+          for (int64_t o = 0; o < O; o++) dst[o] += src[o];
+        }
+      }
+    }
+  }
+}
+
+nn_status nn_conv2d_bwd_w_events(const nn_conv_geom *g, const uint64_t *bits, const float *dy,
+                                 float *dwcl, nn_ws *ws, nn_error *err) {
+  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o;
+  const int64_t b = g->k - 1 - g->pad, hp = ho + 2 * b, wp = wo + 2 * b;
+  const int64_t words = nn_spike_words(g->c * g->h * g->w);
+  if (g->stride != 1 || b < 0 || g->pad < 0)
+    return nn_fail(err, NN_EINVAL, "conv2d_bwd_w_events: stride 1 and pad <= k-1 expected");
+  float *dyp = nn_ws_get(ws, 1, (size_t)(hp * wp * O), err);
+  if (!dyp) return NN_ENOMEM;
+  memset(dyp, 0, (size_t)(hp * wp * O) * sizeof *dyp);
+  for (int64_t s = 0; s < g->n; s++) {
+    const float *d = dy + s * O * P;
+    for (int64_t oh = 0; oh < ho; oh++)
+      for (int64_t ow = 0; ow < wo; ow++) {
+        float *q = dyp + ((oh + b) * wp + ow + b) * O;
+        for (int64_t o = 0; o < O; o++) q[o] = d[o * P + oh * wo + ow];
+      }
+    events_dw_sample(g, bits + s * words, dyp, wp, dwcl);
   }
   return NN_OK;
 }

@@ -231,8 +231,9 @@ static int new_lif(nn_trainer *tr, int64_t m, nn_error *err) {
   l->h = calloc((size_t)tr->T, sizeof *l->h);
   l->s = calloc((size_t)tr->T, sizeof *l->s);
   l->bits = calloc((size_t)tr->T, sizeof *l->bits);
-  if (!l->h || !l->s || !l->bits) {
-    free(l->h), free(l->s), free(l->bits);
+  l->fired = calloc((size_t)tr->T, sizeof *l->fired);
+  if (!l->h || !l->s || !l->bits || !l->fired) {
+    free(l->h), free(l->s), free(l->bits), free(l->fired);
     return nn_fail(err, NN_ENOMEM, "out of memory (LIF tape)"), -1;
   }
   return tr->nlif++;
@@ -350,7 +351,8 @@ void nn_trainer_free(nn_trainer *tr) {
     tbn *b = &tr->bn[i];
     free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
   }
-  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s), free(tr->lif[i].bits);
+  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s), free(tr->lif[i].bits),
+                                      free(tr->lif[i].fired);
   for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
   free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
@@ -499,6 +501,30 @@ static void reduce_parts(nn_trainer *tr, float *dw, int64_t size) {
   nn_pool_run(tr->pool, (size + RED_CHUNK - 1) / RED_CHUNK, red_task, &a);
 }
 
+/* The same for group buffers in channels-last order [ckk][o]: dw[o][ckk] += sum of them. */
+typedef struct redcl_args {
+  float *dw;
+  const float *part;
+  int64_t O, CKK, stride, G;
+} redcl_args;
+
+static void redcl_task(void *ctx, int64_t t, int worker) {
+  const redcl_args *a = ctx;
+  int64_t size = a->O * a->CKK, i0 = t * RED_CHUNK, i1 = i0 + RED_CHUNK < size ? i0 + RED_CHUNK : size;
+  (void)worker;
+  for (int64_t i = i0; i < i1; i++) {
+    int64_t o = i / a->CKK, r = i % a->CKK;
+    float acc = a->dw[i];
+    for (int64_t g = 0; g < a->G; g++) acc += a->part[g * a->stride + r * a->O + o];
+    a->dw[i] = acc;
+  }
+}
+
+static void reduce_parts_cl(nn_trainer *tr, float *dw, int64_t O, int64_t CKK) {
+  redcl_args a = {dw, tr->part, O, CKK, tr->part_n, ngroups(tr->n)};
+  nn_pool_run(tr->pool, (O * CKK + RED_CHUNK - 1) / RED_CHUNK, redcl_task, &a);
+}
+
 /* Starts a pass: the pool (first time), per-worker scratch, group buffers for the largest conv
  * weight; OpenBLAS on one thread. */
 static nn_status pass_enter(nn_trainer *tr, nn_error *err) {
@@ -579,6 +605,8 @@ static nn_status conv_fs(nn_trainer *tr, int ci, const tlif *l, int t, int64_t f
   return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
+static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err);
+
 static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
                               int worker, nn_error *err) {
   const conv_args *a = va;
@@ -587,18 +615,36 @@ static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, 
   float *part = tr->part + grp * tr->part_n;
   g.n = s1 - s0;
   memset(part, 0, (size_t)(g.o * g.c * g.k * g.k) * sizeof *part);
-  return nn_conv2d_bwd(&g, a->x + s0 * in, a->w, a->dy + s0 * out, a->dx ? a->dx + s0 * in : NULL,
-                       a->acc, part, &tr->wws[worker], err);
+  if (!a->bits)
+    return nn_conv2d_bwd(&g, a->x + s0 * in, a->w, a->dy + s0 * out,
+                         a->dx ? a->dx + s0 * in : NULL, a->acc, part, &tr->wws[worker], err);
+  TRY(nn_conv2d_bwd_w_events(&g, a->bits + s0 * nn_spike_words(in), a->dy + s0 * out, part,
+                             &tr->wws[worker], err));
+  if (!a->dx) return NN_OK;
+  return nn_conv2d_bwd(&g, NULL, a->w, a->dy + s0 * out, a->dx + s0 * in, a->acc, NULL,
+                       &tr->wws[worker], err);
 }
 
-/* dx may be NULL (input gradient not needed) */
-static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const float *dy, float *dx,
-                        int acc, nn_error *err) {
+/* dx may be NULL (input gradient not needed). x: the conv's float input; for a conv on the
+ * spikes of a LIF, pass x = NULL and the LIF and step instead (l = NULL otherwise): the weight
+ * gradient is then event-driven (nn_conv2d_bwd_w_events) on the bit-packed spikes when their
+ * rate is at most NN_TRAIN_EVENT_BWD_RATE, else dense on the unpacked spikes. */
+static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const tlif *l, int t,
+                        const float *dy, float *dx, int acc, nn_error *err) {
   tconv *c = &tr->conv[ci];
   conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
                  NULL, dy, NULL, NULL, dx, acc};
+  const int64_t in = tr->n * c->cin * c->h * c->wd, wn = tr->p[c->w].n;
+  if (l && l->bits[t] && c->stride == 1 && c->pad <= c->k - 1 &&
+      (double)l->fired[t] <= NN_TRAIN_EVENT_BWD_RATE * (double)in) {
+    a.bits = l->bits[t];
+    TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
+    reduce_parts_cl(tr, tr->p[c->w].g, c->cout, wn / c->cout);
+    return NN_OK;
+  }
+  if (l) TRY(spikes_f(tr, (int)(l - tr->lif), t, &a.x, err));
   TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
-  reduce_parts(tr, tr->p[c->w].g, tr->p[c->w].n);
+  reduce_parts(tr, tr->p[c->w].g, wn);
   return NN_OK;
 }
 
@@ -685,6 +731,7 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
   lif_args a = {.l = l, .x = x, .t = t};
   TRY(par_groups(tr, tr->n, lif_f_group, &a, err));
   for (int64_t g = 0; g < ngroups(tr->n); g++) f += a.fired[g];
+  l->fired[t] = f;
   if (fired) *fired = f;
   if (tr->smooth) {
     for (int64_t i = 0; i < m; i++)
@@ -849,15 +896,12 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
     ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
                      .w = cell->w, .x = dy, .y = du, .acc = 1});
     return NN_OK;
-  default: {
-    const float *s;
+  default:
     TALLOC(dc, m);
     bn_b(tr, e->bn, t, dy, dc, 0);
     TALLOC(ds, m);
-    TRY(spikes_f(tr, e->lif, t, &s, err));
-    TRY(conv_b(tr, e->conv, s, dc, ds, 0, err));
+    TRY(conv_b(tr, e->conv, NULL, &tr->lif[e->lif], t, dc, ds, 0, err));
     return lif_b(tr, e->lif, t, ds, du, 1, err);
-  }
   }
 }
 
@@ -1077,7 +1121,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   for (int t = tr->T - 1; t >= 0; t--) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     arena_mark mk = arena_pos(&tr->tmp); /* this step's gradient maps go at its end */
-    const float *fs, *ds;
+    const float *fs;
     nn_boost_bwd(n, K, np->cluster, dbo, df2, 0);
     TRY(spikes_f(tr, tr->cls_lif, t, &fs, err));
     TRY(linear_b(tr, fs, F, fw(tr, tr->fc2), KC, df2, dfs, tr->p[tr->fc2].g, tr->p[tr->fc2b].g,
@@ -1095,8 +1139,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
     ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2,
                      .x = dbin, .y = dd2});
     bn_b(tr, tr->dc_bn2, t, dd2, ddc, 0);
-    TRY(spikes_f(tr, tr->dc_lif, t, &ds, err));
-    TRY(conv_b(tr, tr->dc_conv, ds, ddc, dds, 0, err));
+    TRY(conv_b(tr, tr->dc_conv, NULL, &tr->lif[tr->dc_lif], t, ddc, dds, 0, err));
     TRY(lif_b(tr, tr->dc_lif, t, dds, dd1, 0, err));
     bn_b(tr, tr->dc_bn1, t, dd1, dd1, 0);
     da3 = dd1;
@@ -1108,7 +1151,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   float *dstem;
   ALLOC(dstem, m1);
   bn_b(tr, tr->stem_bn, 0, dx0, dstem, 0);
-  return conv_b(tr, tr->stem_conv, tr->x_in, dstem, dxin, 0, err);
+  return conv_b(tr, tr->stem_conv, tr->x_in, NULL, 0, dstem, dxin, 0, err);
 }
 
 static void zero_grads(nn_trainer *tr) {

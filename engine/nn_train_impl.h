@@ -25,6 +25,9 @@ void nn_pool_free(nn_pool *p);
  * of threads; each group's share of a weight gradient goes to its own buffer and the buffers are
  * added in group order, so the floats do not depend on the thread count. */
 #define NN_TRAIN_GROUPS 8
+/* Spike rate (spikes / inputs of a conv) at or below which the weight gradient of a conv on
+ * spikes is a sum over the spikes (nn_conv2d_bwd_w_events) rather than an im2col + sgemm. */
+#define NN_TRAIN_EVENT_BWD_RATE 0.30
 /* Threads for threads = 0: the online cores, at most NN_TRAIN_MAX_THREADS. */
 int nn_train_default_threads(void);
 
@@ -69,6 +72,7 @@ typedef struct tlif {
   int64_t m;
   float **h, **s;  /* T */
   uint64_t **bits; /* T */
+  int64_t *fired;  /* T: spikes per step */
   float *v, *dv;
 } tlif;
 

@@ -38,8 +38,8 @@ app.extend(spec, {
   { name = "checkpoint", type = "string", metavar = "FILE", help = "save each epoch here; resume from it if present" },
   { name = "save", type = "string", metavar = "FILE", help = "write the trained net's weights (safetensors)" },
   { name = "json", type = "string", metavar = "FILE", help = "write the training curve and results here" },
-  { name = "threads", type = "integer", default = 1, min = 1, max = 1024,
-    help = "OpenBLAS threads (1 suits a shared machine)" },
+  { name = "threads", type = "integer", default = 0, min = 0, max = 64,
+    help = "threads of a training step (0 = one per core; the results are the same for any count)" },
   { name = "quiet", type = "boolean", help = "no progress bar" },
 })
 local opts = { name = "train.lua",
@@ -48,7 +48,6 @@ local opts = { name = "train.lua",
     .. "[--checkpoint FILE] [--json FILE] [--help]",
   description = "Surrogate-gradient BPTT training (ATan, T timesteps) with optional QAT, SPEC 7." }
 local flags = cli.parse({ ... }, spec, opts)
-core.blas_threads(flags.threads)
 
 -- ---------------------------------------------------------------- architecture
 local cellA, cellB
@@ -109,6 +108,7 @@ local lr = flags.lr or (flags.optimizer == "adam" and 1e-3 or 0.1)
 local tr = nn.trainer({
   net = net, optimizer = flags.optimizer, lr = lr, lr_min = flags["lr-min"] or lr / 100,
   bits = flags.bits, seed = flags.seed, epochs = flags.epochs, steps_per_epoch = steps_per_epoch,
+  threads = flags.threads,
 })
 
 -- ---------------------------------------------------------------- resume

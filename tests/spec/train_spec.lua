@@ -94,7 +94,9 @@ describe("nn.trainer", function()
       "bad argument #1 to 'trainer' (field 'net': neuronas.Net expected, got nil)")
     assert.has_error(function() nn.trainer{ net = net, sead = 1 } end,
       "bad argument #1 to 'trainer' (unknown field 'sead' (expected: net, optimizer, lr, lr_min, "
-      .. "momentum, weight_decay, beta1, beta2, eps, bits, dropout, seed, total_steps, epochs, steps_per_epoch))")
+      .. "momentum, weight_decay, beta1, beta2, eps, bits, dropout, seed, threads, total_steps, epochs, steps_per_epoch))")
+    assert.has_error(function() nn.trainer{ net = net, threads = -1 } end,
+      "bad argument #1 to 'trainer' (field 'threads': integer in 0..64 expected, got -1)")
     assert.has_error(function() nn.trainer{ net = net, bits = 40 } end,
       "bad argument #1 to 'trainer' (field 'bits': integer in 2..32 expected, got 40)")
     assert.has_error(function() nn.trainer{ net = net, optimizer = "rmsprop" } end,
