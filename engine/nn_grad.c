@@ -183,8 +183,17 @@ void nn_bn2d_bwd_channels(int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t 
     double sdy = 0, sdyx = 0;
     const float mu = mean[ch], is = invstd[ch];
     for (int64_t i = 0; i < n; i++) {
+      /* a row in 8 float lanes (vectorised), the rows' sums in double */
       const float *p = x + (i * c + ch) * hw, *d = dy + (i * c + ch) * hw;
-      for (int64_t j = 0; j < hw; j++) {
+      float la[8] = {0}, lb[8] = {0};
+      int64_t j = 0;
+      for (; j + 8 <= hw; j += 8)
+        for (int l = 0; l < 8; l++) {
+          la[l] += d[j + l];
+          lb[l] += d[j + l] * ((p[j + l] - mu) * is);
+        }
+      for (int l = 0; l < 8; l++) sdy += la[l], sdyx += lb[l];
+      for (; j < hw; j++) {
         sdy += d[j];
         sdyx += (double)d[j] * ((p[j] - mu) * is);
       }
