@@ -80,8 +80,10 @@ nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tenso
 nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
                              nn_error *err);
 
-/* How convolutions on spikes are computed, as nn_net_set_conv_mode (default NN_CONV_AUTO:
- * event-driven when the firing rate is at most NN_EVENT_MAX_RATE). The backward is dense. */
+/* How convolutions on spikes are computed in the forward pass, as nn_net_set_conv_mode
+ * (default NN_CONV_AUTO: event-driven when the firing rate is at most NN_EVENT_MAX_RATE). In
+ * the backward pass a conv on spikes gets its weight gradient as a sum over the spikes when
+ * their rate is at most 30 %, else through im2col + sgemm; its input gradient is dense. */
 void nn_trainer_set_conv_mode(nn_trainer *tr, nn_conv_mode mode);
 
 /* Steps taken so far (drives the cosine schedule); settable to resume. */
