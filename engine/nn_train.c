@@ -1,8 +1,9 @@
 /* nn_train.c: BPTT training with the ATan surrogate and QAT (SPEC §2.1-2.2 network, §7
  * training; issue 8). The forward pass mirrors SPEC §2.1 step by step and records a tape (per
- * timestep: LIF pre-reset potentials and spikes, conv inputs, BN inputs and statistics,
- * dropout mask); the backward pass walks the timesteps in reverse, carrying each LIF's
- * membrane gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. */
+ * timestep: LIF pre-reset potentials and bit-packed spikes, BN inputs and statistics, dropout
+ * mask); the backward pass walks the timesteps in reverse, carrying each LIF's membrane
+ * gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. Threads, the
+ * tape's memory and the event-driven backward: docs/training.md. */
 #include "nn_train_impl.h"
 
 #include <math.h>
@@ -351,8 +352,10 @@ void nn_trainer_free(nn_trainer *tr) {
     tbn *b = &tr->bn[i];
     free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
   }
-  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s), free(tr->lif[i].bits),
-                                      free(tr->lif[i].fired);
+  for (int i = 0; i < tr->nlif; i++) {
+    tlif *l = &tr->lif[i];
+    free(l->h), free(l->s), free(l->bits), free(l->fired);
+  }
   for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
   free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
@@ -428,12 +431,12 @@ static nn_status par_groups(nn_trainer *tr, int64_t n, group_fn fn, void *a, nn_
 }
 
 /* Element-wise work on [n][m] arrays: which op, its operands. */
-typedef enum { EW_ADD, EW_COPY, EW_MUL, EW_POOL3, EW_POOL3_BWD, EW_POOL, EW_POOL_BWD } ew_op;
+typedef enum { EW_ADD, EW_COPY, EW_POOL3, EW_POOL3_BWD, EW_POOL, EW_POOL_BWD } ew_op;
 typedef struct ew_args {
   ew_op op;
   int64_t m;              /* floats per sample of y (EW_POOL: of x) */
   int64_t planes, h, w, k; /* pools: planes per sample, input h x w, k */
-  const float *x, *b;
+  const float *x;
   float *y;
   int acc;
 } ew_args;
@@ -450,9 +453,6 @@ static nn_status ew_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int6
     break;
   case EW_COPY:
     memcpy(a->y + lo, a->x + lo, (size_t)cnt * sizeof *a->y);
-    break;
-  case EW_MUL:
-    nn_mul(cnt, a->x + lo, a->b + lo, a->y + lo);
     break;
   case EW_POOL3: /* y = avgpool3x3(x) */
     nn_avgpool3x3(a->x + lo, ns * a->planes, a->h, a->w, a->y + lo);

@@ -128,8 +128,9 @@ int main(int argc, char **argv) {
   double cpu = (double)(clock() - cpu0) / CLOCKS_PER_SEC;
   if (done > 0 && brief) {
     double tot = f + b + u;
-    printf("%8.1f images/s  peak RSS %6.2f GiB  (%.3f s/step: fwd %.3f bwd %.3f; wall/CPU %.2f)\n",
-           (double)done * (double)batch / tot, peak_rss_gib(), tot / done, f / done, b / done,
+    printf("%8.1f images/s  %6.1f images/CPU-s  peak RSS %5.2f GiB  (%.3f s/step: fwd %.3f bwd "
+           "%.3f; wall/CPU %.2f)\n", (double)done * (double)batch / tot,
+           (double)done * (double)batch / cpu, peak_rss_gib(), tot / done, f / done, b / done,
            tot / cpu);
   } else if (done > 0) {
     double tot = f + b + u;
