@@ -33,6 +33,20 @@ describe("nn.trainer", function()
     assert.equal(11, tr.steps)
   end)
 
+  it("gives the same losses and outputs on 1 and 2 threads", function()
+    local x, y = batch(12)
+    local runs = {}
+    for k, threads in ipairs({ 1, 2 }) do
+      local tr = nn.trainer{ net = tiny(), optimizer = "adam", lr = 0.01, bits = 8, threads = threads }
+      local losses = {}
+      for s = 1, 4 do losses[s] = tr:step(x, y) end
+      runs[k] = { losses = losses, out = tr:forward(x):totable() }
+    end
+    assert.same(runs[1].losses, runs[2].losses)
+    assert.same(runs[1].out, runs[2].out)
+    assert.is_true(runs[1].losses[4] ~= runs[1].losses[1]) -- the steps changed something
+  end)
+
   it("reports step figures, evaluates, exports and describes itself", function()
     local net = tiny()
     local tr = nn.trainer{ net = net, bits = 8, epochs = 2, steps_per_epoch = 5 }
