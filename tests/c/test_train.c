@@ -224,6 +224,16 @@ static double maxabsdiff(const nn_tensor *a, const nn_tensor *b) {
   return m;
 }
 
+/* Weights big enough that every LIF fires somewhere: convs x3, the classifier x60. */
+static void scale_up(nn_net *net) {
+  for (size_t i = 0; i < nn_net_tensor_count(net); i++) {
+    const char *nm = nn_net_tensor_name(net, i);
+    if (strstr(nm, "running") || strstr(nm, "bn")) continue;
+    nn_tensor *t = nn_net_tensor(net, i);
+    for (int64_t j = 0; j < t->numel; j++) t->data[j] *= strstr(nm, "classifier") ? 60.0f : 3.0f;
+  }
+}
+
 /* The training forward equals nn_net_forward (same kernels, dense convs) in both modes, and
  * export writes back what training changed (weights and running statistics). */
 static void forward_matches_net(void) {
@@ -234,13 +244,7 @@ static void forward_matches_net(void) {
   nn_tensor *x, *y, *a = NULL, *b = NULL;
   CHECK(net != NULL);
   if (!net) return;
-  /* weights big enough that every LIF fires somewhere */
-  for (size_t i = 0; i < nn_net_tensor_count(net); i++) {
-    const char *nm = nn_net_tensor_name(net, i);
-    if (strstr(nm, "running") || strstr(nm, "bn")) continue;
-    nn_tensor *t = nn_net_tensor(net, i);
-    for (int64_t j = 0; j < t->numel; j++) t->data[j] *= strstr(nm, "classifier") ? 60.0f : 3.0f;
-  }
+  scale_up(net);
   nn_trainer *tr = nn_trainer_new(net, &tp, &err);
   CHECK(tr != NULL);
   make_batch(&x, &y, 5, 21);
@@ -294,12 +298,7 @@ static void threads_bit_identical(void) {
   nn_net *net = nn_net_new(&np, &err);
   CHECK(net != NULL);
   if (!net) return;
-  for (size_t i = 0; i < nn_net_tensor_count(net); i++) {
-    const char *nm = nn_net_tensor_name(net, i);
-    if (strstr(nm, "running") || strstr(nm, "bn")) continue;
-    nn_tensor *t = nn_net_tensor(net, i);
-    for (int64_t j = 0; j < t->numel; j++) t->data[j] *= strstr(nm, "classifier") ? 60.0f : 3.0f;
-  }
+  scale_up(net);
   nn_rng r = nn_rng_seed(77);
   nn_tensor *x = nn_tensor_new4(4, 13, 3, 12, 12, &err), *y = nn_tensor_new4(1, 13, 0, 0, 0, &err);
   for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)(1.5 * nn_rng_normal(&r));
