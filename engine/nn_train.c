@@ -780,6 +780,7 @@ static nn_status lif_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, i
   return NN_OK;
 }
 
+/* ds may be NULL (no gradient reached the spikes at this step) */
 static nn_status lif_b(nn_trainer *tr, int li, int t, const float *ds, float *dx, int acc,
                        nn_error *err) {
   tlif *l = &tr->lif[li];
