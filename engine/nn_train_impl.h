@@ -28,7 +28,8 @@ void nn_pool_free(nn_pool *p);
 /* Spike rate (spikes / inputs of a conv) at or below which the weight gradient of a conv on
  * spikes is a sum over the spikes (nn_conv2d_bwd_w_events) rather than an im2col + sgemm. */
 #define NN_TRAIN_EVENT_BWD_RATE 0.30
-/* Threads for threads = 0: the online cores, at most NN_TRAIN_MAX_THREADS. */
+/* Threads for threads = 0: the online cores that the load average leaves idle (at least 1, at
+ * most NN_TRAIN_MAX_THREADS). */
 int nn_train_default_threads(void);
 
 /* Bump allocator for one step's tape and gradients; blocks are kept between steps. */

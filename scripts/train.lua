@@ -39,7 +39,7 @@ app.extend(spec, {
   { name = "save", type = "string", metavar = "FILE", help = "write the trained net's weights (safetensors)" },
   { name = "json", type = "string", metavar = "FILE", help = "write the training curve and results here" },
   { name = "threads", type = "integer", default = 0, min = 0, max = 64,
-    help = "threads of a training step (0 = one per core; the results are the same for any count)" },
+    help = "threads of a training step (0 = one per idle core; the results are the same for any count)" },
   { name = "quiet", type = "boolean", help = "no progress bar" },
 })
 local opts = { name = "train.lua",

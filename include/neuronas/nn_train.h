@@ -38,7 +38,8 @@ typedef struct nn_train_params {
   int bits;              /* 32 = float training; 2..31 = QAT on FxP-bits weights */
   double dropout;        /* classifier dropout probability in training (0.5) */
   uint64_t seed;         /* dropout mask stream */
-  int threads;           /* threads of a step (1; 0 = one per core, at most NN_TRAIN_MAX_THREADS):
+  int threads;           /* threads of a step (1; 0 = one per core left idle by other jobs, at
+                          * least 1, at most NN_TRAIN_MAX_THREADS, chosen at the first step):
                           * the batch is split into a fixed number of sample groups whatever the
                           * thread count, so results are bit-identical for any number of threads */
 } nn_train_params;
