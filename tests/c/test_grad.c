@@ -296,7 +296,8 @@ static void pool_f(int64_t nc, int64_t h, int64_t w, int64_t k, int64_t s, const
 }
 static void avgpool_forward_backward(void) {
   nn_rng r = nn_rng_seed(5);
-  struct { int64_t h, w, k, s, p; } cs[] = {{5, 6, 3, 1, 1}, {6, 6, 2, 2, 0}, {8, 8, 4, 4, 0}};
+  struct { int64_t h, w, k, s, p; } cs[] = {{5, 6, 3, 1, 1}, {6, 6, 2, 2, 0}, {8, 8, 4, 4, 0},
+                                            {7, 5, 2, 2, 0}, {1, 2, 3, 1, 1}};
   for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
     int64_t nc = 3, h = cs[ci].h, w = cs[ci].w, k = cs[ci].k, s = cs[ci].s, p = cs[ci].p;
     int64_t ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
@@ -309,6 +310,9 @@ static void avgpool_forward_backward(void) {
     nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 0);
     /* linear map: <dy, pool(x)> = <pool^T(dy), x> */
     CHECK_NEAR(dot(dy, y, nc * ho * wo), dot(dx, x, nc * h * w), 1e-4);
+    nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 1); /* accumulate mode adds */
+    CHECK_NEAR(dot(dy, y, nc * ho * wo), dot(dx, x, nc * h * w) / 2, 1e-4);
+    nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 0);
     for (int64_t i = 0; i < nc * h * w; i += 5) {
       float o = x[i];
       x[i] = o + (float)FD_EPS;
