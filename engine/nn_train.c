@@ -96,24 +96,27 @@ static void arena_free(nn_arena *a) {
     nn_status st_ = (e);              \
     if (st_ != NN_OK) return st_;     \
   } while (0)
-#define ALLOC(p, n)                                    \
-  do {                                                 \
-    if (!((p) = arena_alloc(&tr->arena, (size_t)(n), err))) return NN_ENOMEM; \
+/* The public entry points run their pass between pass_enter and pass_leave (OpenBLAS's
+ * thread count is restored even when the pass fails). */
+#define IN_PASS(call)                   \
+  do {                                  \
+    TRY(pass_enter(tr, err));           \
+    nn_status st_pass_ = (call);        \
+    pass_leave(tr);                     \
+    return st_pass_;                    \
   } while (0)
-#define ZALLOC(p, n)                                   \
-  do {                                                 \
-    if (!((p) = arena_zalloc(&tr->arena, (size_t)(n), err))) return NN_ENOMEM; \
+/* p = fn(arena, n) or return NN_ENOMEM; ALLOC/ZALLOC: the tape and whole-pass buffers
+ * (tr->arena); TALLOC/TZALLOC: short-lived buffers (a timestep's intermediate maps, the
+ * backward's per-step gradients) from tr->tmp, released at the end of the cell or timestep that
+ * made them. */
+#define ARENA_GET(fn, a, p, n)                                       \
+  do {                                                               \
+    if (!((p) = fn(&tr->a, (size_t)(n), err))) return NN_ENOMEM;     \
   } while (0)
-/* Short-lived buffers (a timestep's intermediate maps, the backward's per-step gradients):
- * from tr->tmp, released at the end of the cell or timestep that made them. */
-#define TALLOC(p, n)                                   \
-  do {                                                 \
-    if (!((p) = arena_alloc(&tr->tmp, (size_t)(n), err))) return NN_ENOMEM; \
-  } while (0)
-#define TZALLOC(p, n)                                  \
-  do {                                                 \
-    if (!((p) = arena_zalloc(&tr->tmp, (size_t)(n), err))) return NN_ENOMEM; \
-  } while (0)
+#define ALLOC(p, n) ARENA_GET(arena_alloc, arena, p, n)
+#define ZALLOC(p, n) ARENA_GET(arena_zalloc, arena, p, n)
+#define TALLOC(p, n) ARENA_GET(arena_alloc, tmp, p, n)
+#define TZALLOC(p, n) ARENA_GET(arena_zalloc, tmp, p, n)
 
 /* ------------------------------------------------------------------ parameters */
 
@@ -801,7 +804,6 @@ typedef struct lin_args {
   int64_t in, out;
   const float *x, *w, *b, *dy;
   float *y, *dx, *dw;
-  int64_t rows; /* dw: output rows per task */
 } lin_args;
 
 static nn_status lin_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
@@ -826,22 +828,14 @@ static nn_status lin_dx_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, 
                        a->dx + s0 * a->in, NULL, NULL, err);
 }
 
-/* dw rows [r0, r1) += dy[:, r0:r1]^T x: a split over output rows, each row's sum over the
- * whole batch in one call, so no group buffers are needed. */
-typedef struct lin_dw_run {
-  const lin_args *a;
-  int64_t n;
-  nn_status st[NN_TRAIN_GROUPS];
-  nn_error err[NN_TRAIN_GROUPS];
-} lin_dw_run;
-
-static void lin_dw_task(void *ctx, int64_t k, int worker) {
-  lin_dw_run *r = ctx;
-  const lin_args *a = r->a;
-  int64_t r0 = k * a->rows, r1 = r0 + a->rows < a->out ? r0 + a->rows : a->out;
-  (void)worker;
-  r->st[k] = nn_sgemm(1, 0, r1 - r0, a->in, r->n, 1.0f, a->dy + r0, a->out, a->x, a->in, 1.0f,
-                      a->dw + r0 * a->in, a->in, &r->err[k]);
+/* dw rows [r0, r1) += dy[:, r0:r1]^T x: the output rows split like samples (par_groups over
+ * out), each row's sum over the whole batch in one call, so no group buffers are needed. */
+static nn_status lin_dw_group(nn_trainer *tr, void *va, int64_t r0, int64_t r1, int64_t g,
+                              int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)g, (void)worker;
+  return nn_sgemm(1, 0, r1 - r0, a->in, tr->n, 1.0f, a->dy + r0, a->out, a->x, a->in, 1.0f,
+                  a->dw + r0 * a->in, a->in, err);
 }
 
 /* dx = dy w (NULL: skipped), dw += dy^T x, db += column sums of dy (NULL: skipped) */
@@ -850,15 +844,7 @@ static nn_status linear_b(nn_trainer *tr, const float *x, int64_t in, const floa
                           nn_error *err) {
   lin_args a = {.in = in, .out = out, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw};
   if (dx) TRY(par_groups(tr, tr->n, lin_dx_group, &a, err));
-  a.rows = (out + NN_TRAIN_GROUPS - 1) / NN_TRAIN_GROUPS;
-  lin_dw_run r = {&a, tr->n, {NN_OK}, {{0}}};
-  int64_t tasks = (out + a.rows - 1) / a.rows;
-  nn_pool_run(tr->pool, tasks, lin_dw_task, &r);
-  for (int64_t k = 0; k < tasks; k++)
-    if (r.st[k] != NN_OK) {
-      if (err) *err = r.err[k];
-      return r.st[k];
-    }
+  TRY(par_groups(tr, out, lin_dw_group, &a, err));
   if (db)
     for (int64_t i = 0; i < tr->n; i++)
       for (int64_t o = 0; o < out; o++) db[o] += dy[i * out + o];
@@ -1183,7 +1169,7 @@ static nn_status forward_loss(nn_trainer *tr, const nn_tensor *x, const nn_tenso
 }
 
 static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                          nn_train_result *res, nn_error *err) {
+                           nn_train_result *res, nn_error *err) {
   double t0 = now_s(), t1, t2, loss;
   int64_t correct;
   float *dl;
@@ -1218,15 +1204,11 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
 
 nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                           nn_train_result *res, nn_error *err) {
-  TRY(pass_enter(tr, err));
-  nn_status st = pass_step(tr, x, y, res, err);
-  pass_leave(tr);
-  return st;
+  IN_PASS(pass_step(tr, x, y, res, err));
 }
 
-
 static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                              nn_train_result *res, nn_error *err) {
+                               nn_train_result *res, nn_error *err) {
   double t0 = now_s(), loss;
   int64_t correct;
   nn_train_result r = {0};
@@ -1242,15 +1224,11 @@ static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tens
 
 nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                               nn_train_result *res, nn_error *err) {
-  TRY(pass_enter(tr, err));
-  nn_status st = pass_evaluate(tr, x, y, res, err);
-  pass_leave(tr);
-  return st;
+  IN_PASS(pass_evaluate(tr, x, y, res, err));
 }
 
-
 static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
-                             nn_error *err) {
+                              nn_error *err) {
   float *o;
   nn_tensor *t;
   double keep = tr->tp.dropout;
@@ -1271,16 +1249,12 @@ static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_
 
 nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
                              nn_error *err) {
-  TRY(pass_enter(tr, err));
-  nn_status st = pass_forward(tr, x, train, out, err);
-  pass_leave(tr);
-  return st;
+  IN_PASS(pass_forward(tr, x, train, out, err));
 }
 
-
 static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                               uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
-                               nn_error *err) {
+                                uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
+                                nn_error *err) {
   float *dl;
   if (dx && dx->numel != x->numel) return nn_fail(err, NN_EINVAL, "dx: expected x's shape");
   TRY(forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, &dl, err));
@@ -1291,24 +1265,17 @@ static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_ten
 nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                                uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
                                nn_error *err) {
-  TRY(pass_enter(tr, err));
-  nn_status st = pass_loss_grad(tr, x, y, mask_id, smooth, loss, dx, err);
-  pass_leave(tr);
-  return st;
+  IN_PASS(pass_loss_grad(tr, x, y, mask_id, smooth, loss, dx, err));
 }
 
-
 static nn_status pass_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                          uint64_t mask_id, int smooth, double *loss, nn_error *err) {
+                           uint64_t mask_id, int smooth, double *loss, nn_error *err) {
   return forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, NULL, err);
 }
 
 nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                           uint64_t mask_id, int smooth, double *loss, nn_error *err) {
-  TRY(pass_enter(tr, err));
-  nn_status st = pass_loss(tr, x, y, mask_id, smooth, loss, err);
-  pass_leave(tr);
-  return st;
+  IN_PASS(pass_loss(tr, x, y, mask_id, smooth, loss, err));
 }
 
 
