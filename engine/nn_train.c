@@ -1,5 +1,5 @@
-/* nn_train.c: BPTT training with the ATan surrogate and QAT (SPEC §2.1-2.2 network, §7
- * training; issue 8). The forward pass mirrors SPEC §2.1 step by step and records a tape (per
+/* nn_train.c: BPTT training with the ATan surrogate and QAT (docs/model.md network, docs/training.md
+ * training). The forward pass mirrors docs/model.md step by step and records a tape (per
  * timestep: LIF pre-reset potentials and bit-packed spikes, BN inputs and statistics, dropout
  * mask); the backward pass walks the timesteps in reverse, carrying each LIF's membrane
  * gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. Threads, the
@@ -909,7 +909,7 @@ static int has_bx(const tcell *cell, int i) {
   return 0;
 }
 
-/* SPEC §2.2 cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
+/* docs/model.md cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
  * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: BN's input,
  * kept); u0..u2 are short-lived, the bx_i kept for the next step. */
 static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, float **out,

@@ -9,7 +9,7 @@
 
 #include "neuronas/nn.h"
 
-/* One metatable name per userdata type (STYLE "Binding"). */
+/* One metatable name per userdata type. */
 #define NN_MT_TENSOR "neuronas.Tensor"
 #define NN_MT_RNG "neuronas.Rng"
 #define NN_MT_CELL "neuronas.Cell"
@@ -26,7 +26,7 @@
 
 /* A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
  * l_newbox pushes a *closed* box (p = NULL) with metatable mt; the caller acquires the
- * object afterwards and stores it in box->p (STYLE "Do this" 1). */
+ * object afterwards and stores it in box->p. */
 typedef struct l_box {
   void *p;
 } l_box;

@@ -1,4 +1,4 @@
-/* l_core.c: luaopen_neuronas_core, the C half of require "neuronas" (SPEC §9). */
+/* l_core.c: luaopen_neuronas_core, the C half of require "neuronas". */
 #include <time.h>
 #include <unistd.h>
 

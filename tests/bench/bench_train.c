@@ -1,5 +1,5 @@
-/* bench_train.c: training throughput: images/s of nn_trainer_step with the forward / backward /
- * update time split and the peak resident memory.
+/* bench_train.c: training throughput (docs/training.md): images/s of nn_trainer_step with the
+ * forward / backward / update time split and the peak resident memory.
  * Usage: bench_train [--steps N] [--batch B] [--timesteps T] [--bits n] [--optimizer sgd|adam]
  *                    [--cellA CELL] [--cellB CELL] [--data DIR] [--preset P] [--channels C]
  *                    [--threads N] [--brief 1]
