@@ -233,12 +233,6 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  *   bookkeeping is paid once per tile. Measured: for k = 3 a band of ~64 KB beat both an L1-sized
  *   one (16-32 KB: more, shorter spike loops) and a whole map (up to 512 KB); for 1x1 convs
  *   (one tap per spike) 32 KB is best.
- * - Strided convs (the downconv) get the same flat loops: each channel's spikes are regrouped by
- *   (ih mod s, iw mod s) (events_classes), and a tap (kh, kw) reads only the class whose spikes
- *   reach an output through it, one run per (ci, kh, kw) with the tap's weights in registers and
- *   no per-spike division or test (1.8-2.1x the row-by-row loop with checked taps it replaced, on
- *   the cifar100 downconv at 9-16 % firing; same bits, each output still gets at most one term
- *   per (ci, kh, kw), in that order).
  * - The inner add has a compile-time length (OT = 8 .. 128; generic otherwise) and is compiled
  *   for AVX2 as well as the baseline, and for OT >= 64 also for AVX-512 (1.1-1.3x faster there;
  *   no gain for narrower tiles), picked at load time (the default build targets baseline x86-64).
@@ -260,14 +254,13 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  * zeroed by the caller. */
 typedef struct events_band {
   int64_t r0, r1, wa, hl;
-  const int64_t *cls; /* stride > 1: cls[t] = (t - pad) mod stride, cls[k + t] = (cls[t] + pad - t) / stride */
 } events_band;
 
 #define EVENTS_BAND_FN(NAME, OTC, CLONES)                                                              \
   CLONES static void NAME(const nn_conv_geom *g, const int64_t *rowstart, const int32_t *sp,           \
                           const float *wcl, int64_t o0, int64_t ot_arg, const events_band *b,          \
                           float *restrict acc) {                                                       \
-    const int64_t O = g->o, k = g->k, s = g->stride, p = g->pad, H = g->h, Hs = (H + s - 1) / s;      \
+    const int64_t wo = nn_conv_wo(g), O = g->o, k = g->k, s = g->stride, p = g->pad, H = g->h;        \
     const int64_t OT = OTC ? OTC : ot_arg, wa = b->wa, hl = b->hl, r0 = b->r0, r1 = b->r1;            \
     for (int64_t ci = 0; ci < g->c; ci++) {                                                            \
       const int64_t *rs = rowstart + ci * H;                                                           \
@@ -302,22 +295,21 @@ typedef struct events_band {
           }                                                                                            \
           continue;                                                                                    \
         }                                                                                              \
-        /* stride s > 1: rowstart/sp hold each channel's spikes by class (ih mod s, iw mod s) =   \
-         * (ph, pw), runs of input rows ih = a*s + ph, codes a * wa + iw / s (events_classes). Tap  \
-         * (kh, kw) is reached only from class ((kh - p) mod s, (kw - p) mod s), and from there     \
-         * the output is oh = a + dh, ow = iw / s + dw: one flat loop of one tap per (kh, kw). */   \
-        const int64_t ph = b->cls[kh], dh = b->cls[k + kh];                                           \
-        int64_t lo = r0 - dh, hi = r1 - dh;                                                            \
-        lo = lo < 0 ? 0 : lo > Hs ? Hs : lo, hi = hi < lo ? lo : hi > Hs ? Hs : hi;                    \
-        for (int64_t kw = 0; kw < k; kw++) {                                                           \
-          const int64_t pw = b->cls[kw], dw = b->cls[k + kw];                                          \
-          const int64_t *rc = rowstart + ((ci * s + ph) * s + pw) * (Hs + 1);                          \
-          const int64_t sh = (dh - r0) * wa + hl + dw;                                                 \
-          const float *restrict wv = wr + kw * O;                                                      \
-          for (const int32_t *e = sp + rc[lo], *end = sp + rc[hi]; e < end; e++) {                     \
-            float *restrict a = acc + (*e + sh) * OT;                                                  \
-            for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                            \
-          }                                                                                            \
+        /* stride > 1: row by row, taps checked */                                                     \
+        for (int64_t oh = r0; oh < r1; oh++) {                                                         \
+          const int64_t ih = oh * s - p + kh;                                                          \
+          if (ih < 0 || ih >= H) continue;                                                             \
+          float *restrict arow = acc + ((oh - r0) * wa + hl) * OT;                                     \
+          for (const int32_t *e = sp + rs[ih], *end = sp + rs[ih + 1]; e < end; e++)                   \
+            for (int64_t kw = 0; kw < k; kw++) {                                                       \
+              const int64_t tw = *e - ih * wa + p - kw;                                                \
+              if (tw < 0 || tw % s) continue;                                                          \
+              const int64_t ow = tw / s;                                                               \
+              if (ow >= wo) continue;                                                                  \
+              float *restrict a = arow + ow * OT;                                                      \
+              const float *restrict wv = wr + kw * O;                                                  \
+              for (int64_t i = 0; i < OT; i++) a[i] += wv[i];                                          \
+            }                                                                                          \
         }                                                                                              \
       }                                                                                                \
     }                                                                                                  \
@@ -369,33 +361,6 @@ PACK_CLONES static void events_decode(const uint64_t *bits, int64_t rows, int64_
   while (r < rows) rowstart[++r] = nsp;
 }
 
-/* For stride s > 1: regroups the spikes decoded by events_decode (with wa = w: sp = ih * w + iw)
- * by class (ih mod s, iw mod s) = (ph, pw) per channel, input rows ih = a * s + ph ascending:
- * sp2[] = a * wa + iw / s and rs2[((ci * s + ph) * s + pw) * (hs + 1) + a] = index in sp2 of the
- * first spike of row a of that class (hs = ceil(h / s); rows past the class's last repeat its
- * end). Each row's spikes are read once per pw and kept by a conditional advance, not a branch. */
-static void events_classes(const int64_t *rowstart, const int32_t *sp, int64_t c, int64_t h, int64_t w, int64_t s,
-                           int64_t wa, int64_t *rs2, int32_t *sp2) {
-  const int64_t hs = (h + s - 1) / s;
-  const int32_t s32 = (int32_t)s;
-  int64_t n = 0;
-  for (int64_t ci = 0; ci < c; ci++)
-    for (int64_t ph = 0; ph < s; ph++)
-      for (int32_t pw = 0; pw < s32; pw++) {
-        int64_t *r = rs2 + ((ci * s + ph) * s + pw) * (hs + 1), a = 0;
-        for (int64_t ih = ph; ih < h; ih += s, a++) {
-          r[a] = n;
-          const int32_t base = (int32_t)(ih * w), code = (int32_t)(a * wa);
-          for (int64_t e = rowstart[ci * h + ih], end = rowstart[ci * h + ih + 1]; e < end; e++) {
-            const int32_t iw = sp[e] - base, q = iw / s32;
-            sp2[n] = code + q;
-            n += iw - q * s32 == pw;
-          }
-        }
-        for (; a <= hs; a++) r[a] = n;
-      }
-}
-
 /* y[oc * ld + q] = src[q * ot + oc] for q < n, oc < ot: channels-last -> NCHW, in 4x4 blocks. */
 static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, int64_t ld) {
   int64_t oc = 0;
@@ -445,48 +410,30 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
   float *acc = nn_scratch_get((size_t)(band * wa * ot) * sizeof *acc);
   int64_t *rowstart = nn_scratch_get((size_t)(rows + 1) * sizeof *rowstart);
   int32_t *sp = nn_scratch_get((size_t)(neurons + 8) * sizeof *sp); /* + slack of events_decode */
-  /* stride > 1: the spikes regrouped by class (events_classes), read by the band kernels */
-  const int64_t s = g->stride, hs = (g->h + s - 1) / s;
-  int64_t *rs2 = s > 1 ? nn_scratch_get((size_t)(g->c * s * s * (hs + 1)) * sizeof *rs2) : NULL;
-  int32_t *sp2 = s > 1 ? nn_scratch_get((size_t)(neurons + 1) * sizeof *sp2) : NULL;
-  int64_t *cls = s > 1 ? nn_scratch_get((size_t)(2 * k) * sizeof *cls) : NULL;
-  if (!acc || !rowstart || !sp || (s > 1 && (!rs2 || !sp2 || !cls))) {
+  if (!acc || !rowstart || !sp) {
     nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
-    nn_scratch_put(rs2), nn_scratch_put(sp2), nn_scratch_put(cls);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
-  for (int64_t t = 0; s > 1 && t < k; t++) {
-    cls[t] = ((t - g->pad) % s + s) % s;
-    cls[k + t] = (cls[t] + g->pad - t) / s; /* exact: cls[t] + pad - t is a multiple of s */
-  }
-  const int64_t *brs = s > 1 ? rs2 : rowstart;
-  const int32_t *bsp = s > 1 ? sp2 : sp;
   for (int64_t j = 0; j < g->n; j++) {
-    if (s > 1) {
-      events_decode(bits + j * words, rows, g->h, g->w, g->w, rowstart, sp);
-      events_classes(rowstart, sp, g->c, g->h, g->w, s, wa, rs2, sp2);
-    } else {
-      events_decode(bits + j * words, rows, g->h, g->w, wa, rowstart, sp);
-    }
+    events_decode(bits + j * words, rows, g->h, g->w, wa, rowstart, sp);
     float *yj = y + j * O * P;
     for (int64_t o0 = 0; o0 < O; o0 += ot)
       for (int64_t r0 = 0; r0 < ho; r0 += band) {
-        const events_band b = {r0, r0 + band < ho ? r0 + band : ho, wa, hl, cls};
+        const events_band b = {r0, r0 + band < ho ? r0 + band : ho, wa, hl};
         memset(acc, 0, (size_t)((b.r1 - r0) * wa * ot) * sizeof *acc);
         switch (ot) {
-        case 8: events_band8(g, brs, bsp, wcl, o0, ot, &b, acc); break;
-        case 16: events_band16(g, brs, bsp, wcl, o0, ot, &b, acc); break;
-        case 32: events_band32(g, brs, bsp, wcl, o0, ot, &b, acc); break;
-        case 64: events_band64(g, brs, bsp, wcl, o0, ot, &b, acc); break;
-        case 128: events_band128(g, brs, bsp, wcl, o0, ot, &b, acc); break;
-        default: events_band_any(g, brs, bsp, wcl, o0, ot, &b, acc); break;
+        case 8: events_band8(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 16: events_band16(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 32: events_band32(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 64: events_band64(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        case 128: events_band128(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
+        default: events_band_any(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
         }
         for (int64_t oh = r0; oh < b.r1; oh++)
           events_transpose(acc + ((oh - r0) * wa + hl) * ot, wo, ot, yj + o0 * P + oh * wo, P);
       }
   }
   nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
-  nn_scratch_put(rs2), nn_scratch_put(sp2), nn_scratch_put(cls);
   return NN_OK;
 }
 
