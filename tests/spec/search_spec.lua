@@ -211,8 +211,9 @@ describe("search.two_stage", function()
 
   it("rejects unknown options, naming the valid ones", function()
     assert.has_error(function() search.two_stage({ sead = 1, pipeline = fake_pipeline() }) end,
-      "search.setup: unknown option 'sead' (expected: batch, bits, constraints, data, data_seed, hardware, journal, "
-      .. "label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, rounding, seed, threads, timesteps)")
+      "search.setup: unknown option 'sead' (expected: activity, batch, bits, constraints, data, data_seed, hardware, "
+      .. "journal, label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, rounding, seed, threads, "
+      .. "timesteps, variation)")
     assert.has_error(function() search.two_stage({ bits = 40, pipeline = fake_pipeline() }) end,
       "search.setup: option 'bits': integer in 2..32 expected, got 40")
   end)

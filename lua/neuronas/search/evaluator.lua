@@ -85,13 +85,15 @@ function Evaluator:evaluate(cands)
     local t0 = clock()
     local nets = {}
     for k, j in ipairs(todo) do nets[k] = j.net end
-    local scores = p.score_many(nets)
+    local scores, diags = p.score_many(nets)
     local share = (clock() - t0) / #todo
-    for k, j in ipairs(todo) do j.score, j.seconds = scores[k], j.seconds + share end
+    for k, j in ipairs(todo) do
+      j.score, j.seconds, j.diag = scores[k], j.seconds + share, diags and diags[k]
+    end
   else
     for _, j in ipairs(todo) do
       local t0 = clock()
-      j.score = p.score(j.net)
+      j.score, j.diag = p.score(j.net)
       j.seconds = j.seconds + (clock() - t0)
     end
   end
@@ -99,6 +101,7 @@ function Evaluator:evaluate(cands)
     p.release(j.net)
     j.net = nil
     j.entry.score, j.entry.scored, j.entry.pending = j.score, true, nil
+    j.entry.variation = type(j.diag) == "table" and j.diag.variation or nil -- docs/variation.md
   end
   local out = {}
   for i, j in ipairs(jobs) do
@@ -117,7 +120,7 @@ function Evaluator:evaluate(cands)
       cellA = genotype(j.cand.cellA), cellB = genotype(j.cand.cellB),
       cost = entry.cost, checks = j.records, feasible = j.feasible, violation = j.violation,
       score = j.feasible and journal.as_number(entry.score) or nil,
-      seconds = entry.seconds or 0, cached = j.cached,
+      seconds = entry.seconds or 0, cached = j.cached, variation = entry.variation,
     }
     if self.setup.logger then self.setup.logger(r) end
     out[i] = r

@@ -14,6 +14,7 @@ function M.settings_digest(s)
     preset = s.preset, seed = s.seed, bits = s.bits, rounding = s.rounding, batch = s.batch,
     ["repeat"] = s["repeat"], timesteps = s.timesteps or json.null, data_seed = s.data_seed,
     net = s.net or json.object(), label = s.label or json.null,
+    variation = s.variation, activity = s.activity, -- absent unless set (docs/variation.md)
   }
   return json.encode(t)
 end

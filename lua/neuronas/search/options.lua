@@ -42,7 +42,7 @@ local SETUP_KEYS = {
   preset = "", net = "", seed = "", bits = "", rounding = "", quantizer = "", hardware = "",
   constraints = "", data = "", batch = "", ["repeat"] = "", timesteps = "", data_seed = "",
   journal = "", resume = "", logger = "", pipeline = "", prefix_cache = "",
-  label = "", threads = "",
+  label = "", threads = "", variation = "", activity = "",
 }
 
 -- Normalises a setup table: defaults (docs/search.md) and type checks. Returns a new table.
@@ -78,6 +78,11 @@ function M.setup(opts)
     error("search.setup: option 'timesteps': integer >= 1 expected, got " .. tostring(s.timesteps), 2)
   end
   s.constraint_set = M.constraint_set(s.constraints)
+  if s.variation ~= nil and type(s.variation) ~= "table" then
+    error("search.setup: option 'variation': table expected (docs/variation.md), got " .. type(s.variation), 2)
+  end
+  -- a limit on the activity-aware energy needs it measured (docs/hardware.md)
+  if s.activity == nil and s.constraint_set:limits().energy_active_uj then s.activity = true end
   return s
 end
 

@@ -27,6 +27,12 @@ function M.engine_pipeline(s)
   if s.prefix_cache then fcache = nn.fitness_cache({}) end
   -- initial weights are a function of (seed, layer path, shape): draw each tensor once per search
   local icache = nn.init_cache({})
+  -- docs/variation.md: cells of the hardware model's width unless the setup says otherwise
+  local variation = s.variation
+  if variation and variation.device_bits == nil then
+    variation = options.copy(variation)
+    variation.device_bits = hw.device_bits
+  end
   local p = {}
   function p.build(cand)
     local o = options.copy(s.net)
@@ -38,16 +44,19 @@ function M.engine_pipeline(s)
     return qnet
   end
   function p.cost(net)
-    return hw:evaluate(net)
+    local cost = hw:evaluate(net)
+    -- docs/hardware.md "Activity-aware energy": one extra forward on the first scoring batch
+    if s.activity then hw:active_energy(cost, nn.activity(net, inputs()[1], { xbar = hw.xbar })) end
+    return cost
   end
   function p.score(net)
     local b = inputs()
-    return nn.fitness(net, b, { cache = fcache })
+    return nn.fitness(net, b, { cache = fcache, variation = variation })
   end
   if s.threads > 1 then
     -- several nets scored concurrently; the same scores as one nn.fitness call each
     function p.score_many(nets)
-      return nn.fitness_many(nets, inputs(), { cache = fcache, threads = s.threads })
+      return nn.fitness_many(nets, inputs(), { cache = fcache, threads = s.threads, variation = variation })
     end
   end
   function p.release(net)
