@@ -269,3 +269,54 @@ describe("crossbar activity", function()
     assert.has_error(function() big:active_energy(big:evaluate(net), act) end)
   end)
 end)
+
+describe("the search with variation and activity", function()
+  local nn = require("neuronas")
+  local search = require("neuronas.search")
+  local cells = { "000000", "000001", "100000", "111111" }
+  local function run(threads, extra)
+    local setup = { space = cells, batch = 8, timesteps = 2, threads = threads,
+      constraints = { memory = 1e9 } }
+    for k, v in pairs(extra or {}) do setup[k] = v end
+    return search.two_stage(setup)
+  end
+
+  it("ranks by the robust score, the same with one thread or two", function()
+    local v = { sigma = 0.2, draws = 2 }
+    local r1, r2 = run(1, { variation = v }), run(2, { variation = v })
+    assert.are.equal(#r1.results, #r2.results)
+    for i, r in ipairs(r1.results) do
+      assert.is_table(r.variation)
+      assert.are.equal(r.variation.mean, r.score)
+      assert.are.equal(r.score, r2.results[i].score)
+      assert.are.equal(1, r.variation.device_bits) -- the hardware model's cells
+    end
+    -- without variation: no variation table, and the noise-free scores are the clean ones above
+    local plain = run(1)
+    for i, r in ipairs(plain.results) do
+      assert.is_nil(r.variation)
+      assert.are.equal(r1.results[i].variation.clean, r.score)
+    end
+  end)
+
+  it("measures the activity-aware energy when a limit names it, and applies the limit", function()
+    local all = run(1, { activity = true })
+    local values = {}
+    for _, r in ipairs(all.results) do
+      assert.is_true(r.cost.energy_active_uj > 0 and r.cost.energy_active_uj <= r.cost.energy_uj)
+      values[#values + 1] = r.cost.energy_active_uj
+    end
+    table.sort(values)
+    local limit = values[#values // 2 + 1] -- about half of stage 2 passes
+    local lim = run(1, { constraints = { memory = 1e9, energy_active_uj = limit } })
+    local stage2 = 0
+    for _, r in ipairs(lim.results) do
+      if r.stage == 2 then -- stage 1 checks memory only
+        stage2 = stage2 + 1
+        assert.are.equal(r.cost.energy_active_uj <= limit, r.feasible)
+        assert.is_table(r.checks.energy_active_uj)
+      end
+    end
+    assert.is_true(stage2 > 0)
+  end)
+end)
