@@ -6,7 +6,7 @@ local nn = require("neuronas")
 local cli = require("neuronas.cli")
 local flags = cli.parse({ ... }, {
   { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" }, default = "fashion-mnist" },
-  { name = "bits", type = "integer", default = 8, min = 2, max = 32 },
+  { name = "bits", type = "integer", default = 8, range = require("neuronas.limits").bits },
 }, { name = "calibrate.lua", usage = "neuronas run calibrate.lua [--preset P] [--bits N]" })
 
 local hw = nn.ela({ mode = "neuronas" })

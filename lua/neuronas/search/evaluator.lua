@@ -1,7 +1,9 @@
 -- neuronas/search/evaluator.lua: the serial evaluator. evaluate(candidates) -> results, one per
 -- candidate in order; anything with the same method (threads, a cluster) can replace it without
 -- touching a strategy. Results are cached by canonical genotype pair, so a candidate asked twice is
--- evaluated once; a candidate that breaks a constraint is costed but never scored.
+-- evaluated once. A result's feasible, violation and checks are always against every constraint of
+-- the run; a candidate's own `constraints` (a stage's narrower filter) only decides stage_ok. A
+-- candidate is scored when it passes its stage filter or is fully feasible, else only costed.
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
 local journal = require("neuronas.search.journal")
@@ -13,6 +15,15 @@ Evaluator.__index = Evaluator
 
 local function genotype(c)
   return type(c) == "string" and c or tostring(c)
+end
+
+-- Whether a constraint set calls Lua functions (predicates, cost functions: they get the
+-- per-layer costs too).
+local function calls_functions(set)
+  for _, c in ipairs(rawget(set, "list") or {}) do
+    if c.fn then return true end
+  end
+  return false
 end
 
 -- The cache and journal key of a candidate: "cellA | cellB" in canonical form.
@@ -27,8 +38,9 @@ function M.new(setup)
     setup = s,
     pipeline = s.pipeline or pipeline.engine_pipeline(s),
     cache = {},          -- key -> { cost =, score =, scored = }
+    costs = {},          -- key -> cost of a candidate costed ahead (cost_only), not yet evaluated
     journal = nil,
-    count = { evaluated = 0, scored = 0, skipped = 0, cached = 0 },
+    count = { evaluated = 0, scored = 0, skipped = 0, cached = 0, feasible = 0 },
     seq = 0,
     clock = (package.loaded["neuronas.core"] or {}).clock or os.clock,
   }, Evaluator)
@@ -39,7 +51,7 @@ end
 -- Opens the setup's journal; with resume, its lines prefill the cache.
 function Evaluator:open_journal(path, resume)
   local replayed
-  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup))
+  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup, self.pipeline))
   for k, e in pairs(replayed) do self.cache[k] = e end
 end
 
@@ -64,13 +76,28 @@ function Evaluator:evaluate(cands)
     j.entry = self.cache[j.key]
     j.cached = j.entry ~= nil
     if not j.entry then
-      j.net = p.build(cand)
-      j.entry = { cost = p.cost(j.net) }
+      local cost = self.costs[j.key]
+      if cost then
+        self.costs[j.key] = nil
+      else
+        j.net = p.build(cand)
+        cost = p.cost(j.net)
+      end
+      j.entry = { cost = cost }
       self.cache[j.key] = j.entry
     end
-    local set = cand.constraints or self.setup.constraint_set
-    j.feasible, j.records, j.violation = set:check(j.entry.cost, j.entry.cost.layers)
-    if j.feasible and not j.entry.scored and not j.entry.pending then
+    local cost = j.entry.cost
+    local set = self.setup.constraint_set
+    local stage_set = cand.constraints and options.constraint_set(cand.constraints)
+    if j.entry.from_journal and cost.layers == nil
+        and (calls_functions(set) or (stage_set and calls_functions(stage_set))) then
+      -- a journal keeps no per-layer costs: rebuild them for constraint functions that read them
+      self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = cost })
+    end
+    j.feasible, j.records, j.violation = set:check(cost, cost.layers)
+    j.stage_ok = j.feasible
+    if stage_set then j.stage_ok = stage_set:check(cost, cost.layers) end
+    if (j.stage_ok or j.feasible) and not j.entry.scored and not j.entry.pending then
       j.net = j.net or p.build(cand)
       j.entry.pending, j.cached = true, false
       todo[#todo + 1] = j
@@ -114,18 +141,40 @@ function Evaluator:evaluate(cands)
     local c = self.count
     c.evaluated = c.evaluated + 1
     if j.cached then c.cached = c.cached + 1 end
-    if j.feasible then c.scored = c.scored + 1 else c.skipped = c.skipped + 1 end
+    local score = entry.scored and journal.as_number(entry.score) or nil
+    if score ~= nil then c.scored = c.scored + 1 else c.skipped = c.skipped + 1 end
+    if j.feasible then c.feasible = c.feasible + 1 end
     local r = {
       index = self.seq, key = j.key, stage = j.cand.stage,
       cellA = genotype(j.cand.cellA), cellB = genotype(j.cand.cellB),
       cost = entry.cost, checks = j.records, feasible = j.feasible, violation = j.violation,
-      score = j.feasible and journal.as_number(entry.score) or nil,
+      stage_ok = j.stage_ok, score = score,
       seconds = entry.seconds or 0, cached = j.cached, variation = entry.variation,
     }
     if self.setup.logger then self.setup.logger(r) end
     out[i] = r
   end
   return out
+end
+
+-- The cost of one candidate (with its per-layer list) without scoring it: what the stage-1
+-- pre-filter reads. Kept so that evaluating the candidate later does not build it again.
+function Evaluator:cost_only(cand)
+  local key = M.key(cand)
+  local entry = self.cache[key]
+  if entry and entry.cost.layers then return entry.cost end
+  local cost = self.costs[key]
+  if cost then return cost end
+  local p = self.pipeline
+  if p.cost_only then
+    cost = p.cost_only(cand)
+  else
+    local net = p.build(cand)
+    cost = p.cost(net)
+    p.release(net)
+  end
+  self.costs[key] = cost
+  return cost
 end
 
 -- The per-layer cost list of a result (recomputed when it came from a journal).

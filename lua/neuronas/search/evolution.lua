@@ -15,7 +15,7 @@ function M.strategy(opts)
   local rng = nn.rng(opts.seed or 1)
   local st = {
     name = "evolution", pop = {}, P = opts.population or 20, S = opts.sample or 5,
-    cycles = opts.cycles or 200, n = 0, best_r = nil, pending = nil,
+    cycles = opts.cycles or 200, n = 0, pending = nil,
   }
   assert(st.S <= st.P, "search.evolution_strategy: sample must not exceed population")
   local ops = space:ops()
@@ -53,10 +53,8 @@ function M.strategy(opts)
       local fit = (r.feasible and r.score) or -math.huge
       self.pop[#self.pop + 1] = { cellA = r.cellA, cellB = r.cellB, fitness = fit }
       if #self.pop > self.P then table.remove(self.pop, 1) end
-      if r.feasible and r.score and (not self.best_r or r.score > self.best_r.score) then self.best_r = r end
     end
   end
-  function st:best() return self.best_r end
   function st:total() return self.cycles end
   return st
 end
@@ -64,7 +62,7 @@ end
 -- search.evolution{ population =, sample =, cycles =, ... } -> report
 function M.search(opts)
   local setup, strat = run.split_opts(opts, { space = true, population = true, sample = true, cycles = true,
-    sample_seed = true, hooks = true })
+    sample_seed = true, hooks = true }, "search.evolution")
   local hooks = strat.hooks
   strat.hooks = nil
   strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil

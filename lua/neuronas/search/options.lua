@@ -1,5 +1,7 @@
 -- neuronas/search/options.lua: the setup table of a search (defaults and checks) and the small
 -- table helpers every search module shares. Unknown option keys are errors listing the valid ones.
+local L = require("neuronas.limits")
+
 local M = {}
 
 function M.sorted_keys(t)
@@ -31,12 +33,6 @@ function M.constraint_set(spec)
   return require("neuronas.constraints").new(spec or {})
 end
 
--- The memory-only subset used by stage 1 of the paper's two-stage search.
-function M.memory_only(spec)
-  local C = require("neuronas.constraints")
-  local limits = C.is_set(spec) and spec:limits() or spec or {}
-  return C.new({ memory = limits.memory })
-end
 
 local SETUP_KEYS = {
   preset = "", net = "", seed = "", bits = "", rounding = "", quantizer = "", hardware = "",
@@ -44,6 +40,7 @@ local SETUP_KEYS = {
   journal = "", resume = "", logger = "", pipeline = "", prefix_cache = "",
   label = "", threads = "", variation = "", activity = "",
 }
+M.SETUP_KEYS = SETUP_KEYS
 
 -- Normalises a setup table: defaults (docs/search.md) and type checks. Returns a new table.
 function M.setup(opts)
@@ -61,21 +58,14 @@ function M.setup(opts)
   s["repeat"] = s["repeat"] or 1
   s.data_seed = s.data_seed or s.seed
   s.threads = s.threads or 1
-  if math.type(s.threads) ~= "integer" or s.threads < 1 or s.threads > 256 then
-    error("search.setup: option 'threads': integer in 1..256 expected, got " .. tostring(s.threads), 2)
-  end
   if s.prefix_cache == nil then s.prefix_cache = true end
-  if math.type(s.bits) ~= "integer" or s.bits < 2 or s.bits > 32 then
-    error("search.setup: option 'bits': integer in 2..32 expected, got " .. tostring(s.bits), 2)
-  end
-  if math.type(s.batch) ~= "integer" or s.batch < 2 then
-    error("search.setup: option 'batch': integer >= 2 expected, got " .. tostring(s.batch), 2)
-  end
-  if math.type(s["repeat"]) ~= "integer" or s["repeat"] < 1 then
-    error("search.setup: option 'repeat': integer >= 1 expected, got " .. tostring(s["repeat"]), 2)
-  end
-  if s.timesteps ~= nil and (math.type(s.timesteps) ~= "integer" or s.timesteps < 1) then
-    error("search.setup: option 'timesteps': integer >= 1 expected, got " .. tostring(s.timesteps), 2)
+  -- the ranges of neuronas.limits, as the flags of the same names
+  for _, k in ipairs({ "threads", "bits", "batch", "repeat", "timesteps", "seed" }) do
+    local v, r = s[k], L[k]
+    if v ~= nil and (math.type(v) ~= "integer" or not L.contains(r, v)) then
+      error(string.format("search.setup: option '%s': integer %s expected, got %s", k,
+        (r.min and r.max) and ("in " .. L.describe(r)) or L.describe(r), tostring(v)), 2)
+    end
   end
   s.constraint_set = M.constraint_set(s.constraints)
   if s.variation ~= nil and type(s.variation) ~= "table" then

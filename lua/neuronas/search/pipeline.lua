@@ -7,16 +7,19 @@ local M = {}
 
 -- The engine's pipeline for a setup: build, cost and score one candidate.
 --   p.build(cand) -> net (quantized), p.cost(net) -> cost table, p.score(net) -> score, diag,
---   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1)
+--   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1);
+--   p.cost_only(cand) -> the cost of p.cost(p.build(cand)), cheaper
 function M.engine_pipeline(s)
   local nn = require("neuronas")
-  local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding })
+  -- stochastic rounding draws from the search's seed
+  local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding, seed = s.seed })
   local hw = s.hardware
   if hw == nil or (type(hw) == "table" and getmetatable(hw) == nil) then hw = nn.ela(hw or { mode = "neuronas" }) end
-  local batches, fcache
+  local batches, fcache, used
   local function inputs()
     if not batches then
       local ds = s.data or nn.data.default({ split = "train" })
+      used = ds
       batches = {}
       for r = 1, s["repeat"] do
         batches[r] = ds:batch(s.batch, { seed = s.data_seed + r - 1 })
@@ -34,19 +37,39 @@ function M.engine_pipeline(s)
     variation.device_bits = hw.device_bits
   end
   local p = {}
-  function p.build(cand)
+  local wbits -- the quantized nets' weight_bits(), known after the first build
+  local function float_net(cand)
     local o = options.copy(s.net)
     o.preset, o.cellA, o.cellB, o.seed, o.init_cache = s.preset, cand.cellA, cand.cellB, s.seed, icache
     if s.timesteps then o.timesteps = s.timesteps end
-    local net = nn.net(o)
+    return nn.net(o)
+  end
+  function p.build(cand)
+    local net = float_net(cand)
     local qnet = q:apply(net)
     net:close()
+    wbits = wbits or qnet:weight_bits()
     return qnet
   end
   function p.cost(net)
     local cost = hw:evaluate(net)
     -- docs/hardware.md "Activity-aware energy": one extra forward on the first scoring batch
     if s.activity then hw:active_energy(cost, nn.activity(net, inputs()[1], { xbar = hw.xbar })) end
+    return cost
+  end
+  -- The cost of a candidate without quantizing its weights (what the stage-1 pre-filter reads):
+  -- the float net has the quantized one's layers, and its weight bits are given, so the cost is
+  -- the same as p.cost(p.build(cand)) (tests/spec/prefilter_spec.lua checks it).
+  function p.cost_only(cand)
+    if not wbits or s.activity then -- the activity-aware energy needs the quantized net's spikes
+      local qnet = p.build(cand)
+      local cost = p.cost(qnet)
+      qnet:close()
+      return cost
+    end
+    local net = float_net(cand)
+    local cost = hw:evaluate(net, { bits = wbits })
+    net:close()
     return cost
   end
   function p.score(net)
@@ -61,6 +84,27 @@ function M.engine_pipeline(s)
   end
   function p.release(net)
     net:close()
+  end
+  -- What the results depend on beyond the setup's fields (the journal's digest): the data (path,
+  -- size and a content hash of the very batches scored), the hardware model's configuration and
+  -- the quantizer.
+  function p.identity()
+    local digest = require("neuronas.search.digest")
+    local b = inputs()
+    local ds = used
+    local hashes = {}
+    for r, x in ipairs(b) do hashes[r] = digest.hash_tensor(x) end
+    local data = { batches = hashes }
+    for _, k in ipairs({ "name", "path", "source", "size" }) do
+      local ok, v = pcall(function() return ds[k] end)
+      if ok and v ~= nil then data[k] = v end
+    end
+    local qid = {}
+    for _, k in ipairs({ "bits", "rounding", "scale", "seed", "int_bits" }) do
+      local ok, v = pcall(function() return q[k] end)
+      if ok and v ~= nil then qid[k] = v end
+    end
+    return { data = data, hardware = digest.plain(hw), quantizer = qid }
   end
   p.hardware, p.quantizer = hw, q
   return p

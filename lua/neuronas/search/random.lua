@@ -31,7 +31,7 @@ end
 function M.search(opts)
   opts = options.copy(opts)
   if opts.bits == nil then opts.bits = 32 end
-  local setup, strat = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true, hooks = true })
+  local setup, strat = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true, hooks = true }, "search.random")
   local hooks = strat.hooks
   strat.hooks = nil
   strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
