@@ -231,6 +231,8 @@ function M.summary(rep, opts)
     end
     add(string.format("    cell A: %s", r.cellA))
     add(string.format("    cell B: %s", r.cellB))
+    local kt = require("neuronas.search.knobs").text(r)
+    if kt ~= "" then add("    hardware knobs: " .. kt) end
     local ok, a = pcall(M.cell_lines, r.cellA)
     local ok2, b = pcall(M.cell_lines, r.cellB)
     if ok and ok2 then
@@ -285,6 +287,7 @@ local function result_json(r)
     score = r.score or json.null, pareto = r.pareto or false,
     variation = r.variation and { clean = r.variation.clean, mean = r.variation.mean, worst = r.variation.worst,
       drop = r.variation.drop, sigma = r.variation.sigma, draws = r.variation.draws } or nil,
+    hw = r.hw and json.object(r.hw) or nil, bits = r.bits, timesteps = r.timesteps,
   }
 end
 

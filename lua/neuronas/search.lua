@@ -12,6 +12,7 @@ local pareto = require("neuronas.search.pareto")
 local two_stage = require("neuronas.search.two_stage")
 local random = require("neuronas.search.random")
 local evolution = require("neuronas.search.evolution")
+local cosearch = require("neuronas.search.cosearch")
 
 return {
   setup = options.setup,
@@ -28,4 +29,7 @@ return {
   two_stage = two_stage.search,
   random = random.search,
   evolution = evolution.search,
+  cosearch_strategy = cosearch.strategy, -- hardware co-search (docs/search.md)
+  cosearch = cosearch.search,
+  hypervolume = cosearch.hypervolume,
 }

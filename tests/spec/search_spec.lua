@@ -309,7 +309,7 @@ describe("search.run with a strategy of one's own", function()
       "strategy 'custom': ask() returned a bare candidate (expected a list of candidates { { cellA = cell, cellB = cell"
       .. " [, stage = n, constraints = table] }, ... } or nil; wrap it: return { cand })")
     assert.has_error(function() search.run(once({ { cellA = a, cellb = a } }), { pipeline = fake_pipeline() }) end,
-      "strategy 'custom': ask() candidate 1 has unknown key 'cellb' (expected: cellA, cellB, constraints, stage)")
+      "strategy 'custom': ask() candidate 1 has unknown key 'cellb' (expected: cellA, cellB, constraints, stage, hw, bits, timesteps)")
     assert.has_error(function() search.run(once({ { cellA = a } }), { pipeline = fake_pipeline() }) end,
       "strategy 'custom': ask() candidate 1: 'cellB' must be a cell (genotype string or nn.cell), got nil")
     assert.has_error(function() search.run(once(42), { pipeline = fake_pipeline() }) end,
