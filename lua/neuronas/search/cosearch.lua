@@ -5,6 +5,9 @@
 -- smaller total violation wins). A generation is `population` children asked at once (the
 -- evaluator scores them together, on threads); a child is a binary-tournament parent with one
 -- mutation: one edge of cell A or B, or (when knobs are searched) one knob to another value.
+-- The budget is population x generations *scored* candidates (a candidate that breaks a
+-- constraint is only costed and does not count), so two runs compare at the same number of
+-- scores; evaluations stop at 20 times that whatever happens.
 -- With knobs = {} it is the same search over cells alone on the setup's fixed chip.
 local options = require("neuronas.search.options")
 local run = require("neuronas.search.run")
@@ -161,12 +164,13 @@ function M.strategy(opts)
   end
   local key = require("neuronas.search.evaluator").key
 
-  local st = { name = "cosearch", gen = 0, pop = {}, all = {}, field = field, P = P, G = G }
+  local st = { name = "cosearch", gen = 0, pop = {}, all = {}, field = field, P = P, G = G, scored = 0, asked = 0 }
   function st:ask()
-    if self.gen >= G then return nil end
+    local left = P * G - self.scored
+    if left <= 0 or self.asked >= 20 * P * G then return nil end
     self.gen = self.gen + 1
     local out = {}
-    for _ = 1, P do
+    for _ = 1, math.min(P, left) do
       local c
       for _ = 1, 50 do -- a child not evaluated before, so every generation scores P new candidates
         if #self.pop == 0 then
@@ -180,6 +184,7 @@ function M.strategy(opts)
       seen[key(c)] = true
       c.stage = self.gen
       out[#out + 1] = c
+      self.asked = self.asked + 1
     end
     return out
   end
@@ -194,6 +199,7 @@ function M.strategy(opts)
       }
       merged[#merged + 1] = m
       self.all[#self.all + 1] = m
+      if r.score ~= nil then self.scored = self.scored + 1 end
     end
     rank_and_crowd(merged)
     table.sort(merged, better)
