@@ -14,6 +14,8 @@ local L = require("neuronas.limits")
 local spec = app.extend(app.flags(8), {
   { name = "population", type = "integer", default = 12, range = L.num, help = "NSGA-II population (candidates per generation)" },
   { name = "generations", type = "integer", default = 6, range = L.num, help = "generations (scored candidates = population x generations)" },
+  { name = "knobs", type = "string", default = "xbar,device_bits,adc_bits,bits,timesteps", metavar = "LIST",
+    help = "the knobs the co-search varies, comma-separated (each over its default values, docs/search.md)" },
   { name = "objective", type = "choice", choices = { "energy_uj", "energy_active_uj" }, default = "energy_uj",
     help = "the energy objective (energy_active_uj measures spikes, docs/hardware.md)" },
 })
@@ -38,7 +40,14 @@ local function run(label, kn)
 end
 
 local fixed = run("fixed hardware", {})
-local co = run("co-search", require("neuronas.search.cosearch").KNOBS)
+local all_knobs, chosen = require("neuronas.search.cosearch").KNOBS, {}
+for name in flags.knobs:gmatch("[^,%s]+") do
+  if not all_knobs[name] then
+    cli.fail(opts, string.format("--knobs: unknown knob '%s' (expected: xbar, device_bits, adc_bits, bits, timesteps)", name))
+  end
+  chosen[name] = all_knobs[name]
+end
+local co = run("co-search", chosen)
 
 -- one reference point for both fronts: below every feasible score, above every feasible energy
 local sref, eref = math.huge, -math.huge
