@@ -9,6 +9,7 @@
 #include "neuronas/nn_rng.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_net_impl.h"
+#include "nn_par.h"
 #include "nn_scratch.h"
 
 const char *const NN_NET_PRESETS[] = {"cifar10", "cifar100", "tinyimagenet", "fashion-mnist", NULL};
@@ -389,8 +390,10 @@ typedef struct run {
   const nn_forward_opts *o;
   int64_t S;
   int step;
+  nn_par *par;             /* the pass's worker team (NULL: the calling thread only) */
   float *v[NN_NET_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
   float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
+  int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
   uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
   int64_t lif_neurons;     /* neurons per sample of the current LIF call */
   float *tmp;              /* conv output / pooled maps (largest map) */
@@ -401,11 +404,130 @@ typedef struct run {
 static void run_free(run *r) {
   for (int i = 0; i < NN_NET_MAXLIF; i++) nn_scratch_put(r->v[i]);
   nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp), nn_scratch_put(r->wcl);
+  nn_par_free(r->par);
+  r->par = NULL;
+}
+
+/* ---- work split over the pass's threads (nn_par.h). Each piece computes its outputs exactly as
+ * the whole loop does (LIF, convs and unpacking per sample, BatchNorm per channel, pools per
+ * plane, sums per element), so the bits do not depend on the thread count. ---- */
+typedef struct par_job {
+  const float *x, *x2;
+  float *y, *v;
+  const uint64_t *bits;
+  uint64_t *bout;
+  const float *w;
+  nn_conv_geom g;
+  int64_t a, b, c;    /* per-kind sizes */
+  float tau, thr;
+  int flag;
+  nn_bn_mod *bn;
+  int train;
+  int64_t fired;      /* summed atomically (integers: order-free) */
+  int failed;         /* the first failing piece fills st/err */
+  nn_status st;
+  nn_error err;
+} par_job;
+
+static void job_fail(par_job *j, nn_status st, const nn_error *e) {
+  if (st != NN_OK && __atomic_exchange_n(&j->failed, 1, __ATOMIC_ACQ_REL) == 0) j->st = st, j->err = *e;
+}
+
+/* samples [lo, hi): v, x are a = neurons per sample, bout b = words per sample */
+static void lif_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  int64_t f = nn_lif_step_bits(j->v + lo * j->a, j->x + lo * j->a, hi - lo, j->a, j->tau, j->thr, j->flag,
+                               j->bout + lo * j->b);
+  __atomic_fetch_add(&j->fired, f, __ATOMIC_RELAXED);
+}
+
+/* samples [lo, hi) of a conv: event-driven on bits (b words per sample) or dense on x (a floats
+ * per sample); y has c floats per sample */
+static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_conv_geom g = j->g;
+  nn_error e;
+  nn_status st;
+  g.n = hi - lo;
+  if (j->flag) st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
+  else st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
+  job_fail(j, st, &e);
+}
+
+/* channels [lo, hi) of a BatchNorm over a samples of hw = b */
+static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_bn_mod *bn = j->bn;
+  nn_bn_forward_channels(j->x, j->a, bn->c, j->b, lo, hi, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                         bn->running_var->data, j->train, NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->flag);
+}
+
+/* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
+static void pool_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  const int64_t in = j->a * j->b, out = j->flag == 2 ? (j->a / j->c) * (j->b / j->c) : in;
+  if (j->flag == 0) nn_avgpool3x3(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else if (j->flag == 1) nn_avgpool3x3_add(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else nn_avgpool(j->x + lo * in, hi - lo, j->a, j->b, j->c, j->y + lo * out);
+}
+
+/* elements [lo, hi): flag 0 y = x, 1 y += x, 2 y = x + x2, 3 y = 0 */
+static void elem_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  float *restrict y = j->y + lo;
+  const float *restrict x = j->x ? j->x + lo : NULL, *restrict x2 = j->x2 ? j->x2 + lo : NULL;
+  const int64_t n = hi - lo;
+  switch (j->flag) {
+  case 0: memcpy(y, x, (size_t)n * sizeof *y); break;
+  case 1: for (int64_t i = 0; i < n; i++) y[i] += x[i]; break;
+  case 2: for (int64_t i = 0; i < n; i++) y[i] = x[i] + x2[i]; break;
+  default: memset(y, 0, (size_t)n * sizeof *y); break;
+  }
+}
+
+/* samples [lo, hi) of nn_spikes_unpack (a neurons, b words per sample) */
+static void unpack_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_spikes_unpack(j->bits + lo * j->b, hi - lo, j->a, j->y + lo * j->a);
+}
+
+#define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
+
+static void par_elem(run *r, int kind, float *y, const float *x, const float *x2, int64_t n) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.y = y, j.x = x, j.x2 = x2, j.flag = kind;
+  nn_par_for(r->par, n, ELEM_GRAIN, elem_piece, &j);
+}
+
+static void par_pool(run *r, int kind, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = h, j.b = w, j.c = k, j.flag = kind;
+  nn_par_for(r->par, planes, 1, pool_piece, &j);
+}
+
+/* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
+ * multiples of nn_conv2d's sample chunk, so every sgemm call is the one the whole call makes. */
+static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float *x, const float *w, float *y,
+                          nn_error *err) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->bits;
+  j.a = g->c * g->h * g->w, j.b = nn_spike_words(j.a), j.c = g->o * nn_conv_ho(g) * nn_conv_wo(g);
+  nn_par_for(r->par, g->n, events ? 1 : nn_conv2d_chunk(g), conv_piece, &j);
+  if (j.failed) {
+    if (err) *err = j.err;
+    return j.st;
+  }
+  return NN_OK;
 }
 
 static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t S, nn_error *err) {
   memset(r, 0, sizeof *r);
   r->net = net, r->o = o, r->S = S;
+  if (o && (o->threads < 0 || o->threads > NN_PAR_MAX_THREADS))
+    return nn_fail(err, NN_EINVAL, "forward: threads=%d outside 0..%d", o->threads, NN_PAR_MAX_THREADS);
   const int64_t C = net->p.channels;
   int64_t m = C * net->h0 * net->w0 * 2; /* downconv output: 2C at cell A size */
   int64_t m2 = net->fc_in > net->p.fc_width ? net->fc_in : net->p.fc_width;
@@ -418,14 +540,15 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   int64_t smax = 1; /* the largest LIF map */
   for (size_t i = 0; i < net->nlifs; i++)
     if (net->lifs[i].neurons > smax) smax = net->lifs[i].neurons;
-  r->s = nn_scratch_get((size_t)(S * smax) * sizeof *r->s);
   r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
   r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
   r->wcl = nn_scratch_get((size_t)wmax * sizeof *r->wcl);
-  if (!r->s || !r->tmp || !r->bits || !r->wcl) {
+  if (!r->tmp || !r->bits || !r->wcl) {
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
   }
+  /* a team that cannot start leaves the pass to the calling thread (the same bits, slower) */
+  if (o && o->threads > 1) r->par = nn_par_new(o->threads);
   return NN_OK;
 }
 
@@ -436,8 +559,12 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   const int fresh = !r->v[li]; /* first call of this module in the pass: state 0 */
   if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", l->path);
-  int64_t f = nn_lif_step_bits(r->v[li], x, r->S, l->neurons, (float)r->net->p.tau, (float)r->net->p.threshold,
-                               fresh, r->bits);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.v = r->v[li], j.x = x, j.a = l->neurons, j.b = nn_spike_words(l->neurons), j.bout = r->bits;
+  j.tau = (float)r->net->p.tau, j.thr = (float)r->net->p.threshold, j.flag = fresh;
+  nn_par_for(r->par, r->S, 1, lif_piece, &j);
+  const int64_t f = j.fired;
   r->lif_neurons = l->neurons;
   l->fired += f;
   l->seen += n;
@@ -449,22 +576,32 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   return NN_OK;
 }
 
-/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier). */
-static const float *run_spikes_f(run *r) {
-  nn_spikes_unpack(r->bits, r->S, r->lif_neurons, r->s);
-  return r->s;
+/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier) in *s. */
+static nn_status run_spikes_f(run *r, const float **s, nn_error *err) {
+  const int64_t need = r->S * r->lif_neurons;
+  if (need > r->s_floats) {
+    nn_scratch_put(r->s);
+    r->s_floats = 0;
+    if (!(r->s = nn_scratch_get((size_t)need * sizeof *r->s)))
+      return nn_fail(err, NN_ENOMEM, "forward: out of memory for %lld spikes", (long long)need);
+    r->s_floats = need;
+  }
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.bits = r->bits, j.y = r->s, j.a = r->lif_neurons, j.b = nn_spike_words(r->lif_neurons);
+  nn_par_for(r->par, r->S, 1, unpack_piece, &j);
+  *s = r->s;
+  return NN_OK;
 }
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
 
 /* y = BN(x), or y += BN(x) when add (a cell edge adding into its node). */
 static void bn_run(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y, int add) {
-  if (add)
-    nn_bn_forward_add(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                      bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y);
-  else
-    nn_bn_forward(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                  bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y, NULL, NULL);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = r->S, j.b = hw, j.bn = bn, j.train = train_mode(r), j.flag = add;
+  nn_par_for(r->par, bn->c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 static void bn_apply(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y) { bn_run(r, bn, x, hw, y, 0); }
 
@@ -476,9 +613,11 @@ static nn_status conv_spikes(run *r, nn_conv_mod *cv, int64_t fired, float *y, n
   int events = mode == NN_CONV_EVENTS || (mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired));
   if (events) {
     nn_conv2d_weight_cl(&g, cv->weight->data, r->wcl);
-    return nn_conv2d_events(&g, r->bits, r->wcl, y, err);
+    return par_conv(r, &g, 1, NULL, r->wcl, y, err);
   }
-  return nn_conv2d(&g, run_spikes_f(r), cv->weight->data, y, err);
+  const float *s = NULL;
+  nn_status st = run_spikes_f(r, &s, err);
+  return st != NN_OK ? st : par_conv(r, &g, 0, s, cv->weight->data, y, err);
 }
 
 /* out += op(in) for one cell edge; in/out are S x c x h x w. While *fresh (no edge has written
@@ -494,14 +633,10 @@ static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const floa
   *fresh = 0;
   switch (em->op) {
   case NN_OP_SKIP:
-    if (add)
-      for (int64_t i = 0; i < n; i++) out[i] += in[i];
-    else
-      memcpy(out, in, (size_t)n * sizeof *out);
+    par_elem(r, add ? 1 : 0, out, in, NULL, n);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    if (add) nn_avgpool3x3_add(in, r->S * cm->c, cm->h, cm->w, out);
-    else nn_avgpool3x3(in, r->S * cm->c, cm->h, cm->w, out);
+    par_pool(r, add ? 1 : 0, in, r->S * cm->c, cm->h, cm->w, 3, out);
     return NN_OK;
   default:
     if ((st = lif_call(r, em->lif, in, &fired, err)) != NN_OK) return st;
@@ -551,16 +686,15 @@ static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0
   int e = 0;
   in[0] = x0;
   if (c->back) {
-    for (int64_t i = 0; i < n; i++) c->y0[i] = x0[i] + c->bx[0][i];
+    par_elem(r, 2, c->y0, x0, c->bx[0], n);
     in[0] = c->y0;
   }
   for (int j = 1; j <= 3; j++) {
     int fresh = 1;
     for (; e < cm->nfwd && cm->edges[e].to == j; e++)
       if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->x[j], &fresh, err)) != NN_OK) return st;
-    if (fresh) memset(c->x[j], 0, (size_t)n * sizeof(float));
-    if (c->back && j < 3)
-      for (int64_t i = 0; i < n; i++) c->x[j][i] += c->bx[j][i]; /* x_j -> y_j */
+    if (fresh) par_elem(r, 3, c->x[j], NULL, NULL, n);
+    if (c->back && j < 3) par_elem(r, 1, c->x[j], c->bx[j], NULL, n); /* x_j -> y_j */
     in[j] = c->x[j];
   }
   if (c->back) {
@@ -572,7 +706,7 @@ static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0
         return st;
     }
     for (int i = 0; i < 3; i++)
-      if (fresh[i]) memset(c->bx[i], 0, (size_t)n * sizeof(float));
+      if (fresh[i]) par_elem(r, 3, c->bx[i], NULL, NULL, n);
   }
   *x3 = c->x[3];
   return NN_OK;
@@ -610,7 +744,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   nn_tensor_reshape(out, 5, shp, NULL);
   run r;
   cell_run cr;
-  float *x0 = NULL, *d = NULL;
+  float *x0 = NULL, *d;
   if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
     nn_tensor_free(out);
     return st;
@@ -619,13 +753,15 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   reset_stats(net, 0, net->down_lif + 1);
   st = cell_run_init(&cr, &net->cell[0], S, err);
   x0 = nn_scratch_get((size_t)(S * C * hw0) * sizeof *x0);
-  d = nn_scratch_get((size_t)(S * C * hw0) * sizeof *d);
-  if (st == NN_OK && (!x0 || !d)) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
+  /* the downconv's BN output lives in the first half of r.tmp: the LIF reads it before the
+   * conv writes r.tmp (one map less alive: 134 MB at the cifar presets' batch 256) */
+  d = r.tmp;
+  if (st == NN_OK && !x0) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
   /* stem: once (docs/model.md) */
   if (st == NN_OK) {
     nn_conv_geom g = net->stem.g;
     g.n = S;
-    st = nn_conv2d(&g, x->data, net->stem.weight->data, x0, err);
+    st = par_conv(&r, &g, 0, x->data, net->stem.weight->data, x0, err);
   }
   if (st == NN_OK) bn_apply(&r, &net->stem_bn, x0, hw0, x0);
   for (int t = 0; t < T && st == NN_OK; t++) {
@@ -641,11 +777,11 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
     if ((st = lif_call(&r, net->down_lif, d, &fired, err)) != NN_OK) break;
     if ((st = conv_spikes(&r, &net->down_conv, fired, r.tmp, err)) != NN_OK) break;
     bn_apply(&r, &net->down_bn2, r.tmp, hw0, r.tmp);
-    nn_avgpool(r.tmp, S * 2 * C, net->h0, net->w0, 2, out->data + t * S * 2 * C * hw1);
+    par_pool(&r, 2, r.tmp, S * 2 * C, net->h0, net->w0, 2, out->data + t * S * 2 * C * hw1);
   }
   cell_run_free(&cr);
   run_free(&r);
-  nn_scratch_put(x0), nn_scratch_put(d);
+  nn_scratch_put(x0);
   if (st != NN_OK) {
     nn_tensor_free(out);
     return st;
@@ -697,12 +833,15 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     if ((st = cell_step(&r, &net->cell[1], &cr, cellb_in->data + t * S * C2 * hw1, &h, err)) != NN_OK) break;
     bn_apply(&r, &net->last_bn, h, hw1, a);
     if ((st = lif_call(&r, net->last_lif, a, &fired, err)) != NN_OK) break;
-    nn_avgpool(run_spikes_f(&r), S * C2, net->h1, net->w1, p->second_pool, pooled);
+    const float *sp;
+    if ((st = run_spikes_f(&r, &sp, err)) != NN_OK) break;
+    par_pool(&r, 2, sp, S * C2, net->h1, net->w1, p->second_pool, pooled);
     /* dropout: off during scoring and evaluation (docs/model.md [choice]) */
     if ((st = nn_linear(pooled, S, net->fc_in, net->fc1.weight->data, NULL, F, f1, err)) != NN_OK) break;
     if ((st = lif_call(&r, net->cls_lif, f1, &fired, err)) != NN_OK) break;
     if (spikes_only) continue;
-    if ((st = nn_linear(run_spikes_f(&r), S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
+    if ((st = run_spikes_f(&r, &sp, err)) != NN_OK ||
+        (st = nn_linear(sp, S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
       break;
     /* boost: AvgPool1d(cluster) over the classes*cluster outputs, accumulated over steps */
     for (int64_t j = 0; j < S; j++)

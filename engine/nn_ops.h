@@ -43,6 +43,9 @@ void nn_col2im(const nn_conv_geom *g, const float *cols, int64_t ld, float *dx);
  * skip the im2col. Scratch is allocated per call (NN_ENOMEM). */
 nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float *y, nn_error *err);
 void nn_conv2d_ref(const nn_conv_geom *g, const float *x, const float *w, float *y);
+/* Samples per sgemm of nn_conv2d for geometry g (g->n caps it): nn_conv2d over sample ranges
+ * starting at multiples of it makes exactly the sgemm calls of the whole call (the same bits). */
+int64_t nn_conv2d_chunk(const nn_conv_geom *g);
 
 /* ---- spikes ---- */
 /* Words per sample of a bit-packed spike map of `neurons` neurons: ceil(neurons / 64). */
@@ -94,6 +97,12 @@ void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float
 void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y);
+/* Channels [ch0, ch1) only of nn_bn_forward (add = 0) or nn_bn_forward_add (add = 1): each
+ * channel's statistics, running averages and outputs are computed exactly as the whole call
+ * computes them, so disjoint channel ranges may run on different threads. */
+void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
+                            const float *gamma, const float *beta, float *running_mean, float *running_var,
+                            int train, double momentum, double eps, float *y, int add);
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y, float *save_mean,

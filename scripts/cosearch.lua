@@ -63,7 +63,7 @@ sref, eref = sref - 1, eref * 1.01
 local out = { settings = app.settings(flags, data, constraints), objective = field, reference = { score = sref, energy = eref } }
 for _, x in ipairs({ { "fixed", fixed }, { "cosearch", co } }) do
   local name, rep = x[1], x[2]
-  local hv = sref < math.huge and search.hypervolume(rep.front, field, sref, eref) or 0
+  local hv = sref < math.huge and search.cosearch_hypervolume(rep.front, field, sref, eref) or 0
   io.stdout:write(string.format("\n%s: %d scored, %d feasible, front of %d, hypervolume %.4f (%.1f s)\n", name,
     rep.counts.scored, rep.counts.feasible, #rep.front, hv, rep.seconds))
   io.stdout:write(string.format("  %10s %10s %9s %10s  %s\n", "score", field, "area mm2", "latency ms", "cells A | B, knobs"))

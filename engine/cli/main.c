@@ -252,6 +252,27 @@ static void log_to_stderr(void *ud, nn_log_level level, const char *msg) {
     fprintf(stderr, "%s: %s\n", progname, msg);
 }
 
+/* A build without MPI started by mpirun/srun with several ranks would run the whole search
+ * once per rank, all writing the same journal: refuse (docs/cluster.md). The launchers announce
+ * the world size in the environment. MPI itself is initialised by neuronas.search.mpi on first
+ * use and finalised at exit (engine/lua/l_mpi.c), not here. */
+static int refuse_without_mpi(void) {
+#ifndef NEURONAS_HAVE_MPI
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL};
+  for (int i = 0; vars[i]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && atoi(v) > 1) {
+      fprintf(stderr,
+              "%s: started with %s ranks (%s), but this neuronas was built without MPI; "
+              "install libopenmpi-dev (or MPICH) and rebuild, or run a single process\n",
+              progname, v, vars[i]);
+      return 1;
+    }
+  }
+#endif
+  return 0;
+}
+
 int main(int argc, char **argv) {
   struct args a = {argc, argv, 0, NULL, NULL};
   lua_State *L;
@@ -263,6 +284,7 @@ int main(int argc, char **argv) {
     a.argc = argc;
     a.argv = argv;
   }
+  if (refuse_without_mpi()) return 2;
   if (argc < 2) {
     print_usage(stderr);
     return 2;

@@ -69,6 +69,7 @@ nn_fitness_cache_stats nn_fitness_cache_stats_of(const nn_fitness_cache *c);
 
 /* ---- scoring a net ---- */
 #define NN_FITNESS_MAX_MODULES 64
+#define NN_FITNESS_MAX_THREADS 64
 #define NN_FITNESS_MAX_REPEAT 64
 
 typedef struct nn_fitness_module {
@@ -94,6 +95,9 @@ typedef struct nn_fitness_diag {
 typedef struct nn_fitness_opts {
   nn_fitness_cache *cache; /* NULL: no caching */
   nn_kernel **kernels;     /* optional out: R accumulated kernels, the caller's on success */
+  int threads;             /* threads for this one net, 0..NN_FITNESS_MAX_THREADS (0 or 1: the
+                              calling thread only): the forward's samples, channels and planes
+                              and the kernel's rows split over them; the same bits for any count */
 } nn_fitness_opts;
 
 /* Scores net on R = repeats batches (each S x in_ch x H x W, the same S): per batch one
@@ -108,7 +112,6 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
                           nn_error *err);
 
 /* ---- scoring several nets concurrently (the search's hook for threads) ---- */
-#define NN_FITNESS_MAX_THREADS 64
 typedef struct nn_fitness_many_opts {
   int threads;             /* worker threads, 0..NN_FITNESS_MAX_THREADS; 0: one per online CPU */
   nn_fitness_cache *cache; /* NULL: no caching */

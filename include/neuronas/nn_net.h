@@ -96,6 +96,9 @@ typedef struct nn_forward_opts {
   void *ud;
   int spikes_only;      /* 1: only the observer's spikes are wanted (the fitness score): the
                            classifier's last Linear is skipped and no output is made (*out NULL) */
+  int threads;          /* threads for this pass (0 or 1: the calling thread only; at most 64):
+                           samples, channels and planes split over them, the same bits for any
+                           count (docs/performance.md) */
 } nn_forward_opts;
 
 /* Full T-step forward (docs/model.md): x is S x in_ch x H x W; *out gets S x classes,

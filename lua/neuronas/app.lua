@@ -81,6 +81,8 @@ end
 function M.open_data(flags, opts, split, limit, quiet)
   local nn = require("neuronas")
   split = split or "train"
+  -- --data-broadcast (scripts that distribute a search): under mpirun only rank 0 reads the data
+  if flags["data-broadcast"] and require("neuronas.search.mpi").rank() > 0 then return nil end
   if flags.data == "default" then
     if flags.preset ~= "fashion-mnist" then
       cli.fail(opts, string.format("--preset %s needs --data PATH (the embedded data is Fashion-MNIST)", flags.preset))
@@ -157,6 +159,12 @@ function M.finish(rep, flags, settings, out, extra)
     report.write_file(flags.json, report.to_json(rep, settings, { layers = layers, sources = extra.sources }))
   end
   if flags.csv then report.write_file(flags.csv, report.to_csv(rep)) end
+  if flags.html then
+    local hs = {}
+    for k, v in pairs(settings or {}) do hs[k] = v end
+    hs.constraint_sources = extra.sources
+    require("neuronas.report_html").write(flags.html, rep, hs, { layers = layers })
+  end
   return rep.feasible and 0 or 3
 end
 
@@ -195,7 +203,7 @@ function M.merge_constraints(flags, layers)
 end
 
 -- The strategies --strategy names (a Lua file is the other form).
-M.STRATEGIES = { "two_stage", "random", "evolution" }
+M.STRATEGIES = { "two_stage", "random", "evolution", "nsga2" }
 
 -- The flags of the main job on top of M.flags.
 function M.main_flags()
@@ -214,6 +222,11 @@ function M.main_flags()
       help = "journal of evaluated candidates" },
     { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
     { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells of the space (quick trials)" },
+    { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
+    { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
+    { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (docs/report.md)" },
+    { name = "data-broadcast", type = "boolean",
+      help = "under mpirun: only rank 0 reads --data and sends the scoring batches (docs/cluster.md)" },
   }
 end
 
@@ -230,6 +243,10 @@ function M.make_strategy(what, ctx, opts)
     end,
     evolution = function()
       return search.evolution_strategy({ cycles = budget, seed = ctx.flags.seed })
+    end,
+    nsga2 = function()
+      return search.nsga2_strategy({ space = ctx.space, seed = ctx.flags.seed,
+        population = ctx.flags.population, generations = ctx.flags.generations })
     end,
   }
   local st = what
@@ -314,6 +331,14 @@ function M.main(o)
   local data = M.open_data(flags, opts)
   local setup = M.setup(flags, data, constraints)
   setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume
+  -- under mpirun (docs/cluster.md): rank 0 goes on with a remote pipeline; the other ranks serve
+  -- candidates here until rank 0 is done, then exit. A strategy that asks `chunk` candidates at
+  -- a time (two_stage, random) asks a batch that keeps every worker busy.
+  local remote = search.mpi_pipeline(setup, { data_broadcast = flags["data-broadcast"] })
+  if remote then
+    setup.pipeline = remote
+    if type(strategy.chunk) == "number" then strategy.chunk = remote.batch end
+  end
   local bar, hooks = M.progress(flags, 2 * #cells, "search")
   local rep = search.run(strategy, setup, hooks)
   bar:finish()

@@ -17,6 +17,8 @@ M.batch = { min = 2, max = 1024 }
 M["repeat"] = { min = 1, max = 100 }         -- fitness batches per candidate, all held at once
 M.cells = { min = 1, max = 729 }             -- the NeuroNAS space's size
 M.num = { min = 1, max = 1000000 }           -- sampled cells
+M.population = { min = 2, max = 100000 }     -- NSGA-II's population (all held at once)
+M.generations = { min = 0, max = 100000 }    -- NSGA-II's generations after the first
 M.epochs = { min = 1, max = 100000 }
 M.count = { min = 1 }                        -- a number of records (--limit)
 M.limit = { gt = 0 }                         -- a constraint limit (memory, area, latency, energy)

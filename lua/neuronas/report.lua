@@ -371,6 +371,8 @@ function M.to_json(rep, settings, extra)
     end
     if notes.stage2_best then notes.stage2_best = result_json(notes.stage2_best) end
   end
+  local results = {} -- every evaluated candidate (the HTML report draws them: docs/report.md)
+  for i, m in ipairs(rep.results or {}) do results[i] = result_json(m) end
   local doc = {
     format = M.FORMAT,
     engine_version = require("neuronas").version,
@@ -383,6 +385,7 @@ function M.to_json(rep, settings, extra)
     seconds = rep.seconds,
     settings = settings,
     notes = notes,
+    results = results,
   }
   local changed = {}
   doc = M.encodable(doc, "report", changed)

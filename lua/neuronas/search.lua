@@ -2,7 +2,9 @@
 --   options    the setup table (defaults, checks)   pipeline   build -> quantize -> cost -> score
 --   journal    the resumable journal                 evaluator  evaluate(candidates) -> results
 --   run        the ask/tell loop                     pareto     Pareto front, nearest misses
---   two_stage, random, evolution: the strategies, each with its one-call entry point.
+--   hypervolume  objectives, non-dominated sort, crowding, the front and its hypervolume
+--   two_stage, random, evolution, nsga2: the strategies, each with its one-call entry point.
+--   mpi        the distributed evaluator (docs/cluster.md)
 -- A strategy is any object with ask() and tell(results); see neuronas/search/run.lua.
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
@@ -12,6 +14,9 @@ local pareto = require("neuronas.search.pareto")
 local two_stage = require("neuronas.search.two_stage")
 local random = require("neuronas.search.random")
 local evolution = require("neuronas.search.evolution")
+local nsga2 = require("neuronas.search.nsga2")
+local hypervolume = require("neuronas.search.hypervolume")
+local mpi = require("neuronas.search.mpi")
 local cosearch = require("neuronas.search.cosearch")
 
 return {
@@ -26,10 +31,16 @@ return {
   two_stage_strategy = two_stage.strategy,
   random_strategy = random.strategy,
   evolution_strategy = evolution.strategy,
+  nsga2_strategy = nsga2.strategy,
   two_stage = two_stage.search,
   random = random.search,
   evolution = evolution.search,
+  nsga2 = nsga2.search,
+  front = hypervolume.front,
+  hypervolume = hypervolume.hypervolume,
+  mpi_pipeline = mpi.pipeline,
+  mpi_evaluator = mpi.evaluator,
   cosearch_strategy = cosearch.strategy, -- hardware co-search (docs/search.md)
   cosearch = cosearch.search,
-  hypervolume = cosearch.hypervolume,
+  cosearch_hypervolume = cosearch.hypervolume,
 }

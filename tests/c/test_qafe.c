@@ -52,7 +52,7 @@ static void fixture_score(void) {
   CHECK(nn_st_read_f64(kf, nn_st_name(kf, 0), kref, 32 * 32, &err) == NN_OK);
   const nn_tensor *b[1] = {x};
   nn_kernel *kern[1] = {NULL};
-  nn_fitness_opts o = {NULL, kern};
+  nn_fitness_opts o = {.kernels = kern};
   nn_fitness_diag d;
   double score;
   CHECK(nn_fitness_eval(net, b, 1, &o, &score, &d, &err) == NN_OK);
@@ -119,7 +119,7 @@ static void cache_bit_identical(void) {
   nn_fitness_cache_params cp = nn_fitness_cache_params_default();
   cp.max_entries = 2; /* exactly the two batches */
   nn_fitness_cache *cache = nn_fitness_cache_new(&cp, &err);
-  nn_fitness_opts with = {cache, NULL};
+  nn_fitness_opts with = {.cache = cache};
   for (int i = 0; i < 4; i++) {
     nn_net *raw = fm_net("120111", cells_b[i], 3);
     nn_net *net = raw ? nn_quant_net(&qp, raw, NULL, &err) : NULL;
@@ -163,7 +163,7 @@ static void cache_bit_identical(void) {
   /* a size limit smaller than one entry: nothing is stored, results unchanged */
   cp.max_bytes = 1000;
   nn_fitness_cache *tiny = nn_fitness_cache_new(&cp, &err);
-  nn_fitness_opts t = {tiny, NULL};
+  nn_fitness_opts t = {.cache = tiny};
   double s2;
   CHECK(nn_fitness_eval(q6, b, 1, &t, &s2, NULL, &err) == NN_OK);
   CHECK(nn_fitness_eval(q6, b, 1, NULL, &s, NULL, &err) == NN_OK);

@@ -4,19 +4,25 @@ local M = {}
 M.build = os.getenv("NEURONAS_BUILD") or "build"
 M.cli = os.getenv("NEURONAS_CLI") or (M.build .. "/neuronas")
 
+-- The bytes of a file.
+function M.slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 -- Runs a shell command; returns exit code, stdout, stderr.
 function M.run(cmd)
   local out, err = os.tmpname(), os.tmpname()
   local ok, how, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
-  local function slurp(p)
-    local f = assert(io.open(p, "rb"))
-    local s = f:read("a")
-    f:close()
+  local function take(p)
+    local s = M.slurp(p)
     os.remove(p)
     return s
   end
   if how == "signal" then code = 128 + code end
-  return ok and 0 or code, slurp(out), slurp(err)
+  return ok and 0 or code, take(out), take(err)
 end
 
 -- Writes text to a fresh temporary file and returns its path.
@@ -67,6 +73,21 @@ function M.new_globals(before)
   end
   table.sort(added)
   return added
+end
+
+-- The whole content of a file.
+function M.slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- How many times a Lua pattern matches in s.
+function M.count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
 end
 
 return M

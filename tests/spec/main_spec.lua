@@ -379,7 +379,7 @@ return st
       { "--hardware " .. hw, "^neuronas.lua: %-%-hardware [^:]+: bad argument #1 to 'ela' %(unknown field 'xbarr'" },
       { "--hardware " .. num, "^neuronas.lua: %-%-hardware [^:]+: nn.ela options or an nn.ela object expected, got number\n" },
       { "--strategy " .. num, "^neuronas.lua: %-%-strategy [^:]+: a strategy object with ask%(%) and tell%(results%) expected" },
-      { "--strategy genetic", "^neuronas.lua: %-%-strategy: one of two_stage|random|evolution or a FILE.lua expected, got 'genetic'" },
+      { "--strategy genetic", "^neuronas.lua: %-%-strategy: one of two_stage|random|evolution|nsga2 or a FILE.lua expected, got 'genetic'" },
     }
     for _, c in ipairs(cases) do
       local code, out, err = run(c[1] .. " --quiet --journal " .. tmp(".journal"))

@@ -60,6 +60,7 @@ function Evaluator:open_journal(path, resume)
 end
 
 function Evaluator:close()
+  if self.pipeline.close then self.pipeline.close() end
   if self.journal then
     self.journal:close()
     self.journal = nil
@@ -71,8 +72,11 @@ end
 -- pipeline.score_many when the pipeline has it and several need scoring: that is where threads
 -- pay), then the results in order, each journaled when new. A candidate is scored once per
 -- canonical genotype pair; a repeat, also within one list, comes from the cache.
+-- A pipeline with prefetch (the MPI one, neuronas/search/mpi.lua) first computes the whole list
+-- elsewhere, asking self:check which candidates to score; the passes below then read its results.
 function Evaluator:evaluate(cands)
   local p, clock = self.pipeline, self.clock
+  if p.prefetch then p.prefetch(cands, self) end
   local jobs, todo = {}, {}
   for i, cand in ipairs(cands) do
     local t0 = clock()
@@ -90,17 +94,8 @@ function Evaluator:evaluate(cands)
       j.entry = { cost = cost }
       self.cache[j.key] = j.entry
     end
-    local cost = j.entry.cost
-    local set = self.setup.constraint_set
-    local stage_set = cand.constraints and options.constraint_set(cand.constraints)
-    if j.entry.from_journal and cost.layers == nil
-        and (calls_functions(set) or (stage_set and calls_functions(stage_set))) then
-      -- a journal keeps no per-layer costs: rebuild them for constraint functions that read them
-      self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = cost })
-    end
-    j.feasible, j.records, j.violation = set:check(cost, cost.layers)
-    j.stage_ok = j.feasible
-    if stage_set then j.stage_ok = stage_set:check(cost, cost.layers) end
+    local v = self:verdict(cand, j.entry.cost, j.entry)
+    j.feasible, j.records, j.violation, j.stage_ok = v.feasible, v.records, v.violation, v.stage_ok
     if (j.stage_ok or j.feasible) and not j.entry.scored and not j.entry.pending then
       j.net = j.net or p.build(cand)
       j.entry.pending, j.cached = true, false
@@ -182,6 +177,30 @@ function Evaluator:cost_only(cand)
   end
   self.costs[key] = cost
   return cost
+end
+
+-- A candidate's verdict on its cost: feasible (every constraint of the run), records,
+-- violation, and stage_ok (the filter of the stage that asked for it, when it has one). entry:
+-- the cache entry, when the cost came from a journal (whose lines keep no per-layer costs).
+function Evaluator:verdict(cand, cost, entry)
+  local set = self.setup.constraint_set
+  local stage_set = cand.constraints and options.constraint_set(cand.constraints)
+  if entry and entry.from_journal and cost.layers == nil
+      and (calls_functions(set) or (stage_set and calls_functions(stage_set))) then
+    -- rebuild the per-layer costs for constraint functions that read them
+    self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = cost })
+  end
+  local v = {}
+  v.feasible, v.records, v.violation = set:check(cost, cost.layers)
+  v.stage_ok = v.feasible
+  if stage_set then v.stage_ok = stage_set:check(cost, cost.layers) end
+  return v
+end
+
+-- Whether a candidate with this cost is scored: it passes its stage's filter or every constraint.
+function Evaluator:to_score(cand, cost)
+  local v = self:verdict(cand, cost)
+  return v.stage_ok or v.feasible
 end
 
 -- The per-layer cost list of a result (recomputed when it came from a journal).

@@ -98,14 +98,27 @@ function M.engine_pipeline(s)
     net:close()
     return cost
   end
+  -- Threads go to candidates at once for small nets and to one candidate at a time for big ones
+  -- (a forward's working set of 256 MB or more: the cifar presets from a batch of about 32;
+  -- docs/performance.md, "Candidates at once or threads per candidate"). Scores are the same
+  -- bits either way.
+  local function big(net)
+    local c = net:config()
+    local maps = s.batch * c.channels * c.input[2] * c.input[3] * 4 * 10
+    return maps >= 256 * 2 ^ 20
+  end
   function p.score(net, cand)
-    local b = inputs()
-    return nn.fitness(net, b, { cache = fcache, variation = variation_of(cand) })
+    return nn.fitness(net, inputs(), { cache = fcache, threads = big(net) and s.threads or 1,
+      variation = variation_of(cand) })
   end
   if s.threads > 1 then
-    -- several nets scored concurrently; the same scores as one nn.fitness call each (nets whose
-    -- variation differs, by their cells' width, go in separate calls)
+    -- nets whose variation differs (by their cells' width) go in separate calls
     function p.score_many(nets, cands)
+      local scores, diags = {}, {}
+      if big(nets[1]) then
+        for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net, cands and cands[i]) end
+        return scores, diags
+      end
       local groups, order = {}, {}
       for i, net in ipairs(nets) do
         local v = variation_of(cands and cands[i])
@@ -117,7 +130,6 @@ function M.engine_pipeline(s)
         local g = groups[k]
         g.nets[#g.nets + 1], g.at[#g.at + 1] = net, i
       end
-      local scores, diags = {}, {}
       for _, k in ipairs(order) do
         local g = groups[k]
         local sc, ds = nn.fitness_many(g.nets, inputs(), { cache = fcache, threads = s.threads, variation = g.v })
@@ -150,7 +162,7 @@ function M.engine_pipeline(s)
     end
     return { data = data, hardware = digest.plain(hw), quantizer = qid }
   end
-  p.hardware, p.quantizer = hw, q
+  p.hardware, p.quantizer, p.inputs = hw, q, inputs
   return p
 end
 
