@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "neuronas/nn_blas.h"
+#include "nn_ops.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -83,6 +84,62 @@ nn_status nn_conv2d_bwd(const nn_conv_geom *g, const float *x, const float *w, c
   return NN_OK;
 }
 
+/* Event-driven weight gradient. Per sample, dy is transposed channels-last into a map with a
+ * zero border of k-1-pad (so every tap of every spike lands inside), then each spike
+ * (c, ih, iw) adds, for every tap (kh, kw), the o-vector of dy at (ih+pad-kh, iw+pad-kw) to
+ * dwcl[c][kh][kw][:]. The AVX2 clone vectorises the o-loop (same operations per element, so the
+ * same floats as the baseline clone). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define BWD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BWD_CLONES
+#endif
+
+BWD_CLONES static void events_dw_sample(const nn_conv_geom *g, const uint64_t *bits,
+                                        const float *dyp, int64_t wp, float *restrict dwcl) {
+  const int64_t k = g->k, O = g->o, hw = g->h * g->w, words = nn_spike_words(g->c * hw);
+  const int64_t off = k - 1; /* padded row/col of tap kh = 0: ih + pad - kh + (k-1-pad) */
+  for (int64_t wi = 0; wi < words; wi++) {
+    uint64_t word = bits[wi];
+    while (word) {
+      int64_t idx = wi * 64 + __builtin_ctzll(word);
+      word &= word - 1;
+      int64_t c = idx / hw, r = idx % hw, ih = r / g->w, iw = r % g->w;
+      float *dc = dwcl + c * k * k * O;
+      for (int64_t kh = 0; kh < k; kh++) {
+        const float *row = dyp + ((ih + off - kh) * wp + iw + off) * O;
+        for (int64_t kw = 0; kw < k; kw++) {
+          const float *restrict src = row - kw * O;
+          float *restrict dst = dc + (kh * k + kw) * O;
+          for (int64_t o = 0; o < O; o++) dst[o] += src[o];
+        }
+      }
+    }
+  }
+}
+
+nn_status nn_conv2d_bwd_w_events(const nn_conv_geom *g, const uint64_t *bits, const float *dy,
+                                 float *dwcl, nn_ws *ws, nn_error *err) {
+  const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o;
+  const int64_t b = g->k - 1 - g->pad, hp = ho + 2 * b, wp = wo + 2 * b;
+  const int64_t words = nn_spike_words(g->c * g->h * g->w);
+  if (g->stride != 1 || b < 0 || g->pad < 0)
+    return nn_fail(err, NN_EINVAL, "conv2d_bwd_w_events: stride 1 and pad <= k-1 expected");
+  float *dyp = nn_ws_get(ws, 1, (size_t)(hp * wp * O), err);
+  if (!dyp) return NN_ENOMEM;
+  memset(dyp, 0, (size_t)(hp * wp * O) * sizeof *dyp);
+  for (int64_t s = 0; s < g->n; s++) {
+    const float *d = dy + s * O * P;
+    for (int64_t oh = 0; oh < ho; oh++)
+      for (int64_t ow = 0; ow < wo; ow++) {
+        float *q = dyp + ((oh + b) * wp + ow + b) * O;
+        for (int64_t o = 0; o < O; o++) q[o] = d[o * P + oh * wo + ow];
+      }
+    events_dw_sample(g, bits + s * words, dyp, wp, dwcl);
+  }
+  return NN_OK;
+}
+
 /* dx overwritten, dw overwritten (the ref twin computes, the caller compares) */
 void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, const float *dy,
                        float *dx, float *dw) {
@@ -113,13 +170,30 @@ void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, co
 void nn_bn2d_bwd(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                  const float *mean, const float *invstd, const float *dy, float *dx,
                  int dx_accumulate, float *dgamma, float *dbeta) {
+  nn_bn2d_bwd_channels(n, c, hw, 0, c, x, gamma, mean, invstd, dy, dx, dx_accumulate, dgamma,
+                       dbeta);
+}
+
+void nn_bn2d_bwd_channels(int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                          const float *x, const float *gamma, const float *mean,
+                          const float *invstd, const float *dy, float *dx, int dx_accumulate,
+                          float *dgamma, float *dbeta) {
   const int64_t M = n * hw;
-  for (int64_t ch = 0; ch < c; ch++) {
+  for (int64_t ch = c0; ch < c1; ch++) {
     double sdy = 0, sdyx = 0;
     const float mu = mean[ch], is = invstd[ch];
     for (int64_t i = 0; i < n; i++) {
+      /* a row in 8 float lanes (vectorised), the rows' sums in double */
       const float *p = x + (i * c + ch) * hw, *d = dy + (i * c + ch) * hw;
-      for (int64_t j = 0; j < hw; j++) {
+      float la[8] = {0}, lb[8] = {0};
+      int64_t j = 0;
+      for (; j + 8 <= hw; j += 8)
+        for (int l = 0; l < 8; l++) {
+          la[l] += d[j + l];
+          lb[l] += d[j + l] * ((p[j + l] - mu) * is);
+        }
+      for (int l = 0; l < 8; l++) sdy += la[l], sdyx += lb[l];
+      for (; j < hw; j++) {
         sdy += d[j];
         sdyx += (double)d[j] * ((p[j] - mu) * is);
       }
@@ -213,6 +287,33 @@ void nn_avgpool_bwd(int64_t nc, int64_t h, int64_t w, int64_t k, int64_t stride,
   const int64_t ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
   const float inv = 1.0f / (float)(k * k);
   if (!dx_accumulate) memset(dx, 0, (size_t)(nc * h * w) * sizeof *dx);
+  if (k == 3 && stride == 1 && pad == 1 && w >= 2) {
+    /* the adjoint of a 3x3 box filter is the same box filter: each dy row within reach adds
+     * its three-column sums (vectorised), scaled by 1/9 */
+    for (int64_t p = 0; p < nc; p++)
+      for (int64_t iy = 0; iy < h; iy++) {
+        float *xr = dx + (p * h + iy) * w;
+        for (int64_t r = iy - 1; r <= iy + 1; r++) {
+          if (r < 0 || r >= h) continue;
+          const float *yr = dy + (p * ho + r) * wo;
+          xr[0] += inv * (yr[0] + yr[1]);
+          for (int64_t ix = 1; ix < w - 1; ix++) xr[ix] += inv * (yr[ix - 1] + yr[ix] + yr[ix + 1]);
+          xr[w - 1] += inv * (yr[w - 2] + yr[w - 1]);
+        }
+      }
+    return;
+  }
+  if (stride == k && pad == 0) { /* non-overlapping windows: each dy spreads over its block */
+    for (int64_t p = 0; p < nc; p++)
+      for (int64_t oy = 0; oy < ho; oy++)
+        for (int64_t ky = 0; ky < k; ky++) {
+          float *xr = dx + (p * h + oy * k + ky) * w;
+          const float *yr = dy + (p * ho + oy) * wo;
+          for (int64_t ox = 0; ox < wo; ox++)
+            for (int64_t kx = 0; kx < k; kx++) xr[ox * k + kx] += yr[ox] * inv;
+        }
+    return;
+  }
   for (int64_t p = 0; p < nc; p++) {
     float *xp = dx + p * h * w;
     const float *yp = dy + p * ho * wo;

@@ -25,6 +25,12 @@ void nn_ws_free(nn_ws *ws);
  * of dy with the flipped, transposed kernel; else col2im of w^T dy); dx_accumulate = 1 adds. */
 nn_status nn_conv2d_bwd(const nn_conv_geom *g, const float *x, const float *w, const float *dy,
                         float *dx, int dx_accumulate, float *dw, nn_ws *ws, nn_error *err);
+/* The weight gradient of a stride-1 conv whose input is binary, given bit-packed
+ * (bits[n][words], nn_spikes_pack's layout): a sum over the spikes only. dwcl[c][kh][kw][o]
+ * (channels-last, as nn_conv2d_weight_cl) += dL/dw; equals nn_conv2d_bwd's dw up to float
+ * summation order. Uses ws region 1. NN_EINVAL for stride != 1 or pad > k-1. */
+nn_status nn_conv2d_bwd_w_events(const nn_conv_geom *g, const uint64_t *bits, const float *dy,
+                                 float *dwcl, nn_ws *ws, nn_error *err);
 /* Naive loops; dx and dw overwritten. */
 void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, const float *dy,
                        float *dx, float *dw);
@@ -35,6 +41,11 @@ void nn_conv2d_bwd_ref(const nn_conv_geom *g, const float *x, const float *w, co
 void nn_bn2d_bwd(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                  const float *mean, const float *invstd, const float *dy, float *dx,
                  int dx_accumulate, float *dgamma, float *dbeta);
+/* The same for channels c0..c1-1 only (channels are independent: threads split them). */
+void nn_bn2d_bwd_channels(int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                          const float *x, const float *gamma, const float *mean,
+                          const float *invstd, const float *dy, float *dx, int dx_accumulate,
+                          float *dgamma, float *dbeta);
 void nn_bn2d_bwd_ref(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                      const float *dy, float *dx, float *dgamma, float *dbeta);
 

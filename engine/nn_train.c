@@ -1,8 +1,9 @@
 /* nn_train.c: BPTT training with the ATan surrogate and QAT (docs/model.md network, docs/training.md
  * training). The forward pass mirrors docs/model.md step by step and records a tape (per
- * timestep: LIF pre-reset potentials and spikes, conv inputs, BN inputs and statistics,
- * dropout mask); the backward pass walks the timesteps in reverse, carrying each LIF's
- * membrane gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. */
+ * timestep: LIF pre-reset potentials and bit-packed spikes, BN inputs and statistics, dropout
+ * mask); the backward pass walks the timesteps in reverse, carrying each LIF's membrane
+ * gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. Threads, the
+ * tape's memory and the event-driven backward: docs/training.md. */
 #include "nn_train_impl.h"
 
 #include <math.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "neuronas/nn_blas.h"
 #include "neuronas/nn_quant.h"
 #include "nn_grad_impl.h"
 #include "nn_tensor_impl.h"
@@ -66,6 +69,23 @@ static void arena_reset(nn_arena *a) {
   a->cur = 0;
 }
 
+/* Position of a, to release everything allocated after it (arena_release). */
+typedef struct arena_mark {
+  int cur;
+  size_t used;
+} arena_mark;
+
+static arena_mark arena_pos(const nn_arena *a) {
+  arena_mark m = {a->cur, a->cur < a->nb ? a->blk[a->cur].used : 0};
+  return m;
+}
+
+static void arena_release(nn_arena *a, arena_mark m) {
+  for (int i = m.cur; i < a->nb; i++) a->blk[i].used = 0;
+  if (m.cur < a->nb) a->blk[m.cur].used = m.used;
+  a->cur = m.cur;
+}
+
 static void arena_free(nn_arena *a) {
   for (int i = 0; i < a->nb; i++) free(a->blk[i].p);
   a->nb = a->cur = 0;
@@ -76,14 +96,27 @@ static void arena_free(nn_arena *a) {
     nn_status st_ = (e);              \
     if (st_ != NN_OK) return st_;     \
   } while (0)
-#define ALLOC(p, n)                                    \
-  do {                                                 \
-    if (!((p) = arena_alloc(&tr->arena, (size_t)(n), err))) return NN_ENOMEM; \
+/* The public entry points run their pass between pass_enter and pass_leave (OpenBLAS's
+ * thread count is restored even when the pass fails). */
+#define IN_PASS(call)                   \
+  do {                                  \
+    TRY(pass_enter(tr, err));           \
+    nn_status st_pass_ = (call);        \
+    pass_leave(tr);                     \
+    return st_pass_;                    \
   } while (0)
-#define ZALLOC(p, n)                                   \
-  do {                                                 \
-    if (!((p) = arena_zalloc(&tr->arena, (size_t)(n), err))) return NN_ENOMEM; \
+/* p = fn(arena, n) or return NN_ENOMEM; ALLOC/ZALLOC: the tape and whole-pass buffers
+ * (tr->arena); TALLOC/TZALLOC: short-lived buffers (a timestep's intermediate maps, the
+ * backward's per-step gradients) from tr->tmp, released at the end of the cell or timestep that
+ * made them. */
+#define ARENA_GET(fn, a, p, n)                                       \
+  do {                                                               \
+    if (!((p) = fn(&tr->a, (size_t)(n), err))) return NN_ENOMEM;     \
   } while (0)
+#define ALLOC(p, n) ARENA_GET(arena_alloc, arena, p, n)
+#define ZALLOC(p, n) ARENA_GET(arena_zalloc, arena, p, n)
+#define TALLOC(p, n) ARENA_GET(arena_alloc, tmp, p, n)
+#define TZALLOC(p, n) ARENA_GET(arena_zalloc, tmp, p, n)
 
 /* ------------------------------------------------------------------ parameters */
 
@@ -99,7 +132,8 @@ nn_train_params nn_train_params_default(void) {
                        .total_steps = 0,
                        .bits = 32,
                        .dropout = 0.5,
-                       .seed = 1};
+                       .seed = 1,
+                       .threads = 1};
   return p;
 }
 
@@ -122,6 +156,8 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err) {
     return nn_fail(err, NN_EINVAL, "total_steps=%lld: expected >= 0", (long long)p->total_steps);
   if (p->bits < 2 || p->bits > 32)
     return nn_fail(err, NN_EINVAL, "bits=%d outside 2..32", p->bits);
+  if (p->threads < 0 || p->threads > NN_TRAIN_MAX_THREADS)
+    return nn_fail(err, NN_EINVAL, "threads=%d: expected 0..%d", p->threads, NN_TRAIN_MAX_THREADS);
   if (!(p->dropout >= 0 && p->dropout < 1))
     return nn_fail(err, NN_EINVAL, "dropout=%g: expected a number in [0, 1)", p->dropout);
   return NN_OK;
@@ -198,8 +234,10 @@ static int new_lif(nn_trainer *tr, int64_t m, nn_error *err) {
   l->m = m;
   l->h = calloc((size_t)tr->T, sizeof *l->h);
   l->s = calloc((size_t)tr->T, sizeof *l->s);
-  if (!l->h || !l->s) {
-    free(l->h), free(l->s);
+  l->bits = calloc((size_t)tr->T, sizeof *l->bits);
+  l->fired = calloc((size_t)tr->T, sizeof *l->fired);
+  if (!l->h || !l->s || !l->bits || !l->fired) {
+    free(l->h), free(l->s), free(l->bits), free(l->fired);
     return nn_fail(err, NN_ENOMEM, "out of memory (LIF tape)"), -1;
   }
   return tr->nlif++;
@@ -317,11 +355,17 @@ void nn_trainer_free(nn_trainer *tr) {
     tbn *b = &tr->bn[i];
     free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
   }
-  for (int i = 0; i < tr->nlif; i++) free(tr->lif[i].h), free(tr->lif[i].s);
+  for (int i = 0; i < tr->nlif; i++) {
+    tlif *l = &tr->lif[i];
+    free(l->h), free(l->s), free(l->bits), free(l->fired);
+  }
   for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
   free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
-  nn_ws_free(&tr->ws);
+  arena_free(&tr->tmp);
+  nn_pool_free(tr->pool);
+  for (int i = 0; tr->wws && i < tr->nworkers; i++) nn_ws_free(&tr->wws[i]);
+  free(tr->wws), free(tr->part);
   free(tr);
 }
 
@@ -341,41 +385,277 @@ int64_t nn_trainer_param_size(const nn_trainer *tr, size_t i) { return tr->p[i].
 float *nn_trainer_param_data(nn_trainer *tr, size_t i) { return tr->p[i].w; }
 const float *nn_trainer_param_grad(const nn_trainer *tr, size_t i) { return tr->p[i].g; }
 
+/* ------------------------------------------------------------------ parallel regions
+ * Work on a batch is split into sample groups (group_range): per-sample work (convs, LIF,
+ * pools, sums) writes disjoint slices, so any thread may run any group; weight gradients go to
+ * one buffer per group (tr->part) added in group order (reduce_parts); BN's per-channel work is
+ * split by channels. OpenBLAS runs on one thread meanwhile (two levels of threads on a few
+ * cores only get in each other's way): pass_enter / pass_leave. */
+
+static int64_t ngroups(int64_t n) { return n < NN_TRAIN_GROUPS ? n : NN_TRAIN_GROUPS; }
+
+static void group_range(int64_t n, int64_t g, int64_t *s0, int64_t *s1) {
+  int64_t G = ngroups(n);
+  *s0 = n * g / G;
+  *s1 = n * (g + 1) / G;
+}
+
+typedef nn_status (*group_fn)(nn_trainer *tr, void *a, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err);
+
+typedef struct group_run {
+  nn_trainer *tr;
+  group_fn fn;
+  void *a;
+  int64_t n;
+  nn_status st[NN_TRAIN_GROUPS];
+  nn_error err[NN_TRAIN_GROUPS];
+} group_run;
+
+static void group_task(void *ctx, int64_t g, int worker) {
+  group_run *r = ctx;
+  int64_t s0, s1;
+  group_range(r->n, g, &s0, &s1);
+  r->st[g] = r->fn(r->tr, r->a, s0, s1, g, worker, &r->err[g]);
+}
+
+/* fn over the groups of n samples; the first failing group's error (in group order). */
+static nn_status par_groups(nn_trainer *tr, int64_t n, group_fn fn, void *a, nn_error *err) {
+  group_run r;
+  int64_t G = ngroups(n);
+  r.tr = tr, r.fn = fn, r.a = a, r.n = n;
+  nn_pool_run(tr->pool, G, group_task, &r);
+  for (int64_t g = 0; g < G; g++)
+    if (r.st[g] != NN_OK) {
+      if (err) *err = r.err[g];
+      return r.st[g];
+    }
+  return NN_OK;
+}
+
+/* Element-wise work on [n][m] arrays: which op, its operands. */
+typedef enum { EW_ADD, EW_COPY, EW_POOL3, EW_POOL3_BWD, EW_POOL, EW_POOL_BWD } ew_op;
+typedef struct ew_args {
+  ew_op op;
+  int64_t m;              /* floats per sample of y (EW_POOL: of x) */
+  int64_t planes, h, w, k; /* pools: planes per sample, input h x w, k */
+  const float *x;
+  float *y;
+  int acc;
+} ew_args;
+
+static nn_status ew_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g, int worker,
+                          nn_error *err) {
+  const ew_args *a = va;
+  const int64_t lo = s0 * a->m, cnt = (s1 - s0) * a->m, ns = s1 - s0;
+  const int64_t hw = a->h * a->w, ohw = (a->h / (a->k ? a->k : 1)) * (a->w / (a->k ? a->k : 1));
+  (void)tr, (void)g, (void)worker, (void)err;
+  switch (a->op) {
+  case EW_ADD:
+    for (int64_t i = lo; i < lo + cnt; i++) a->y[i] += a->x[i];
+    break;
+  case EW_COPY:
+    memcpy(a->y + lo, a->x + lo, (size_t)cnt * sizeof *a->y);
+    break;
+  case EW_POOL3: /* y = avgpool3x3(x) */
+    nn_avgpool3x3(a->x + lo, ns * a->planes, a->h, a->w, a->y + lo);
+    break;
+  case EW_POOL3_BWD:
+    nn_avgpool_bwd(ns * a->planes, a->h, a->w, 3, 1, 1, a->x + lo, a->y + lo, a->acc);
+    break;
+  case EW_POOL: /* x [planes][h][w] -> y [planes][h/k][w/k]; m counts x */
+    nn_avgpool(a->x + s0 * a->planes * hw, ns * a->planes, a->h, a->w, a->k,
+               a->y + s0 * a->planes * ohw);
+    break;
+  case EW_POOL_BWD: /* x = dy [planes][h/k][w/k] -> y = dx [planes][h][w] */
+    nn_avgpool_bwd(ns * a->planes, a->h, a->w, a->k, a->k, 0, a->x + s0 * a->planes * ohw,
+                   a->y + s0 * a->planes * hw, a->acc);
+    break;
+  }
+  return NN_OK;
+}
+
+static void ew(nn_trainer *tr, ew_args a) { par_groups(tr, tr->n, ew_group, &a, NULL); }
+
+static void addto(nn_trainer *tr, int64_t m, float *y, const float *x) {
+  ew(tr, (ew_args){.op = EW_ADD, .m = m / tr->n, .x = x, .y = y});
+}
+
+/* dw += part[0] + part[1] + ... (in group order), split over ranges of dw. */
+typedef struct red_args {
+  float *dw;
+  const float *part;
+  int64_t size, stride, G;
+} red_args;
+#define RED_CHUNK 16384
+
+static void red_task(void *ctx, int64_t t, int worker) {
+  const red_args *a = ctx;
+  int64_t i0 = t * RED_CHUNK, i1 = i0 + RED_CHUNK < a->size ? i0 + RED_CHUNK : a->size;
+  (void)worker;
+  for (int64_t g = 0; g < a->G; g++) {
+    const float *p = a->part + g * a->stride;
+    for (int64_t i = i0; i < i1; i++) a->dw[i] += p[i];
+  }
+}
+
+static void reduce_parts(nn_trainer *tr, float *dw, int64_t size) {
+  red_args a = {dw, tr->part, size, tr->part_n, ngroups(tr->n)};
+  nn_pool_run(tr->pool, (size + RED_CHUNK - 1) / RED_CHUNK, red_task, &a);
+}
+
+/* The same for group buffers in channels-last order [ckk][o]: dw[o][ckk] += sum of them. */
+typedef struct redcl_args {
+  float *dw;
+  const float *part;
+  int64_t O, CKK, stride, G;
+} redcl_args;
+
+static void redcl_task(void *ctx, int64_t t, int worker) {
+  const redcl_args *a = ctx;
+  int64_t size = a->O * a->CKK, i0 = t * RED_CHUNK, i1 = i0 + RED_CHUNK < size ? i0 + RED_CHUNK : size;
+  (void)worker;
+  for (int64_t i = i0; i < i1; i++) {
+    int64_t o = i / a->CKK, r = i % a->CKK;
+    float acc = a->dw[i];
+    for (int64_t g = 0; g < a->G; g++) acc += a->part[g * a->stride + r * a->O + o];
+    a->dw[i] = acc;
+  }
+}
+
+static void reduce_parts_cl(nn_trainer *tr, float *dw, int64_t O, int64_t CKK) {
+  redcl_args a = {dw, tr->part, O, CKK, tr->part_n, ngroups(tr->n)};
+  nn_pool_run(tr->pool, (O * CKK + RED_CHUNK - 1) / RED_CHUNK, redcl_task, &a);
+}
+
+/* Starts a pass: the pool (first time), per-worker scratch, group buffers for the largest conv
+ * weight; OpenBLAS on one thread. */
+static nn_status pass_enter(nn_trainer *tr, nn_error *err) {
+  if (!tr->wws) {
+    int want = tr->tp.threads;
+    if (want == 0) want = nn_train_default_threads();
+    if (want > 1 && !(tr->pool = nn_pool_new(want)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
+    tr->nworkers = nn_pool_threads(tr->pool);
+    if (!(tr->wws = calloc((size_t)tr->nworkers, sizeof *tr->wws)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
+    int64_t mx = 1;
+    for (int i = 0; i < tr->nconv; i++)
+      if (tr->p[tr->conv[i].w].n > mx) mx = tr->p[tr->conv[i].w].n;
+    tr->part_n = (mx + 15) & ~(int64_t)15;
+    if (!(tr->part = malloc((size_t)(tr->part_n * NN_TRAIN_GROUPS) * sizeof *tr->part)))
+      return nn_fail(err, NN_ENOMEM, "out of memory (training gradient buffers)");
+  }
+  tr->blas_saved = nn_blas_get_threads();
+  nn_blas_set_threads(1);
+  return NN_OK;
+}
+
+static void pass_leave(nn_trainer *tr) {
+  if (tr->blas_saved > 0) nn_blas_set_threads(tr->blas_saved);
+}
+
+/* One per core that other jobs leave idle (cores minus the 1-minute load average, rounded
+ * down), at least 1: on a machine busier than its cores the threads of a step wait for each
+ * other at the end of every parallel region, and two were measured 8 % slower than one (2 cores,
+ * load 12). The thread count never changes the results. */
+int nn_train_default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  double load[1];
+  if (n < 1) n = 1;
+  if (getloadavg(load, 1) == 1 && load[0] >= 0) n -= (long)load[0];
+  if (n < 1) n = 1;
+  if (n > NN_TRAIN_MAX_THREADS) n = NN_TRAIN_MAX_THREADS;
+  return (int)n;
+}
+
 /* ------------------------------------------------------------------ module passes */
+
+typedef struct conv_args {
+  nn_conv_geom g;
+  const float *x, *w, *wcl, *dy;
+  const uint64_t *bits; /* event path: the input spikes, bit-packed */
+  float *y, *dx;
+  int acc;
+} conv_args;
+
+static nn_status conv_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
+                            int worker, nn_error *err) {
+  const conv_args *a = va;
+  nn_conv_geom g = a->g;
+  const int64_t in = g.c * g.h * g.w, out = g.o * nn_conv_ho(&g) * nn_conv_wo(&g);
+  (void)tr, (void)grp, (void)worker;
+  g.n = s1 - s0;
+  if (!a->bits) return nn_conv2d(&g, a->x + s0 * in, a->w, a->y + s0 * out, err);
+  return nn_conv2d_events(&g, a->bits + s0 * nn_spike_words(in), a->wcl, a->y + s0 * out, err);
+}
 
 static nn_status conv_f(nn_trainer *tr, int ci, const float *x, float *y, nn_error *err) {
   tconv *c = &tr->conv[ci];
-  nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  return nn_conv2d(&g, x, fw(tr, c->w), y, err);
+  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
+                 NULL, NULL, NULL, y, NULL, 0};
+  return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
 /* A conv on the spikes s of a LIF that fired `fired` times: event-driven on the bit-packed
  * spikes when the conv mode says so (AUTO: nn_conv2d_prefer_events, the per-kernel rate
  * threshold), exactly as nn_net_forward decides, so both give the same floats; dense in smooth
  * mode (s not binary). */
-static nn_status conv_fs(nn_trainer *tr, int ci, const float *s, int64_t fired, float *y,
+static nn_status conv_fs(nn_trainer *tr, int ci, const tlif *l, int t, int64_t fired, float *y,
                          nn_error *err) {
   tconv *c = &tr->conv[ci];
   nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  const int64_t per = g.c * g.h * g.w;
   int events = !tr->smooth && (tr->conv_mode == NN_CONV_EVENTS ||
                                (tr->conv_mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired)));
-  if (!events) return nn_conv2d(&g, s, fw(tr, c->w), y, err);
-  float *wcl, *bitsf;
-  ALLOC(wcl, g.o * g.c * g.k * g.k);
-  ALLOC(bitsf, 2 * g.n * nn_spike_words(per)); /* uint64 words in float storage */
-  uint64_t *bits = (uint64_t *)(void *)bitsf;
-  nn_spikes_pack(s, g.n, per, bits);
+  if (!events) return conv_f(tr, ci, l->s[t], y, err);
+  float *wcl;
+  TALLOC(wcl, g.o * g.c * g.k * g.k);
   nn_conv2d_weight_cl(&g, fw(tr, c->w), wcl);
-  return nn_conv2d_events(&g, bits, wcl, y, err);
+  conv_args a = {g, NULL, NULL, wcl, NULL, l->bits[t], y, NULL, 0};
+  return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
-/* dx may be NULL (input gradient not needed) */
-static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const float *dy, float *dx,
-                        int acc, nn_error *err) {
+static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err);
+
+static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
+                              int worker, nn_error *err) {
+  const conv_args *a = va;
+  nn_conv_geom g = a->g;
+  const int64_t in = g.c * g.h * g.w, out = g.o * nn_conv_ho(&g) * nn_conv_wo(&g);
+  float *part = tr->part + grp * tr->part_n;
+  g.n = s1 - s0;
+  memset(part, 0, (size_t)(g.o * g.c * g.k * g.k) * sizeof *part);
+  if (!a->bits)
+    return nn_conv2d_bwd(&g, a->x + s0 * in, a->w, a->dy + s0 * out,
+                         a->dx ? a->dx + s0 * in : NULL, a->acc, part, &tr->wws[worker], err);
+  TRY(nn_conv2d_bwd_w_events(&g, a->bits + s0 * nn_spike_words(in), a->dy + s0 * out, part,
+                             &tr->wws[worker], err));
+  if (!a->dx) return NN_OK;
+  return nn_conv2d_bwd(&g, NULL, a->w, a->dy + s0 * out, a->dx + s0 * in, a->acc, NULL,
+                       &tr->wws[worker], err);
+}
+
+/* dx may be NULL (input gradient not needed). x: the conv's float input; for a conv on the
+ * spikes of a LIF, pass x = NULL and the LIF and step instead (l = NULL otherwise): the weight
+ * gradient is then event-driven (nn_conv2d_bwd_w_events) on the bit-packed spikes when their
+ * rate is at most NN_TRAIN_EVENT_BWD_RATE, else dense on the unpacked spikes. */
+static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const tlif *l, int t,
+                        const float *dy, float *dx, int acc, nn_error *err) {
   tconv *c = &tr->conv[ci];
-  nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
-  return nn_conv2d_bwd(&g, x, fw(tr, c->w), dy, dx, acc, tr->p[c->w].g, &tr->ws, err);
+  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
+                 NULL, dy, NULL, NULL, dx, acc};
+  const int64_t in = tr->n * c->cin * c->h * c->wd, wn = tr->p[c->w].n;
+  if (l && l->bits[t] && c->stride == 1 && c->pad <= c->k - 1 &&
+      (double)l->fired[t] <= NN_TRAIN_EVENT_BWD_RATE * (double)in) {
+    a.bits = l->bits[t];
+    TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
+    reduce_parts_cl(tr, tr->p[c->w].g, c->cout, wn / c->cout);
+    return NN_OK;
+  }
+  if (l) TRY(spikes_f(tr, (int)(l - tr->lif), t, &a.x, err));
+  TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
+  reduce_parts(tr, tr->p[c->w].g, wn);
+  return NN_OK;
 }
 
 static void bn_f(nn_trainer *tr, int bi, int t, const float *x, float *y) {
@@ -392,20 +672,76 @@ static void bn_f(nn_trainer *tr, int bi, int t, const float *x, float *y) {
   }
 }
 
+typedef struct bnb_args {
+  nn_trainer *tr;
+  tbn *b;
+  int t, acc;
+  const float *dy;
+  float *dx;
+  int64_t chunk;
+} bnb_args;
+
+static void bn_b_task(void *ctx, int64_t k, int worker) {
+  const bnb_args *a = ctx;
+  const tbn *b = a->b;
+  const nn_trainer *tr = a->tr;
+  int64_t c0 = k * a->chunk, c1 = c0 + a->chunk < b->c ? c0 + a->chunk : b->c;
+  (void)worker;
+  nn_bn2d_bwd_channels(tr->n, b->c, b->hw, c0, c1, b->x[a->t], tr->p[b->g].w,
+                       b->mean + a->t * b->c, b->istd + a->t * b->c, a->dy, a->dx, a->acc,
+                       tr->p[b->g].g, tr->p[b->b].g);
+}
+
+/* Channels are independent: any split gives the same floats. */
 static void bn_b(nn_trainer *tr, int bi, int t, const float *dy, float *dx, int acc) {
   tbn *b = &tr->bn[bi];
-  nn_bn2d_bwd(tr->n, b->c, b->hw, b->x[t], tr->p[b->g].w, b->mean + t * b->c, b->istd + t * b->c,
-              dy, dx, acc, tr->p[b->g].g, tr->p[b->b].g);
+  int64_t chunk = (b->c + 4 * tr->nworkers - 1) / (4 * tr->nworkers);
+  bnb_args a = {tr, b, t, acc, dy, dx, chunk};
+  nn_pool_run(tr->pool, (b->c + chunk - 1) / chunk, bn_b_task, &a);
+}
+
+typedef struct lif_args {
+  tlif *l;
+  const float *x, *ds;
+  float *dx;
+  int t, acc;
+  int64_t fired[NN_TRAIN_GROUPS];
+} lif_args;
+
+static nn_status lif_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  lif_args *a = va;
+  tlif *l = a->l;
+  const int64_t lo = s0 * l->m;
+  (void)worker, (void)err;
+  a->fired[g] = nn_lif_step(l->v + lo, a->x + lo, (s1 - s0) * l->m, (float)tr->np_net.tau,
+                            (float)tr->np_net.threshold, l->s[a->t] + lo, l->h[a->t] + lo);
+  if (l->bits[a->t]) {
+    const int64_t words = nn_spike_words(l->m);
+    nn_spikes_pack(l->s[a->t] + lo, s1 - s0, l->m, l->bits[a->t] + s0 * words);
+  }
+  return NN_OK;
 }
 
 static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s, int64_t *fired,
                        nn_error *err) {
   tlif *l = &tr->lif[li];
-  int64_t m = tr->n * l->m;
+  int64_t m = tr->n * l->m, f = 0;
   if (!l->v) ZALLOC(l->v, m);
   ALLOC(l->h[t], m);
-  ALLOC(l->s[t], m);
-  int64_t f = nn_lif_step(l->v, x, m, (float)tr->np_net.tau, (float)tr->np_net.threshold, l->s[t], l->h[t]);
+  if (tr->smooth) {
+    ALLOC(l->s[t], m);
+    l->bits[t] = NULL;
+  } else {
+    TALLOC(l->s[t], m);
+    float *b;
+    ALLOC(b, 2 * tr->n * nn_spike_words(l->m)); /* uint64 words in float storage */
+    l->bits[t] = (uint64_t *)(void *)b;
+  }
+  lif_args a = {.l = l, .x = x, .t = t};
+  TRY(par_groups(tr, tr->n, lif_f_group, &a, err));
+  for (int64_t g = 0; g < ngroups(tr->n); g++) f += a.fired[g];
+  l->fired[t] = f;
   if (fired) *fired = f;
   if (tr->smooth) {
     for (int64_t i = 0; i < m; i++)
@@ -418,19 +754,101 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
   return NN_OK;
 }
 
+static nn_status unpack_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err) {
+  lif_args *a = va;
+  const int64_t words = nn_spike_words(a->l->m);
+  (void)tr, (void)g, (void)worker, (void)err;
+  nn_spikes_unpack(a->l->bits[a->t] + s0 * words, s1 - s0, a->l->m, a->dx + s0 * a->l->m);
+  return NN_OK;
+}
+
+/* The spikes of LIF li at step t as floats: the smooth pass's tape, else unpacked from the
+ * bits into a short-lived buffer. */
+static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err) {
+  tlif *l = &tr->lif[li];
+  float *d;
+  if (!l->bits[t]) {
+    *s = l->s[t];
+    return NN_OK;
+  }
+  TALLOC(d, tr->n * l->m);
+  lif_args a = {.l = l, .dx = d, .t = t};
+  TRY(par_groups(tr, tr->n, unpack_group, &a, err));
+  *s = d;
+  return NN_OK;
+}
+
+static nn_status lif_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  lif_args *a = va;
+  tlif *l = a->l;
+  const int64_t lo = s0 * l->m;
+  (void)g, (void)worker, (void)err;
+  nn_lif_bwd_step((s1 - s0) * l->m, tr->np_net.tau, tr->np_net.threshold, NN_ATAN_ALPHA,
+                  l->h[a->t] + lo, a->ds ? a->ds + lo : NULL, l->dv + lo, a->dx + lo, a->acc);
+  return NN_OK;
+}
+
 /* ds may be NULL (no gradient reached the spikes at this step) */
 static nn_status lif_b(nn_trainer *tr, int li, int t, const float *ds, float *dx, int acc,
                        nn_error *err) {
   tlif *l = &tr->lif[li];
   int64_t m = tr->n * l->m;
   if (!l->dv) ZALLOC(l->dv, m);
-  nn_lif_bwd_step(m, tr->np_net.tau, tr->np_net.threshold, NN_ATAN_ALPHA, l->h[t], ds, l->dv, dx,
-                  acc);
-  return NN_OK;
+  lif_args a = {.l = l, .ds = ds, .dx = dx, .t = t, .acc = acc};
+  return par_groups(tr, tr->n, lif_b_group, &a, err);
 }
 
-static void addto(int64_t m, float *y, const float *x) {
-  for (int64_t i = 0; i < m; i++) y[i] += x[i];
+typedef struct lin_args {
+  int64_t in, out;
+  const float *x, *w, *b, *dy;
+  float *y, *dx, *dw;
+} lin_args;
+
+static nn_status lin_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                             int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)tr, (void)g, (void)worker;
+  return nn_linear(a->x + s0 * a->in, s1 - s0, a->in, a->w, a->b, a->out, a->y + s0 * a->out, err);
+}
+
+/* y = x w^T + b over sample groups */
+static nn_status linear_f(nn_trainer *tr, const float *x, int64_t in, const float *w,
+                          const float *b, int64_t out, float *y, nn_error *err) {
+  lin_args a = {.in = in, .out = out, .x = x, .w = w, .b = b, .y = y};
+  return par_groups(tr, tr->n, lin_f_group, &a, err);
+}
+
+static nn_status lin_dx_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t g,
+                              int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)tr, (void)g, (void)worker;
+  return nn_linear_bwd(s1 - s0, a->in, a->out, a->x + s0 * a->in, a->w, a->dy + s0 * a->out,
+                       a->dx + s0 * a->in, NULL, NULL, err);
+}
+
+/* dw rows [r0, r1) += dy[:, r0:r1]^T x: the output rows split like samples (par_groups over
+ * out), each row's sum over the whole batch in one call, so no group buffers are needed. */
+static nn_status lin_dw_group(nn_trainer *tr, void *va, int64_t r0, int64_t r1, int64_t g,
+                              int worker, nn_error *err) {
+  const lin_args *a = va;
+  (void)g, (void)worker;
+  return nn_sgemm(1, 0, r1 - r0, a->in, tr->n, 1.0f, a->dy + r0, a->out, a->x, a->in, 1.0f,
+                  a->dw + r0 * a->in, a->in, err);
+}
+
+/* dx = dy w (NULL: skipped), dw += dy^T x, db += column sums of dy (NULL: skipped) */
+static nn_status linear_b(nn_trainer *tr, const float *x, int64_t in, const float *w,
+                          int64_t out, const float *dy, float *dx, float *dw, float *db,
+                          nn_error *err) {
+  lin_args a = {.in = in, .out = out, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw};
+  if (dx) TRY(par_groups(tr, tr->n, lin_dx_group, &a, err));
+  TRY(par_groups(tr, out, lin_dw_group, &a, err));
+  if (db)
+    for (int64_t i = 0; i < tr->n; i++)
+      for (int64_t o = 0; o < out; o++) db[o] += dy[i * out + o];
+  return NN_OK;
 }
 
 /* One edge's op on u; the result is added into y (all ch x h x w per sample). */
@@ -440,20 +858,21 @@ static nn_status edge_f(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
   float *s, *c, *o;
   switch (e->op) {
   case NN_OP_SKIP:
-    addto(m, y, u);
+    addto(tr, m, y, u);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    ALLOC(o, m);
-    nn_avgpool3x3(u, tr->n * cell->ch, cell->h, cell->w, o);
-    addto(m, y, o);
+    TALLOC(o, m);
+    ew(tr, (ew_args){.op = EW_POOL3, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
+                     .w = cell->w, .x = u, .y = o});
+    addto(tr, m, y, o);
     return NN_OK;
   default:
     TRY(lif_f(tr, e->lif, t, u, &s, &fired, err));
-    ALLOC(c, m);
-    TRY(conv_fs(tr, e->conv, s, fired, c, err));
-    ALLOC(o, m);
+    ALLOC(c, m); /* BN's input: kept for its backward */
+    TRY(conv_fs(tr, e->conv, &tr->lif[e->lif], t, fired, c, err));
+    TALLOC(o, m);
     bn_f(tr, e->bn, t, c, o);
-    addto(m, y, o);
+    addto(tr, m, y, o);
     return NN_OK;
   }
 }
@@ -465,16 +884,17 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
   float *dc, *ds;
   switch (e->op) {
   case NN_OP_SKIP:
-    addto(m, du, dy);
+    addto(tr, m, du, dy);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    nn_avgpool_bwd(tr->n * cell->ch, cell->h, cell->w, 3, 1, 1, dy, du, 1);
+    ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
+                     .w = cell->w, .x = dy, .y = du, .acc = 1});
     return NN_OK;
   default:
-    ALLOC(dc, m);
+    TALLOC(dc, m);
     bn_b(tr, e->bn, t, dy, dc, 0);
-    ALLOC(ds, m);
-    TRY(conv_b(tr, e->conv, tr->lif[e->lif].s[t], dc, ds, 0, err));
+    TALLOC(ds, m);
+    TRY(conv_b(tr, e->conv, NULL, &tr->lif[e->lif], t, dc, ds, 0, err));
     return lif_b(tr, e->lif, t, ds, du, 1, err);
   }
 }
@@ -482,13 +902,22 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
 static int edge_on(const tcell *cell, int i, int j) { return cell->e[i][j].op != NN_OP_ZERO &&
                                                              !(i > j && (j == 3 || i == 0)); }
 
+/* 1 when some backward edge j -> i (j > i) feeds bx_i. */
+static int has_bx(const tcell *cell, int i) {
+  for (int j = i + 1; j < 4; j++)
+    if (edge_on(cell, j, i)) return 1;
+  return 0;
+}
+
 /* docs/model.md cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
- * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena). */
+ * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: BN's input,
+ * kept); u0..u2 are short-lived, the bx_i kept for the next step. */
 static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, float **out,
                         nn_error *err) {
   int64_t m = tr->n * cell->ch * cell->h * cell->w;
   float *u[4];
   const float *prev[3] = {NULL, NULL, NULL};
+  arena_mark mk = arena_pos(&tr->tmp);
   if (cell->has_back && t > 0)
     for (int i = 0; i < 3; i++) prev[i] = cell->bx[(t - 1) * 3 + i];
   for (int j = 0; j < 4; j++) {
@@ -498,41 +927,55 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
         u[0] = (float *)x0;
         continue;
       }
-      ALLOC(x, m);
-      memcpy(x, x0, (size_t)m * sizeof *x);
+      TALLOC(x, m);
+      ew(tr, (ew_args){.op = EW_COPY, .m = m / tr->n, .x = x0, .y = x});
     } else {
-      ZALLOC(x, m);
+      if (j < 3) TZALLOC(x, m);
+      else ZALLOC(x, m);
       for (int i = 0; i < j; i++)
         if (edge_on(cell, i, j)) TRY(edge_f(tr, cell, &cell->e[i][j], t, u[i], x, err));
     }
-    if (j < 3 && prev[j]) addto(m, x, prev[j]);
+    if (j < 3 && prev[j]) addto(tr, m, x, prev[j]);
     u[j] = x;
   }
   if (cell->has_back) {
     for (int i = 0; i < 3; i++) {
-      float *b;
-      ZALLOC(b, m);
-      for (int j = i + 1; j < 4; j++)
-        if (edge_on(cell, j, i)) TRY(edge_f(tr, cell, &cell->e[j][i], t, u[j], b, err));
+      float *b = NULL;
+      if (has_bx(cell, i)) {
+        ZALLOC(b, m);
+        for (int j = i + 1; j < 4; j++)
+          if (edge_on(cell, j, i)) TRY(edge_f(tr, cell, &cell->e[j][i], t, u[j], b, err));
+      }
       cell->bx[t * 3 + i] = b;
     }
   }
+  arena_release(&tr->tmp, mk);
   *out = u[3];
   return NN_OK;
 }
 
-/* dout = dL/dx3 at step t; *dx0 (arena) gets dL/dx0. cell->dbx carries dL/dbx_i(t) in and
- * leaves with dL/dbx_i(t-1). */
+/* dout = dL/dx3 at step t; *dx0 gets dL/dx0 (short-lived, or the carry buffer). cell->dbx
+ * carries dL/dbx_i(t) in and leaves with dL/dbx_i(t-1), in the buffers dub[t & 1] (the
+ * previous step's carry is read from the other pair while these are written). */
 static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, float **dx0,
                         nn_error *err) {
   int64_t m = tr->n * cell->ch * cell->h * cell->w;
   float *du[4];
-  for (int j = 0; j < 4; j++) ZALLOC(du[j], m);
+  for (int j = 0; j < 4; j++) {
+    if (cell->has_back && j < 3) {
+      float **slot = &cell->dub[t & 1][j];
+      if (!*slot) ALLOC(*slot, m);
+      memset(*slot, 0, (size_t)m * sizeof **slot);
+      du[j] = *slot;
+    } else {
+      TZALLOC(du[j], m);
+    }
+  }
   if (cell->has_back && t < tr->T - 1)
     for (int i = 0; i < 3; i++)
       for (int j = i + 1; j < 4; j++)
         if (edge_on(cell, j, i)) TRY(edge_b(tr, cell, &cell->e[j][i], t, cell->dbx[i], du[j], err));
-  addto(m, du[3], dout);
+  addto(tr, m, du[3], dout);
   for (int j = 3; j >= 1; j--)
     for (int i = 0; i < j; i++)
       if (edge_on(cell, i, j)) TRY(edge_b(tr, cell, &cell->e[i][j], t, du[j], du[i], err));
@@ -586,6 +1029,7 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   const int64_t KC = K * np->cluster;
   float *stem_c, *x0, *avg;
   arena_reset(&tr->arena);
+  arena_reset(&tr->tmp);
   for (int i = 0; i < tr->nlif; i++) tr->lif[i].v = tr->lif[i].dv = NULL;
   tr->n = n;
   tr->x_in = xin->data;
@@ -598,23 +1042,26 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   for (int t = 0; t < tr->T; t++) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     float *a3, *d1, *ds, *dc, *d2, *bin, *b3, *l1, *ls, *pooled, *f1, *fs, *f2, *bo;
+    arena_mark mk = arena_pos(&tr->tmp); /* the step's intermediate maps go at its end */
     TRY(cell_f(tr, &tr->cell[0], t, x0, &a3, err));
-    ALLOC(d1, m1);
+    TALLOC(d1, m1);
     bn_f(tr, tr->dc_bn1, t, a3, d1);
     int64_t fired;
     TRY(lif_f(tr, tr->dc_lif, t, d1, &ds, &fired, err));
     ALLOC(dc, n * 2 * C * tr->H1 * tr->W1);
-    TRY(conv_fs(tr, tr->dc_conv, ds, fired, dc, err));
-    ALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
+    TRY(conv_fs(tr, tr->dc_conv, &tr->lif[tr->dc_lif], t, fired, dc, err));
+    TALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
     bn_f(tr, tr->dc_bn2, t, dc, d2);
-    ALLOC(bin, m2);
-    nn_avgpool(d2, n * 2 * C, tr->H1, tr->W1, 2, bin);
+    TALLOC(bin, m2);
+    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2, .x = d2,
+                     .y = bin});
     TRY(cell_f(tr, &tr->cell[1], t, bin, &b3, err));
-    ALLOC(l1, m2);
+    TALLOC(l1, m2);
     bn_f(tr, tr->last_bn, t, b3, l1);
     TRY(lif_f(tr, tr->last_lif, t, l1, &ls, NULL, err));
     ALLOC(pooled, n * tr->D);
-    nn_avgpool(ls, n * 2 * C, tr->H2, tr->W2, np->second_pool, pooled);
+    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
+                     .k = np->second_pool, .x = ls, .y = pooled});
     if (tr->mode_train && tr->tp.dropout > 0) {
       ALLOC(tr->mask[t], n * tr->D);
       if (t == 0) nn_dropout_mask(n * tr->D, tr->tp.dropout, &mrng, tr->mask[0]);
@@ -624,14 +1071,15 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
       tr->mask[t] = NULL;
     }
     tr->fcin[t] = pooled;
-    ALLOC(f1, n * F);
-    TRY(nn_linear(pooled, n, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
+    TALLOC(f1, n * F);
+    TRY(linear_f(tr, pooled, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
     TRY(lif_f(tr, tr->cls_lif, t, f1, &fs, NULL, err));
-    ALLOC(f2, n * KC);
-    TRY(nn_linear(fs, n, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
-    ALLOC(bo, n * K);
+    TALLOC(f2, n * KC);
+    TRY(linear_f(tr, fs, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
+    TALLOC(bo, n * K);
     nn_boost_fwd(n, K, np->cluster, f2, bo);
     for (int64_t i = 0; i < n * K; i++) avg[i] += bo[i];
+    arena_release(&tr->tmp, mk);
   }
   for (int64_t i = 0; i < n * K; i++) avg[i] /= (float)tr->T; /* as nn_net_forward_suffix */
   *out = avg;
@@ -662,35 +1110,42 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   ALLOC(dds, m1);
   ALLOC(dd1, m1);
   for (int c = 0; c < 2; c++)
-    for (int i = 0; i < 3; i++) tr->cell[c].dbx[i] = NULL;
+    for (int i = 0; i < 3; i++)
+      tr->cell[c].dbx[i] = tr->cell[c].dub[0][i] = tr->cell[c].dub[1][i] = NULL;
   for (int t = tr->T - 1; t >= 0; t--) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
+    arena_mark mk = arena_pos(&tr->tmp); /* this step's gradient maps go at its end */
+    const float *fs;
     nn_boost_bwd(n, K, np->cluster, dbo, df2, 0);
-    TRY(nn_linear_bwd(n, F, KC, tr->lif[tr->cls_lif].s[t], fw(tr, tr->fc2), df2, dfs,
-                      tr->p[tr->fc2].g, tr->p[tr->fc2b].g, err));
+    TRY(spikes_f(tr, tr->cls_lif, t, &fs, err));
+    TRY(linear_b(tr, fs, F, fw(tr, tr->fc2), KC, df2, dfs, tr->p[tr->fc2].g, tr->p[tr->fc2b].g,
+                 err));
     TRY(lif_b(tr, tr->cls_lif, t, dfs, df1, 0, err));
-    TRY(nn_linear_bwd(n, tr->D, F, tr->fcin[t], fw(tr, tr->fc1), df1, dpool, tr->p[tr->fc1].g,
-                      NULL, err));
+    TRY(linear_b(tr, tr->fcin[t], tr->D, fw(tr, tr->fc1), F, df1, dpool, tr->p[tr->fc1].g, NULL,
+                 err));
     if (tr->mask[t]) nn_mul(n * tr->D, dpool, tr->mask[t], dpool);
-    nn_avgpool_bwd(n * 2 * C, tr->H2, tr->W2, np->second_pool, np->second_pool, 0, dpool, dls, 0);
+    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
+                     .k = np->second_pool, .x = dpool, .y = dls});
     TRY(lif_b(tr, tr->last_lif, t, dls, dl1, 0, err));
     bn_b(tr, tr->last_bn, t, dl1, dl1, 0); /* in place: each channel's sums are taken first */
     db3 = dl1;
     TRY(cell_b(tr, &tr->cell[1], t, db3, &dbin, err));
-    nn_avgpool_bwd(n * 2 * C, tr->H1, tr->W1, 2, 2, 0, dbin, dd2, 0);
+    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2,
+                     .x = dbin, .y = dd2});
     bn_b(tr, tr->dc_bn2, t, dd2, ddc, 0);
-    TRY(conv_b(tr, tr->dc_conv, tr->lif[tr->dc_lif].s[t], ddc, dds, 0, err));
+    TRY(conv_b(tr, tr->dc_conv, NULL, &tr->lif[tr->dc_lif], t, ddc, dds, 0, err));
     TRY(lif_b(tr, tr->dc_lif, t, dds, dd1, 0, err));
     bn_b(tr, tr->dc_bn1, t, dd1, dd1, 0);
     da3 = dd1;
     float *dcx0;
     TRY(cell_b(tr, &tr->cell[0], t, da3, &dcx0, err));
-    addto(m1, dx0, dcx0);
+    addto(tr, m1, dx0, dcx0);
+    arena_release(&tr->tmp, mk);
   }
   float *dstem;
   ALLOC(dstem, m1);
   bn_b(tr, tr->stem_bn, 0, dx0, dstem, 0);
-  return conv_b(tr, tr->stem_conv, tr->x_in, dstem, dxin, 0, err);
+  return conv_b(tr, tr->stem_conv, tr->x_in, NULL, 0, dstem, dxin, 0, err);
 }
 
 static void zero_grads(nn_trainer *tr) {
@@ -713,8 +1168,8 @@ static nn_status forward_loss(nn_trainer *tr, const nn_tensor *x, const nn_tenso
                        dlogits ? *dlogits : NULL, correct, err);
 }
 
-nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                          nn_train_result *res, nn_error *err) {
+static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                           nn_train_result *res, nn_error *err) {
   double t0 = now_s(), t1, t2, loss;
   int64_t correct;
   float *dl;
@@ -747,8 +1202,13 @@ nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y
   return NN_OK;
 }
 
-nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                              nn_train_result *res, nn_error *err) {
+nn_status nn_trainer_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                          nn_train_result *res, nn_error *err) {
+  IN_PASS(pass_step(tr, x, y, res, err));
+}
+
+static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                               nn_train_result *res, nn_error *err) {
   double t0 = now_s(), loss;
   int64_t correct;
   nn_train_result r = {0};
@@ -762,8 +1222,13 @@ nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tenso
   return NN_OK;
 }
 
-nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
-                             nn_error *err) {
+nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                              nn_train_result *res, nn_error *err) {
+  IN_PASS(pass_evaluate(tr, x, y, res, err));
+}
+
+static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
+                              nn_error *err) {
   float *o;
   nn_tensor *t;
   double keep = tr->tp.dropout;
@@ -782,9 +1247,14 @@ nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_t
   return NN_OK;
 }
 
-nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                               uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
-                               nn_error *err) {
+nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
+                             nn_error *err) {
+  IN_PASS(pass_forward(tr, x, train, out, err));
+}
+
+static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                                uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
+                                nn_error *err) {
   float *dl;
   if (dx && dx->numel != x->numel) return nn_fail(err, NN_EINVAL, "dx: expected x's shape");
   TRY(forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, &dl, err));
@@ -792,10 +1262,22 @@ nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tens
   return net_b(tr, dl, dx ? dx->data : NULL, err);
 }
 
-nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
-                          uint64_t mask_id, int smooth, double *loss, nn_error *err) {
+nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                               uint64_t mask_id, int smooth, double *loss, nn_tensor *dx,
+                               nn_error *err) {
+  IN_PASS(pass_loss_grad(tr, x, y, mask_id, smooth, loss, dx, err));
+}
+
+static nn_status pass_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                           uint64_t mask_id, int smooth, double *loss, nn_error *err) {
   return forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, NULL, err);
 }
+
+nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
+                          uint64_t mask_id, int smooth, double *loss, nn_error *err) {
+  IN_PASS(pass_loss(tr, x, y, mask_id, smooth, loss, err));
+}
+
 
 tbn *nn_trainer_find_bn(nn_trainer *tr, const char *path, size_t len) {
   for (int i = 0; i < tr->nbn; i++)

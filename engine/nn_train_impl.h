@@ -10,6 +10,28 @@
 #define NN_TRAIN_MAXMOD 64
 #define NN_ARENA_MAXBLK 256
 
+/* Worker threads for the parallel regions of a step (nn_train_pool.c). nn_pool_run runs
+ * fn(ctx, task, worker) for task = 0..ntasks-1 on the pool's threads and the caller (worker 0;
+ * workers are numbered below nn_pool_threads) and returns when all are done. A NULL pool runs
+ * the tasks on the caller. */
+typedef struct nn_pool nn_pool;
+typedef void (*nn_pool_fn)(void *ctx, int64_t task, int worker);
+nn_pool *nn_pool_new(int threads);
+int nn_pool_threads(const nn_pool *p);
+void nn_pool_run(nn_pool *p, int64_t ntasks, nn_pool_fn fn, void *ctx);
+void nn_pool_free(nn_pool *p);
+
+/* A batch is split into this many sample groups (fewer for smaller batches) whatever the number
+ * of threads; each group's share of a weight gradient goes to its own buffer and the buffers are
+ * added in group order, so the floats do not depend on the thread count. */
+#define NN_TRAIN_GROUPS 8
+/* Spike rate (spikes / inputs of a conv) at or below which the weight gradient of a conv on
+ * spikes is a sum over the spikes (nn_conv2d_bwd_w_events) rather than an im2col + sgemm. */
+#define NN_TRAIN_EVENT_BWD_RATE 0.30
+/* Threads for threads = 0: the online cores that the load average leaves idle (at least 1, at
+ * most NN_TRAIN_MAX_THREADS). */
+int nn_train_default_threads(void);
+
 /* Bump allocator for one step's tape and gradients; blocks are kept between steps. */
 typedef struct nn_arena {
   struct {
@@ -44,10 +66,14 @@ typedef struct tbn {
   const float **x;    /* T */
 } tbn;
 
-/* LIF: m neurons per sample; per-step tape h (pre-reset v) and s (spikes), state v, grad dv */
+/* LIF: m neurons per sample; per-step tape h (pre-reset v) and the spikes, bit-packed
+ * (bits[t]: nn_spikes_pack's layout) or, in smooth mode (not binary), as floats s[t]; s[t] of
+ * a binary pass lives only until the consumer of the step has run. State v, grad dv. */
 typedef struct tlif {
   int64_t m;
-  float **h, **s; /* T */
+  float **h, **s;  /* T */
+  uint64_t **bits; /* T */
+  int64_t *fired;  /* T: spikes per step */
   float *v, *dv;
 } tlif;
 
@@ -60,8 +86,9 @@ typedef struct tcell {
   tedge e[4][4];
   int64_t ch, h, w;
   int has_back;
-  float **bx;    /* T x 3: bx_i produced at step t */
+  float **bx;    /* T x 3: bx_i produced at step t (NULL: no backward edge into i) */
   float *dbx[3]; /* backward carry */
+  float *dub[2][3]; /* the carry's two alternating buffers (a backward pass's arena) */
 } tcell;
 
 struct nn_trainer {
@@ -89,8 +116,15 @@ struct nn_trainer {
   uint64_t reset_hash; /* smooth mode: hash of the hard reset pattern (gradient checks) */
   const float *x_in;
   float **mask, **fcin; /* T */
-  nn_arena arena;
-  nn_ws ws;
+  nn_arena arena; /* tape and whole-pass buffers */
+  nn_arena tmp;   /* short-lived buffers (TALLOC) */
+  /* threads (created at the first pass) */
+  nn_pool *pool;
+  int nworkers;
+  nn_ws *wws;       /* per worker */
+  float *part;      /* NN_TRAIN_GROUPS partial conv weight gradients, part_n floats each */
+  int64_t part_n;
+  int blas_saved;   /* OpenBLAS threads outside a pass */
 };
 
 /* The trainer's structure for np with zero weights (nn_train.c); nn_trainer_new fills them. */

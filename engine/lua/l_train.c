@@ -34,6 +34,8 @@ static const l_field trainer_fields[] = {
     {"bits", L_F_INT32, 2, 32, offsetof(topts, p.bits), NULL, "32 = float, else QAT at FxP-bits"},
     {"dropout", L_F_NUM, 0, 0.99, offsetof(topts, p.dropout), NULL, "classifier dropout"},
     {"seed", L_F_U64, 0, 0, offsetof(topts, p.seed), NULL, "dropout masks"},
+    {"threads", L_F_INT32, 0, NN_TRAIN_MAX_THREADS, offsetof(topts, p.threads), NULL,
+     "threads of a step (0 = one per idle core); results do not depend on it"},
     {"total_steps", L_F_INT, 0, 9.2e18, offsetof(topts, p.total_steps), NULL, "cosine length"},
     {"epochs", L_F_INT, 0, 1e9, offsetof(topts, epochs), NULL, "with steps_per_epoch: cosine length"},
     {"steps_per_epoch", L_F_INT, 0, 9.2e18, offsetof(topts, steps_per_epoch), NULL, "batches per epoch"},

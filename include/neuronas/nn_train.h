@@ -38,7 +38,12 @@ typedef struct nn_train_params {
   int bits;              /* 32 = float training; 2..31 = QAT on FxP-bits weights */
   double dropout;        /* classifier dropout probability in training (0.5) */
   uint64_t seed;         /* dropout mask stream */
+  int threads;           /* threads of a step (1; 0 = one per core left idle by other jobs, at
+                          * least 1, at most NN_TRAIN_MAX_THREADS, chosen at the first step):
+                          * the batch is split into a fixed number of sample groups whatever the
+                          * thread count, so results are bit-identical for any number of threads */
 } nn_train_params;
+#define NN_TRAIN_MAX_THREADS 64
 
 nn_train_params nn_train_params_default(void);
 /* NN_EINVAL naming the field ("lr=-1: expected a finite number > 0"). */
@@ -76,8 +81,10 @@ nn_status nn_trainer_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tenso
 nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_tensor **out,
                              nn_error *err);
 
-/* How convolutions on spikes are computed, as nn_net_set_conv_mode (default NN_CONV_AUTO:
- * event-driven when the firing rate is at most NN_EVENT_MAX_RATE). The backward is dense. */
+/* How convolutions on spikes are computed in the forward pass, as nn_net_set_conv_mode
+ * (default NN_CONV_AUTO: event-driven when the firing rate is at most NN_EVENT_MAX_RATE). In
+ * the backward pass a conv on spikes gets its weight gradient as a sum over the spikes when
+ * their rate is at most 30 %, else through im2col + sgemm; its input gradient is dense. */
 void nn_trainer_set_conv_mode(nn_trainer *tr, nn_conv_mode mode);
 
 /* Steps taken so far (drives the cosine schedule); settable to resume. */

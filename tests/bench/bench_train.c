@@ -1,24 +1,47 @@
-/* bench_train.c: training throughput (docs/training.md): images/s of nn_trainer_step on the
- * fashion-mnist preset (docs/model.md), with the forward / backward / update time split.
+/* bench_train.c: training throughput (docs/training.md): images/s of nn_trainer_step with the
+ * forward / backward / update time split and the peak resident memory.
  * Usage: bench_train [--steps N] [--batch B] [--timesteps T] [--bits n] [--optimizer sgd|adam]
- *                    [--cellA CELL] [--cellB CELL] [--data DIR]
- * Batches come from Fashion-MNIST (DIR, default the Debian package's folder) with crop/flip
- * augmentation; the first step (allocations, page faults) is reported apart. Run by
- * scripts/bench-train; prints figures, asserts nothing. */
+ *                    [--cellA CELL] [--cellB CELL] [--data DIR] [--preset P] [--channels C]
+ *                    [--threads N] [--brief 1]
+ * On the fashion-mnist preset batches come from Fashion-MNIST (DIR, default the Debian
+ * package's folder) with crop/flip augmentation; on the other presets (no dataset needed) from
+ * a fixed pseudo-random image batch per step with random labels (the step's cost does not
+ * depend on the pixels beyond the firing rates). The first step (allocations, page faults) is
+ * reported apart. --brief 1 prints one line. Run by scripts/bench-train; asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "neuronas/nn_data.h"
 #include "neuronas/nn_net.h"
+#include "neuronas/nn_rng.h"
 #include "neuronas/nn_train.h"
 
+/* A batch of b images of the net's input shape, uniform in [0, 1), labels uniform. */
+static int synth_batch(const nn_net_params *np, long b, nn_rng *r, nn_tensor **x, nn_tensor **y,
+                       nn_error *err) {
+  *x = nn_tensor_new4(4, b, np->in_ch, np->in_h, np->in_w, err);
+  *y = nn_tensor_new4(1, b, 0, 0, 0, err);
+  if (!*x || !*y) return 0;
+  float *px = nn_tensor_data(*x), *py = nn_tensor_data(*y);
+  for (int64_t i = 0; i < nn_tensor_numel(*x); i++) px[i] = (float)nn_rng_uniform(r);
+  for (long i = 0; i < b; i++) py[i] = (float)(nn_rng_u64(r) % (uint64_t)np->classes);
+  return 1;
+}
+
+static double peak_rss_gib(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss / (1024.0 * 1024.0); /* KiB on Linux */
+}
+
 int main(int argc, char **argv) {
-  int steps = 10, bits = 8;
-  long batch = 64, T = 5;
+  int steps = 10, bits = 8, threads = 1, brief = 0;
+  long batch = 64, T = 5, channels = 0;
   const char *ca = "conv3x3 skip avgpool3x3 conv3x3 skip conv3x3", *cb = NULL;
-  const char *dir = "/usr/share/datasets/fashion-mnist", *opt = "sgd";
+  const char *dir = "/usr/share/datasets/fashion-mnist", *opt = "sgd", *preset = "fashion-mnist";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--batch")) batch = atol(argv[i + 1]);
@@ -28,6 +51,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--cellA")) ca = argv[i + 1];
     else if (!strcmp(argv[i], "--cellB")) cb = argv[i + 1];
     else if (!strcmp(argv[i], "--data")) dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
+    else if (!strcmp(argv[i], "--channels")) channels = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--brief")) brief = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "bench_train: unknown option %s\n", argv[i]);
       return 2;
@@ -36,25 +63,30 @@ int main(int argc, char **argv) {
   if (!cb) cb = ca;
   nn_error err;
   nn_net_params np = nn_net_params_default();
-  if (nn_net_params_preset(&np, "fashion-mnist", &err) != NN_OK ||
+  const int fashion = strcmp(preset, "fashion-mnist") == 0;
+  if (nn_net_params_preset(&np, preset, &err) != NN_OK ||
       nn_cell_parse(ca, NN_CELL_FORM_AUTO, &np.cell_a, &err) != NN_OK ||
       nn_cell_parse(cb, NN_CELL_FORM_AUTO, &np.cell_b, &err) != NN_OK) {
     fprintf(stderr, "bench_train: %s\n", err.msg);
     return 1;
   }
   np.timesteps = T;
-  nn_data_params dp = nn_data_params_default();
-  dp.format = NN_DATA_IDX;
-  dp.path = dir;
-  nn_data *d = nn_data_open(&dp, &err);
-  if (!d) {
-    fprintf(stderr, "bench_train: %s\n", err.msg);
-    return 1;
+  if (channels > 0) np.channels = channels;
+  nn_data *d = NULL;
+  if (fashion) {
+    nn_data_params dp = nn_data_params_default();
+    dp.format = NN_DATA_IDX;
+    dp.path = dir;
+    if (!(d = nn_data_open(&dp, &err))) {
+      fprintf(stderr, "bench_train: %s\n", err.msg);
+      return 1;
+    }
   }
   nn_train_params tp = nn_train_params_default();
   tp.bits = bits;
   tp.optimizer = strcmp(opt, "adam") == 0 ? NN_OPT_ADAM : NN_OPT_SGD;
   if (tp.optimizer == NN_OPT_ADAM) tp.lr = 1e-3, tp.lr_min = 1e-5;
+  tp.threads = threads;
   nn_trainer *tr = nn_trainer_new_params(&np, &tp, &err);
   if (!tr) {
     fprintf(stderr, "bench_train: %s\n", err.msg);
@@ -67,14 +99,19 @@ int main(int argc, char **argv) {
   ip.augment = 1;
   ip.aug.crop = 1, ip.aug.pad = -1, ip.aug.flip = 1;
   ip.drop_last = 1;
-  nn_data_iter *it = nn_data_iter_new(d, &ip, &err);
+  nn_data_iter *it = d ? nn_data_iter_new(d, &ip, &err) : NULL;
+  nn_rng rng = nn_rng_seed(7);
   double f = 0, b = 0, u = 0, first = 0, loss = 0;
   clock_t cpu0 = 0;
   int done = 0;
-  for (int s = 0; s <= steps && it; s++) {
+  for (int s = 0; s <= steps && (it || !fashion); s++) {
     nn_tensor *x = NULL, *y = NULL;
     nn_train_result r;
-    if (nn_data_iter_next(it, &x, &y, &err) != NN_OK || !x) break;
+    if (fashion ? nn_data_iter_next(it, &x, &y, &err) != NN_OK || !x
+                : !synth_batch(&np, batch, &rng, &x, &y, &err)) {
+      nn_tensor_free(x), nn_tensor_free(y);
+      break;
+    }
     nn_status st = nn_trainer_step(tr, x, y, &r, &err);
     nn_tensor_free(x), nn_tensor_free(y);
     if (st != NN_OK) {
@@ -89,10 +126,17 @@ int main(int argc, char **argv) {
     f += r.forward_s, b += r.backward_s, u += r.update_s, loss += r.loss, done++;
   }
   double cpu = (double)(clock() - cpu0) / CLOCKS_PER_SEC;
-  if (done > 0) {
+  if (done > 0 && brief) {
     double tot = f + b + u;
-    printf("bench_train: fashion-mnist preset, cells %s / %s, batch %ld, T=%ld, %s, %s, %d steps\n",
-           ca, cb, batch, T, bits >= 32 ? "float" : "QAT", opt, done);
+    printf("%8.1f images/s  %6.1f images/CPU-s  peak RSS %5.2f GiB  (%.3f s/step: fwd %.3f bwd "
+           "%.3f; wall/CPU %.2f)\n", (double)done * (double)batch / tot,
+           (double)done * (double)batch / cpu, peak_rss_gib(), tot / done, f / done, b / done,
+           tot / cpu);
+  } else if (done > 0) {
+    double tot = f + b + u;
+    printf("bench_train: %s preset, %lld channels, cells %s / %s, batch %ld, T=%ld, %s, %s, "
+           "%d thread(s), %d steps\n", preset, (long long)np.channels, ca, cb, batch, T,
+           bits >= 32 ? "float" : "QAT", opt, threads, done);
     if (bits < 32) printf("  weights FxP%d\n", bits);
     printf("  first step %.3f s (allocations)\n", first);
     printf("  %.1f images/s  (%.3f s/step: forward %.3f s %.0f%%, backward %.3f s %.0f%%, update %.3f s %.0f%%)\n",
@@ -100,6 +144,7 @@ int main(int argc, char **argv) {
            100 * b / tot, u / done, 100 * u / tot);
     printf("  CPU time %.3f s/step (%.1f images per CPU-second; wall/CPU %.2f: <1 = threads, >1 = waiting on a busy machine)\n",
            cpu / done, (double)done * (double)batch / cpu, tot / cpu);
+    printf("  peak RSS %.2f GiB\n", peak_rss_gib());
     printf("  mean loss %.4f; an epoch of 60000 images takes ~%.1f min at this rate\n", loss / done,
            60000.0 / ((double)done * (double)batch / tot) / 60);
   }

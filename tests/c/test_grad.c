@@ -90,7 +90,46 @@ static void conv_case(int64_t n, int64_t c, int64_t h, int64_t f, int64_t k, int
   free(x), free(w), free(y), free(yr), free(dy), free(dx), free(dxr), free(dw), free(dwr);
 }
 
+/* The event-driven weight gradient on a binary input (rate ~ `rate`, bit-packed) against the
+ * naive loops' dw; added onto a non-zero dwcl (it accumulates). */
+static void conv_events_case(int64_t n, int64_t c, int64_t h, int64_t f, int64_t k, int64_t p,
+                             double rate) {
+  nn_rng r = nn_rng_seed(31 + (uint64_t)(k * 7 + c));
+  nn_conv_geom g = {n, c, h, h + 2, f, k, 1, p};
+  int64_t per = c * g.h * g.w, nx = n * per, nw = f * c * k * k,
+          ny = n * f * nn_conv_ho(&g) * nn_conv_wo(&g);
+  float *x = malloc(nx * sizeof *x), *w = calloc(nw, sizeof *w), *dy = malloc(ny * sizeof *dy),
+        *dxr = malloc(nx * sizeof *x), *dwr = malloc(nw * sizeof *w), *dwcl = malloc(nw * sizeof *w);
+  uint64_t *bits = malloc((size_t)(n * nn_spike_words(per)) * sizeof *bits);
+  nn_ws ws = {0};
+  nn_error err;
+  for (int64_t i = 0; i < nx; i++) x[i] = nn_rng_uniform(&r) < rate ? 1.0f : 0.0f;
+  fill(dy, ny, &r, -1, 1);
+  for (int64_t i = 0; i < nw; i++) dwcl[i] = 0.5f;
+  nn_spikes_pack(x, n, per, bits);
+  CHECK(nn_conv2d_bwd_w_events(&g, bits, dy, dwcl, &ws, &err) == NN_OK);
+  nn_conv2d_bwd_ref(&g, x, w, dy, dxr, dwr);
+  double worst = 0, norm = 0;
+  for (int64_t o = 0; o < f; o++)
+    for (int64_t q = 0; q < c * k * k; q++) {
+      double d = fabs(dwcl[q * f + o] - 0.5 - dwr[o * c * k * k + q]);
+      if (d > worst) worst = d;
+      norm += fabs(dwr[o * c * k * k + q]);
+    }
+  CHECK_NEAR(worst, 0, REF_TOL);
+  CHECK(norm > 1); /* spikes met non-zero gradients */
+  nn_conv_geom g2 = g;
+  g2.stride = 2;
+  CHECK(nn_conv2d_bwd_w_events(&g2, bits, dy, dwcl, &ws, &err) == NN_EINVAL);
+  nn_ws_free(&ws);
+  free(x), free(w), free(dy), free(dxr), free(dwr), free(dwcl), free(bits);
+}
+
 static void conv2d_forward_backward(void) {
+  conv_events_case(3, 4, 6, 5, 3, 1, 0.15);
+  conv_events_case(2, 3, 5, 8, 1, 0, 0.3);
+  conv_events_case(2, 2, 7, 3, 5, 2, 0.5);
+  conv_events_case(1, 70, 3, 2, 3, 1, 0.2); /* spikes across word boundaries of channels */
   conv_case(2, 3, 6, 4, 3, 1, 1);
   conv_case(2, 3, 5, 2, 1, 1, 0);
   conv_case(1, 2, 7, 3, 3, 2, 1);
@@ -257,7 +296,8 @@ static void pool_f(int64_t nc, int64_t h, int64_t w, int64_t k, int64_t s, const
 }
 static void avgpool_forward_backward(void) {
   nn_rng r = nn_rng_seed(5);
-  struct { int64_t h, w, k, s, p; } cs[] = {{5, 6, 3, 1, 1}, {6, 6, 2, 2, 0}, {8, 8, 4, 4, 0}};
+  struct { int64_t h, w, k, s, p; } cs[] = {{5, 6, 3, 1, 1}, {6, 6, 2, 2, 0}, {8, 8, 4, 4, 0},
+                                            {7, 5, 2, 2, 0}, {1, 2, 3, 1, 1}};
   for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
     int64_t nc = 3, h = cs[ci].h, w = cs[ci].w, k = cs[ci].k, s = cs[ci].s, p = cs[ci].p;
     int64_t ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
@@ -270,6 +310,9 @@ static void avgpool_forward_backward(void) {
     nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 0);
     /* linear map: <dy, pool(x)> = <pool^T(dy), x> */
     CHECK_NEAR(dot(dy, y, nc * ho * wo), dot(dx, x, nc * h * w), 1e-4);
+    nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 1); /* accumulate mode adds */
+    CHECK_NEAR(dot(dy, y, nc * ho * wo), dot(dx, x, nc * h * w) / 2, 1e-4);
+    nn_avgpool_bwd(nc, h, w, k, s, p, dy, dx, 0);
     for (int64_t i = 0; i < nc * h * w; i += 5) {
       float o = x[i];
       x[i] = o + (float)FD_EPS;

@@ -224,6 +224,16 @@ static double maxabsdiff(const nn_tensor *a, const nn_tensor *b) {
   return m;
 }
 
+/* Weights big enough that every LIF fires somewhere: convs x3, the classifier x60. */
+static void scale_up(nn_net *net) {
+  for (size_t i = 0; i < nn_net_tensor_count(net); i++) {
+    const char *nm = nn_net_tensor_name(net, i);
+    if (strstr(nm, "running") || strstr(nm, "bn")) continue;
+    nn_tensor *t = nn_net_tensor(net, i);
+    for (int64_t j = 0; j < t->numel; j++) t->data[j] *= strstr(nm, "classifier") ? 60.0f : 3.0f;
+  }
+}
+
 /* The training forward equals nn_net_forward (same kernels, dense convs) in both modes, and
  * export writes back what training changed (weights and running statistics). */
 static void forward_matches_net(void) {
@@ -234,13 +244,7 @@ static void forward_matches_net(void) {
   nn_tensor *x, *y, *a = NULL, *b = NULL;
   CHECK(net != NULL);
   if (!net) return;
-  /* weights big enough that every LIF fires somewhere */
-  for (size_t i = 0; i < nn_net_tensor_count(net); i++) {
-    const char *nm = nn_net_tensor_name(net, i);
-    if (strstr(nm, "running") || strstr(nm, "bn")) continue;
-    nn_tensor *t = nn_net_tensor(net, i);
-    for (int64_t j = 0; j < t->numel; j++) t->data[j] *= strstr(nm, "classifier") ? 60.0f : 3.0f;
-  }
+  scale_up(net);
   nn_trainer *tr = nn_trainer_new(net, &tp, &err);
   CHECK(tr != NULL);
   make_batch(&x, &y, 5, 21);
@@ -278,6 +282,67 @@ static void forward_matches_net(void) {
   nn_net_free(other);
   nn_tensor_free(x), nn_tensor_free(y);
   nn_trainer_free(tr);
+  nn_net_free(net);
+}
+
+/* A mid-sized net (SNASNet's backward cell B, 8/16 channels, 12x12 inputs, an uneven batch of
+ * 13 so the sample groups differ in size) trained two steps with 1, 2 and 3 threads: weights,
+ * gradients and running statistics agree to the bit, and the 2-thread training forward equals
+ * nn_net_forward. Under QAT and float, with Adam and SGD. */
+static void threads_bit_identical(void) {
+  nn_error err;
+  nn_net_params np = tiny_params();
+  np.in_ch = 3, np.in_h = 12, np.in_w = 12, np.channels = 8, np.fc_width = 40;
+  np.classes = 5, np.timesteps = 3;
+  np.cell_a = np.cell_b;
+  nn_net *net = nn_net_new(&np, &err);
+  CHECK(net != NULL);
+  if (!net) return;
+  scale_up(net);
+  nn_rng r = nn_rng_seed(77);
+  nn_tensor *x = nn_tensor_new4(4, 13, 3, 12, 12, &err), *y = nn_tensor_new4(1, 13, 0, 0, 0, &err);
+  for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)(1.5 * nn_rng_normal(&r));
+  for (int64_t i = 0; i < 13; i++) y->data[i] = (float)(i % 5);
+  for (int variant = 0; variant < 2; variant++) {
+    nn_trainer *tr[3];
+    for (int k = 0; k < 3; k++) {
+      nn_train_params tp = nn_train_params_default();
+      tp.threads = k + 1;
+      tp.bits = variant == 0 ? 8 : 32;
+      tp.optimizer = variant == 0 ? NN_OPT_ADAM : NN_OPT_SGD;
+      tp.lr = variant == 0 ? 1e-2 : 0.1;
+      tr[k] = nn_trainer_new(net, &tp, &err);
+      CHECK(tr[k] != NULL);
+      if (!tr[k]) return;
+      for (int s = 0; s < 2; s++) CHECK(nn_trainer_step(tr[k], x, y, NULL, &err) == NN_OK);
+    }
+    int64_t differ = 0, nonzero = 0;
+    for (size_t i = 0; i < nn_trainer_param_count(tr[0]); i++) {
+      size_t bytes = (size_t)nn_trainer_param_size(tr[0], i) * sizeof(float);
+      const float *g = nn_trainer_param_grad(tr[0], i);
+      for (int64_t j = 0; j < nn_trainer_param_size(tr[0], i); j++) nonzero += g[j] != 0;
+      for (int k = 1; k < 3; k++) {
+        differ += memcmp(nn_trainer_param_data(tr[0], i), nn_trainer_param_data(tr[k], i), bytes) != 0;
+        differ += memcmp(g, nn_trainer_param_grad(tr[k], i), bytes) != 0;
+      }
+    }
+    for (int i = 0; i < tr[0]->nbn; i++)
+      for (int k = 1; k < 3; k++)
+        differ += memcmp(tr[0]->bn[i].rv, tr[k]->bn[i].rv, (size_t)tr[0]->bn[i].c * sizeof(float)) != 0;
+    CHECK(differ == 0);
+    CHECK(nonzero > 1000); /* gradients flowed: the comparison is not between zeros */
+    /* the 2-thread training forward is the scoring forward */
+    nn_tensor *a = NULL, *b = NULL;
+    nn_forward_opts fo = {.train = 1};
+    CHECK(nn_trainer_export(tr[1], net, 1, &err) == NN_OK);
+    CHECK(nn_net_forward(net, x, &fo, &a, &err) == NN_OK);
+    CHECK(nn_trainer_forward(tr[1], x, 1, &b, &err) == NN_OK);
+    CHECK(a && b && maxabsdiff(a, b) == 0);
+    CHECK(nn_tensor_max(a) - nn_tensor_min(a) > 1e-3);
+    nn_tensor_free(a), nn_tensor_free(b);
+    for (int k = 0; k < 3; k++) nn_trainer_free(tr[k]);
+  }
+  nn_tensor_free(x), nn_tensor_free(y);
   nn_net_free(net);
 }
 
@@ -360,6 +425,7 @@ static void checkpoint_round_trip(void) {
 
 int main(void) {
   NN_TEST_RUN(forward_matches_net);
+  NN_TEST_RUN(threads_bit_identical);
   NN_TEST_RUN(export_quantized);
   NN_TEST_RUN(checkpoint_round_trip);
   NN_TEST_RUN(whole_network_gradient);

@@ -33,6 +33,20 @@ describe("nn.trainer", function()
     assert.equal(11, tr.steps)
   end)
 
+  it("gives the same losses and outputs on 1 and 2 threads", function()
+    local x, y = batch(12)
+    local runs = {}
+    for k, threads in ipairs({ 1, 2 }) do
+      local tr = nn.trainer{ net = tiny(), optimizer = "adam", lr = 0.01, bits = 8, threads = threads }
+      local losses = {}
+      for s = 1, 4 do losses[s] = tr:step(x, y) end
+      runs[k] = { losses = losses, out = tr:forward(x):totable() }
+    end
+    assert.same(runs[1].losses, runs[2].losses)
+    assert.same(runs[1].out, runs[2].out)
+    assert.is_true(runs[1].losses[4] ~= runs[1].losses[1]) -- the steps changed something
+  end)
+
   it("reports step figures, evaluates, exports and describes itself", function()
     local net = tiny()
     local tr = nn.trainer{ net = net, bits = 8, epochs = 2, steps_per_epoch = 5 }
@@ -94,7 +108,9 @@ describe("nn.trainer", function()
       "bad argument #1 to 'trainer' (field 'net': neuronas.Net expected, got nil)")
     assert.has_error(function() nn.trainer{ net = net, sead = 1 } end,
       "bad argument #1 to 'trainer' (unknown field 'sead' (expected: net, optimizer, lr, lr_min, "
-      .. "momentum, weight_decay, beta1, beta2, eps, bits, dropout, seed, total_steps, epochs, steps_per_epoch))")
+      .. "momentum, weight_decay, beta1, beta2, eps, bits, dropout, seed, threads, total_steps, epochs, steps_per_epoch))")
+    assert.has_error(function() nn.trainer{ net = net, threads = -1 } end,
+      "bad argument #1 to 'trainer' (field 'threads': integer in 0..64 expected, got -1)")
     assert.has_error(function() nn.trainer{ net = net, bits = 40 } end,
       "bad argument #1 to 'trainer' (field 'bits': integer in 2..32 expected, got 40)")
     assert.has_error(function() nn.trainer{ net = net, optimizer = "rmsprop" } end,

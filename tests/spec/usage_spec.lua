@@ -52,7 +52,7 @@ describe("user errors", function()
     assert_usage_error("train.lua", "--genotype 101021 --lr 0.01 --lr-min 0.1",
       "flag '--lr-min': value <= --lr (0.01) expected, got '0.1'")
     assert_usage_error("train.lua", "--genotype 101021 --lr-min 0.01",
-      "flag '--lr-min': value <= --lr (0.001) expected, got '0.01'") -- adam's default lr
+      "flag '--lr-min': value <= --lr (0.003) expected, got '0.01'") -- adam's default lr
     assert_usage_error("train.lua", "101021", "unexpected argument '101021' (every argument is a --flag; see --help)")
   end)
 
