@@ -320,3 +320,31 @@ describe("the search with variation and activity", function()
     assert.is_true(stage2 > 0)
   end)
 end)
+
+describe("scripts/train.lua --eval-variation", function()
+  local json = require("neuronas.json")
+  it("evaluates noisy copies of the trained net and records them", function()
+    local out = os.tmpname()
+    local code, stdout, err = H.run(H.cli .. " run scripts/train.lua --genotype 000000 --epochs 1 --limit 64"
+      .. " --test-limit 64 --bits 6 --eval-variation 0.3 --eval-variation-draws 3 --device-bits 2 --quiet --json " .. out)
+    assert.are.equal(0, code, err)
+    local f = assert(io.open(out))
+    local doc = json.decode(f:read("a"))
+    f:close()
+    os.remove(out)
+    local v = doc.variation
+    assert.are.equal(6, v.bits)
+    assert.are.equal(2, v.device_bits)
+    assert.are.equal(0.3, v.sigma)
+    assert.are.equal(3, #v.accuracies)
+    local sum, worst = 0, math.huge
+    for _, a in ipairs(v.accuracies) do
+      assert.is_true(a >= 0 and a <= 1)
+      sum, worst = sum + a, math.min(worst, a)
+    end
+    assert.is_true(math.abs(v.mean_accuracy - sum / 3) < 1e-12)
+    assert.are.equal(worst, v.worst_accuracy)
+    assert.are.equal(doc.test_accuracy, v.clean_accuracy) -- the QAT net as trained, no noise
+    assert.truthy(stdout:find("variation sigma 0.3 at FxP6 (2-bit cells)", 1, true))
+  end)
+end)
