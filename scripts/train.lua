@@ -36,6 +36,10 @@ app.extend(spec, {
   { name = "no-augment", type = "boolean", help = "no random crop / flip" },
   { name = "ptq", type = "integer", range = L.bits, metavar = "BITS",
     help = "also evaluate the trained float net after post-training quantization to FxP-BITS" },
+  { name = "eval-variation", type = "number", min = 0, max = 10, metavar = "SIGMA",
+    help = "also evaluate the trained net with noisy crossbar weights, cell sd SIGMA (docs/variation.md)" },
+  { name = "eval-variation-draws", type = "integer", default = 4, min = 1, max = 1024, help = "noisy copies evaluated" },
+  { name = "device-bits", type = "integer", default = 1, min = 1, max = 16, help = "bits per RRAM cell for --eval-variation" },
   { name = "checkpoint", type = "string", metavar = "FILE", output = true, help = "save each epoch here; resume from it if present" },
   { name = "save", type = "string", metavar = "FILE", output = true, help = "write the trained net's weights (safetensors)" },
   { name = "json", type = "string", metavar = "FILE", output = true, help = "write the training curve and results here" },
@@ -229,6 +233,25 @@ if flags.ptq then
   result.ptq = { bits = flags.ptq, test_accuracy = ev.accuracy, test_loss = ev.loss }
   io.stdout:write(string.format("PTQ FxP%d: test %s (trained at %s: %s)\n", flags.ptq, pct(ev.accuracy),
     flags.bits >= 32 and "float32" or ("FxP" .. flags.bits), final and pct(final.test_accuracy) or "-"))
+end
+if flags["eval-variation"] then
+  -- docs/variation.md: the weights as programmed (FxP-bits under QAT, else FxP-(--ptq or 8)),
+  -- each noisy copy evaluated on the test set as it is (no re-quantization)
+  local vbits = flags.bits < 32 and flags.bits or flags.ptq or 8
+  local qnet = nn.quantize(net, vbits)
+  local p = { sigma = flags["eval-variation"], device_bits = flags["device-bits"], seed = flags.seed }
+  local clean = nn.train.evaluate(nn.trainer({ net = qnet, bits = 32 }), test_ds)
+  local accs, sum, worst = {}, 0, math.huge
+  for k = 1, flags["eval-variation-draws"] do
+    local noisy = nn.variation(qnet, p, k)
+    local ev = nn.train.evaluate(nn.trainer({ net = noisy, bits = 32 }), test_ds)
+    noisy:close()
+    accs[k], sum, worst = ev.accuracy, sum + ev.accuracy, math.min(worst, ev.accuracy)
+  end
+  result.variation = { bits = vbits, sigma = p.sigma, device_bits = p.device_bits, draws = #accs,
+    clean_accuracy = clean.accuracy, accuracies = accs, mean_accuracy = sum / #accs, worst_accuracy = worst }
+  io.stdout:write(string.format("variation sigma %g at FxP%d (%d-bit cells): test %s noise-free, %s mean, %s worst over %d copies\n",
+    p.sigma, vbits, p.device_bits, pct(clean.accuracy), pct(sum / #accs), pct(worst), #accs))
 end
 if flags.json then
   local f = assert(io.open(flags.json, "wb"))

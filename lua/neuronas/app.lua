@@ -46,6 +46,12 @@ function M.flags(bits_default)
     { name = "threads", type = "integer", default = 2, range = L.threads,
       help = "candidates scored at once, on that many threads (same results for any value)" },
     { name = "quiet", type = "boolean", help = "no progress display" },
+    { name = "variation", type = "number", min = 0, max = 10, metavar = "SIGMA",
+      help = "rank by the mean score over noisy weight copies, cell sd SIGMA (docs/variation.md)" },
+    { name = "variation-draws", type = "integer", default = 4, min = 1, max = 1024, help = "noisy copies per candidate" },
+    { name = "energy-active", type = "number", range = L.limit, metavar = "UJ",
+      help = "max activity-aware energy, uJ (docs/hardware.md; measures every candidate's spikes)" },
+    { name = "activity", type = "boolean", help = "measure the activity-aware energy without limiting it" },
   })
 end
 
@@ -61,6 +67,7 @@ function M.constraints(flags, defaults)
   for _, k in ipairs({ "memory", "area", "latency", "energy" }) do
     c[k] = flags[k] or (defaults and defaults[k])
   end
+  c.energy_active_uj = flags["energy-active"]
   return c
 end
 
@@ -92,8 +99,15 @@ function M.setup(flags, data, constraints)
   return {
     preset = flags.preset, bits = flags.bits, rounding = flags.rounding, constraints = constraints,
     data = data, batch = flags.batch, ["repeat"] = flags["repeat"], timesteps = flags.timesteps,
-    seed = flags.seed, threads = flags.threads,
+    seed = flags.seed, threads = flags.threads, variation = M.variation(flags),
+    activity = (flags.activity or flags["energy-active"]) and true or nil,
   }
+end
+
+-- The variation table of the flags (docs/variation.md), nil without --variation.
+function M.variation(flags)
+  if not flags.variation then return nil end
+  return { sigma = flags.variation, draws = flags["variation-draws"], seed = flags.seed }
 end
 
 -- The settings recorded in a report.
@@ -101,7 +115,7 @@ function M.settings(flags, data, constraints)
   return {
     preset = flags.preset, bits = flags.bits, rounding = flags.rounding, batch = flags.batch,
     ["repeat"] = flags["repeat"], timesteps = flags.timesteps, seed = flags.seed,
-    data = data and data.source or flags.data, constraints = constraints,
+    data = data and data.source or flags.data, constraints = constraints, variation = M.variation(flags),
   }
 end
 
@@ -181,6 +195,9 @@ function M.merge_constraints(flags, layers)
   end
   for _, k in ipairs({ "memory", "area", "latency", "energy" }) do
     if flags[k] then c[k], sources[k] = flags[k], "--" .. k end
+  end
+  if flags["energy-active"] then -- docs/hardware.md "Activity-aware energy"
+    c.energy_active_uj, sources.energy_active_uj = flags["energy-active"], "--energy-active"
   end
   return c, sources
 end

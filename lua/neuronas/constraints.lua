@@ -36,9 +36,10 @@ local COST_FIELDS = {
   memory_params = "params", memory_bits = "bits", memory_bytes = "bytes", tiles = "tiles",
   pes = "PEs", xbars = "crossbars", n_layers = "layers", area_mm2 = "mm^2", energy_uj = "uJ",
   latency_ms = "ms", area_um2 = "um^2", energy_pj = "pJ", latency_ns = "ns",
+  energy_active_uj = "uJ", -- docs/hardware.md "Activity-aware energy" (setup.activity)
 }
 local COST_ORDER = { "memory_params", "memory_bits", "memory_bytes", "tiles", "pes", "xbars",
-  "n_layers", "area_mm2", "energy_uj", "latency_ms", "area_um2", "energy_pj", "latency_ns" }
+  "n_layers", "area_mm2", "energy_uj", "latency_ms", "area_um2", "energy_pj", "latency_ns", "energy_active_uj" }
 
 local TABLE_KEYS = { fn = true, max = true, unit = true, doc = true }
 

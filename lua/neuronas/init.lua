@@ -24,7 +24,7 @@ end
 -- Lua halves of engine parts: each neuronas/<name>.lua listed here returns a
 -- function(M, core) that adds its sugar to M (cells: genotypes and spaces; data: datasets;
 -- quant: quantizer and fitness; hardware: the ELA model; train: training).
-for _, name in ipairs({ "cells", "data", "quant", "hardware", "train" }) do
+for _, name in ipairs({ "cells", "data", "quant", "hardware", "train", "variation" }) do
   require("neuronas." .. name)(M, core)
 end
 

@@ -215,6 +215,15 @@ function M.summary(rep, opts)
   if #clines > 0 or pfl then add("") end
   if r then
     add(string.format("Found architecture (%s search), fitness score %.6f", rep.strategy, r.score))
+    if r.variation then
+      local v = r.variation
+      add(string.format("    robust score (mean of %d noisy copies, sigma %g): %.6f, worst %.6f; noise-free %.6f, drop %.6f",
+        v.draws, v.sigma, v.mean, v.worst, v.clean, v.drop))
+    end
+    if r.cost and r.cost.energy_active_uj then
+      add(string.format("    activity-aware energy %.4f uJ (%.1f %% of the static %.4f uJ)", r.cost.energy_active_uj,
+        100 * r.cost.energy_active_uj / r.cost.energy_uj, r.cost.energy_uj))
+    end
     local notes = rep.notes or {}
     if notes.stage1 and notes.cellA and not notes.stage2_best then
       add(string.format("    (stage 2 found no cell B completing A* = %s within every limit; this is the best"
@@ -222,6 +231,8 @@ function M.summary(rep, opts)
     end
     add(string.format("    cell A: %s", r.cellA))
     add(string.format("    cell B: %s", r.cellB))
+    local kt = require("neuronas.search.knobs").text(r)
+    if kt ~= "" then add("    hardware knobs: " .. kt) end
     local ok, a = pcall(M.cell_lines, r.cellA)
     local ok2, b = pcall(M.cell_lines, r.cellB)
     if ok and ok2 then
@@ -274,6 +285,9 @@ local function result_json(r)
     index = r.index, stage = r.stage or json.null, cellA = r.cellA, cellB = r.cellB,
     cost = json.object(cost), feasible = r.feasible, stage_ok = r.stage_ok, violation = r.violation,
     score = r.score or json.null, pareto = r.pareto or false,
+    variation = r.variation and { clean = r.variation.clean, mean = r.variation.mean, worst = r.variation.worst,
+      drop = r.variation.drop, sigma = r.variation.sigma, draws = r.variation.draws } or nil,
+    hw = r.hw and json.object(r.hw) or nil, bits = r.bits, timesteps = r.timesteps,
   }
 end
 

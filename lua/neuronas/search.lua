@@ -17,6 +17,7 @@ local evolution = require("neuronas.search.evolution")
 local nsga2 = require("neuronas.search.nsga2")
 local hypervolume = require("neuronas.search.hypervolume")
 local mpi = require("neuronas.search.mpi")
+local cosearch = require("neuronas.search.cosearch")
 
 return {
   setup = options.setup,
@@ -39,4 +40,7 @@ return {
   hypervolume = hypervolume.hypervolume,
   mpi_pipeline = mpi.pipeline,
   mpi_evaluator = mpi.evaluator,
+  cosearch_strategy = cosearch.strategy, -- hardware co-search (docs/search.md)
+  cosearch = cosearch.search,
+  cosearch_hypervolume = cosearch.hypervolume,
 }

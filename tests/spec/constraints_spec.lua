@@ -173,7 +173,7 @@ describe("neuronas.constraints", function()
     assert.has_error(function() C.new { tile = 40 } end,
       "constraints: unknown cost field 'tile' (expected: memory, area, latency, energy, "
       .. "memory_params, memory_bits, memory_bytes, tiles, pes, xbars, n_layers, area_mm2, "
-      .. "energy_uj, latency_ms, area_um2, energy_pj, latency_ns; or a predicate function, "
+      .. "energy_uj, latency_ms, area_um2, energy_pj, latency_ns, energy_active_uj; or a predicate function, "
       .. "or { fn = function(cost, layers) ... end, max = limit })")
     assert.has_error(function() C.new { area = -1 } end,
       "constraints: 'area': limit must be a positive finite number, got -1")

@@ -231,15 +231,15 @@ describe("search.two_stage", function()
 
   it("rejects unknown options, naming the setup's and the strategy's valid ones", function()
     assert.has_error(function() search.two_stage({ sead = 1, pipeline = fake_pipeline() }) end,
-      "search.two_stage: unknown option 'sead' (expected: batch, bits, chunk, constraints, data, data_seed, hardware, "
-      .. "hooks, journal, label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, rounding, seed, "
-      .. "space, stage1, threads, timesteps)")
+      "search.two_stage: unknown option 'sead' (expected: activity, batch, bits, chunk, constraints, data, data_seed, "
+      .. "hardware, hooks, journal, label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, "
+      .. "rounding, seed, space, stage1, threads, timesteps, variation)")
     assert.has_error(function() search.two_stage({ bits = 40, pipeline = fake_pipeline() }) end,
       "search.setup: option 'bits': integer in 2..32 expected, got 40")
     assert.has_error(function() search.evolution({ cycle = 5, pipeline = fake_pipeline() }) end,
-      "search.evolution: unknown option 'cycle' (expected: batch, bits, constraints, cycles, data, data_seed, hardware, "
-      .. "hooks, journal, label, logger, net, pipeline, population, prefix_cache, preset, quantizer, repeat, resume, "
-      .. "rounding, sample, sample_seed, seed, space, threads, timesteps)")
+      "search.evolution: unknown option 'cycle' (expected: activity, batch, bits, constraints, cycles, data, data_seed, "
+      .. "hardware, hooks, journal, label, logger, net, pipeline, population, prefix_cache, preset, quantizer, repeat, "
+      .. "resume, rounding, sample, sample_seed, seed, space, threads, timesteps, variation)")
     assert.has_error(function() search.two_stage({ stage1 = "alg1", pipeline = fake_pipeline() }) end,
       "search.two_stage_strategy: option 'stage1': \"feasible\" or \"paper\" expected, got alg1")
   end)
@@ -309,7 +309,7 @@ describe("search.run with a strategy of one's own", function()
       "strategy 'custom': ask() returned a bare candidate (expected a list of candidates { { cellA = cell, cellB = cell"
       .. " [, stage = n, constraints = table] }, ... } or nil; wrap it: return { cand })")
     assert.has_error(function() search.run(once({ { cellA = a, cellb = a } }), { pipeline = fake_pipeline() }) end,
-      "strategy 'custom': ask() candidate 1 has unknown key 'cellb' (expected: cellA, cellB, constraints, stage)")
+      "strategy 'custom': ask() candidate 1 has unknown key 'cellb' (expected: cellA, cellB, constraints, stage, hw, bits, timesteps)")
     assert.has_error(function() search.run(once({ { cellA = a } }), { pipeline = fake_pipeline() }) end,
       "strategy 'custom': ask() candidate 1: 'cellB' must be a cell (genotype string or nn.cell), got nil")
     assert.has_error(function() search.run(once(42), { pipeline = fake_pipeline() }) end,

@@ -154,6 +154,7 @@ function M.settings(s, p)
     ["repeat"] = s["repeat"], timesteps = s.timesteps or json.null, data_seed = s.data_seed,
     net = plain(s.net or {}), label = s.label or json.null,
     constraints = M.constraints(s.constraints), pipeline = pipeline_id(p),
+    variation = s.variation and plain(s.variation) or nil, activity = s.activity, -- absent unless set (docs/variation.md)
   }
 end
 

@@ -7,6 +7,7 @@
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
 local journal = require("neuronas.search.journal")
+local knobs = require("neuronas.search.knobs")
 
 local M = {}
 
@@ -26,9 +27,12 @@ local function calls_functions(set)
   return false
 end
 
--- The cache and journal key of a candidate: "cellA | cellB" in canonical form.
+-- The cache and journal key of a candidate: "cellA | cellB" in canonical form, then its hardware
+-- knobs when it has any ("cellA | cellB | bits=6 xbar=128", neuronas.search.knobs).
 function M.key(cand)
-  return genotype(cand.cellA) .. " | " .. genotype(cand.cellB)
+  local k = genotype(cand.cellA) .. " | " .. genotype(cand.cellB)
+  if knobs.has(cand) then k = k .. " | " .. knobs.text(cand) end
+  return k
 end
 
 -- search.evaluator(setup) -> evaluator with :evaluate(candidates) -> results.
@@ -85,7 +89,7 @@ function Evaluator:evaluate(cands)
         self.costs[j.key] = nil
       else
         j.net = p.build(cand)
-        cost = p.cost(j.net)
+        cost = p.cost(j.net, cand)
       end
       j.entry = { cost = cost }
       self.cache[j.key] = j.entry
@@ -107,13 +111,17 @@ function Evaluator:evaluate(cands)
     local t0 = clock()
     local nets = {}
     for k, j in ipairs(todo) do nets[k] = j.net end
-    local scores = p.score_many(nets)
+    local cands_k = {}
+    for k, j in ipairs(todo) do cands_k[k] = j.cand end
+    local scores, diags = p.score_many(nets, cands_k)
     local share = (clock() - t0) / #todo
-    for k, j in ipairs(todo) do j.score, j.seconds = scores[k], j.seconds + share end
+    for k, j in ipairs(todo) do
+      j.score, j.seconds, j.diag = scores[k], j.seconds + share, diags and diags[k]
+    end
   else
     for _, j in ipairs(todo) do
       local t0 = clock()
-      j.score = p.score(j.net)
+      j.score, j.diag = p.score(j.net, j.cand)
       j.seconds = j.seconds + (clock() - t0)
     end
   end
@@ -121,6 +129,7 @@ function Evaluator:evaluate(cands)
     p.release(j.net)
     j.net = nil
     j.entry.score, j.entry.scored, j.entry.pending = j.score, true, nil
+    j.entry.variation = type(j.diag) == "table" and j.diag.variation or nil -- docs/variation.md
   end
   local out = {}
   for i, j in ipairs(jobs) do
@@ -141,7 +150,8 @@ function Evaluator:evaluate(cands)
       cellA = genotype(j.cand.cellA), cellB = genotype(j.cand.cellB),
       cost = entry.cost, checks = j.records, feasible = j.feasible, violation = j.violation,
       stage_ok = j.stage_ok, score = score,
-      seconds = entry.seconds or 0, cached = j.cached,
+      seconds = entry.seconds or 0, cached = j.cached, variation = entry.variation,
+      hw = j.cand.hw, bits = j.cand.bits, timesteps = j.cand.timesteps,
     }
     if self.setup.logger then self.setup.logger(r) end
     out[i] = r
@@ -162,7 +172,7 @@ function Evaluator:cost_only(cand)
     cost = p.cost_only(cand)
   else
     local net = p.build(cand)
-    cost = p.cost(net)
+    cost = p.cost(net, cand)
     p.release(net)
   end
   self.costs[key] = cost
@@ -196,8 +206,10 @@ end
 -- The per-layer cost list of a result (recomputed when it came from a journal).
 function Evaluator:layers_of(result)
   if result.cost.layers then return result.cost.layers end
-  local net = self.pipeline.build({ cellA = result.cellA, cellB = result.cellB })
-  local cost = self.pipeline.cost(net)
+  local cand = { cellA = result.cellA, cellB = result.cellB, hw = result.hw, bits = result.bits,
+    timesteps = result.timesteps }
+  local net = self.pipeline.build(cand)
+  local cost = self.pipeline.cost(net, cand)
   self.pipeline.release(net)
   result.cost.layers = cost.layers
   return cost.layers

@@ -38,7 +38,7 @@ local SETUP_KEYS = {
   preset = "", net = "", seed = "", bits = "", rounding = "", quantizer = "", hardware = "",
   constraints = "", data = "", batch = "", ["repeat"] = "", timesteps = "", data_seed = "",
   journal = "", resume = "", logger = "", pipeline = "", prefix_cache = "",
-  label = "", threads = "",
+  label = "", threads = "", variation = "", activity = "",
 }
 M.SETUP_KEYS = SETUP_KEYS
 
@@ -68,6 +68,11 @@ function M.setup(opts)
     end
   end
   s.constraint_set = M.constraint_set(s.constraints)
+  if s.variation ~= nil and type(s.variation) ~= "table" then
+    error("search.setup: option 'variation': table expected (docs/variation.md), got " .. type(s.variation), 2)
+  end
+  -- a limit on the activity-aware energy needs it measured (docs/hardware.md)
+  if s.activity == nil and s.constraint_set:limits().energy_active_uj then s.activity = true end
   return s
 end
 

@@ -9,8 +9,11 @@ local M = {}
 --   p.build(cand) -> net (quantized), p.cost(net) -> cost table, p.score(net) -> score, diag,
 --   p.release(net); p.score_many(nets) when the setup scores several nets at once (threads > 1);
 --   p.cost_only(cand) -> the cost of p.cost(p.build(cand)), cheaper
+-- A candidate's hardware knobs (neuronas.search.knobs: hw, bits, timesteps) override the setup's
+-- chip, precision and T for it; cost, score and score_many then take the candidates too.
 function M.engine_pipeline(s)
   local nn = require("neuronas")
+  local knobs = require("neuronas.search.knobs")
   -- stochastic rounding draws from the search's seed
   local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding, seed = s.seed })
   local hw = s.hardware
@@ -30,31 +33,63 @@ function M.engine_pipeline(s)
   if s.prefix_cache then fcache = nn.fitness_cache({}) end
   -- initial weights are a function of (seed, layer path, shape): draw each tensor once per search
   local icache = nn.init_cache({})
+  -- docs/variation.md: cells of the hardware model's width unless the setup says otherwise
+  local variation = s.variation
+  if variation and variation.device_bits == nil then
+    variation = options.copy(variation)
+    variation.device_bits = hw.device_bits
+  end
   local p = {}
   local wbits -- the quantized nets' weight_bits(), known after the first build
+  local quantizers, chips = {}, {} -- per knob value (a candidate's bits, its hw)
+  local function quantizer(cand)
+    if not cand or not cand.bits then return q end
+    quantizers[cand.bits] = quantizers[cand.bits] or nn.quantizer({ bits = cand.bits, rounding = s.rounding, seed = s.seed })
+    return quantizers[cand.bits]
+  end
+  local function chip(cand)
+    if not cand or not cand.hw then return hw end
+    local k = knobs.text({ hw = cand.hw })
+    chips[k] = chips[k] or knobs.hardware(hw, cand.hw)
+    return chips[k]
+  end
+  -- the variation of a candidate: cells as wide as its chip's
+  local function variation_of(cand)
+    if not variation or not (cand and cand.hw and cand.hw.device_bits) or s.variation.device_bits then return variation end
+    local v = options.copy(variation)
+    v.device_bits = cand.hw.device_bits
+    return v
+  end
   local function float_net(cand)
     local o = options.copy(s.net)
     o.preset, o.cellA, o.cellB, o.seed, o.init_cache = s.preset, cand.cellA, cand.cellB, s.seed, icache
     if s.timesteps then o.timesteps = s.timesteps end
+    if cand.timesteps then o.timesteps = cand.timesteps end
     return nn.net(o)
   end
   function p.build(cand)
+    knobs.check(cand)
     local net = float_net(cand)
-    local qnet = q:apply(net)
+    local qnet = quantizer(cand):apply(net)
     net:close()
-    wbits = wbits or qnet:weight_bits()
+    if not knobs.has(cand) then wbits = wbits or qnet:weight_bits() end
     return qnet
   end
-  function p.cost(net)
-    return hw:evaluate(net)
+  function p.cost(net, cand)
+    local h = chip(cand)
+    local cost = h:evaluate(net)
+    -- docs/hardware.md "Activity-aware energy": one extra forward on the first scoring batch
+    if s.activity then h:active_energy(cost, nn.activity(net, inputs()[1], { xbar = h.xbar })) end
+    return cost
   end
   -- The cost of a candidate without quantizing its weights (what the stage-1 pre-filter reads):
   -- the float net has the quantized one's layers, and its weight bits are given, so the cost is
   -- the same as p.cost(p.build(cand)) (tests/spec/prefilter_spec.lua checks it).
   function p.cost_only(cand)
-    if not wbits then
+    -- the activity-aware energy needs the quantized net's spikes; knobs change bits and chip
+    if not wbits or s.activity or knobs.has(cand) then
       local qnet = p.build(cand)
-      local cost = hw:evaluate(qnet)
+      local cost = p.cost(qnet, cand)
       qnet:close()
       return cost
     end
@@ -72,16 +107,34 @@ function M.engine_pipeline(s)
     local maps = s.batch * c.channels * c.input[2] * c.input[3] * 4 * 10
     return maps >= 256 * 2 ^ 20
   end
-  function p.score(net)
-    return nn.fitness(net, inputs(), { cache = fcache, threads = big(net) and s.threads or 1 })
+  function p.score(net, cand)
+    return nn.fitness(net, inputs(), { cache = fcache, threads = big(net) and s.threads or 1,
+      variation = variation_of(cand) })
   end
   if s.threads > 1 then
-    function p.score_many(nets)
-      if not big(nets[1]) then
-        return nn.fitness_many(nets, inputs(), { cache = fcache, threads = s.threads })
-      end
+    -- nets whose variation differs (by their cells' width) go in separate calls
+    function p.score_many(nets, cands)
       local scores, diags = {}, {}
-      for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net) end
+      if big(nets[1]) then
+        for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net, cands and cands[i]) end
+        return scores, diags
+      end
+      local groups, order = {}, {}
+      for i, net in ipairs(nets) do
+        local v = variation_of(cands and cands[i])
+        local k = v and v.device_bits or 0
+        if not groups[k] then
+          groups[k] = { v = v, nets = {}, at = {} }
+          order[#order + 1] = k
+        end
+        local g = groups[k]
+        g.nets[#g.nets + 1], g.at[#g.at + 1] = net, i
+      end
+      for _, k in ipairs(order) do
+        local g = groups[k]
+        local sc, ds = nn.fitness_many(g.nets, inputs(), { cache = fcache, threads = s.threads, variation = g.v })
+        for j, i in ipairs(g.at) do scores[i], diags[i] = sc[j], ds[j] end
+      end
       return scores, diags
     end
   end

@@ -13,7 +13,8 @@ local pareto = require("neuronas.search.pareto")
 
 local M = {}
 
-local CAND_KEYS = { cellA = true, cellB = true, constraints = true, stage = true }
+local CAND_KEYS = { cellA = true, cellB = true, constraints = true, stage = true,
+  hw = true, bits = true, timesteps = true } -- hardware knobs (neuronas.search.knobs)
 local SHAPE = "{ { cellA = cell, cellB = cell [, stage = n, constraints = table] }, ... } or nil"
 
 local function is_cell(v)
@@ -44,7 +45,7 @@ function M.check_candidates(cands, who)
     end
     for k in pairs(c) do
       if not CAND_KEYS[k] then
-        error(string.format("%s: ask() candidate %d has unknown key '%s' (expected: cellA, cellB, constraints, stage)",
+        error(string.format("%s: ask() candidate %d has unknown key '%s' (expected: cellA, cellB, constraints, stage, hw, bits, timesteps)",
           who, i, tostring(k)), 0)
       end
     end
