@@ -1,11 +1,33 @@
 /* l_aux.c: boxes, checked accessors, errors and field-descriptor parsing for the bindings. */
 #include "l_aux.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+/* Registry key of the engine's live bytes when the collector was last told (l_gc_external). */
+#define EXTMEM_KEY "neuronas.extmem"
+
+void l_gc_external(lua_State *L) {
+  int64_t live = nn_mem_live_bytes();
+  lua_getfield(L, LUA_REGISTRYINDEX, EXTMEM_KEY);
+  int64_t last = (int64_t)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (live - last >= 1024) {
+    int64_t kb = (live - last) / 1024;
+    /* as if kb KiB had been allocated in Lua: the collector runs steps in proportion */
+    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
+    live = nn_mem_live_bytes(); /* what the step freed lowers the base */
+  } else if (live >= last) {
+    return; /* small growth: keep the base, it adds up */
+  }
+  lua_pushinteger(L, (lua_Integer)live);
+  lua_setfield(L, LUA_REGISTRYINDEX, EXTMEM_KEY);
+}
+
 l_box *l_newbox(lua_State *L, const char *mt, int nuv) {
+  l_gc_external(L);
   l_box *b = lua_newuserdatauv(L, sizeof *b, nuv);
   b->p = NULL;
   luaL_setmetatable(L, mt);
@@ -43,6 +65,24 @@ void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Re
 }
 
 int l_raise(lua_State *L, const nn_error *err) { return luaL_error(L, "%s", err->msg); }
+
+const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len) {
+  size_t n;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  if (!s || memchr(s, 0, n)) return NULL;
+  if (len) *len = n;
+  return s;
+}
+
+const char *l_checkstring(lua_State *L, int arg, const char *what) {
+  size_t n;
+  const char *s = luaL_checklstring(L, arg, &n);
+  const char *z = memchr(s, 0, n);
+  if (z)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s: string without NUL bytes expected, got a NUL at byte %d",
+                                          what, (int)(z - s) + 1));
+  return s;
+}
 
 int l_opttable(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return 0;
@@ -151,14 +191,17 @@ static int field_store(lua_State *L, const l_field *f, void *dst, int vidx) {
     if (!lua_isboolean(L, vidx)) break;
     *(int *)p = lua_toboolean(L, vidx);
     return 1;
-  case L_F_ENUM:
-    if (lua_type(L, vidx) != LUA_TSTRING) break;
+  case L_F_ENUM: {
+    size_t n;
+    const char *v = l_tolstring_nonul(L, vidx, &n);
+    if (!v) break;
     for (int i = 0; f->choices[i]; i++)
-      if (strcmp(f->choices[i], lua_tostring(L, vidx)) == 0) {
+      if (strlen(f->choices[i]) == n && memcmp(f->choices[i], v, n) == 0) {
         *(int *)p = i;
         return 1;
       }
     break;
+  }
   case L_F_SKIP: return 1;
   }
   lua_pushfstring(L, "field '%s': ", f->name);
@@ -175,7 +218,7 @@ void l_parse_fields(lua_State *L, int idx, int argn, const l_field *fields, void
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     const l_field *f = NULL;
-    if (lua_type(L, -2) == LUA_TSTRING) f = l_field_find(fields, lua_tostring(L, -2));
+    if (l_tolstring_nonul(L, -2, NULL)) f = l_field_find(fields, lua_tostring(L, -2));
     if (!f) {
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
                                                        : luaL_tolstring(L, -2, NULL);

@@ -24,7 +24,14 @@
  * CMake collects them (see the generated nn_bindings.h), so adding a binding needs no edit
  * of l_core.c. */
 
-/* A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
+/* Raw pointers and Lua code: a binding resolves its userdata to raw pointers (l_checkopen) only
+ * after everything that can run Lua code is done: reading fields of caller tables (__index,
+ * __len), calling callbacks (a dataset's batch), and allocating (a collection may run
+ * finalizers). A callback may close or drop any object, so a pointer taken before it may dangle.
+ * Values gathered from caller tables are kept on the stack or in a table the binding owns, and
+ * resolved from there.
+ *
+ * A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
  * l_newbox pushes a *closed* box (p = NULL) with metatable mt; the caller acquires the
  * object afterwards and stores it in box->p (STYLE "Do this" 1). */
 typedef struct l_box {
@@ -44,6 +51,19 @@ void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Re
 
 /* Raises err->msg as a Lua error (never as a format string). */
 int l_raise(lua_State *L, const nn_error *err);
+
+/* Strings the engine parses (genotypes, paths, names, options) are C strings, so a NUL byte would
+ * silently cut them: these refuse it. l_checkstring is luaL_checkstring raising "bad argument
+ * #arg (what: string without NUL bytes expected, ...)"; l_tolstring_nonul returns the string at
+ * idx (and its length) or NULL when the value is not a string or holds a NUL (never raises). */
+const char *l_checkstring(lua_State *L, int arg, const char *what);
+const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len);
+
+/* Tells Lua's collector about engine memory (nn_mem_live_bytes) that grew since the last call:
+ * a step as if that many bytes had been allocated in Lua. l_newbox calls it, so every object
+ * made from Lua pays for what the objects before it left outside Lua's heap. May run
+ * finalizers: resolve raw pointers (l_checkopen) only after it. */
+void l_gc_external(lua_State *L);
 
 /* ---- field descriptors ---- */
 typedef enum l_ftype {
