@@ -11,6 +11,8 @@
 
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "neuronas/nn.h"
 #include "nn_mem.h"

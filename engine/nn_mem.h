@@ -6,13 +6,12 @@
  * nets without closing them then still collects them at a pace set by their real size.
  * Pointers from a library the engine calls (zlib) never reach nn_mem_free; a pointer the engine
  * returns to its caller (nn_trainer_load's user string) may be released with plain free, which
- * only leaves the count a little high. */
+ * only leaves the count a little high. The macros rename the C library's own declarations
+ * (stdlib.h, string.h) when a source includes them afterwards; the types agree. */
 #ifndef NEURONAS_NN_MEM_H
 #define NEURONAS_NN_MEM_H
 
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h> /* only: a source may still set feature-test macros before its own includes */
 
 void *nn_mem_malloc(size_t n);
 void *nn_mem_calloc(size_t n, size_t size);

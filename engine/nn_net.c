@@ -781,20 +781,40 @@ nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
       st = nn_fail(err, NN_EINVAL, "%s: tensor '%s' has shape %s, expected %s", path, net->params[i].name, a, b);
       break;
     }
+    const char *dt = nn_st_dtype(f, (size_t)k);
+    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0) { /* integers would pass as huge weights */
+      st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64", path,
+                   net->params[i].name, dt);
+      break;
+    }
     if (!(tmp[i] = nn_tensor_new(t->ndim, t->shape, err))) {
       st = err ? err->code : NN_ENOMEM;
       break;
     }
     if ((st = nn_st_read_f32(f, net->params[i].name, tmp[i]->data, t->numel, err)) != NN_OK) break;
+    size_t nl = strlen(net->params[i].name);
+    int var = nl >= 12 && strcmp(net->params[i].name + nl - 12, ".running_var") == 0;
     for (int64_t j = 0; j < t->numel && st == NN_OK; j++)
       if (!isfinite(tmp[i]->data[j]))
         st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, net->params[i].name,
                      (long long)j + 1);
+      else if (var && !(tmp[i]->data[j] > 0))
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
+                     net->params[i].name, (long long)j + 1, (double)tmp[i]->data[j]);
+  }
+  int bits = net->weight_bits;
+  const char *b = st == NN_OK ? nn_st_meta(f, "weight_bits") : NULL;
+  if (b) {
+    char *end;
+    long v = strtol(b, &end, 10);
+    if (end == b || *end || v < 1 || v > 32)
+      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in 1..32 expected",
+                   path, b);
+    bits = (int)v;
   }
   if (st == NN_OK) {
     for (size_t i = 0; i < net->nparams; i++) nn_tensor_copy(net->params[i].t, tmp[i], NULL);
-    const char *b = nn_st_meta(f, "weight_bits");
-    if (b && atoi(b) >= 1 && atoi(b) <= 32) net->weight_bits = atoi(b);
+    net->weight_bits = bits;
   }
   for (size_t i = 0; i < net->nparams; i++) nn_tensor_free(tmp[i]);
   nn_st_close(f);

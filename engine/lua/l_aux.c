@@ -74,6 +74,13 @@ const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len) {
   return s;
 }
 
+int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]) {
+  const char *name = def && lua_isnoneornil(L, arg) ? def : l_checkstring(L, arg, "option");
+  for (int i = 0; lst[i]; i++)
+    if (strcmp(lst[i], name) == 0) return i;
+  return luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+}
+
 const char *l_checkstring(lua_State *L, int arg, const char *what) {
   size_t n;
   const char *s = luaL_checklstring(L, arg, &n);

@@ -58,6 +58,8 @@ int l_raise(lua_State *L, const nn_error *err);
  * idx (and its length) or NULL when the value is not a string or holds a NUL (never raises). */
 const char *l_checkstring(lua_State *L, int arg, const char *what);
 const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len);
+/* luaL_checkoption over NUL-free strings ("dense\0x" is not "dense"). */
+int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
 
 /* Tells Lua's collector about engine memory (nn_mem_live_bytes) that grew since the last call:
  * a step as if that many bytes had been allocated in Lua. l_newbox calls it, so every object

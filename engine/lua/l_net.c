@@ -58,7 +58,7 @@ static int net_new(lua_State *L) {
     return argerror(L, 1, "net", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
   if (lua_istable(L, 1)) {
     if (lua_getfield(L, 1, "preset") != LUA_TNIL) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      const char *name = l_tolstring_nonul(L, -1, NULL);
       if (!name || nn_net_params_preset(&p, name, &err) != NN_OK) {
         lua_pushfstring(L, "field 'preset': one of \"cifar10\"|\"cifar100\"|\"tinyimagenet\"|\"fashion-mnist\" expected, got ");
         if (name) lua_pushfstring(L, "\"%s\"", name);
@@ -233,7 +233,7 @@ static int net_config(lua_State *L) {
 static int net_conv_mode(lua_State *L) {
   static const char *const modes[] = {"auto", "dense", "events", NULL};
   nn_net *net = l_checknet(L, 1);
-  nn_net_set_conv_mode(net, (nn_conv_mode)luaL_checkoption(L, 2, NULL, modes));
+  nn_net_set_conv_mode(net, (nn_conv_mode)l_checkoption(L, 2, NULL, modes));
   lua_settop(L, 1);
   return 1;
 }
@@ -253,7 +253,7 @@ static int net_tensor_names(lua_State *L) {
 /* net, name -> a copy of the stored tensor (weights, biases, BN buffers) */
 static int net_tensor(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = l_checkstring(L, 2, "name");
   nn_error err;
   nn_tensor *t = nn_net_tensor_find(net, name);
   if (!t) return luaL_error(L, "bad argument #1 to 'tensor' (no tensor '%s' in this net)", name);
@@ -265,7 +265,7 @@ static int net_tensor(lua_State *L) {
 /* net, path -> net */
 static int net_save(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   nn_error err;
   if (nn_net_save(net, path, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
@@ -275,7 +275,7 @@ static int net_save(lua_State *L) {
 /* net, path -> net (all-or-nothing: on error the weights are unchanged) */
 static int net_load(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   nn_error err;
   if (nn_net_load(net, path, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);

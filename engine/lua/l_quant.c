@@ -132,7 +132,8 @@ static int q_report(lua_State *L) {
 /* q, key -> field value or method */
 static int q_index(lua_State *L) {
   nn_quant_params *p = checkq(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = l_tolstring_nonul(L, 2, NULL);
+  if (!k) return 0; /* no such field or method: nil */
   const l_field *f = l_field_find(q_fields, k);
   if (f) {
     if (strcmp(k, "int_bits") == 0 && p->int_bits == NN_QUANT_INT_BITS_DYNAMIC) {

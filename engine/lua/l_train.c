@@ -135,7 +135,8 @@ static int t_export(lua_State *L) {
 /* tr, path[, user string] -> tr */
 static int t_save(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *path = luaL_checkstring(L, 2), *user = luaL_optstring(L, 3, NULL);
+  const char *path = l_checkstring(L, 2, "path");
+  const char *user = lua_isnoneornil(L, 3) ? NULL : l_checkstring(L, 3, "user string");
   nn_error err;
   if (nn_trainer_save(tr, path, user, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
@@ -145,7 +146,7 @@ static int t_save(lua_State *L) {
 /* tr, path -> user string or nil */
 static int t_load(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   char *user = NULL;
   nn_error err;
   if (nn_trainer_load(tr, path, &user, &err) != NN_OK) return l_raise(L, &err);
@@ -174,7 +175,9 @@ static int t_tostring(lua_State *L) {
 
 /* Properties: steps, total_steps (settable), lr (of the next step), bits, optimizer. */
 static int t_index(lua_State *L) {
-  const char *k = luaL_checkstring(L, 2);
+  l_checkbox(L, 1, NN_MT_TRAINER); /* a metamethod checks its self like a method does */
+  const char *k = l_tolstring_nonul(L, 2, NULL);
+  if (!k) return 0; /* no such field or method: nil */
   luaL_getmetafield(L, 1, "methods");
   if (lua_getfield(L, -1, k) != LUA_TNIL) return 1; /* methods work on closed trainers too */
   nn_trainer *tr = checktr(L, 1);
@@ -190,7 +193,7 @@ static int t_index(lua_State *L) {
 
 static int t_newindex(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = l_checkstring(L, 2, "field name");
   if (strcmp(k, "total_steps") == 0) {
     lua_Integer v = luaL_checkinteger(L, 3);
     luaL_argcheck(L, v >= 0, 3, "total_steps >= 0 expected");
