@@ -37,6 +37,12 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* () -> bytes the engine holds on the heap now (nets, trainers, tensors, datasets, caches) */
+static int core_mem_live(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)nn_mem_live_bytes());
+  return 1;
+}
+
 /* () -> seconds: monotonic wall clock (os.clock is CPU time) */
 static int core_clock(lua_State *L) {
   struct timespec ts;
@@ -51,6 +57,7 @@ int luaopen_neuronas_core(lua_State *L) {
                                  {"cancel", core_cancel},
                                  {"isatty", core_isatty},
                                  {"clock", core_clock},
+                                 {"mem_live", core_mem_live},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushliteral(L, NN_VERSION);

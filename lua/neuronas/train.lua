@@ -33,7 +33,7 @@ local function check_opts(fname, opts, valid)
     local want = CHECKS[k] and CHECKS[k](v)
     if want then
       error(("bad argument #3 to '%s' (field '%s': %s expected, got %s)")
-        :format(fname, k, want, math.type(v) and tostring(v) or type(v)), 3)
+        :format(fname, k, want, want:find("^integer") and math.type(v) and tostring(v) or type(v)), 3)
     end
   end
   return opts
