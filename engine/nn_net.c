@@ -61,6 +61,15 @@ static nn_tensor *add_param(nn_net *net, const char *path, const char *suffix, i
     nn_fail(err, NN_EINVAL, "net: too many parameters");
     return NULL;
   }
+  /* the sum of all stored values is bounded like one tensor (docs/reliability.md "Bounds") */
+  int64_t total = 1;
+  for (int d = 0; d < ndim; d++) total = shape[d] > 0 && total <= NN_TENSOR_MAX_NUMEL ? total * shape[d] : 0;
+  for (size_t i = 0; i < net->nparams && total <= NN_TENSOR_MAX_NUMEL; i++) total += nn_tensor_numel(net->params[i].t);
+  if (total > NN_TENSOR_MAX_NUMEL) {
+    nn_fail(err, NN_EINVAL, "net: more than %lld stored values (%s.%s), the bound; smaller channels, "
+            "fc_width, classes or input expected", (long long)NN_TENSOR_MAX_NUMEL, path, suffix);
+    return NULL;
+  }
   nn_tensor *t = nn_tensor_new(ndim, shape, err);
   if (!t) return NULL;
   nn_param *pp = &net->params[net->nparams++];

@@ -67,6 +67,12 @@ int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[
  * finalizers: resolve raw pointers (l_checkopen) only after it. */
 void l_gc_external(lua_State *L);
 
+/* Bounds of the binding itself (docs/reliability.md "Bounds"; nn.limits lists them with the
+ * engine's): cells one Space:sample call returns (a list of 2^20 cells is ~100 MB), nets one
+ * fitness_many call scores. */
+#define NN_SPACE_MAX_SAMPLES (1 << 20)
+#define NN_FITNESS_MAX_NETS 1000000
+
 /* ---- field descriptors ---- */
 typedef enum l_ftype {
   L_F_INT,    /* int64_t, integral, within [lo, hi] */

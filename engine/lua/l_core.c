@@ -4,6 +4,9 @@
 
 #include "l_aux.h"
 #include "neuronas/nn_blas.h"
+#include "neuronas/nn_data.h"
+#include "neuronas/nn_fitness.h"
+#include "neuronas/nn_net.h"
 
 #define NN_BINDING(name) int nn_lua_open_##name(lua_State *L);
 #include "nn_bindings.h"
@@ -62,6 +65,20 @@ int luaopen_neuronas_core(lua_State *L) {
   luaL_newlib(L, fns);
   lua_pushliteral(L, NN_VERSION);
   lua_setfield(L, -2, "version");
+  /* nn.limits: the upper bounds where a value sizes work or memory (docs/reliability.md
+   * "Bounds"), one source of truth for the CLI's flag ranges */
+  lua_createtable(L, 0, 8);
+#define LIMIT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+  LIMIT("repeat", NN_FITNESS_MAX_REPEAT);
+  LIMIT("threads", NN_FITNESS_MAX_THREADS);
+  LIMIT("timesteps", NN_NET_MAX_TIMESTEPS);
+  LIMIT("channels", NN_NET_MAX_CHANNELS);
+  LIMIT("tensor_elements", NN_TENSOR_MAX_NUMEL);
+  LIMIT("file_bytes", NN_FILE_MAX_BYTES);
+  LIMIT("space_samples", NN_SPACE_MAX_SAMPLES);
+  LIMIT("fitness_many_nets", NN_FITNESS_MAX_NETS);
+#undef LIMIT
+  lua_setfield(L, -2, "limits");
 #define NN_BINDING(name) nn_lua_open_##name(L);
 #include "nn_bindings.h"
 #undef NN_BINDING

@@ -11,7 +11,7 @@
 #include "neuronas/nn_fitness.h"
 
 #define NN_MT_FITNESS_CACHE "neuronas.FitnessCache"
-#define NN_FITNESS_MAX_NETS 1000000 /* nets per fitness_many call (docs/reliability.md) */
+
 
 /* ---- neuronas.FitnessCache (a box: closed, then acquired) ---- */
 static nn_fitness_cache *checkcache(lua_State *L, int idx) {

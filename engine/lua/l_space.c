@@ -6,8 +6,7 @@
 #include "neuronas/nn_space.h"
 
 #define OPS_EXPECTED "zero, skip, conv1x1, conv3x3, conv5x5, conv7x7, avgpool3x3"
-/* cells one space:sample call returns (docs/reliability.md): a list of 2^20 cells is ~100 MB */
-#define NN_SPACE_MAX_SAMPLES (1 << 20)
+
 
 static nn_space *checkspace(lua_State *L, int idx) { return l_checkopen(L, idx, NN_MT_SPACE); }
 
