@@ -49,6 +49,24 @@ void *l_testopen(lua_State *L, int idx, const char *mt) {
   return b ? b->p : NULL;
 }
 
+/* Whether stack level `level` runs as a finalizer (Lua reports it as metamethod "__gc"). */
+static int finalizer_at(lua_State *L, int level) {
+  lua_Debug ar;
+  if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "n", &ar)) return -1; /* no such level */
+  return ar.namewhat && strcmp(ar.namewhat, "metamethod") == 0 && ar.name && strcmp(ar.name, "__gc") == 0;
+}
+
+void l_check_close(lua_State *L, const char *mt) {
+  if (finalizer_at(L, 0) == 1) return; /* the object's own __gc */
+  for (int level = 1;; level++) {
+    int f = finalizer_at(L, level);
+    if (f < 0) return;
+    if (f)
+      luaL_error(L, "cannot close a %s inside a finalizer (__gc): a call in progress may be using it; "
+                    "drop the reference instead", mt);
+  }
+}
+
 void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods) {
   luaL_newmetatable(L, mt);
   luaL_setfuncs(L, meta, 0);

@@ -46,6 +46,13 @@ void *l_checkopen(lua_State *L, int idx, const char *mt);
 /* The open object at idx when it is of type mt, else NULL (no error). */
 void *l_testopen(lua_State *L, int idx, const char *mt);
 
+/* For the shared __gc/__close/close function of type mt, before it frees: raises when the call
+ * comes from inside a finalizer of another object (a Lua __gc function that closes this one).
+ * A finalizer may run during any allocation, also in the middle of a binding that holds this
+ * object's raw pointer, so closing there could free memory in use; the object is freed by its
+ * own __gc once unreachable instead. The object's own __gc is always allowed. */
+void l_check_close(lua_State *L, const char *mt);
+
 /* Creates metatable mt (with __name, __index = methods table unless meta has __index). */
 void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
 

@@ -133,6 +133,7 @@ static int d_probe(lua_State *L) {
 
 static int d_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_DATASET);
+  l_check_close(L, NN_MT_DATASET);
   nn_data_free(b->p);
   b->p = NULL;
   return 0;

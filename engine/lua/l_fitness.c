@@ -37,6 +37,7 @@ static int c_new(lua_State *L) {
 
 static int c_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_FITNESS_CACHE);
+  l_check_close(L, NN_MT_FITNESS_CACHE);
   nn_fitness_cache_free(b->p);
   b->p = NULL;
   return 0;

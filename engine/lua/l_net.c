@@ -91,10 +91,14 @@ static int net_new(lua_State *L) {
       if (!luaL_testudata(L, -1, "neuronas.InitCache"))
         return argerror(L, 1, "net", "field 'init_cache': neuronas.InitCache expected");
       ic = l_checkopen(L, -1, "neuronas.InitCache");
+      lua_replace(L, 1); /* keep it at the top (the options are read) */
+      lua_settop(L, 1);
+    } else {
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   l_box *b = l_pushnetbox(L);
+  if (ic) ic = l_checkopen(L, lua_gettop(L) - 1, "neuronas.InitCache"); /* after the allocation */
   b->p = nn_net_new_cached(&p, ic, &err);
   if (!b->p) return argerror(L, 1, "net", err.msg);
   return 1;
@@ -102,6 +106,7 @@ static int net_new(lua_State *L) {
 
 static int net_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_NET);
+  l_check_close(L, NN_MT_NET);
   nn_net_free(b->p);
   b->p = NULL;
   return 0;
@@ -173,13 +178,14 @@ static const l_field FWD_FIELDS[] = {{"train", L_F_BOOL, 0, 0, offsetof(fwd_opts
 
 /* net, x[, {train=false}] -> S x classes tensor (the boosted output averaged over T) */
 static int net_forward(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
   fwd_opts fo = {0};
   nn_error err;
+  l_checknet(L, 1), l_checktensor(L, 2); /* argument errors first */
   l_parse_fields(L, 3, 3, FWD_FIELDS, &fo);
   nn_forward_opts o = {.train = fo.train};
   l_box *b = l_pushtensorbox(L);
+  nn_net *net = l_checknet(L, 1); /* resolved after the allocation (l_aux.h) */
+  nn_tensor *x = l_checktensor(L, 2);
   nn_tensor *out = NULL;
   if (nn_net_forward(net, x, &o, &out, &err) != NN_OK) return l_raise(L, &err);
   b->p = out;
@@ -188,9 +194,10 @@ static int net_forward(lua_State *L) {
 
 /* net -> new net with the same structure, weights and weight_bits */
 static int net_clone(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
   nn_error err;
+  l_checknet(L, 1);
   l_box *b = l_pushnetbox(L);
+  nn_net *net = l_checknet(L, 1); /* resolved after the allocation (l_aux.h) */
   if (!(b->p = nn_net_clone(net, &err))) return l_raise(L, &err);
   return 1;
 }
@@ -255,9 +262,10 @@ static int net_tensor(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   const char *name = l_checkstring(L, 2, "name");
   nn_error err;
-  nn_tensor *t = nn_net_tensor_find(net, name);
-  if (!t) return luaL_error(L, "bad argument #1 to 'tensor' (no tensor '%s' in this net)", name);
+  if (!nn_net_tensor_find(net, name))
+    return luaL_error(L, "bad argument #1 to 'tensor' (no tensor '%s' in this net)", name);
   l_box *b = l_pushtensorbox(L);
+  nn_tensor *t = nn_net_tensor_find(l_checknet(L, 1), name); /* after the allocation (l_aux.h) */
   if (!(b->p = nn_tensor_clone(t, &err))) return l_raise(L, &err);
   return 1;
 }

@@ -13,6 +13,7 @@ static nn_space *checkspace(lua_State *L, int idx) { return l_checkopen(L, idx, 
 /* __gc and __close: frees once, tolerates a closed box */
 static int s_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_SPACE);
+  l_check_close(L, NN_MT_SPACE);
   nn_space_free(b->p);
   b->p = NULL;
   return 0;

@@ -117,6 +117,7 @@ static int t_from(lua_State *L) {
 
 static int t_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_TENSOR);
+  l_check_close(L, NN_MT_TENSOR);
   nn_tensor_free(b->p);
   b->p = NULL;
   return 0;
@@ -212,9 +213,10 @@ static int t_max(lua_State *L) {
 
 /* tensor -> independent copy */
 static int t_copy(lua_State *L) {
-  nn_tensor *t = l_checktensor(L, 1);
   nn_error err;
+  l_checktensor(L, 1);
   l_box *b = l_pushtensorbox(L);
+  nn_tensor *t = l_checktensor(L, 1); /* resolved after the allocation (l_aux.h) */
   b->p = nn_tensor_clone(t, &err);
   if (!b->p) return l_raise(L, &err);
   return 1;

@@ -53,14 +53,14 @@ static int t_new(lua_State *L) {
     return luaL_argerror(L, 1, "fields 'epochs' and 'steps_per_epoch' go together");
   if (o.epochs > 0) o.p.total_steps = o.epochs * o.steps_per_epoch;
   lua_getfield(L, 1, "net");
-  nn_net *net = l_testopen(L, -1, NN_MT_NET);
-  if (!net)
+  if (!l_testopen(L, -1, NN_MT_NET))
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'net': %s expected, got %s", NN_MT_NET,
                                                luaL_typename(L, -1)));
   if (o.p.lr_min > o.p.lr)
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'lr_min': at most lr (%f) expected, got %f",
                                                o.p.lr, o.p.lr_min));
   l_box *b = l_newbox(L, NN_MT_TRAINER, 0);
+  nn_net *net = l_checknet(L, -2); /* resolved after the allocation (l_aux.h) */
   b->p = nn_trainer_new(net, &o.p, &err);
   if (!b->p) return l_raise(L, &err);
   return 1;
@@ -68,6 +68,7 @@ static int t_new(lua_State *L) {
 
 static int t_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_TRAINER);
+  l_check_close(L, NN_MT_TRAINER);
   nn_trainer_free(b->p);
   b->p = NULL;
   return 0;
@@ -109,11 +110,12 @@ static int t_evaluate(lua_State *L) {
 
 /* tr, x[, train=false] -> S x classes tensor (T-averaged output) */
 static int t_forward(lua_State *L) {
-  nn_trainer *tr = checktr(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
   int train = lua_toboolean(L, 3);
   nn_error err;
+  checktr(L, 1), l_checktensor(L, 2);
   l_box *b = l_pushtensorbox(L);
+  nn_trainer *tr = checktr(L, 1); /* resolved after the allocation (l_aux.h) */
+  nn_tensor *x = l_checktensor(L, 2);
   nn_tensor *out = NULL;
   if (nn_trainer_forward(tr, x, train, &out, &err) != NN_OK) return l_raise(L, &err);
   b->p = out;

@@ -23,9 +23,12 @@ local function timesteps_of(net)
   return nil
 end
 
+-- Whether obj[name] is something to call (a function, or a value with __call).
 local function has_method(obj, name)
   local ok, v = pcall(function() return obj[name] end)
-  return ok and v ~= nil
+  if not ok or v == nil then return false end
+  local mt = getmetatable(v)
+  return type(v) == "function" or (type(mt) == "table" and rawget(mt, "__call") ~= nil)
 end
 
 -- Called by hw:evaluate (C) with a network: returns its layer list, weight bits (nil when the

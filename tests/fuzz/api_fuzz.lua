@@ -162,6 +162,9 @@ local BAD = {
   { "table with __len maxinteger", function()
     return setmetatable({}, { __len = function() return math.maxinteger end })
   end },
+  { "table whose finalizer closes", function()
+    return setmetatable({}, { __gc = function() close_one() end })
+  end },
   { "function", function() return function() end end },
   { "raising callback", function() return function() error("fuzz: callback raised", 0) end end },
   { "closing callback", function(p) return function() close_one() return p.batch end end },

@@ -77,6 +77,24 @@ describe("callbacks that close or drop objects the binding uses", function()
     assert.has_error(function() s:index(t) end, "attempt to use a closed neuronas.Space")
   end)
 
+  it("close from another object's finalizer is refused (the object's own __gc still frees it)", function()
+    -- a finalizer can run during any allocation, also inside a call that holds the net
+    local n = tiny()
+    local err
+    local guard = setmetatable({}, { __gc = function() err = select(2, pcall(n.close, n)) end })
+    guard = nil
+    collectgarbage()
+    assert.equal("cannot close a neuronas.Net inside a finalizer (__gc): a call in progress may be "
+      .. "using it; drop the reference instead", err)
+    assert.equal("number", type(nn.fitness(n, batch(2)))) -- still open
+    -- outside a finalizer close works, and a dropped net is still freed by its own __gc
+    local m0 = nn.core.mem_live()
+    n = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(nn.core.mem_live() < m0)
+  end)
+
   it("raises a clear error for a dataset option that is not a dataset", function()
     local n, x = tiny(), batch(2)
     assert.has_error(function() nn.fitness(n, x, { ["repeat"] = 2, dataset = 5 }) end,
@@ -108,6 +126,11 @@ describe("metamethods check their self", function()
     -- a key that is no string is simply absent
     assert.is_nil(tr[1])
     assert.is_nil(nn.quantizer()[true])
+  end)
+
+  it("ELA:evaluate with a table whose layers is not a method names it", function()
+    assert.has_error(function() nn.ela():evaluate({ layers = { { pes = "x" } } }) end,
+      "bad argument #1 to 'evaluate' (layer list or network with :layers() expected)")
   end)
 
   it("ELA:report with a wrong self names it", function()
