@@ -12,7 +12,6 @@
 
 #define NN_MT_FITNESS_CACHE "neuronas.FitnessCache"
 
-
 /* ---- neuronas.FitnessCache (a box: closed, then acquired) ---- */
 static nn_fitness_cache *checkcache(lua_State *L, int idx) {
   return l_checkopen(L, idx, NN_MT_FITNESS_CACHE);
