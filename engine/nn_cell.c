@@ -1,4 +1,4 @@
-/* nn_cell.c: cell genotypes (SPEC §1): op names and codes, the three text forms (op names,
+/* nn_cell.c: cell genotypes (docs/model.md): op names and codes, the three text forms (op names,
  * NeuroNAS digits, SNASNet 4x4 matrix), the canonical form, and predicates. */
 #include <ctype.h>
 #include <stdio.h>
@@ -9,10 +9,10 @@
 const int NN_CELL_EDGE_FROM[NN_CELL_EDGES] = {0, 0, 0, 1, 1, 2};
 const int NN_CELL_EDGE_TO[NN_CELL_EDGES] = {1, 2, 3, 2, 3, 3};
 
-/* Indexed by nn_op (SPEC §1 vocabulary). */
+/* Indexed by nn_op (docs/model.md vocabulary). */
 static const char *const op_names[NN_OP_COUNT] = {"zero",    "skip",    "conv1x1",   "conv3x3",
                                                   "conv5x5", "conv7x7", "avgpool3x3"};
-/* SPEC §1: neuronas {skip=0, conv3x3=1, avgpool3x3=2}; snasnet {zero=0, skip=1, conv1x1=2,
+/* docs/model.md: neuronas {skip=0, conv3x3=1, avgpool3x3=2}; snasnet {zero=0, skip=1, conv1x1=2,
  * conv3x3=3, avgpool3x3=4}. Indexed by code. */
 static const nn_op neuronas_ops[3] = {NN_OP_SKIP, NN_OP_CONV3X3, NN_OP_AVGPOOL3X3};
 static const nn_op snasnet_ops[5] = {NN_OP_ZERO, NN_OP_SKIP, NN_OP_CONV1X1, NN_OP_CONV3X3,

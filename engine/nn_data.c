@@ -1,5 +1,5 @@
-/* nn_data.c: the dataset object (SPEC §8): uint8/float32 store, per-channel normalisation,
- * per-batch decoding with random crop + horizontal flip (SPEC §7), views, splits, iteration. */
+/* nn_data.c: the dataset object (docs/data.md): uint8/float32 store, per-channel normalisation,
+ * per-batch decoding with random crop + horizontal flip (docs/training.md), views, splits, iteration. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,7 +286,7 @@ const float *nn_data_pixels_f32(const nn_data *d, int64_t i) {
 
 static int aug_pad(const nn_data *d, const nn_data_aug *a) {
   if (a->pad >= 0) return a->pad;
-  return d->s->h == 28 && d->s->w == 28 ? 2 : 4; /* SPEC §7 */
+  return d->s->h == 28 && d->s->w == 28 ? 2 : 4; /* docs/training.md */
 }
 
 /* Crop offsets dy, dx in 0..2*pad and the flip bit of view record i (draw order: dy, dx, flip). */

@@ -1,4 +1,4 @@
-/* nn_data_cifar.c: CIFAR-10/100 binary reader and the tar parser (SPEC §8).
+/* nn_data_cifar.c: CIFAR-10/100 binary reader and the tar parser (docs/data.md).
  * CIFAR-10 records: 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major);
  * files data_batch_1..5.bin (train) and test_batch.bin, in cifar-10-batches-bin/.
  * CIFAR-100 records: coarse label byte + fine label byte + 3072 pixel bytes; files train.bin and

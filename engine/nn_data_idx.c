@@ -1,4 +1,4 @@
-/* nn_data_idx.c: IDX reader (SPEC §8: MNIST, Fashion-MNIST), plain or gzip.
+/* nn_data_idx.c: IDX reader (docs/data.md: MNIST, Fashion-MNIST), plain or gzip.
  * Format (LeCun): magic 00 00 <type> <ndim>, then ndim big-endian uint32 sizes, then the data.
  * Images: type 0x08 (unsigned byte), ndim 3 (N x H x W). Labels: type 0x08, ndim 1. */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* nn_data_impl.h: the dataset structs shared by nn_data.c and the format readers
- * (nn_data_idx.c, nn_data_cifar.c, nn_data_npy.c); SPEC §8. */
+ * (nn_data_idx.c, nn_data_cifar.c, nn_data_npy.c); docs/data.md. */
 #ifndef NEURONAS_NN_DATA_IMPL_H
 #define NEURONAS_NN_DATA_IMPL_H
 

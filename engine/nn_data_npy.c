@@ -1,4 +1,4 @@
-/* nn_data_npy.c: NumPy .npy reader (SPEC §8: "anything else", e.g. TinyImageNet converted by the
+/* nn_data_npy.c: NumPy .npy reader (docs/data.md: "anything else", e.g. TinyImageNet converted by the
  * user). Format 1.0/2.0/3.0: "\x93NUMPY", major, minor, header length (uint16 LE for 1.x, uint32
  * LE for 2.x/3.x), then a Python dict literal {'descr': .., 'fortran_order': .., 'shape': (..)}.
  * Images: uint8 ('|u1') or float32 ('<f4', '>f4'), C order, shape (N, H, W), (N, C, H, W) or

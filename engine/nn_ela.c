@@ -1,13 +1,13 @@
-/* nn_ela.c: the SpikeFlow CIM energy-latency-area model, SPEC §5 (5.1 SpikeSim-compatible
- * mode, 5.2 NeuroNAS mode). Closed-form: every formula below quotes SPEC §5; the unit tests
+/* nn_ela.c: the SpikeFlow CIM energy-latency-area model of docs/hardware.md (its
+ * SpikeSim-compatible mode and NeuroNAS mode). Closed-form: every formula below quotes docs/hardware.md; the unit tests
  * check each one against hand-computed single layers and SpikeSim's VGG9 example.
  *
- * Quirks of SpikeSim's ela_spikesim.py kept in spikesim mode (SPEC 5.1):
+ * Quirks of SpikeSim's ela_spikesim.py kept in spikesim mode (docs/hardware.md):
  *   - one kernel size (params.kernel) for every layer, linear layers included;
  *   - layers are packed into shared tiles: tiles = ceil(sum PEs / P);
  *   - the output-neuron memory term covers only the first five layers of the list;
  *   - the weight precision does not change the mapping (bits only count memory).
- * SpikeSim rejects layer lists whose PE counts decrease; we don't (SPEC 5.1).
+ * SpikeSim rejects layer lists whose PE counts decrease; we don't (docs/hardware.md).
  * SpikeSim's `xbar_size/8` (ADCs per crossbar, and ADC reads per PE cycle) is read as
  * xbar/mux with mux = 8 (Table I), so the defaults reproduce it and `mux` means something. */
 #include "neuronas/nn_ela.h"
@@ -15,11 +15,11 @@
 #include <math.h>
 #include <string.h>
 
-/* SPEC §5: crossbar constants per device (energy pJ, area um^2). */
+/* docs/hardware.md: crossbar constants per device (energy pJ, area um^2). */
 static const double XBAR_E_PJ[2] = {1.76423, 671.089};
 static const double XBAR_A_UM2[2] = {26.2144, 671.089};
 
-/* SpikeSim: the neuron-memory term covers out_ch_list[0:5] (SPEC 5.1). */
+/* SpikeSim: the neuron-memory term covers out_ch_list[0:5] (docs/hardware.md). */
 enum { SPIKESIM_NEURON_LAYERS = 5 };
 
 nn_ela_params nn_ela_params_default(nn_ela_mode mode, nn_ela_device device) {
@@ -169,7 +169,7 @@ nn_status nn_ela_layer_check(const nn_layer_desc *l, size_t i, nn_error *err) {
   return NN_OK;
 }
 
-/* SPEC 5.1: PE_e = k^2*xbar + (X/mux)*(ADC + mux);
+/* docs/hardware.md: PE_e = k^2*xbar + (X/mux)*(ADC + mux);
  * cycle_e = Htree + fetch + neuron + (X/mux)*PE_e + (X/mux)*sub_per_adc*sub + (X/mux)*temp + tilebuf */
 static double cycle_energy_pj(const nn_ela_params *p, double k) {
   double a = (double)p->xbar / (double)p->mux;
@@ -178,7 +178,7 @@ static double cycle_energy_pj(const nn_ela_params *p, double k) {
          a * (double)p->sub_per_adc * p->e_sub_pj + a * p->e_temp_buf_pj + p->e_tile_buf_pj;
 }
 
-/* SPEC 5.1: PE_a = k^2*xbar + (X/mux)*(ADC + mux); tile_a = (X/mux)*sub + temp + tilebuf
+/* docs/hardware.md: PE_a = k^2*xbar + (X/mux)*(ADC + mux); tile_a = (X/mux)*sub + temp + tilebuf
  * + P*PE_a + Htree */
 static double tile_area_um2(const nn_ela_params *p, double k) {
   double a = (double)p->xbar / (double)p->mux;
@@ -204,7 +204,7 @@ nn_status nn_ela_evaluate(const nn_ela_params *p, const nn_layer_desc *layers, s
 
   const int spikesim = p->mode == NN_ELA_SPIKESIM;
   const int64_t X = p->xbar, P = p->pe_per_tile, T = timesteps;
-  /* w = ceil(bitW / bitD) device cells per weight (SPEC §5 mapping); 1 in spikesim mode */
+  /* w = ceil(bitW / bitD) device cells per weight (docs/hardware.md mapping); 1 in spikesim mode */
   const int64_t w = spikesim ? 1 : cdiv(bits, p->device_bits);
   const double pe_cycle_ns = (double)p->pe_cycles * 1000.0 / p->clock_mhz;
   const double neuron_a = p->a_sram_bit_um2 * (double)p->neuron_mem_bits;
@@ -253,7 +253,7 @@ nn_status nn_ela_evaluate(const nn_ela_params *p, const nn_layer_desc *layers, s
       c.tiles += lc.tiles;
     }
     /* latency cycles: floor(overlap * out_dim^2 * F) * T for all but the last layer,
-     * out_dim^2 * F * T for the last (SPEC 5.1); bit_serial multiplies by w (SPEC 5.2) */
+     * out_dim^2 * F * T for the last (docs/hardware.md); bit_serial multiplies by w (docs/hardware.md) */
     double cyc = (i + 1 < n) ? floor(p->pipeline_overlap * od2 * (double)l->out_ch) * (double)T
                              : od2 * (double)l->out_ch * (double)T;
     if (!spikesim && p->bit_serial) cyc *= (double)w;
@@ -286,7 +286,7 @@ nn_status nn_ela_evaluate(const nn_ela_params *p, const nn_layer_desc *layers, s
   c.layers = (int64_t)n;
   c.area_um2 = area;
   c.energy_pj = energy;
-  /* L = PE_cycle * sum of cycles (SPEC 5.1) */
+  /* L = PE_cycle * sum of cycles (docs/hardware.md) */
   c.latency_ns = pe_cycle_ns * lat_cycles;
   c.area_mm2 = area * 1e-6;
   c.energy_uj = energy * 1e-6;

@@ -1,4 +1,4 @@
-/* nn_fitness.c: the Hamming-kernel accumulator of the fitness score (SPEC §4): per LIF call,
+/* nn_fitness.c: the Hamming-kernel accumulator of the fitness score (docs/fitness.md): per LIF call,
  * popcount Hamming distances between bit-packed sample rows, K summed in double, log|det|
  * through nn_logdet. Scoring whole nets and the prefix cache: nn_fitness_eval.c. */
 #include "neuronas/nn_fitness.h"
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "neuronas/nn_blas.h"
+#include "nn_fitness_impl.h"
 
 struct nn_kernel {
   int64_t S, calls;
@@ -100,13 +101,14 @@ NN_CLONES static void row_counts(const uint64_t *bits, int64_t S, int64_t W, int
   }
 }
 
-/* H[i*S+j] += Hamming of words [w0, w1) of rows i and j, for j > i. Four rows i..i+3 share
- * each load of row j (a quarter of the memory traffic of the pair-by-pair loop); the pairs
- * inside a block that are not needed (j <= i+r) are computed and dropped. */
+/* H[i*S+j] += Hamming of words [w0, w1) of rows i and j, for rows i in [i0, i1) and j > i.
+ * Four rows i..i+3 share each load of row j (a quarter of the memory traffic of the
+ * pair-by-pair loop); the pairs inside a block that are not needed (j <= i+r) are computed and
+ * dropped. */
 NN_CLONES static void hamming_chunk(const uint64_t *bits, int64_t S, int64_t W, int64_t w0,
-                                    int64_t w1, int64_t *H) {
-  int64_t i = 0;
-  for (; i + 4 <= S; i += 4) {
+                                    int64_t w1, int64_t i0, int64_t i1, int64_t *H) {
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
     const uint64_t *a0 = bits + i * W, *a1 = a0 + W, *a2 = a1 + W, *a3 = a2 + W;
     for (int64_t j = i + 1; j < S; j++) {
       const uint64_t *b = bits + j * W;
@@ -124,7 +126,7 @@ NN_CLONES static void hamming_chunk(const uint64_t *bits, int64_t S, int64_t W, 
       if (j > i + 3) H[(i + 3) * S + j] += h3;
     }
   }
-  for (; i < S; i++) {
+  for (; i < i1; i++) {
     const uint64_t *a = bits + i * W;
     for (int64_t j = i + 1; j < S; j++) {
       const uint64_t *b = bits + j * W;
@@ -139,30 +141,37 @@ NN_CLONES static void hamming_chunk(const uint64_t *bits, int64_t S, int64_t W, 
  * (large batches: 256 samples x 131072 neurons is 4 MiB of spikes per call). */
 #define HAMMING_CHUNK_BYTES (512 * 1024)
 
-/* H[i*S+j] = Hamming(row i, row j) for j > i, word range by word range. */
-static void hamming_upper(const uint64_t *bits, int64_t S, int64_t W, int64_t *H) {
+/* H[i*S+j] = Hamming(row i, row j) for rows i in [i0, i1) and j > i, word range by word range. */
+static void hamming_upper(const uint64_t *bits, int64_t S, int64_t W, int64_t i0, int64_t i1, int64_t *H) {
   int64_t cw = HAMMING_CHUNK_BYTES / 8 / S;
   if (cw < 64) cw = 64;
-  for (int64_t i = 0; i < S; i++)
+  for (int64_t i = i0; i < i1; i++)
     for (int64_t j = i + 1; j < S; j++) H[i * S + j] = 0;
-  for (int64_t w0 = 0; w0 < W; w0 += cw) hamming_chunk(bits, S, W, w0, w0 + cw < W ? w0 + cw : W, H);
+  for (int64_t w0 = 0; w0 < W; w0 += cw)
+    hamming_chunk(bits, S, W, w0, w0 + cw < W ? w0 + cw : W, i0, i1, H);
 }
 
-/* K_ij += N - 0.5/(normK_ij + 1e-3) * H_ij, the formula spelled as SPEC §4 (shared by the
+/* K_ij += N - 0.5/(normK_ij + 1e-3) * H_ij, the formula as docs/fitness.md writes it (shared by the
  * fast path and its twin so both round the same way). */
 static inline double kernel_term(double N, double si, double sj, double h) {
   double normK = (si * (1 - sj) + (1 - si) * sj) * N;
   return N - (0.5 / (normK + 1e-3)) * h;
 }
 
-nn_status nn_kernel_add(nn_kernel *k, const nn_spike_call *c, nn_error *err) {
-  nn_status st;
-  if ((st = check_call(k, c, err)) != NN_OK) return st;
-  const int64_t S = k->S, W = c->words;
-  const double N = (double)c->neurons;
-  row_counts(c->bits, S, W, k->cnt);
-  hamming_upper(c->bits, S, W, k->H);
-  for (int64_t i = 0; i < S; i++) {
+/* Rows [i0, i1) of one call: Hamming distances to every later row, then K's entries (i, j) and
+ * (j, i) for j >= i (each entry gets exactly one addition per call, whoever computes it). */
+typedef struct add_job {
+  nn_kernel *k;
+  const nn_spike_call *c;
+} add_job;
+
+static void add_rows(void *ctx, int64_t i0, int64_t i1) {
+  add_job *a = ctx;
+  nn_kernel *k = a->k;
+  const int64_t S = k->S, W = a->c->words;
+  const double N = (double)a->c->neurons;
+  hamming_upper(a->c->bits, S, W, i0, i1, k->H);
+  for (int64_t i = i0; i < i1; i++) {
     double si = (double)k->cnt[i] / N;
     k->K[i * S + i] += kernel_term(N, si, si, 0);
     for (int64_t j = i + 1; j < S; j++) {
@@ -171,8 +180,39 @@ nn_status nn_kernel_add(nn_kernel *k, const nn_spike_call *c, nn_error *err) {
       k->K[j * S + i] += v;
     }
   }
+}
+
+nn_status nn_kernel_add_par(nn_kernel *k, const nn_spike_call *c, nn_par *par, nn_error *err) {
+  nn_status st;
+  if ((st = check_call(k, c, err)) != NN_OK) return st;
+  const int64_t S = k->S;
+  const int T = nn_par_threads(par);
+  add_job a = {k, c};
+  row_counts(c->bits, S, c->words, k->cnt);
+  if (T == 1) {
+    add_rows(&a, 0, S);
+  } else {
+    /* row i has S-1-i pairs: cut the triangle into pieces of about equal pair counts, at
+     * multiples of 4 (the row block of hamming_chunk) */
+    int64_t cut[NN_PAR_MAX_THREADS + 1], i = 0;
+    const double total = (double)S * (double)(S - 1) / 2;
+    double done = 0;
+    cut[0] = 0;
+    for (int t = 1; t < T; t++) {
+      while (i < S && done < total * t / T) done += (double)(S - 1 - i), i++;
+      int64_t ci = (i + 3) / 4 * 4;
+      cut[t] = ci < S ? ci : S;
+      if (cut[t] < cut[t - 1]) cut[t] = cut[t - 1];
+    }
+    cut[T] = S;
+    nn_par_run(par, cut, add_rows, &a);
+  }
   k->calls++;
   return NN_OK;
+}
+
+nn_status nn_kernel_add(nn_kernel *k, const nn_spike_call *c, nn_error *err) {
+  return nn_kernel_add_par(k, c, NULL, err);
 }
 
 nn_status nn_kernel_add_ref(nn_kernel *k, const nn_spike_call *c, nn_error *err) {

@@ -1,5 +1,5 @@
-/* nn_fitness_eval.c: scoring a net (SPEC §4) from the spike observer of its forward pass,
- * with the stage-2 prefix cache (SPEC §6): the cell-B inputs of all T steps and the kernel
+/* nn_fitness_eval.c: scoring a net (docs/fitness.md) from the spike observer of its forward pass,
+ * with the stage-2 prefix cache (docs/search.md): the cell-B inputs of all T steps and the kernel
  * summed over the prefix LIF calls, keyed by what the prefix depends on. */
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +9,9 @@
 
 #include "neuronas/nn_fitness.h"
 #include "neuronas/nn_blas.h"
+#include "nn_fitness_impl.h"
 #include "nn_net_impl.h"
+#include "nn_scratch.h"
 
 static double now_s(void) {
   struct timespec t;
@@ -42,6 +44,7 @@ static void mod_add(int *n, nn_fitness_module *m, const char *name, int64_t call
 /* ---- the observer ---- */
 typedef struct obs {
   nn_kernel *k;
+  nn_par *par;      /* the kernel's threads (NULL: the calling thread) */
   mod_list *mods;   /* where this phase's module statistics go */
   int64_t calls;    /* LIF calls seen */
   double kernel_s;  /* seconds inside nn_kernel_add */
@@ -54,7 +57,7 @@ static void on_spikes(void *ud, const nn_spike_call *c) {
   double t0;
   if (o->st != NN_OK) return;
   t0 = now_s();
-  o->st = nn_kernel_add(o->k, c, &o->err);
+  o->st = nn_kernel_add_par(o->k, c, o->par, &o->err);
   o->kernel_s += now_s() - t0;
   o->calls++;
   mod_add(&o->mods->n, o->mods->m, c->module ? c->module : "?", 1, c->fired, c->neurons);
@@ -347,6 +350,35 @@ oom:
   return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
 }
 
+/* ---- memory: a big net's passes reuse each other's pages ----
+ * Through malloc every map of a cifar-sized pass (134 MB at batch 256) is fresh memory whose
+ * pages the kernel zeroes on first touch: a sixth of a paper-size candidate's CPU time went to
+ * page faults. While such a net is scored, the scoring thread's scratch cache may keep about one
+ * pass's buffers, so the second repeat, the suffix and the next pass take the prefix's pages
+ * again; the budget is restored (and the cache trimmed) when the scoring returns. Small nets
+ * (the fashion default) stay under the default budget and are not affected. */
+#define SCRATCH_RAISE_MIN ((size_t)256 << 20)
+
+/* Bytes the buffers of one pass of net at batch S take, about: the cell-A maps (4 node and 3
+ * backward states), one LIF state per LIF module, the stem output, the conv/pool scratch
+ * (2 maps) and the cell-B inputs of all steps. */
+static size_t pass_bytes(const nn_net *net, int64_t S) {
+  const double map = (double)S * (double)net->p.channels * (double)(net->h0 * net->w0) * sizeof(float);
+  const double b = map * (double)(7 + net->nlifs + 1 + 2) + map / 2 * (double)net->p.timesteps;
+  return b > 1e15 ? (size_t)1e15 : (size_t)b;
+}
+
+/* Raises the calling thread's scratch budget for net at batch S; returns the budget to restore
+ * (0: nothing raised). */
+static size_t scratch_raise(const nn_net *net, int64_t S) {
+  const size_t want = pass_bytes(net, S);
+  return want >= SCRATCH_RAISE_MIN ? nn_scratch_set_limit(want) : 0;
+}
+
+static void scratch_restore(size_t old) {
+  if (old) nn_scratch_set_limit(old);
+}
+
 /* ---- scoring ---- */
 static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
   for (int i = 0; i < m->n; i++)
@@ -355,17 +387,20 @@ static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
 }
 
 /* Runs the prefix of net on x into r (kernel, cell-B inputs, call statistics); r->ready on
- * success. Timings go to d. */
+ * success. Timings go to d. par: the threads for the forward and the kernel (NULL: one). */
 static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness_diag *d,
-                            nn_error *err) {
+                            nn_par *par, nn_error *err) {
   nn_forward_opts fo;
   obs o;
   nn_status st;
   double t0;
   if (!r->k && !(r->k = nn_kernel_new(nn_tensor_dim(x, 0), err))) return NN_ENOMEM;
   memset(&o, 0, sizeof o);
+  memset(&fo, 0, sizeof fo);
   o.k = r->k;
   o.mods = &r->mods;
+  o.par = par;
+  fo.threads = nn_par_threads(par);
   fo.train = 1;
   fo.on_spikes = on_spikes;
   fo.ud = &o;
@@ -382,7 +417,7 @@ static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness
 
 /* One repeat from a ready prefix result: k = the prefix kernel plus every suffix LIF call. */
 static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness_diag *d,
-                            nn_error *err) {
+                            nn_par *par, nn_error *err) {
   nn_forward_opts fo;
   mod_list *suf = calloc(1, sizeof *suf);
   nn_tensor *out = NULL;
@@ -394,8 +429,11 @@ static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness
   d->lif_calls += r->calls;
   merge_mods(d, &r->mods);
   memset(&o, 0, sizeof o);
+  memset(&fo, 0, sizeof fo);
   o.k = k;
   o.mods = suf;
+  o.par = par;
+  fo.threads = nn_par_threads(par);
   fo.train = 1;
   fo.on_spikes = on_spikes;
   fo.ud = &o;
@@ -442,16 +480,16 @@ static pres *prefix_lookup(nn_net *net, const nn_tensor *x, nn_fitness_cache *ca
 
 /* One repeat: the prefix (cached or run, then stored) and the suffix into k. */
 static nn_status one_batch(nn_net *net, const nn_tensor *x, nn_fitness_cache *cache,
-                           nn_kernel *k, nn_fitness_diag *d, nn_error *err) {
+                           nn_kernel *k, nn_fitness_diag *d, nn_par *par, nn_error *err) {
   int produce;
   nn_status st = NN_OK;
   pres *r = prefix_lookup(net, x, cache, d, &produce);
   if (!r) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
   if (produce) {
-    st = run_prefix(net, x, r, d, err);
+    st = run_prefix(net, x, r, d, par, err);
     if (st != NN_OK && cache) cache_drop_unready(cache);
   }
-  if (st == NN_OK) st = run_suffix(net, r, k, d, err);
+  if (st == NN_OK) st = run_suffix(net, r, k, d, par, err);
   pres_unref(r);
   return st;
 }
@@ -494,6 +532,8 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
   int64_t S;
   int kept = 0; /* opts->kernels filled so far (freed again on failure) */
   int blas_threads = 0;
+  size_t scratch_old = 0;
+  nn_par *par = NULL;
   saved_stats saved = {0, NULL, NULL};
   if (!d) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
   if (!net || !batches || !score) {
@@ -501,6 +541,14 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
     goto done;
   }
   if ((st = check_batches(batches, repeats, &S, err)) != NN_OK) goto done;
+  if (opts && (opts->threads < 0 || opts->threads > NN_FITNESS_MAX_THREADS)) {
+    st = nn_fail(err, NN_EINVAL, "fitness: threads=%d outside 0..%d", opts->threads, NN_FITNESS_MAX_THREADS);
+    goto done;
+  }
+  /* one team for the whole evaluation (forward passes and kernel); a team that cannot start
+   * leaves everything to this thread: the same bits */
+  if (opts && opts->threads > 1) par = nn_par_new(opts->threads);
+  scratch_old = scratch_raise(net, S);
   if (!(k = nn_kernel_new(S, err))) {
     st = NN_ENOMEM;
     goto done;
@@ -518,7 +566,7 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
       st = nn_fail(err, NN_EINTR, "fitness: interrupted");
       break;
     }
-    st = one_batch(net, batches[r], opts ? opts->cache : NULL, k, d, err);
+    st = one_batch(net, batches[r], opts ? opts->cache : NULL, k, d, par, err);
     if (st != NN_OK) break;
     double t0 = now_s();
     st = nn_kernel_score(k, &d->scores[r], &d->signs[r], err);
@@ -537,6 +585,8 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
     if (diag) *diag = *d;
   }
 done:
+  nn_par_free(par);
+  scratch_restore(scratch_old);
   if (blas_threads > 0) nn_blas_set_threads(blas_threads);
   stats_restore_free(&saved);
   if (st != NN_OK && opts && opts->kernels)
@@ -584,13 +634,14 @@ typedef struct many_ctx {
   const nn_tensor *const *batches;
   int repeats, phase;
   int64_t S;
+  const nn_net *biggest; /* the net whose passes take the most scratch */
 } many_ctx;
 
 static void many_job(many_ctx *c, many_net *m) {
   if (m->st != NN_OK) return;
   if (c->phase == 2) {
     for (int r = 0; r < c->repeats && m->st == NN_OK; r++)
-      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, &m->err);
+      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, &m->err);
     return;
   }
   nn_kernel *k = nn_kernel_new(c->S, &m->err);
@@ -605,9 +656,9 @@ static void many_job(many_ctx *c, many_net *m) {
       break;
     }
     if (m->produce[r] == 2 &&
-        (m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, &m->err)) != NN_OK)
+        (m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, &m->err)) != NN_OK)
       break;
-    m->st = run_suffix(m->net, m->src[r], k, m->d, &m->err);
+    m->st = run_suffix(m->net, m->src[r], k, m->d, NULL, &m->err);
     if (m->produce[r] == 2) { /* private: nobody reads it again */
       nn_tensor_free(m->src[r]->cellb_in);
       m->src[r]->cellb_in = NULL;
@@ -628,12 +679,15 @@ static void many_job(many_ctx *c, many_net *m) {
 
 static void *many_worker(void *arg) {
   many_ctx *c = arg;
+  size_t old = scratch_raise(c->biggest, c->S);
   for (;;) {
     size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
-    if (i >= c->count) return NULL;
+    if (i >= c->count) break;
     if (c->phase == 2 && c->m[i].nshared == 0) continue;
     many_job(c, &c->m[i]);
   }
+  scratch_restore(old);
+  return NULL;
 }
 
 /* Runs phase c->phase over all nets on `threads` threads (the caller is one of them). A
@@ -713,6 +767,9 @@ nn_status nn_fitness_many(nn_net *const *nets, size_t count, const nn_tensor *co
     int saved_threads = nn_blas_get_threads();
     c.m = m;
     c.count = count;
+    c.biggest = nets[0];
+    for (size_t i = 1; i < count; i++)
+      if (pass_bytes(nets[i], c.S) > pass_bytes(c.biggest, c.S)) c.biggest = nets[i];
     c.batches = batches;
     c.repeats = repeats;
     if (threads > (int)count) threads = (int)count;

@@ -1,5 +1,5 @@
 /* nn_grad.c: training kernels, forward (with what the backward needs) and backward
- * (SPEC §2.2 layer semantics, §7 training; issue 8). See nn_grad_impl.h for layouts. */
+ * (docs/model.md layer semantics, docs/training.md training). See nn_grad_impl.h for layouts. */
 #include "nn_grad_impl.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* nn_grad_impl.h: forward-with-tape and backward kernels for training (SPEC §2.2, §7; issue 8).
+/* nn_grad_impl.h: forward-with-tape and backward kernels for training (docs/model.md; docs/training.md).
  * Private to the engine (nn_train.c and the tests); the forward kernels are nn_ops.h's. All arrays are float32, NCHW, row-major,
  * caller-owned; "accumulated" outputs are added to (+=), all others overwritten.
  * Every fast kernel has a naive *_ref twin checked against it in tests/c/test_grad.c. */
@@ -38,7 +38,7 @@ void nn_bn2d_bwd(int64_t n, int64_t c, int64_t hw, const float *x, const float *
 void nn_bn2d_bwd_ref(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
                      const float *dy, float *dx, float *dgamma, float *dbeta);
 
-/* ---- LIF backward (forward: nn_lif_step with v_pre), SPEC §2.2 ---- */
+/* ---- LIF backward (forward: nn_lif_step with v_pre), docs/model.md ---- */
 #define NN_ATAN_ALPHA 2.0
 /* ATan surrogate ds/dv = (alpha/2) / (1 + (pi/2 * alpha * (v - thr))^2). */
 double nn_atan_surrogate(double v, double thr, double alpha);
@@ -86,7 +86,7 @@ void nn_sgd_step(int64_t m, float *w, const float *g, float *buf, double lr, dou
                  double wd);
 void nn_adam_step(int64_t m, float *w, const float *g, float *m1, float *m2, double lr,
                   double b1, double b2, double eps, double wd, int64_t t);
-/* Cosine annealing from lr0 (step 0) to lr_min (step total): SPEC §7. */
+/* Cosine annealing from lr0 (step 0) to lr_min (step total): docs/training.md. */
 double nn_cosine_lr(double lr0, double lr_min, int64_t step, int64_t total);
 
 #endif

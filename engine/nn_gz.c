@@ -1,5 +1,5 @@
-/* nn_gz.c: whole-file reading with transparent gzip inflation (SPEC §8: IDX .gz files and the
- * CIFAR .tar.gz archives); the engine's only zlib user (STYLE "Layout").
+/* nn_gz.c: whole-file reading with transparent gzip inflation (docs/data.md: IDX .gz files and the
+ * CIFAR .tar.gz archives); the engine's only zlib user.
  * Files are read whole: the largest input (cifar-10-binary.tar.gz, 163 MB -> 185 MB) fits
  * comfortably, and the parsers then work on memory buffers, which is also what the fuzz
  * targets drive. */

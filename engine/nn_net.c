@@ -1,6 +1,6 @@
 /* nn_net.c: the SNASNet/NeuroNAS macro-architecture and its spiking forward pass
- * (SPEC §2.1 macro-architecture and presets, §2.2 neuron/layer semantics and initialisation,
- * §2.3 accounting). Structure in nn_net_impl.h; kernels in nn_ops.c. */
+ * (docs/model.md: macro-architecture and presets, neuron/layer semantics and initialisation,
+ * accounting). Structure in nn_net_impl.h; kernels in nn_ops.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +9,12 @@
 #include "neuronas/nn_rng.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_net_impl.h"
+#include "nn_par.h"
 #include "nn_scratch.h"
 
 const char *const NN_NET_PRESETS[] = {"cifar10", "cifar100", "tinyimagenet", "fashion-mnist", NULL};
 
-/* SPEC §2.1 preset table (SNASNet's code; fashion-mnist is our [choice]). */
+/* docs/model.md preset table (SNASNet's code; fashion-mnist is our [choice]). */
 static const struct preset {
   const char *name;
   int64_t in_ch, in_h, in_w, channels, stem_stride, second_pool, fc_width, classes, cluster;
@@ -43,9 +44,9 @@ nn_status nn_net_params_preset(nn_net_params *p, const char *preset, nn_error *e
     p->in_ch = q->in_ch, p->in_h = q->in_h, p->in_w = q->in_w;
     p->channels = q->channels, p->stem_stride = q->stem_stride, p->second_pool = q->second_pool;
     p->fc_width = q->fc_width, p->classes = q->classes, p->cluster = q->cluster;
-    p->timesteps = 5;          /* SPEC §2.1 */
-    p->tau = 4.0 / 3.0;        /* SPEC §2.1 */
-    p->threshold = 1.0;        /* SPEC §2.1 */
+    p->timesteps = 5;          /* docs/model.md */
+    p->tau = 4.0 / 3.0;        /* docs/model.md */
+    p->threshold = 1.0;        /* docs/model.md */
     return NN_OK;
   }
   return nn_fail(err, NN_EINVAL,
@@ -85,7 +86,7 @@ static int add_bn(nn_net *net, nn_bn_mod *bn, const char *path, int64_t c, nn_er
   if (!(bn->bias = add_param(net, path, "bias", 1, s, err))) return 0;
   if (!(bn->running_mean = add_param(net, path, "running_mean", 1, s, err))) return 0;
   if (!(bn->running_var = add_param(net, path, "running_var", 1, s, err))) return 0;
-  nn_tensor_fill(bn->weight, 1.0f);   /* SPEC §2.2: BN weight 1, bias 0 */
+  nn_tensor_fill(bn->weight, 1.0f);   /* docs/model.md: BN weight 1, bias 0 */
   nn_tensor_fill(bn->running_var, 1.0f);
   return 1;
 }
@@ -181,7 +182,7 @@ static int add_conv(nn_net *net, nn_conv_mod *cv, const char *path, int64_t cin,
   if (!(cv->weight = add_param(net, path, "weight", 4, s, err))) return 0;
   cv->g = (nn_conv_geom){0, cin, h, w, cout, k, stride, k / 2};
   if (init) {
-    double bound = sqrt(6.0 / ((1.0 + 2.0 * 2.0) * (double)(cin * k * k))); /* SPEC §2.2, a = 2 */
+    double bound = sqrt(6.0 / ((1.0 + 2.0 * 2.0) * (double)(cin * k * k))); /* docs/model.md, a = 2 */
     init_draw(net, cv->weight, path, 0, (float)-bound, (float)bound);
   }
   nn_layer_desc *d = &net->layers[net->nlayers];
@@ -199,7 +200,7 @@ static int add_linear(nn_net *net, nn_conv_mod *cv, const char *path, int64_t in
                       int init, nn_error *err) {
   int64_t s[2] = {out, in};
   if (!(cv->weight = add_param(net, path, "weight", 2, s, err))) return 0;
-  if (init) init_draw(net, cv->weight, path, 1, 0.0f, 0.01f); /* SPEC §2.2: N(0, 0.01) */
+  if (init) init_draw(net, cv->weight, path, 1, 0.0f, 0.01f); /* docs/model.md: N(0, 0.01) */
   nn_layer_desc *d = &net->layers[net->nlayers];
   memset(d, 0, sizeof *d);
   d->kind = NN_LAYER_LINEAR;
@@ -398,8 +399,10 @@ typedef struct run {
   const nn_forward_opts *o;
   int64_t S;
   int step;
+  nn_par *par;             /* the pass's worker team (NULL: the calling thread only) */
   float *v[NN_NET_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
   float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
+  int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
   uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
   int64_t lif_neurons;     /* neurons per sample of the current LIF call */
   float *tmp;              /* conv output / pooled maps (largest map) */
@@ -410,11 +413,130 @@ typedef struct run {
 static void run_free(run *r) {
   for (int i = 0; i < NN_NET_MAXLIF; i++) nn_scratch_put(r->v[i]);
   nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp), nn_scratch_put(r->wcl);
+  nn_par_free(r->par);
+  r->par = NULL;
+}
+
+/* ---- work split over the pass's threads (nn_par.h). Each piece computes its outputs exactly as
+ * the whole loop does (LIF, convs and unpacking per sample, BatchNorm per channel, pools per
+ * plane, sums per element), so the bits do not depend on the thread count. ---- */
+typedef struct par_job {
+  const float *x, *x2;
+  float *y, *v;
+  const uint64_t *bits;
+  uint64_t *bout;
+  const float *w;
+  nn_conv_geom g;
+  int64_t a, b, c;    /* per-kind sizes */
+  float tau, thr;
+  int flag;
+  nn_bn_mod *bn;
+  int train;
+  int64_t fired;      /* summed atomically (integers: order-free) */
+  int failed;         /* the first failing piece fills st/err */
+  nn_status st;
+  nn_error err;
+} par_job;
+
+static void job_fail(par_job *j, nn_status st, const nn_error *e) {
+  if (st != NN_OK && __atomic_exchange_n(&j->failed, 1, __ATOMIC_ACQ_REL) == 0) j->st = st, j->err = *e;
+}
+
+/* samples [lo, hi): v, x are a = neurons per sample, bout b = words per sample */
+static void lif_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  int64_t f = nn_lif_step_bits(j->v + lo * j->a, j->x + lo * j->a, hi - lo, j->a, j->tau, j->thr, j->flag,
+                               j->bout + lo * j->b);
+  __atomic_fetch_add(&j->fired, f, __ATOMIC_RELAXED);
+}
+
+/* samples [lo, hi) of a conv: event-driven on bits (b words per sample) or dense on x (a floats
+ * per sample); y has c floats per sample */
+static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_conv_geom g = j->g;
+  nn_error e;
+  nn_status st;
+  g.n = hi - lo;
+  if (j->flag) st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
+  else st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
+  job_fail(j, st, &e);
+}
+
+/* channels [lo, hi) of a BatchNorm over a samples of hw = b */
+static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_bn_mod *bn = j->bn;
+  nn_bn_forward_channels(j->x, j->a, bn->c, j->b, lo, hi, bn->weight->data, bn->bias->data, bn->running_mean->data,
+                         bn->running_var->data, j->train, NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->flag);
+}
+
+/* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
+static void pool_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  const int64_t in = j->a * j->b, out = j->flag == 2 ? (j->a / j->c) * (j->b / j->c) : in;
+  if (j->flag == 0) nn_avgpool3x3(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else if (j->flag == 1) nn_avgpool3x3_add(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else nn_avgpool(j->x + lo * in, hi - lo, j->a, j->b, j->c, j->y + lo * out);
+}
+
+/* elements [lo, hi): flag 0 y = x, 1 y += x, 2 y = x + x2, 3 y = 0 */
+static void elem_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  float *restrict y = j->y + lo;
+  const float *restrict x = j->x ? j->x + lo : NULL, *restrict x2 = j->x2 ? j->x2 + lo : NULL;
+  const int64_t n = hi - lo;
+  switch (j->flag) {
+  case 0: memcpy(y, x, (size_t)n * sizeof *y); break;
+  case 1: for (int64_t i = 0; i < n; i++) y[i] += x[i]; break;
+  case 2: for (int64_t i = 0; i < n; i++) y[i] = x[i] + x2[i]; break;
+  default: memset(y, 0, (size_t)n * sizeof *y); break;
+  }
+}
+
+/* samples [lo, hi) of nn_spikes_unpack (a neurons, b words per sample) */
+static void unpack_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_spikes_unpack(j->bits + lo * j->b, hi - lo, j->a, j->y + lo * j->a);
+}
+
+#define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
+
+static void par_elem(run *r, int kind, float *y, const float *x, const float *x2, int64_t n) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.y = y, j.x = x, j.x2 = x2, j.flag = kind;
+  nn_par_for(r->par, n, ELEM_GRAIN, elem_piece, &j);
+}
+
+static void par_pool(run *r, int kind, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = h, j.b = w, j.c = k, j.flag = kind;
+  nn_par_for(r->par, planes, 1, pool_piece, &j);
+}
+
+/* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
+ * multiples of nn_conv2d's sample chunk, so every sgemm call is the one the whole call makes. */
+static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float *x, const float *w, float *y,
+                          nn_error *err) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->bits;
+  j.a = g->c * g->h * g->w, j.b = nn_spike_words(j.a), j.c = g->o * nn_conv_ho(g) * nn_conv_wo(g);
+  nn_par_for(r->par, g->n, events ? 1 : nn_conv2d_chunk(g), conv_piece, &j);
+  if (j.failed) {
+    if (err) *err = j.err;
+    return j.st;
+  }
+  return NN_OK;
 }
 
 static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t S, nn_error *err) {
   memset(r, 0, sizeof *r);
   r->net = net, r->o = o, r->S = S;
+  if (o && (o->threads < 0 || o->threads > NN_PAR_MAX_THREADS))
+    return nn_fail(err, NN_EINVAL, "forward: threads=%d outside 0..%d", o->threads, NN_PAR_MAX_THREADS);
   const int64_t C = net->p.channels;
   int64_t m = C * net->h0 * net->w0 * 2; /* downconv output: 2C at cell A size */
   int64_t m2 = net->fc_in > net->p.fc_width ? net->fc_in : net->p.fc_width;
@@ -427,14 +549,15 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   int64_t smax = 1; /* the largest LIF map */
   for (size_t i = 0; i < net->nlifs; i++)
     if (net->lifs[i].neurons > smax) smax = net->lifs[i].neurons;
-  r->s = nn_scratch_get((size_t)(S * smax) * sizeof *r->s);
   r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
   r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
   r->wcl = nn_scratch_get((size_t)wmax * sizeof *r->wcl);
-  if (!r->s || !r->tmp || !r->bits || !r->wcl) {
+  if (!r->tmp || !r->bits || !r->wcl) {
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
   }
+  /* a team that cannot start leaves the pass to the calling thread (the same bits, slower) */
+  if (o && o->threads > 1) r->par = nn_par_new(o->threads);
   return NN_OK;
 }
 
@@ -445,8 +568,12 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   const int fresh = !r->v[li]; /* first call of this module in the pass: state 0 */
   if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", l->path);
-  int64_t f = nn_lif_step_bits(r->v[li], x, r->S, l->neurons, (float)r->net->p.tau, (float)r->net->p.threshold,
-                               fresh, r->bits);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.v = r->v[li], j.x = x, j.a = l->neurons, j.b = nn_spike_words(l->neurons), j.bout = r->bits;
+  j.tau = (float)r->net->p.tau, j.thr = (float)r->net->p.threshold, j.flag = fresh;
+  nn_par_for(r->par, r->S, 1, lif_piece, &j);
+  const int64_t f = j.fired;
   r->lif_neurons = l->neurons;
   l->fired += f;
   l->seen += n;
@@ -458,22 +585,32 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   return NN_OK;
 }
 
-/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier). */
-static const float *run_spikes_f(run *r) {
-  nn_spikes_unpack(r->bits, r->S, r->lif_neurons, r->s);
-  return r->s;
+/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier) in *s. */
+static nn_status run_spikes_f(run *r, const float **s, nn_error *err) {
+  const int64_t need = r->S * r->lif_neurons;
+  if (need > r->s_floats) {
+    nn_scratch_put(r->s);
+    r->s_floats = 0;
+    if (!(r->s = nn_scratch_get((size_t)need * sizeof *r->s)))
+      return nn_fail(err, NN_ENOMEM, "forward: out of memory for %lld spikes", (long long)need);
+    r->s_floats = need;
+  }
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.bits = r->bits, j.y = r->s, j.a = r->lif_neurons, j.b = nn_spike_words(r->lif_neurons);
+  nn_par_for(r->par, r->S, 1, unpack_piece, &j);
+  *s = r->s;
+  return NN_OK;
 }
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
 
 /* y = BN(x), or y += BN(x) when add (a cell edge adding into its node). */
 static void bn_run(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y, int add) {
-  if (add)
-    nn_bn_forward_add(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                      bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y);
-  else
-    nn_bn_forward(x, r->S, bn->c, hw, bn->weight->data, bn->bias->data, bn->running_mean->data,
-                  bn->running_var->data, train_mode(r), NN_BN_MOMENTUM, NN_BN_EPS, y, NULL, NULL);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = r->S, j.b = hw, j.bn = bn, j.train = train_mode(r), j.flag = add;
+  nn_par_for(r->par, bn->c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 static void bn_apply(run *r, nn_bn_mod *bn, const float *x, int64_t hw, float *y) { bn_run(r, bn, x, hw, y, 0); }
 
@@ -485,9 +622,11 @@ static nn_status conv_spikes(run *r, nn_conv_mod *cv, int64_t fired, float *y, n
   int events = mode == NN_CONV_EVENTS || (mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired));
   if (events) {
     nn_conv2d_weight_cl(&g, cv->weight->data, r->wcl);
-    return nn_conv2d_events(&g, r->bits, r->wcl, y, err);
+    return par_conv(r, &g, 1, NULL, r->wcl, y, err);
   }
-  return nn_conv2d(&g, run_spikes_f(r), cv->weight->data, y, err);
+  const float *s = NULL;
+  nn_status st = run_spikes_f(r, &s, err);
+  return st != NN_OK ? st : par_conv(r, &g, 0, s, cv->weight->data, y, err);
 }
 
 /* out += op(in) for one cell edge; in/out are S x c x h x w. While *fresh (no edge has written
@@ -503,14 +642,10 @@ static nn_status edge_apply(run *r, nn_cell_mod *cm, nn_edge_mod *em, const floa
   *fresh = 0;
   switch (em->op) {
   case NN_OP_SKIP:
-    if (add)
-      for (int64_t i = 0; i < n; i++) out[i] += in[i];
-    else
-      memcpy(out, in, (size_t)n * sizeof *out);
+    par_elem(r, add ? 1 : 0, out, in, NULL, n);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
-    if (add) nn_avgpool3x3_add(in, r->S * cm->c, cm->h, cm->w, out);
-    else nn_avgpool3x3(in, r->S * cm->c, cm->h, cm->w, out);
+    par_pool(r, add ? 1 : 0, in, r->S * cm->c, cm->h, cm->w, 3, out);
     return NN_OK;
   default:
     if ((st = lif_call(r, em->lif, in, &fired, err)) != NN_OK) return st;
@@ -551,7 +686,7 @@ static nn_status cell_run_init(cell_run *c, const nn_cell_mod *cm, int64_t S, nn
   return NN_OK;
 }
 
-/* One timestep of a cell (SPEC §2.2): x0 in, returns x3 (owned by c). */
+/* One timestep of a cell (docs/model.md): x0 in, returns x3 (owned by c). */
 static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0, const float **x3,
                            nn_error *err) {
   const int64_t n = r->S * cm->c * cm->h * cm->w;
@@ -560,16 +695,15 @@ static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0
   int e = 0;
   in[0] = x0;
   if (c->back) {
-    for (int64_t i = 0; i < n; i++) c->y0[i] = x0[i] + c->bx[0][i];
+    par_elem(r, 2, c->y0, x0, c->bx[0], n);
     in[0] = c->y0;
   }
   for (int j = 1; j <= 3; j++) {
     int fresh = 1;
     for (; e < cm->nfwd && cm->edges[e].to == j; e++)
       if ((st = edge_apply(r, cm, &cm->edges[e], in[cm->edges[e].from], c->x[j], &fresh, err)) != NN_OK) return st;
-    if (fresh) memset(c->x[j], 0, (size_t)n * sizeof(float));
-    if (c->back && j < 3)
-      for (int64_t i = 0; i < n; i++) c->x[j][i] += c->bx[j][i]; /* x_j -> y_j */
+    if (fresh) par_elem(r, 3, c->x[j], NULL, NULL, n);
+    if (c->back && j < 3) par_elem(r, 1, c->x[j], c->bx[j], NULL, n); /* x_j -> y_j */
     in[j] = c->x[j];
   }
   if (c->back) {
@@ -581,7 +715,7 @@ static nn_status cell_step(run *r, nn_cell_mod *cm, cell_run *c, const float *x0
         return st;
     }
     for (int i = 0; i < 3; i++)
-      if (fresh[i]) memset(c->bx[i], 0, (size_t)n * sizeof(float));
+      if (fresh[i]) par_elem(r, 3, c->bx[i], NULL, NULL, n);
   }
   *x3 = c->x[3];
   return NN_OK;
@@ -619,7 +753,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   nn_tensor_reshape(out, 5, shp, NULL);
   run r;
   cell_run cr;
-  float *x0 = NULL, *d = NULL;
+  float *x0 = NULL, *d;
   if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
     nn_tensor_free(out);
     return st;
@@ -628,13 +762,15 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
   reset_stats(net, 0, net->down_lif + 1);
   st = cell_run_init(&cr, &net->cell[0], S, err);
   x0 = nn_scratch_get((size_t)(S * C * hw0) * sizeof *x0);
-  d = nn_scratch_get((size_t)(S * C * hw0) * sizeof *d);
-  if (st == NN_OK && (!x0 || !d)) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
-  /* stem: once (SPEC §2.1) */
+  /* the downconv's BN output lives in the first half of r.tmp: the LIF reads it before the
+   * conv writes r.tmp (one map less alive: 134 MB at the cifar presets' batch 256) */
+  d = r.tmp;
+  if (st == NN_OK && !x0) st = nn_fail(err, NN_ENOMEM, "forward: out of memory");
+  /* stem: once (docs/model.md) */
   if (st == NN_OK) {
     nn_conv_geom g = net->stem.g;
     g.n = S;
-    st = nn_conv2d(&g, x->data, net->stem.weight->data, x0, err);
+    st = par_conv(&r, &g, 0, x->data, net->stem.weight->data, x0, err);
   }
   if (st == NN_OK) bn_apply(&r, &net->stem_bn, x0, hw0, x0);
   for (int t = 0; t < T && st == NN_OK; t++) {
@@ -650,11 +786,11 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
     if ((st = lif_call(&r, net->down_lif, d, &fired, err)) != NN_OK) break;
     if ((st = conv_spikes(&r, &net->down_conv, fired, r.tmp, err)) != NN_OK) break;
     bn_apply(&r, &net->down_bn2, r.tmp, hw0, r.tmp);
-    nn_avgpool(r.tmp, S * 2 * C, net->h0, net->w0, 2, out->data + t * S * 2 * C * hw1);
+    par_pool(&r, 2, r.tmp, S * 2 * C, net->h0, net->w0, 2, out->data + t * S * 2 * C * hw1);
   }
   cell_run_free(&cr);
   run_free(&r);
-  nn_scratch_put(x0), nn_scratch_put(d);
+  nn_scratch_put(x0);
   if (st != NN_OK) {
     nn_tensor_free(out);
     return st;
@@ -706,12 +842,15 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     if ((st = cell_step(&r, &net->cell[1], &cr, cellb_in->data + t * S * C2 * hw1, &h, err)) != NN_OK) break;
     bn_apply(&r, &net->last_bn, h, hw1, a);
     if ((st = lif_call(&r, net->last_lif, a, &fired, err)) != NN_OK) break;
-    nn_avgpool(run_spikes_f(&r), S * C2, net->h1, net->w1, p->second_pool, pooled);
-    /* dropout: off during scoring and evaluation (SPEC §2.2 [choice]) */
+    const float *sp;
+    if ((st = run_spikes_f(&r, &sp, err)) != NN_OK) break;
+    par_pool(&r, 2, sp, S * C2, net->h1, net->w1, p->second_pool, pooled);
+    /* dropout: off during scoring and evaluation (docs/model.md [choice]) */
     if ((st = nn_linear(pooled, S, net->fc_in, net->fc1.weight->data, NULL, F, f1, err)) != NN_OK) break;
     if ((st = lif_call(&r, net->cls_lif, f1, &fired, err)) != NN_OK) break;
     if (spikes_only) continue;
-    if ((st = nn_linear(run_spikes_f(&r), S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
+    if ((st = run_spikes_f(&r, &sp, err)) != NN_OK ||
+        (st = nn_linear(sp, S, F, net->fc2.weight->data, net->fc2_bias->data, K * CL, f2, err)) != NN_OK)
       break;
     /* boost: AvgPool1d(cluster) over the classes*cluster outputs, accumulated over steps */
     for (int64_t j = 0; j < S; j++)
@@ -764,21 +903,62 @@ static void shape_str(int nd, const int64_t *s, char *buf, size_t n) {
   for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "x" : "", (long long)s[i]);
 }
 
-nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
+/* The index of the param stored under `name` (keys[i], or the param's own name), or -1. */
+static int key_index(const nn_net *net, const char *const *keys, const char *name) {
+  for (size_t i = 0; i < net->nparams; i++)
+    if (!strcmp(keys ? keys[i] : net->params[i].name, name)) return (int)i;
+  return -1;
+}
+
+/* A "<key>.exponent" tensor (integer-code files, docs/interop.md): its param's index, or -1. */
+static int exponent_of(const nn_net *net, const char *const *keys, const char *name) {
+  static const char suf[] = ".exponent";
+  size_t n = strlen(name), k = sizeof suf - 1;
+  char base[NN_NET_MAXNAME_LEN + 64];
+  if (n <= k || n - k >= sizeof base || strcmp(name + n - k, suf)) return -1;
+  memcpy(base, name, n - k);
+  base[n - k] = 0;
+  return key_index(net, keys, base);
+}
+
+/* Reads param i (stored as `key`) into dst: floats, or integer codes times 2^exponent. */
+static nn_status read_param(nn_st_file *f, const char *path, const char *key, nn_tensor *dst, nn_error *err) {
+  char ek[NN_NET_MAXNAME_LEN + 64];
+  snprintf(ek, sizeof ek, "%s.exponent", key);
+  int k = nn_st_find(f, ek);
+  if (k < 0) return nn_st_read_f32(f, key, dst->data, dst->numel, err);
+  double e;
+  nn_status st;
+  if (nn_st_numel(f, (size_t)k) != 1) return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' must be one integer", path, ek);
+  if ((st = nn_st_read_f64(f, ek, &e, 1, err)) != NN_OK) return st;
+  if (e != floor(e) || e < -200 || e > 200)
+    return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' is %g, expected an integer in -200..200", path, ek, e);
+  double *codes = malloc((size_t)(dst->numel ? dst->numel : 1) * sizeof *codes);
+  if (!codes) return nn_fail(err, NN_ENOMEM, "%s: out of memory for '%s'", path, key);
+  if ((st = nn_st_read_f64(f, key, codes, dst->numel, err)) == NN_OK)
+    for (int64_t j = 0; j < dst->numel; j++) dst->data[j] = (float)ldexp(codes[j], (int)e);
+  free(codes);
+  return st;
+}
+
+nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *keys,
+                           int (*extra)(const char *name), nn_error *err) {
   nn_st_file *f = nn_st_open(path, err);
   nn_tensor *tmp[NN_NET_MAXPARAM] = {0};
   nn_status st = NN_OK;
   if (!f) return err ? err->code : NN_EIO;
   /* every file tensor must be one of ours (a different architecture fails loudly) */
-  for (size_t i = 0; i < nn_st_count(f) && st == NN_OK; i++)
-    if (!nn_net_tensor_find(net, nn_st_name(f, i)))
-      st = nn_fail(err, NN_EINVAL, "%s: unexpected tensor '%s' (the net has no such parameter)", path,
-                   nn_st_name(f, i));
+  for (size_t i = 0; i < nn_st_count(f) && st == NN_OK; i++) {
+    const char *name = nn_st_name(f, i);
+    if (key_index(net, keys, name) < 0 && exponent_of(net, keys, name) < 0 && !(extra && extra(name)))
+      st = nn_fail(err, NN_EINVAL, "%s: unexpected tensor '%s' (the net has no such parameter)", path, name);
+  }
   for (size_t i = 0; i < net->nparams && st == NN_OK; i++) {
     const nn_tensor *t = net->params[i].t;
-    int k = nn_st_find(f, net->params[i].name);
+    const char *key = keys ? keys[i] : net->params[i].name;
+    int k = nn_st_find(f, key);
     if (k < 0) {
-      st = nn_fail(err, NN_EINVAL, "%s: no tensor '%s'", path, net->params[i].name);
+      st = nn_fail(err, NN_EINVAL, "%s: no tensor '%s'", path, key);
       break;
     }
     int nd = nn_st_ndim(f, (size_t)k), same = nd == t->ndim;
@@ -787,29 +967,32 @@ nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
       char a[64], b[64];
       shape_str(nd, nn_st_shape(f, (size_t)k), a, sizeof a);
       shape_str(t->ndim, t->shape, b, sizeof b);
-      st = nn_fail(err, NN_EINVAL, "%s: tensor '%s' has shape %s, expected %s", path, net->params[i].name, a, b);
+      st = nn_fail(err, NN_EINVAL, "%s: tensor '%s' has shape %s, expected %s", path, key, a, b);
       break;
     }
+    /* integers would pass as huge weights: only integer codes with their KEY.exponent (a codes
+     * file, read_param) are converted */
     const char *dt = nn_st_dtype(f, (size_t)k);
-    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0) { /* integers would pass as huge weights */
-      st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64", path,
-                   net->params[i].name, dt);
+    char ek[NN_NET_MAXNAME_LEN + 64];
+    snprintf(ek, sizeof ek, "%s.exponent", key);
+    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0 && nn_st_find(f, ek) < 0) {
+      st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64 (or integer codes "
+                   "with '%s')", path, key, dt, ek);
       break;
     }
     if (!(tmp[i] = nn_tensor_new(t->ndim, t->shape, err))) {
       st = err ? err->code : NN_ENOMEM;
       break;
     }
-    if ((st = nn_st_read_f32(f, net->params[i].name, tmp[i]->data, t->numel, err)) != NN_OK) break;
-    size_t nl = strlen(net->params[i].name);
-    int var = nl >= 12 && strcmp(net->params[i].name + nl - 12, ".running_var") == 0;
+    if ((st = read_param(f, path, key, tmp[i], err)) != NN_OK) break;
+    size_t nl = strlen(key);
+    int var = nl >= 12 && strcmp(key + nl - 12, ".running_var") == 0;
     for (int64_t j = 0; j < t->numel && st == NN_OK; j++)
       if (!isfinite(tmp[i]->data[j]))
-        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, net->params[i].name,
-                     (long long)j + 1);
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, key, (long long)j + 1);
       else if (var && !(tmp[i]->data[j] > 0))
         st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
-                     net->params[i].name, (long long)j + 1, (double)tmp[i]->data[j]);
+                     key, (long long)j + 1, (double)tmp[i]->data[j]);
   }
   int bits = net->weight_bits;
   const char *b = st == NN_OK ? nn_st_meta(f, "weight_bits") : NULL;
@@ -828,4 +1011,8 @@ nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
   for (size_t i = 0; i < net->nparams; i++) nn_tensor_free(tmp[i]);
   nn_st_close(f);
   return st;
+}
+
+nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
+  return nn_net_load_keys(net, path, NULL, NULL, err);
 }

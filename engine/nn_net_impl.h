@@ -1,10 +1,10 @@
-/* nn_net_impl.h: the network's structure (SPEC §2.1-2.3), for engine files that walk it
+/* nn_net_impl.h: the network's structure (docs/model.md), for engine files that walk it
  * (training: backward pass, optimizer; quantizer). Everything here is owned by the net:
  * tensors are registered once in net->params (which frees them) and referenced elsewhere.
  *
  * Module order is execution order. A cell's edges: the non-zero forward edges sorted by
  * (to, from), i.e. 01 02 12 03 13 23, then the non-zero backward edges 10 20 30 21 31 32
- * (SNASNet's order). Per timestep (SPEC §2.2), with y_i = x_i + bx_i for i < 3, y_3 = x_3:
+ * (SNASNet's order). Per timestep (docs/model.md), with y_i = x_i + bx_i for i < 3, y_3 = x_3:
  *   x_j = sum over forward edges i->j of op(y_i);  new bx_i = sum over backward j->i of op(y_j). */
 #ifndef NEURONAS_NN_NET_IMPL_H
 #define NEURONAS_NN_NET_IMPL_H
@@ -86,5 +86,12 @@ struct nn_net {
   nn_conv_mode conv_mode;
   nn_init_cache *init_cache; /* only while nn_net_new_cached builds the net */
 };
+
+/* Loads path into net where param i is stored under keys[i] (NULL: the net's own names); a
+ * file tensor that is no key is an error unless extra(name) accepts it. A key with a
+ * "<key>.exponent" scalar holds integer codes, w = code * 2^exponent (nn_interop.h). All or
+ * nothing; the "weight_bits" metadata is applied. */
+nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *keys,
+                           int (*extra)(const char *name), nn_error *err);
 
 #endif

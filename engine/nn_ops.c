@@ -1,4 +1,4 @@
-/* nn_ops.c: layer kernels of the spiking forward pass (SPEC §2.1-2.2), each with a *_ref twin.
+/* nn_ops.c: layer kernels of the spiking forward pass (docs/model.md), each with a *_ref twin.
  * Layouts and ownership: see nn_ops.h. */
 #include "nn_ops.h"
 
@@ -83,6 +83,15 @@ void nn_col2im(const nn_conv_geom *g, const float *cols, int64_t ld, float *dx) 
       }
 }
 
+int64_t nn_conv2d_chunk(const nn_conv_geom *g) {
+  const int64_t P = nn_conv_ho(g) * nn_conv_wo(g), K = g->c * g->k * g->k;
+  if (g->k == 1 && g->stride == 1 && g->pad == 0) return 1; /* one sgemm per sample */
+  int64_t per = (K + g->o) * P, nb = CONV_CHUNK_FLOATS / (per > 0 ? per : 1);
+  if (nb < 1) nb = 1;
+  if (nb > g->n) nb = g->n;
+  return nb;
+}
+
 nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float *y, nn_error *err) {
   const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo;
   const int64_t K = g->c * g->k * g->k, xs = g->c * g->h * g->w, ys = g->o * P;
@@ -94,9 +103,7 @@ nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float
     return st;
   }
   /* nb samples per chunk: cols is K x (nb*P), tmp is O x (nb*P) (unless nb == 1) */
-  int64_t per = (K + g->o) * P, nb = CONV_CHUNK_FLOATS / (per > 0 ? per : 1);
-  if (nb < 1) nb = 1;
-  if (nb > g->n) nb = g->n;
+  const int64_t nb = nn_conv2d_chunk(g);
   float *cols = nn_scratch_get((size_t)(K * nb * P) * sizeof *cols);
   float *tmp = nb > 1 ? nn_scratch_get((size_t)(g->o * nb * P) * sizeof *tmp) : NULL;
   if (!cols || (nb > 1 && !tmp)) {
@@ -612,30 +619,30 @@ FMA_CLONES static void bn_affine_inplace(float *q, int64_t cnt, float a, float b
 NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y, float *save_mean, float *save_invstd,
-                                   int add) {
+                                   int add, int64_t ch0, int64_t ch1) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
   float bmean[BN_CB_AVX2], bvar[BN_CB_AVX2];
-  int64_t blk0 = 0, blk1 = 0; /* channels [blk0, blk1) have their statistics in bmean/bvar */
+  int64_t blk0 = ch0, blk1 = ch0; /* channels [blk0, blk1) have their statistics in bmean/bvar */
 #if BN_AVX2
   const int avx2 = __builtin_cpu_supports("avx2");
 #else
   const int avx2 = 0;
 #endif
-  for (int64_t ch = 0; ch < c; ch++) {
+  for (int64_t ch = ch0; ch < ch1; ch++) {
     float mean, invstd;
     if (train) {
       if (ch == blk1) {
         blk0 = ch;
 #if BN_AVX2
-        if (avx2 && c - ch >= BN_CB_AVX2) {
+        if (avx2 && ch1 - ch >= BN_CB_AVX2) {
           bn_stats16_avx2(x, n, c, hw, ch, bmean, bvar);
           blk1 = ch + BN_CB_AVX2;
         } else
 #endif
         {
-          blk1 = ch + (c - ch < BN_CB ? c - ch : BN_CB);
+          blk1 = ch + (ch1 - ch < BN_CB ? ch1 - ch : BN_CB);
           bn_stats(x, n, c, hw, ch, blk1 - ch, bmean, bvar);
         }
       }
@@ -669,14 +676,24 @@ NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw,
                                const float *beta, float *running_mean, float *running_var, int train,
                                double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, 0);
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, 0,
+             0, c);
 }
 
 NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, 1);
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, 1, 0, c);
+}
+
+NO_CONTRACT void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
+                                        const float *gamma, const float *beta, float *running_mean,
+                                        float *running_var, int train, double momentum, double eps, float *y,
+                                        int add) {
+  NO_CONTRACT_BODY
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, add, ch0,
+             ch1);
 }
 
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,

@@ -1,4 +1,4 @@
-/* nn_ops.h: the layer kernels of the spiking forward pass (SPEC §2.1-2.2): Conv2d (im2col +
+/* nn_ops.h: the layer kernels of the spiking forward pass (docs/model.md): Conv2d (im2col +
  * sgemm, event-driven on bit-packed spikes), BatchNorm2d, LIF, average pools, Linear.
  * Every fast kernel has a naive *_ref twin (plain loops) that the tests compare against.
  *
@@ -15,7 +15,7 @@
 #include "neuronas/nn.h"
 
 /* Geometry of one Conv2d call: n samples of c x h x w in, o output channels, square k x k
- * kernel, stride, zero padding `pad` on every side. No bias (SPEC §1: convs have none). */
+ * kernel, stride, zero padding `pad` on every side. No bias (docs/model.md: convs have none). */
 typedef struct nn_conv_geom {
   int64_t n, c, h, w;
   int64_t o, k, stride, pad;
@@ -43,6 +43,9 @@ void nn_col2im(const nn_conv_geom *g, const float *cols, int64_t ld, float *dx);
  * skip the im2col. Scratch is allocated per call (NN_ENOMEM). */
 nn_status nn_conv2d(const nn_conv_geom *g, const float *x, const float *w, float *y, nn_error *err);
 void nn_conv2d_ref(const nn_conv_geom *g, const float *x, const float *w, float *y);
+/* Samples per sgemm of nn_conv2d for geometry g (g->n caps it): nn_conv2d over sample ranges
+ * starting at multiples of it makes exactly the sgemm calls of the whole call (the same bits). */
+int64_t nn_conv2d_chunk(const nn_conv_geom *g);
 
 /* ---- spikes ---- */
 /* Words per sample of a bit-packed spike map of `neurons` neurons: ceil(neurons / 64). */
@@ -79,7 +82,7 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
                            int64_t fired, const float *w, const float *wcl, float *y,
                            nn_error *err);
 
-/* ---- BatchNorm2d (SPEC §2.2) ---- */
+/* ---- BatchNorm2d (docs/model.md) ---- */
 /* x, y: [n][c][hw] (y may equal x). train = 1: batch mean and biased variance per channel
  * (computed in double), y = (x - mean) / sqrt(var + eps) * gamma + beta, rounded as PyTorch's
  * CPU kernel does (y = fma(x, alpha, beta'), see nn_ops.c); running_mean/var
@@ -94,14 +97,20 @@ void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float
 void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y);
+/* Channels [ch0, ch1) only of nn_bn_forward (add = 0) or nn_bn_forward_add (add = 1): each
+ * channel's statistics, running averages and outputs are computed exactly as the whole call
+ * computes them, so disjoint channel ranges may run on different threads. */
+void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
+                            const float *gamma, const float *beta, float *running_mean, float *running_var,
+                            int train, double momentum, double eps, float *y, int add);
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y, float *save_mean,
                        float *save_invstd);
-#define NN_BN_EPS 1e-5      /* SPEC §2.2 */
-#define NN_BN_MOMENTUM 0.1  /* SPEC §2.2 */
+#define NN_BN_EPS 1e-5      /* docs/model.md */
+#define NN_BN_MOMENTUM 0.1  /* docs/model.md */
 
-/* ---- LIF (SPEC §2.2, SpikingJelly decay_input, hard reset to 0) ---- */
+/* ---- LIF (docs/model.md, SpikingJelly decay_input, hard reset to 0) ---- */
 /* One timestep for cnt neurons, in float32 exactly as SpikingJelly:
  *   v = v + (x - v) / tau;  s = (v >= thr);  v = s ? 0 : v.
  * v is the state (in/out, caller zeroes it at the start of a pass); s gets 0/1 floats

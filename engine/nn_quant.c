@@ -1,4 +1,4 @@
-/* nn_quant.c: FxP-n weight quantizers on arrays and tensors (SPEC §3, QaFE); nets in
+/* nn_quant.c: FxP-n weight quantizers on arrays and tensors (docs/quantizer.md, QaFE); nets in
  * nn_quant_net.c. Formulas in include/neuronas/nn_quant.h. */
 #include "neuronas/nn_quant.h"
 
@@ -151,7 +151,7 @@ nn_status nn_quant_array(const nn_quant_params *p, const char *label, const floa
   return NN_OK;
 }
 
-/* ---- naive twin: the SPEC §3 formula per element, no hoisting ---- */
+/* ---- naive twin: the docs/quantizer.md formula per element, no hoisting ---- */
 static double round_ref(nn_rounding mode, double x, nn_rng *r) {
   switch (mode) {
   case NN_ROUND_NEAREST: { /* half away from zero, spelled out */

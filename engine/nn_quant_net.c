@@ -1,4 +1,4 @@
-/* nn_quant_net.c: quantizing a network's crossbar-mapped weights (SPEC §3, §2.3): every
+/* nn_quant_net.c: quantizing a network's crossbar-mapped weights (docs/quantizer.md; docs/model.md): every
  * layer of nn_net_layer() (Conv2d and Linear weights); BN parameters and biases stay float. */
 #include <stdio.h>
 #include <stdlib.h>

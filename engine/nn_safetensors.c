@@ -1,9 +1,9 @@
-/* nn_safetensors.c: safetensors reader (F32/F64/I64/I32/U8 -> float/double) and F32 writer
- * (SPEC §2.3 weights I/O, §10 fixtures). Little-endian hosts only (checked at run time).
- * The reader holds files to the format's own rules (docs/reliability.md "Files"): a regular
- * file; a header that is one valid JSON object (only spaces after it); unique tensor names;
- * __metadata__ at most once, an object of strings; data offsets that tile the data section
- * exactly (sorted by offset: contiguous, no overlap, no gap, no trailing bytes). */
+/* nn_safetensors.c: safetensors reader (F32/F64/I64/I32/I16/I8/U8 -> float/double) and writer
+ * (F32 tensors, or raw typed arrays; docs/interop.md). Little-endian hosts only (checked at run
+ * time). The reader holds files to the format's own rules (docs/reliability.md "Files"): a
+ * regular file; a header that is one valid JSON object (only spaces after it); unique tensor
+ * names; __metadata__ at most once, an object of strings; data offsets that tile the data
+ * section exactly (sorted by offset: contiguous, no overlap, no gap, no trailing bytes). */
 #define _GNU_SOURCE /* qsort_r */
 #include "neuronas/nn_safetensors.h"
 
@@ -461,9 +461,10 @@ static nn_status read_conv(nn_st_file *f, const char *name, float *f32, double *
   }
   int sz = dtype_size(t->dtype);
   int kind = !strcmp(t->dtype, "F32") ? 0 : !strcmp(t->dtype, "F64") ? 1 : !strcmp(t->dtype, "I64") ? 2
-           : !strcmp(t->dtype, "I32") ? 3 : !strcmp(t->dtype, "U8") ? 4 : -1;
+           : !strcmp(t->dtype, "I32") ? 3 : !strcmp(t->dtype, "U8") ? 4 : !strcmp(t->dtype, "I16") ? 5
+           : !strcmp(t->dtype, "I8") ? 6 : -1;
   if (kind < 0)
-    return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32, F64, I64, I32 or U8",
+    return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32, F64, I64, I32, I16, I8 or U8",
                    f->path, name, t->dtype);
   if (numel == 0) return NN_OK;
   if (fseek(f->fp, (long)(f->data_start + t->begin), SEEK_SET) != 0)
@@ -485,6 +486,8 @@ static nn_status read_conv(nn_st_file *f, const char *name, float *f32, double *
       case 1: { double x; memcpy(&x, buf + 8 * j, 8); v = x; break; }
       case 2: { int64_t x; memcpy(&x, buf + 8 * j, 8); v = (double)x; break; }
       case 3: { int32_t x; memcpy(&x, buf + 4 * j, 4); v = x; break; }
+      case 5: { int16_t x; memcpy(&x, buf + 2 * j, 2); v = x; break; }
+      case 6: v = (int8_t)buf[j]; break;
       default: v = buf[j]; break;
       }
       if (f32) f32[off + j] = (float)v;
@@ -553,12 +556,22 @@ static void sb_json(sbuf *b, const char *s) {
   sb_add(b, "\"", 1);
 }
 
-nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n, const char *const *meta,
-                      nn_error *err) {
+/* Writes typed arrays (see nn_st_write_raw in the header). */
+nn_status nn_st_write_raw(const char *path, const nn_st_raw *entries, size_t n, const char *const *meta,
+                          nn_error *err) {
   sbuf h = {0};
   char num[64];
   uint64_t off = 0;
   if (!host_le()) return nn_fail(err, NN_EINVAL, "%s: big-endian hosts are not supported", path);
+  for (size_t i = 0; i < n; i++) {
+    const char *d = entries[i].dtype;
+    if (!d || !dtype_size(d) || !strcmp(d, "F16") || !strcmp(d, "BF16") || !strcmp(d, "BOOL"))
+      return nn_fail(err, NN_EINVAL, "%s: tensor '%s': dtype '%s' cannot be written (F32, F64, I64, I32, I16, I8 or U8 expected)",
+                     path, entries[i].name, d ? d : "(null)");
+    if (entries[i].ndim < 0 || entries[i].ndim > NN_TENSOR_MAXDIM)
+      return nn_fail(err, NN_EINVAL, "%s: tensor '%s': %d dimensions, expected 0..%d", path, entries[i].name,
+                     entries[i].ndim, NN_TENSOR_MAXDIM);
+  }
   sb_str(&h, "{");
   if (meta && meta[0]) {
     sb_str(&h, "\"__metadata__\":{");
@@ -571,18 +584,22 @@ nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n, co
     sb_str(&h, "}");
   }
   for (size_t i = 0; i < n; i++) {
-    const nn_tensor *t = entries[i].t;
+    const nn_st_raw *e = &entries[i];
+    uint64_t numel = 1, bytes;
+    for (int d = 0; d < e->ndim; d++) numel *= (uint64_t)e->shape[d];
+    bytes = numel * (uint64_t)dtype_size(e->dtype);
     if ((meta && meta[0]) || i) sb_str(&h, ",");
-    sb_json(&h, entries[i].name);
-    sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-    for (int d = 0; d < t->ndim; d++) {
-      snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    sb_json(&h, e->name);
+    snprintf(num, sizeof num, ":{\"dtype\":\"%s\",\"shape\":[", e->dtype);
+    sb_str(&h, num);
+    for (int d = 0; d < e->ndim; d++) {
+      snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)e->shape[d]);
       sb_str(&h, num);
     }
     snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-             (unsigned long long)(off + 4 * (uint64_t)t->numel));
+             (unsigned long long)(off + bytes));
     sb_str(&h, num);
-    off += 4 * (uint64_t)t->numel;
+    off += bytes;
   }
   sb_str(&h, "}");
   while (!h.oom && h.n % 8) sb_str(&h, " "); /* align the data section to 8 bytes */
@@ -607,8 +624,11 @@ nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n, co
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
   int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.p, 1, h.n, fp) == h.n;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = fwrite(entries[i].t->data, 4, (size_t)entries[i].t->numel, fp) == (size_t)entries[i].t->numel;
+  for (size_t i = 0; ok && i < n; i++) {
+    size_t numel = 1, sz = (size_t)dtype_size(entries[i].dtype);
+    for (int d = 0; d < entries[i].ndim; d++) numel *= (size_t)entries[i].shape[d];
+    ok = numel == 0 || fwrite(entries[i].data, sz, numel, fp) == numel;
+  }
   ok = (fclose(fp) == 0) && ok;
   free(h.p);
   if (!ok || rename(tmp, path) != 0) {
@@ -619,4 +639,17 @@ nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n, co
   }
   free(tmp);
   return NN_OK;
+}
+
+nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n, const char *const *meta,
+                      nn_error *err) {
+  nn_st_raw *r = calloc(n ? n : 1, sizeof *r);
+  if (!r) return nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
+  for (size_t i = 0; i < n; i++) {
+    const nn_tensor *t = entries[i].t;
+    r[i] = (nn_st_raw){entries[i].name, "F32", t->ndim, t->shape, t->data};
+  }
+  nn_status st = nn_st_write_raw(path, r, n, meta, err);
+  free(r);
+  return st;
 }

@@ -27,6 +27,7 @@ typedef struct cache {
   void *blk[NN_SCRATCH_SLOTS]; /* block starts (header), NULL = empty slot */
   size_t cap[NN_SCRATCH_SLOTS];
   size_t bytes;
+  size_t limit;                /* bytes kept at most (nn_scratch_set_limit) */
 } cache;
 
 static size_t cap_of(void *p) {
@@ -59,9 +60,12 @@ static cache *my_cache(int create) {
   pthread_once(&once, key_init);
   if (!key_ok) return NULL;
   cache *c = pthread_getspecific(key);
-  if (!c && create && (c = calloc(1, sizeof *c)) && pthread_setspecific(key, c) != 0) {
-    free(c);
-    c = NULL;
+  if (!c && create && (c = calloc(1, sizeof *c))) {
+    c->limit = NN_SCRATCH_MAX_BYTES;
+    if (pthread_setspecific(key, c) != 0) {
+      free(c);
+      c = NULL;
+    }
   }
   return c;
 }
@@ -97,35 +101,54 @@ void nn_scratch_put(void *p) {
   size_t cap = cap_of(p);
   char *b = (char *)p - HDR;
 #if SCRATCH_CACHE
-  if (cap >= NN_SCRATCH_MIN && cap <= NN_SCRATCH_MAX_BYTES) {
-    cache *c = my_cache(1);
-    if (c) {
-      /* room: an empty slot, making room by dropping smaller blocks first if the budget is full */
-      int slot = -1;
-      for (int i = 0; i < NN_SCRATCH_SLOTS && slot < 0; i++)
-        if (!c->blk[i]) slot = i;
-      while (c->bytes + cap > NN_SCRATCH_MAX_BYTES || slot < 0) {
-        int small = -1;
-        for (int i = 0; i < NN_SCRATCH_SLOTS; i++)
-          if (c->blk[i] && (small < 0 || c->cap[i] < c->cap[small])) small = i;
-        if (small < 0 || c->cap[small] > cap) break; /* keep the cache's larger blocks instead */
-        free(c->blk[small]);
-        c->bytes -= c->cap[small];
-        c->blk[small] = NULL;
-        if (slot < 0) slot = small;
-      }
-      if (slot >= 0 && c->bytes + cap <= NN_SCRATCH_MAX_BYTES) {
-        c->blk[slot] = b;
-        c->cap[slot] = cap;
-        c->bytes += cap;
-        return;
-      }
+  cache *c = cap >= NN_SCRATCH_MIN ? my_cache(1) : NULL;
+  if (c && cap <= c->limit) {
+    /* room: an empty slot, making room by dropping smaller blocks first if the budget is full */
+    int slot = -1;
+    for (int i = 0; i < NN_SCRATCH_SLOTS && slot < 0; i++)
+      if (!c->blk[i]) slot = i;
+    while (c->bytes + cap > c->limit || slot < 0) {
+      int small = -1;
+      for (int i = 0; i < NN_SCRATCH_SLOTS; i++)
+        if (c->blk[i] && (small < 0 || c->cap[i] < c->cap[small])) small = i;
+      if (small < 0 || c->cap[small] > cap) break; /* keep the cache's larger blocks instead */
+      free(c->blk[small]);
+      c->bytes -= c->cap[small];
+      c->blk[small] = NULL;
+      if (slot < 0) slot = small;
+    }
+    if (slot >= 0 && c->bytes + cap <= c->limit) {
+      c->blk[slot] = b;
+      c->cap[slot] = cap;
+      c->bytes += cap;
+      return;
     }
   }
 #else
   (void)cap;
 #endif
   free(b);
+}
+
+size_t nn_scratch_set_limit(size_t bytes) {
+#if SCRATCH_CACHE
+  cache *c = my_cache(1);
+  if (!c) return NN_SCRATCH_MAX_BYTES;
+  size_t old = c->limit;
+  c->limit = bytes;
+  while (c->bytes > bytes) { /* the largest blocks go first */
+    int big = -1;
+    for (int i = 0; i < NN_SCRATCH_SLOTS; i++)
+      if (c->blk[i] && (big < 0 || c->cap[i] > c->cap[big])) big = i;
+    free(c->blk[big]);
+    c->bytes -= c->cap[big];
+    c->blk[big] = NULL;
+  }
+  return old;
+#else
+  (void)bytes;
+  return NN_SCRATCH_MAX_BYTES;
+#endif
 }
 
 void nn_scratch_trim(void) {

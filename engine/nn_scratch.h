@@ -24,5 +24,10 @@ void *nn_scratch_get(size_t bytes);    /* NULL when out of memory; bytes 0 gives
 void *nn_scratch_zeroed(size_t bytes); /* as calloc */
 void nn_scratch_put(void *p);          /* NULL ok */
 void nn_scratch_trim(void);            /* frees the calling thread's cached blocks */
+/* Sets the calling thread's cache budget (NN_SCRATCH_MAX_BYTES until set), freeing the largest
+ * cached blocks until the cache fits; returns the previous budget. A big forward (the cifar
+ * presets at batch 256 allocate maps of 134 MB) raises it for its duration so that its second
+ * repeat and its suffix reuse the prefix's pages instead of faulting fresh ones. */
+size_t nn_scratch_set_limit(size_t bytes);
 
 #endif

@@ -1,4 +1,4 @@
-/* nn_space.c: search spaces of cells (SPEC §1, §6): the NeuroNAS space, SNASNet's spaces with
+/* nn_space.c: search spaces of cells (docs/model.md; docs/search.md): the NeuroNAS space, SNASNet's spaces with
  * its random generator and sanity pass, and custom spaces; enumeration order in nn_space.h. */
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,7 @@ nn_space_params nn_space_params_default(void) {
   nn_space_params p;
   memset(&p, 0, sizeof p);
   strcpy(p.name, "neuronas");
-  /* SPEC §1: neuronas ops {skip=0, conv3x3=1, avgpool3x3=2}, forward edges only */
+  /* docs/model.md: neuronas ops {skip=0, conv3x3=1, avgpool3x3=2}, forward edges only */
   p.ops[0] = NN_OP_SKIP;
   p.ops[1] = NN_OP_CONV3X3;
   p.ops[2] = NN_OP_AVGPOOL3X3;
@@ -35,7 +35,7 @@ nn_space_params nn_space_params_default(void) {
 nn_status nn_space_preset(const char *name, int backward, nn_space_params *p, nn_error *err) {
   if (name && strcmp(name, "neuronas") == 0) {
     if (backward)
-      return nn_fail(err, NN_EINVAL, "space \"neuronas\" has forward cells only (SPEC 1)");
+      return nn_fail(err, NN_EINVAL, "space \"neuronas\" has forward cells only (docs/model.md)");
     *p = nn_space_params_default();
     return NN_OK;
   }
@@ -43,7 +43,7 @@ nn_status nn_space_preset(const char *name, int backward, nn_space_params *p, nn
     nn_space_params q;
     memset(&q, 0, sizeof q);
     strcpy(q.name, "snasnet");
-    /* SPEC §1: snasnet ops {zero=0, skip=1, conv1x1=2, conv3x3=3, avgpool3x3=4} */
+    /* docs/model.md: snasnet ops {zero=0, skip=1, conv1x1=2, conv3x3=3, avgpool3x3=4} */
     for (int c = 0; c < 5; c++) q.ops[c] = (nn_op)nn_op_from_snasnet_code(c);
     q.nops = 5;
     q.backward = backward != 0;
@@ -153,7 +153,7 @@ static int64_t encode(const nn_space *s, const nn_cell *c) {
   return r;
 }
 
-/* The op-coded matrix value of an op: its SNASNet code (SPEC §1), or for ops SNASNet lacks
+/* The op-coded matrix value of an op: its SNASNet code (docs/model.md), or for ops SNASNet lacks
  * (conv5x5, conv7x7 in custom spaces) the op number; only zero codes as 0. */
 static int64_t sanity_code(nn_op op) {
   int c = nn_op_snasnet_code(op);

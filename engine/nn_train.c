@@ -1,5 +1,5 @@
-/* nn_train.c: BPTT training with the ATan surrogate and QAT (SPEC §2.1-2.2 network, §7
- * training; issue 8). The forward pass mirrors SPEC §2.1 step by step and records a tape (per
+/* nn_train.c: BPTT training with the ATan surrogate and QAT (docs/model.md network, docs/training.md
+ * training). The forward pass mirrors docs/model.md step by step and records a tape (per
  * timestep: LIF pre-reset potentials and spikes, conv inputs, BN inputs and statistics,
  * dropout mask); the backward pass walks the timesteps in reverse, carrying each LIF's
  * membrane gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. */
@@ -482,7 +482,7 @@ static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const floa
 static int edge_on(const tcell *cell, int i, int j) { return cell->e[i][j].op != NN_OP_ZERO &&
                                                              !(i > j && (j == 3 || i == 0)); }
 
-/* SPEC §2.2 cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
+/* docs/model.md cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
  * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena). */
 static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, float **out,
                         nn_error *err) {

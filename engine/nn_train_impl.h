@@ -1,4 +1,4 @@
-/* nn_train_impl.h: the trainer struct (SPEC §7; issue 8), shared by nn_train.c (BPTT, optimizer)
+/* nn_train_impl.h: the trainer struct (docs/training.md), shared by nn_train.c (BPTT, optimizer)
  * and nn_train_io.c (checkpoints, export to nets). Private to the engine. */
 #ifndef NEURONAS_NN_TRAIN_IMPL_H
 #define NEURONAS_NN_TRAIN_IMPL_H

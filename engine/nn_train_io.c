@@ -1,4 +1,4 @@
-/* nn_train_io.c: a trainer's link to networks and files (SPEC §7; issue 8): weights in from a
+/* nn_train_io.c: a trainer's link to networks and files (docs/training.md): weights in from a
  * nn_net and back out (by the safetensors names of interfaces "Layer paths"), and checkpoints
  * with the optimizer state (safetensors, float32). */
 #include <math.h>

@@ -1,4 +1,4 @@
--- bench-data.lua: batches per second of 64-image batches through the Lua API (issue 3), run by
+-- bench-data.lua: batches per second of 64-image batches through the Lua API, run by
 -- scripts/bench-data as `neuronas run scripts/bench-data.lua [SECONDS]`. CPU seconds (os.clock).
 local nn = require("neuronas")
 local secs = tonumber(arg and arg[1]) or 2

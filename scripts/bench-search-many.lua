@@ -1,5 +1,5 @@
 -- scripts/bench-search-many.lua: what nn.fitness_many and nn.init_cache buy the two-stage search
--- (SPEC §6): every cell of the neuronas space is scored in stage 1 (A = B = c) and stage 2
+-- (docs/search.md): every cell of the neuronas space is scored in stage 1 (A = B = c) and stage 2
 -- (A = best of stage 1, B = c), fashion-mnist preset, batch 64 (data seed 1), T = 5, FxP8, with
 -- no hardware constraint (an upper bound: the real search skips infeasible candidates).
 -- Usage: build/neuronas run scripts/bench-search-many.lua [cells] [threads] [chunk] [mode]

@@ -1,12 +1,12 @@
 -- scripts/calibrate.lua: the cost distribution of a preset's 729 (c, c) networks under the default
--- hardware model (SPEC 5.2) at a precision: min, quartiles, max of memory, area, latency, energy.
+-- hardware model (docs/hardware.md) at a precision: min, quartiles, max of memory, area, latency, energy.
 -- The fashion-mnist default limits of scripts/neuronas.lua (neuronas.app SMALL) are its medians.
 --   neuronas run calibrate.lua [--preset P] [--bits N]
 local nn = require("neuronas")
 local cli = require("neuronas.cli")
 local flags = cli.parse({ ... }, {
   { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" }, default = "fashion-mnist" },
-  { name = "bits", type = "integer", default = 8, min = 2, max = 32 },
+  { name = "bits", type = "integer", default = 8, range = require("neuronas.limits").bits },
 }, { name = "calibrate.lua", usage = "neuronas run calibrate.lua [--preset P] [--bits N]" })
 
 local hw = nn.ela({ mode = "neuronas" })

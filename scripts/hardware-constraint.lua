@@ -1,4 +1,4 @@
--- scripts/hardware-constraint.lua: adding a hardware constraint from Lua (issue 6; SPEC §0, §6).
+-- scripts/hardware-constraint.lua: adding a hardware constraint from Lua (docs/search.md).
 -- The paper's four limits plus two new ones, each a few lines: an average-power budget computed
 -- from the cost, and a predicate that keeps every layer within one tile's ADC-column budget.
 --   neuronas run scripts/hardware-constraint.lua

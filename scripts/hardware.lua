@@ -1,27 +1,31 @@
--- scripts/hardware.lua: the per-layer hardware cost table (SPEC §5) of a network, and how it
--- fares against the paper's constraint presets (SPEC §0).
+-- scripts/hardware.lua: the per-layer hardware cost table (docs/hardware.md) of a network, and how it
+-- fares against the paper's constraint presets (docs/search.md).
 --   neuronas run scripts/hardware.lua [--bits 8] [--mode neuronas|spikesim] [--device rram|sram]
 --       [--timesteps 5] [--scope features|all] [--preset cifar100] [--cellA G --cellB G]
 -- With --cellA/--cellB (needs nn.net) it costs that genotype's network; otherwise a hand-written
--- layer list: the cifar100 preset with every cell edge conv3x3 (SPEC 2.1, 2.3), the top of the
--- SPEC 5.2 cross-check range (124.5 mm^2, 622 ms, 1968 uJ at FxP8).
+-- layer list: the cifar100 preset with every cell edge conv3x3 (docs/model.md), the top of the
+-- docs/hardware.md cross-check range (124.5 mm^2, 622 ms, 1968 uJ at FxP8).
 local nn = require("neuronas")
 local C = require("neuronas.constraints")
 
-local opt = { bits = 8, mode = "neuronas", device = "rram", timesteps = 5, scope = "features",
-  preset = "cifar100" }
-local args = arg or {}
-local i = 1
-while i <= #args do
-  local k, v = args[i]:match("^%-%-([%w_]+)$"), args[i + 1]
-  if not k or v == nil or opt[k] == nil and k ~= "cellA" and k ~= "cellB" then
-    io.stderr:write("usage: neuronas run scripts/hardware.lua [--bits N] [--mode M] [--device D]"
-      .. " [--timesteps T] [--scope S] [--preset P] [--cellA G --cellB G]\n")
-    os.exit(2)
-  end
-  opt[k] = tonumber(v) or v
-  i = i + 2
-end
+local cli = require("neuronas.cli")
+
+local spec = {
+  { name = "bits", type = "integer", default = 8, min = 1, max = 64, help = "weight precision FxP-n" },
+  { name = "mode", type = "choice", choices = { "neuronas", "spikesim" }, default = "neuronas", help = "hardware model mode" },
+  { name = "device", type = "choice", choices = { "rram", "sram" }, default = "rram", help = "crossbar device" },
+  { name = "timesteps", type = "integer", default = 5, min = 1, help = "SNN timesteps T" },
+  { name = "scope", type = "choice", choices = { "features", "all" }, default = "features",
+    help = "layers costed: features (stem, cells, downconv) or all (with the classifier)" },
+  { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" },
+    default = "cifar100", help = "network preset of --cellA/--cellB" },
+  { name = "cellA", type = "string", metavar = "G", help = "cell A genotype, any form nn.cell reads (102101, names, SNASNet's)" },
+  { name = "cellB", type = "string", metavar = "G", help = "cell B genotype (default: cell A)" },
+}
+local opt = cli.parse(arg or {}, spec, { name = "hardware.lua",
+  usage = "neuronas run hardware.lua [--bits N] [--mode M] [--device D] [--timesteps T] [--scope S]"
+    .. " [--preset P] [--cellA G --cellB G] [--help]",
+  description = "The per-layer hardware cost table of a network, checked against the paper presets." })
 
 -- The hand-written layer list: stem, cell A (6 conv3x3 edges at C), downconv, cell B (6 at 2C).
 local function cifar_all_conv(Cw)
@@ -44,7 +48,9 @@ local hw = nn.ela { mode = opt.mode, device = opt.device }
 local what, eopts = nil, { timesteps = opt.timesteps, scope = opt.scope }
 if opt.cellA or opt.cellB then
   if not nn.net then error("--cellA/--cellB need nn.net (the network part is not built in)", 0) end
-  local net = nn.net { preset = opt.preset, cellA = opt.cellA or opt.cellB, cellB = opt.cellB or opt.cellA }
+  -- genotypes stay strings (a bare "102101" is NeuroNAS digits, not a number)
+  local ok, net = pcall(nn.net, { preset = opt.preset, cellA = opt.cellA or opt.cellB, cellB = opt.cellB or opt.cellA })
+  if not ok then cli.fail({ name = "hardware.lua", usage = "neuronas run hardware.lua --help" }, tostring(net)) end
   if nn.quantizer then
     what = nn.quantizer { bits = opt.bits }:apply(net) -- weight_bits() = bits
   else

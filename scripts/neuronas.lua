@@ -1,31 +1,8 @@
--- scripts/neuronas.lua: the main job: NeuroNAS's two-stage hardware-aware cell search (SPEC §6,
--- Alg. 1 with the stage-2 fix) on the embedded default data. `--help` lists the flags.
+-- scripts/neuronas.lua: the main job: NeuroNAS's two-stage hardware-aware cell search (docs/search.md,
+-- Alg. 1 with a feasibility-aware stage 1 and the stage-2 fix) on the embedded default data.
+-- `--help` lists the flags; --strategy, --constraints and --hardware take a user's own parts, and
+-- a script of one's own gets the same run with require("neuronas.app").main{ ... } (docs/search.md).
 -- Exit status: 0 an architecture meeting every constraint was found; 3 none was (the report is
 -- still written); 2 bad flags; 1 an error; 130 interrupted (the journal stays valid: --resume).
-local search = require("neuronas.search")
-local cli = require("neuronas.cli")
-local app = require("neuronas.app")
-
-local spec = app.extend(app.flags(8), {
-  { name = "journal", type = "string", metavar = "FILE", default = "neuronas-search.journal",
-    help = "journal of evaluated candidates" },
-  { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
-  { name = "cells", type = "integer", min = 1, max = 729, help = "search only the first N cells of the space (quick trials)" },
-})
-local opts = { name = "neuronas.lua",
-  usage = "neuronas run neuronas.lua [--preset P] [--bits N] [--memory N] [--area MM2] [--latency MS] "
-    .. "[--energy UJ] [--json FILE] [--csv FILE] [--resume] [--help]",
-  description = "Two-stage hardware-aware SNN cell search (NeuroNAS Alg. 1, SPEC 6)." }
-local flags = cli.parse({ ... }, spec, opts)
-
-local constraints = app.constraints(flags, app.default_limits(flags.preset))
-local data = app.open_data(flags, opts)
-local space = require("neuronas").space("neuronas")
-local cells = {}
-for i = 1, flags.cells or space:size() do cells[i] = space:cell(i) end
-local bar, hooks = app.progress(flags, 2 * #cells, "search")
-local setup = app.setup(flags, data, constraints)
-setup.journal, setup.resume, setup.hooks, setup.space = flags.journal, flags.resume, hooks, cells
-local rep = search.two_stage(setup)
-bar:finish()
-os.exit(app.finish(rep, flags, app.settings(flags, data, constraints)))
+os.exit(require("neuronas.app").main({ args = { ... },
+  description = "Two-stage hardware-aware SNN cell search (NeuroNAS Alg. 1, docs/search.md)." }))

@@ -1,4 +1,4 @@
--- scripts/snasnet.lua: SNASNet's random-search baseline (SPEC §6): `--num` backward cells from
+-- scripts/snasnet.lua: SNASNet's random-search baseline (docs/search.md): `--num` backward cells from
 -- SNASNet's sampler, the same cell at both positions, scored without constraints at FxP32 (costs
 -- reported). Constraint flags, when given, make it a constrained random search.
 local search = require("neuronas.search")
@@ -6,7 +6,7 @@ local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 
 local spec = app.extend(app.flags(32), {
-  { name = "num", type = "integer", default = 5000, min = 1, help = "cells to sample" },
+  { name = "num", type = "integer", default = 5000, range = require("neuronas.limits").num, help = "cells to sample" },
 })
 local opts = { name = "snasnet.lua", usage = "neuronas run snasnet.lua [--num N] [--preset P] [--bits N] [--json FILE] [--help]",
   description = "SNASNet baseline: random backward cells, scored by the Hamming-kernel fitness." }

@@ -1,4 +1,4 @@
--- scripts/train.lua: train a found architecture with surrogate-gradient BPTT (SPEC §7; issue 8),
+-- scripts/train.lua: train a found architecture with surrogate-gradient BPTT (docs/training.md),
 -- optionally quantization-aware (--bits) or evaluated after post-training quantization (--ptq).
 --   neuronas run scripts/train.lua --genotype "CELL_A,CELL_B" [--bits 8] [--epochs 3] ...
 --   neuronas run scripts/train.lua --from report.json ...      (the search report's best cells)
@@ -12,6 +12,7 @@ local core = require("neuronas.core")
 
 
 local app = require("neuronas.app")
+local L = require("neuronas.limits")
 
 local spec = app.extend({
   { name = "genotype", type = "string", metavar = "A,B",
@@ -19,26 +20,26 @@ local spec = app.extend({
   { name = "from", type = "string", metavar = "FILE", help = "take the cells of a search report's best result" },
 }, app.data_flags())
 app.extend(spec, {
-  { name = "epochs", type = "integer", default = 3, min = 1, help = "training epochs" },
-  { name = "bits", type = "integer", default = 32, min = 2, max = 32,
+  { name = "epochs", type = "integer", default = 3, range = L.epochs, help = "training epochs" },
+  { name = "bits", type = "integer", default = 32, range = L.bits,
     help = "weight precision: 32 = float, else QAT at FxP-n" },
   { name = "optimizer", type = "choice", choices = { "sgd", "adam" },
-    help = "SGD (momentum 0.9, weight decay 5e-4; SPEC 7) or Adam (default: adam for fashion-mnist, "
+    help = "SGD (momentum 0.9, weight decay 5e-4; docs/training.md) or Adam (default: adam for fashion-mnist, "
       .. "whose silent classifier LIF stalls SGD; sgd for the paper presets)" },
-  { name = "lr", type = "number", min = 0, help = "initial learning rate (default 0.1 sgd, 0.001 adam)" },
-  { name = "lr-min", type = "number", min = 0, help = "cosine end point (default lr/100)" },
-  { name = "batch", type = "integer", default = 64, min = 2, help = "images per step" },
-  { name = "limit", type = "integer", min = 1, help = "train on the first N images only" },
-  { name = "test-limit", type = "integer", min = 1, help = "evaluate on the first N test images only" },
-  { name = "timesteps", type = "integer", min = 1, help = "SNN timesteps T (default: the preset's, 5)" },
-  { name = "seed", type = "integer", default = 1, help = "weights, data order, augmentation and dropout seed" },
+  { name = "lr", type = "number", range = L.lr, help = "initial learning rate (default 0.1 sgd, 0.001 adam)" },
+  { name = "lr-min", type = "number", range = L.lr_min, help = "cosine end point, at most --lr (default lr/100)" },
+  { name = "batch", type = "integer", default = 64, range = L.batch, help = "images per step" },
+  { name = "limit", type = "integer", range = L.count, help = "train on the first N images only" },
+  { name = "test-limit", type = "integer", range = L.count, help = "evaluate on the first N test images only" },
+  { name = "timesteps", type = "integer", range = L.timesteps, help = "SNN timesteps T (default: the preset's, 5)" },
+  { name = "seed", type = "integer", default = 1, range = L.seed, help = "weights, data order, augmentation and dropout seed" },
   { name = "no-augment", type = "boolean", help = "no random crop / flip" },
-  { name = "ptq", type = "integer", min = 2, max = 32, metavar = "BITS",
+  { name = "ptq", type = "integer", range = L.bits, metavar = "BITS",
     help = "also evaluate the trained float net after post-training quantization to FxP-BITS" },
-  { name = "checkpoint", type = "string", metavar = "FILE", help = "save each epoch here; resume from it if present" },
-  { name = "save", type = "string", metavar = "FILE", help = "write the trained net's weights (safetensors)" },
-  { name = "json", type = "string", metavar = "FILE", help = "write the training curve and results here" },
-  { name = "threads", type = "integer", default = 1, min = 1, max = 1024,
+  { name = "checkpoint", type = "string", metavar = "FILE", output = true, help = "save each epoch here; resume from it if present" },
+  { name = "save", type = "string", metavar = "FILE", output = true, help = "write the trained net's weights (safetensors)" },
+  { name = "json", type = "string", metavar = "FILE", output = true, help = "write the training curve and results here" },
+  { name = "threads", type = "integer", default = 1, range = L.blas_threads,
     help = "OpenBLAS threads (1 suits a shared machine)" },
   { name = "quiet", type = "boolean", help = "no progress bar" },
 })
@@ -46,9 +47,18 @@ local opts = { name = "train.lua",
   usage = "neuronas run train.lua (--genotype A,B | --from REPORT) [--preset P] [--data PATH] [--epochs N] "
     .. "[--bits N] [--optimizer sgd|adam] [--lr X] [--batch N] [--limit N] [--seed N] [--ptq BITS] "
     .. "[--checkpoint FILE] [--json FILE] [--help]",
-  description = "Surrogate-gradient BPTT training (ATan, T timesteps) with optional QAT, SPEC 7." }
+  description = "Surrogate-gradient BPTT training (ATan, T timesteps) with optional QAT, docs/training.md." }
 local flags = cli.parse({ ... }, spec, opts)
 core.blas_threads(flags.threads)
+
+-- [choice] the fashion-mnist preset's classifier (fc1 fan-in 1568, N(0, 0.01) weights) starts
+-- below threshold, its LIF silent; SGD's tiny surrogate gradients lose to weight decay there and
+-- the loss stays at ln 10 for hundreds of steps, while Adam's scale-free steps escape in ~50.
+flags.optimizer = flags.optimizer or (flags.preset == "fashion-mnist" and "adam" or "sgd")
+local lr = flags.lr or (flags.optimizer == "adam" and 1e-3 or 0.1)
+if flags["lr-min"] and flags["lr-min"] > lr then
+  cli.fail(opts, string.format("flag '--lr-min': value <= --lr (%g) expected, got '%g'", lr, flags["lr-min"]))
+end
 
 -- ---------------------------------------------------------------- architecture
 local cellA, cellB
@@ -101,11 +111,6 @@ local steps_per_epoch = #train_ds // flags.batch
 if steps_per_epoch < 1 then
   cli.fail(opts, string.format("--batch %d is larger than the training set (%d images)", flags.batch, #train_ds))
 end
--- [choice] the fashion-mnist preset's classifier (fc1 fan-in 1568, N(0, 0.01) weights) starts
--- below threshold, its LIF silent; SGD's tiny surrogate gradients lose to weight decay there and
--- the loss stays at ln 10 for hundreds of steps, while Adam's scale-free steps escape in ~50.
-flags.optimizer = flags.optimizer or (flags.preset == "fashion-mnist" and "adam" or "sgd")
-local lr = flags.lr or (flags.optimizer == "adam" and 1e-3 or 0.1)
 local tr = nn.trainer({
   net = net, optimizer = flags.optimizer, lr = lr, lr_min = flags["lr-min"] or lr / 100,
   bits = flags.bits, seed = flags.seed, epochs = flags.epochs, steps_per_epoch = steps_per_epoch,
@@ -169,9 +174,9 @@ end
 
 local function pct(a) return string.format("%.2f%%", 100 * a) end
 
-io.stdout:write(string.format("train.lua: %s, cells %s / %s, %s, %s lr %g, batch %d, %d epochs, %d train / %d test images\n",
+io.stdout:write(string.format("train.lua: %s, cells %s / %s, %s, %s lr %g, batch %d, %d epoch%s, %d train / %d test images\n",
   flags.preset, cellA, cellB, flags.bits >= 32 and "float32" or ("QAT FxP" .. flags.bits), flags.optimizer, lr,
-  flags.batch, flags.epochs, #train_ds, #test_ds))
+  flags.batch, flags.epochs, flags.epochs == 1 and "" or "s", #train_ds, #test_ds))
 io.stdout:flush()
 
 -- ---------------------------------------------------------------- epochs

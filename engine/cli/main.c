@@ -1,4 +1,4 @@
-/* main.c: the `neuronas` command (issue 2), on lua.c's skeleton:
+/* main.c: the `neuronas` command, on lua.c's skeleton:
  * main -> lua_pcall(pmain) -> docall(msghandler) -> report. */
 #include <lauxlib.h>
 #include <lua.h>
@@ -28,6 +28,22 @@ int luaopen_neuronas_core(lua_State *L);
 static const char *progname = "neuronas";
 static lua_State *globalL;
 static int interrupted;
+static int debug_flag; /* `neuronas --debug ...` */
+
+/* Whether an error shows its Lua traceback: `neuronas --debug`, NEURONAS_DEBUG set (not "" or
+ * "0"), or a script's `--debug` flag (neuronas.cli sets registry["neuronas.debug"]). By default
+ * an error is one line: user errors (bad flag values, a refused --resume, a constraint typo)
+ * are reported, not debugged (docs/reliability.md). */
+static int want_traceback(lua_State *L) {
+  const char *env = getenv("NEURONAS_DEBUG");
+  int on = debug_flag || (env && *env && strcmp(env, "0") != 0);
+  if (!on) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "neuronas.debug");
+    on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  return on;
+}
 
 static int exists(const char *path) {
   struct stat st;
@@ -55,8 +71,9 @@ static int msghandler(lua_State *L) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
-  /* the message on line 1, then the traceback */
-  luaL_traceback(L, L, msg, 1);
+  /* the message on line 1, then the traceback when asked for */
+  if (want_traceback(L)) luaL_traceback(L, L, msg, 1);
+  else lua_pushstring(L, msg);
   return 1;
 }
 
@@ -136,8 +153,9 @@ static void print_usage(FILE *f) {
           "usage: %s run SCRIPT [ARGS...]   run a Lua script (arg and ... hold ARGS)\n"
           "       %s -e 'CODE'               run a Lua chunk\n"
           "       %s version                 print the version\n"
-          "       %s help                    this text, the bundled scripts, the docs\n",
-          progname, progname, progname, progname);
+          "       %s help                    this text, the bundled scripts, the docs\n"
+          "       %s --debug run|-e ...      errors show their Lua traceback (also NEURONAS_DEBUG=1)\n",
+          progname, progname, progname, progname, progname);
 }
 
 static int cmd_help(const char *scripts_dir) {
@@ -156,8 +174,8 @@ static int cmd_help(const char *scripts_dir) {
     }
   }
   printf("\nRun one with `%s run NAME.lua` (found here when not in the current folder).\n"
-         "Docs: README.md (API overview, writing strategies and constraints);\n"
-         "the reference is the project's SPEC, cited in each source file.\n",
+         "Docs: README.md (the user guide) and docs/*.md (the reference), installed in\n"
+         "<prefix>/share/doc/neuronas; `man neuronas` for the commands and exit codes.\n",
          progname);
   return 0;
 }
@@ -199,8 +217,14 @@ static int pmain(lua_State *L) {
   {
     const char *script = a->argv[a->script];
     char alt[PATH_MAX + 512];
-    if (!exists(script) && !strchr(script, '/') && scripts_dir[0]) {
-      snprintf(alt, sizeof alt, "%s/%s", scripts_dir, script);
+    /* a relative path that names nothing here is looked up among the bundled scripts, also
+     * in the clone's form scripts/NAME.lua, so README's commands work from any folder */
+    if (!exists(script) && script[0] != '/' && scripts_dir[0]) {
+      const char *rel = script;
+      if (strncmp(rel, "./", 2) == 0) rel += 2;
+      snprintf(alt, sizeof alt, "%s/%s", scripts_dir, rel);
+      if (!exists(alt) && strncmp(rel, "scripts/", 8) == 0)
+        snprintf(alt, sizeof alt, "%s/%s", scripts_dir, rel + 8);
       if (exists(alt)) script = alt;
     }
     if (!exists(script)) {
@@ -232,6 +256,13 @@ int main(int argc, char **argv) {
   struct args a = {argc, argv, 0, NULL, NULL};
   lua_State *L;
   int status, result, code;
+  if (argc >= 2 && strcmp(argv[1], "--debug") == 0) {
+    debug_flag = 1;
+    argv++;
+    argc--;
+    a.argc = argc;
+    a.argv = argv;
+  }
   if (argc < 2) {
     print_usage(stderr);
     return 2;

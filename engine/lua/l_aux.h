@@ -9,7 +9,7 @@
 
 #include "neuronas/nn.h"
 
-/* One metatable name per userdata type (STYLE "Binding"). */
+/* One metatable name per userdata type. */
 #define NN_MT_TENSOR "neuronas.Tensor"
 #define NN_MT_RNG "neuronas.Rng"
 #define NN_MT_CELL "neuronas.Cell"
@@ -33,7 +33,7 @@
  *
  * A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
  * l_newbox pushes a *closed* box (p = NULL) with metatable mt; the caller acquires the
- * object afterwards and stores it in box->p (STYLE "Do this" 1). */
+ * object afterwards and stores it in box->p. */
 typedef struct l_box {
   void *p;
 } l_box;
@@ -74,7 +74,7 @@ int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[
  * finalizers: resolve raw pointers (l_checkopen) only after it. */
 void l_gc_external(lua_State *L);
 
-/* Bounds of the binding itself (docs/reliability.md "Bounds"; nn.limits lists them with the
+/* Bounds of the binding itself (docs/reliability.md "Bounds"; nn.bounds lists them with the
  * engine's): cells one Space:sample call returns (a list of 2^20 cells is ~100 MB), nets one
  * fitness_many call scores. */
 #define NN_SPACE_MAX_SAMPLES (1 << 20)

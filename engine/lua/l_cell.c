@@ -1,4 +1,4 @@
-/* l_cell.c: neuronas.Cell, cell genotypes for Lua (issue 4; SPEC §1, §9).
+/* l_cell.c: neuronas.Cell, cell genotypes for Lua (docs/model.md).
  * A Cell is a full userdata holding an nn_cell value (immutable; copied, never shared). */
 #include <string.h>
 
@@ -318,7 +318,7 @@ static int c_edge_count(lua_State *L) {
   return 1;
 }
 
-/* cell -> cleaned cell, accepted: SNASNet's sanity pass (SPEC §1; nn_cell_snasnet_sanity);
+/* cell -> cleaned cell, accepted: SNASNet's sanity pass (docs/model.md; nn_cell_snasnet_sanity);
  * accepted is true when edge 0->3 survives, i.e. SNASNet's generator would keep the cell */
 static int c_sanity(lua_State *L) {
   nn_cell c = *checkcell(L, 1);
@@ -357,7 +357,7 @@ int nn_lua_open_cell(lua_State *L) {
   lua_setfield(L, -2, "cell_call");
   lua_pushcfunction(L, c_parse);
   lua_setfield(L, -2, "cell_parse");
-  lua_createtable(L, NN_OP_COUNT, 0); /* the op vocabulary of SPEC §1, in nn_op order */
+  lua_createtable(L, NN_OP_COUNT, 0); /* the op vocabulary of docs/model.md, in nn_op order */
   for (int op = 0; op < NN_OP_COUNT; op++) {
     lua_pushstring(L, nn_op_name((nn_op)op));
     lua_seti(L, -2, op + 1);

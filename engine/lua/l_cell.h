@@ -5,7 +5,7 @@
 
 #include "l_aux.h"
 
-/* Reads the value at idx as a cell: a neuronas.Cell, a genotype string in any form (SPEC §1),
+/* Reads the value at idx as a cell: a neuronas.Cell, a genotype string in any form (docs/model.md),
  * a table of 6 (or 12, with the backward edges) op names, or a 4x4 table of op names (rows = from). Never raises (except out of
  * memory): returns 1 and fills *out, or returns 0 with err->msg saying what is wrong, e.g.
  * "neuronas.Cell or cell string expected, got number". Stack unchanged. */

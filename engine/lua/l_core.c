@@ -1,4 +1,4 @@
-/* l_core.c: luaopen_neuronas_core, the C half of require "neuronas" (SPEC §9). */
+/* l_core.c: luaopen_neuronas_core, the C half of require "neuronas". */
 #include <time.h>
 #include <unistd.h>
 
@@ -65,8 +65,8 @@ int luaopen_neuronas_core(lua_State *L) {
   luaL_newlib(L, fns);
   lua_pushliteral(L, NN_VERSION);
   lua_setfield(L, -2, "version");
-  /* nn.limits: the upper bounds where a value sizes work or memory (docs/reliability.md
-   * "Bounds"), one source of truth for the CLI's flag ranges */
+  /* nn.bounds: the upper bounds where a value sizes work or memory (docs/reliability.md
+   * "Bounds"; the CLI's flag ranges are neuronas.limits) */
   lua_createtable(L, 0, 8);
 #define LIMIT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
   LIMIT("repeat", NN_FITNESS_MAX_REPEAT);
@@ -78,7 +78,7 @@ int luaopen_neuronas_core(lua_State *L) {
   LIMIT("space_samples", NN_SPACE_MAX_SAMPLES);
   LIMIT("fitness_many_nets", NN_FITNESS_MAX_NETS);
 #undef LIMIT
-  lua_setfield(L, -2, "limits");
+  lua_setfield(L, -2, "bounds");
 #define NN_BINDING(name) nn_lua_open_##name(L);
 #include "nn_bindings.h"
 #undef NN_BINDING

@@ -1,4 +1,4 @@
-/* l_data.c: neuronas.Dataset, the datasets of nn_data.h for Lua (SPEC §8, §9 "data"; issue 3).
+/* l_data.c: neuronas.Dataset, the datasets of nn_data.h for Lua (docs/data.md).
  * nn.data.open{...} -> Dataset; ds:batch, ds:iter, ds:split; nn.data.probe(path) -> ok, why. */
 #include <string.h>
 

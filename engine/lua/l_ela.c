@@ -1,5 +1,5 @@
-/* l_ela.c: neuronas.ELA, the SpikeFlow CIM energy-latency-area model for Lua (issue 6;
- * SPEC §5, §9). The userdata holds an nn_ela_params value (a plain value: nothing to acquire
+/* l_ela.c: neuronas.ELA, the SpikeFlow CIM energy-latency-area model for Lua
+ * (docs/hardware.md). The userdata holds an nn_ela_params value (a plain value: nothing to acquire
  * or close, so no box). Every constant is a field driven by one descriptor table (FIELDS):
  * construction (`nn.ela{...}`), reading (`hw.xbar`), validated writing (`hw.xbar = 128`),
  * `tostring(hw)` and `hw:config()`. Networks are handled in lua/neuronas/hardware.lua, which
@@ -18,56 +18,56 @@ static const char *const DEVICES[] = {"rram", "sram", NULL};
 #define F_INT(n, lo, hi, doc) {#n, L_F_INT, lo, hi, offsetof(nn_ela_params, n), NULL, doc}
 #define F_NUM(n, lo, hi, doc) {#n, L_F_NUM, lo, hi, offsetof(nn_ela_params, n), NULL, doc}
 
-/* Every constant of SPEC §5 (defaults: NeuroNAS Table I after SpikeSim; ranges as in
+/* Every constant of docs/hardware.md (defaults: NeuroNAS Table I after SpikeSim; ranges as in
  * nn_ela_params_check). Order = the order tostring prints. */
 static const l_field FIELDS[] = {
     {"mode", L_F_ENUM, 0, 0, offsetof(nn_ela_params, mode), MODES,
-     "SPEC 5.2 \"neuronas\" (default) or 5.1 \"spikesim\""},
+     "\"neuronas\" (default) or \"spikesim\" (docs/hardware.md)"},
     {"device", L_F_ENUM, 0, 0, offsetof(nn_ela_params, device), DEVICES,
-     "crossbar device; writing it loads its e_xbar_pj/a_xbar_um2 (SPEC 5.1)"},
+     "crossbar device; writing it loads its e_xbar_pj/a_xbar_um2 (docs/hardware.md)"},
     {"bit_serial", L_F_BOOL, 0, 0, offsetof(nn_ela_params, bit_serial), NULL,
-     "neuronas mode: latency x w cells per weight (SPEC 5.2 [choice])"},
-    F_INT(xbar, 1, MAXS, "crossbar rows = columns X (SPEC 5: 64)"),
-    F_INT(xbars_per_pe, 1, MAXS, "crossbars per PE (SPEC 5: 9)"),
-    F_INT(pe_per_tile, 1, MAXS, "PEs per tile P (SPEC 5: 8)"),
-    F_INT(kernel, 1, 1024, "spikesim mode: one kernel size for all layers (SPEC 5.1: 3)"),
-    F_INT(mux, 1, MAXS, "columns per ADC; X/mux ADCs per crossbar (SPEC 5: 8)"),
-    F_INT(adc_bits, 1, 64, "ADC bits; e_adc_pj/a_adc_um2 are for this (SPEC 5: 4)"),
-    F_INT(device_bits, 1, 64, "bits per device cell; w = ceil(bits/device_bits) (SPEC 5: 1)"),
-    F_INT(pe_cycles, 1, MAXS, "clock cycles per PE operation (SPEC 5.1: 26)"),
-    F_INT(sub_per_adc, 0, MAXS, "subtractor operations per ADC per PE cycle (SPEC 5.1: 16)"),
-    F_INT(neuron_mem_bits, 0, 1024, "SRAM bits per stored neuron or input (SPEC 5.1: 22)"),
-    F_NUM(clock_mhz, 1e-6, HUGE_VAL, "clock, MHz (SPEC 5: 250)"),
-    F_NUM(pipeline_overlap, 0, 1, "latency: share of a layer before the next starts (SPEC 5.1: 0.75)"),
-    F_NUM(e_xbar_pj, 0, HUGE_VAL, "crossbar read, pJ (SPEC 5.1: rram 1.76423, sram 671.089)"),
-    F_NUM(e_tile_buf_pj, 0, HUGE_VAL, "tile buffer, pJ (SPEC 5.1: 397)"),
-    F_NUM(e_temp_buf_pj, 0, HUGE_VAL, "temporary buffer, pJ (SPEC 5.1: 0.2)"),
-    F_NUM(e_sub_pj, 0, HUGE_VAL, "subtractor, pJ (SPEC 5.1: 1.15e-6)"),
-    F_NUM(e_adc_pj, 0, HUGE_VAL, "ADC, pJ (SPEC 5.1: 2.03084)"),
-    F_NUM(e_htree_pj, 0, HUGE_VAL, "H-tree, pJ (SPEC 5.1: 19.64*8)"),
-    F_NUM(e_mux_pj, 0, HUGE_VAL, "mux, pJ (SPEC 5.1: 0.094245)"),
-    F_NUM(e_fetch_pj, 0, HUGE_VAL, "memory fetch, pJ (SPEC 5.1: 4.64)"),
-    F_NUM(e_neuron_pj, 0, HUGE_VAL, "neuron update, pJ (SPEC 5.1: 1.274*4)"),
-    F_NUM(a_xbar_um2, 0, HUGE_VAL, "crossbar, um^2 (SPEC 5.1: rram 26.2144, sram 671.089)"),
-    F_NUM(a_tile_buf_um2, 0, HUGE_VAL, "tile buffer, um^2 (SPEC 5.1: 0.7391*64*128)"),
-    F_NUM(a_temp_buf_um2, 0, HUGE_VAL, "temporary buffer, um^2 (SPEC 5.1: 484.643999)"),
-    F_NUM(a_sub_um2, 0, HUGE_VAL, "subtractor, um^2 (SPEC 5.1: 13411.41498)"),
-    F_NUM(a_adc_um2, 0, HUGE_VAL, "ADC, um^2 (SPEC 5.1: 693.633)"),
-    F_NUM(a_htree_um2, 0, HUGE_VAL, "H-tree, um^2 (SPEC 5.1: 216830*2)"),
-    F_NUM(a_mux_um2, 0, HUGE_VAL, "mux, um^2 (SPEC 5.1: 45.9)"),
-    F_NUM(a_sram_bit_um2, 0, HUGE_VAL, "neuron/input memory bit cell, um^2 (SPEC 5.1: 0.7391)"),
-    F_INT(noc_bits, 1, MAXS, "NoC mesh width, bits (SPEC 5: 32; informational)"),
-    F_NUM(gbuf_kb, 0, HUGE_VAL, "global buffer, KB (SPEC 5: 20; informational)"),
-    F_NUM(tbuf_kb, 0, HUGE_VAL, "tile buffer, KB (SPEC 5: 10; informational)"),
-    F_NUM(pbuf_kb, 0, HUGE_VAL, "PE buffer, KB (SPEC 5: 5; informational)"),
-    F_NUM(tib_kb, 0, HUGE_VAL, "tile input buffer, KB (SPEC 5: 50; informational)"),
-    F_NUM(pib_kb, 0, HUGE_VAL, "PE input buffer, KB (SPEC 5: 30; informational)"),
-    F_NUM(vdd_v, 0, HUGE_VAL, "supply, V (SPEC 5: 0.9; informational)"),
-    F_NUM(vread_v, 0, HUGE_VAL, "read voltage, V (SPEC 5: 0.1; informational)"),
-    F_NUM(r_parasitic_ohm, 0, HUGE_VAL, "column parasitic, ohm (SPEC 5: 5; informational)"),
-    F_NUM(ron_kohm, 0, HUGE_VAL, "device Ron, kohm (SPEC 5: 20; informational)"),
-    F_NUM(roff_kohm, 0, HUGE_VAL, "device Roff, kohm (SPEC 5: 200; informational)"),
-    F_NUM(write_variation, 0, HUGE_VAL, "device write variation (SPEC 5: 0.1; informational)"),
+     "neuronas mode: latency x w cells per weight (our choice, docs/hardware.md)"},
+    F_INT(xbar, 1, MAXS, "crossbar rows = columns X (NeuroNAS Table I: 64)"),
+    F_INT(xbars_per_pe, 1, MAXS, "crossbars per PE (NeuroNAS Table I: 9)"),
+    F_INT(pe_per_tile, 1, MAXS, "PEs per tile P (NeuroNAS Table I: 8)"),
+    F_INT(kernel, 1, 1024, "spikesim mode: one kernel size for all layers (SpikeSim: 3)"),
+    F_INT(mux, 1, MAXS, "columns per ADC; X/mux ADCs per crossbar (NeuroNAS Table I: 8)"),
+    F_INT(adc_bits, 1, 64, "ADC bits; e_adc_pj/a_adc_um2 are for this (NeuroNAS Table I: 4)"),
+    F_INT(device_bits, 1, 64, "bits per device cell; w = ceil(bits/device_bits) (NeuroNAS Table I: 1)"),
+    F_INT(pe_cycles, 1, MAXS, "clock cycles per PE operation (SpikeSim: 26)"),
+    F_INT(sub_per_adc, 0, MAXS, "subtractor operations per ADC per PE cycle (SpikeSim: 16)"),
+    F_INT(neuron_mem_bits, 0, 1024, "SRAM bits per stored neuron or input (SpikeSim: 22)"),
+    F_NUM(clock_mhz, 1e-6, HUGE_VAL, "clock, MHz (NeuroNAS Table I: 250)"),
+    F_NUM(pipeline_overlap, 0, 1, "latency: share of a layer before the next starts (SpikeSim: 0.75)"),
+    F_NUM(e_xbar_pj, 0, HUGE_VAL, "crossbar read, pJ (SpikeSim: rram 1.76423, sram 671.089)"),
+    F_NUM(e_tile_buf_pj, 0, HUGE_VAL, "tile buffer, pJ (SpikeSim: 397)"),
+    F_NUM(e_temp_buf_pj, 0, HUGE_VAL, "temporary buffer, pJ (SpikeSim: 0.2)"),
+    F_NUM(e_sub_pj, 0, HUGE_VAL, "subtractor, pJ (SpikeSim: 1.15e-6)"),
+    F_NUM(e_adc_pj, 0, HUGE_VAL, "ADC, pJ (SpikeSim: 2.03084)"),
+    F_NUM(e_htree_pj, 0, HUGE_VAL, "H-tree, pJ (SpikeSim: 19.64*8)"),
+    F_NUM(e_mux_pj, 0, HUGE_VAL, "mux, pJ (SpikeSim: 0.094245)"),
+    F_NUM(e_fetch_pj, 0, HUGE_VAL, "memory fetch, pJ (SpikeSim: 4.64)"),
+    F_NUM(e_neuron_pj, 0, HUGE_VAL, "neuron update, pJ (SpikeSim: 1.274*4)"),
+    F_NUM(a_xbar_um2, 0, HUGE_VAL, "crossbar, um^2 (SpikeSim: rram 26.2144, sram 671.089)"),
+    F_NUM(a_tile_buf_um2, 0, HUGE_VAL, "tile buffer, um^2 (SpikeSim: 0.7391*64*128)"),
+    F_NUM(a_temp_buf_um2, 0, HUGE_VAL, "temporary buffer, um^2 (SpikeSim: 484.643999)"),
+    F_NUM(a_sub_um2, 0, HUGE_VAL, "subtractor, um^2 (SpikeSim: 13411.41498)"),
+    F_NUM(a_adc_um2, 0, HUGE_VAL, "ADC, um^2 (SpikeSim: 693.633)"),
+    F_NUM(a_htree_um2, 0, HUGE_VAL, "H-tree, um^2 (SpikeSim: 216830*2)"),
+    F_NUM(a_mux_um2, 0, HUGE_VAL, "mux, um^2 (SpikeSim: 45.9)"),
+    F_NUM(a_sram_bit_um2, 0, HUGE_VAL, "neuron/input memory bit cell, um^2 (SpikeSim: 0.7391)"),
+    F_INT(noc_bits, 1, MAXS, "NoC mesh width, bits (NeuroNAS Table I: 32; informational)"),
+    F_NUM(gbuf_kb, 0, HUGE_VAL, "global buffer, KB (NeuroNAS Table I: 20; informational)"),
+    F_NUM(tbuf_kb, 0, HUGE_VAL, "tile buffer, KB (NeuroNAS Table I: 10; informational)"),
+    F_NUM(pbuf_kb, 0, HUGE_VAL, "PE buffer, KB (NeuroNAS Table I: 5; informational)"),
+    F_NUM(tib_kb, 0, HUGE_VAL, "tile input buffer, KB (NeuroNAS Table I: 50; informational)"),
+    F_NUM(pib_kb, 0, HUGE_VAL, "PE input buffer, KB (NeuroNAS Table I: 30; informational)"),
+    F_NUM(vdd_v, 0, HUGE_VAL, "supply, V (NeuroNAS Table I: 0.9; informational)"),
+    F_NUM(vread_v, 0, HUGE_VAL, "read voltage, V (NeuroNAS Table I: 0.1; informational)"),
+    F_NUM(r_parasitic_ohm, 0, HUGE_VAL, "column parasitic, ohm (NeuroNAS Table I: 5; informational)"),
+    F_NUM(ron_kohm, 0, HUGE_VAL, "device Ron, kohm (NeuroNAS Table I: 20; informational)"),
+    F_NUM(roff_kohm, 0, HUGE_VAL, "device Roff, kohm (NeuroNAS Table I: 200; informational)"),
+    F_NUM(write_variation, 0, HUGE_VAL, "device write variation (NeuroNAS Table I: 0.1; informational)"),
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 #undef F_INT
@@ -212,7 +212,7 @@ static const l_field EVAL_FIELDS[] = {
      "weight bits (default: the net's weight_bits(), for a list 32)"},
     {"timesteps", L_F_INT32, 1, 1e6, offsetof(eval_opts, timesteps), NULL, "T (default: the net's, else 5)"},
     {"scope", L_F_ENUM, 0, 0, offsetof(eval_opts, scope), SCOPES,
-     "\"features\" skips layers with features = false (SPEC 2.3)"},
+     "\"features\" skips layers with features = false (docs/model.md)"},
     {"breakdown", L_F_BOOL, 0, 0, offsetof(eval_opts, breakdown), NULL,
      "false: no per-layer tables (faster)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -336,7 +336,7 @@ enum { STACK_LAYERS = 64 };
 
 /* (hw, layers[, opts]) -> cost table. layers: a list of {kind, in_ch, out_ch, in_dim, out_dim,
  * k[, stride, name, weights, features]}; opts: bits (32), timesteps (5), scope ("features"),
- * breakdown (true). Units: mm2/uj/ms and raw um2/pj/ns (SPEC 5). */
+ * breakdown (true). Units: mm2/uj/ms and raw um2/pj/ns (docs/hardware.md). */
 static int e_evaluate(lua_State *L) {
   nn_ela_params *p = check_ela(L, 1);
   eval_opts o = {0, 0, 0, 1}; /* 0: not given */

@@ -1,5 +1,5 @@
-/* l_fitness.c: the fitness score for Lua (SPEC §4, §6, §9; issue 5).
- * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=}) -> score, diagnostics
+/* l_fitness.c: the fitness score for Lua (docs/fitness.md; docs/search.md).
+ * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=, threads=}) -> score, diagnostics
  * nn.fitness_cache{max_entries=, max_bytes=} -> neuronas.FitnessCache (the stage-2 prefix
  * cache: pass it as opts.cache to every candidate that shares cell A).
  * nn.fitness_many({net1, ...}, x|{x1, ..., xR}[, {threads=, cache=, ["repeat"]=, dataset=, seed=}])
@@ -81,7 +81,8 @@ static int c_tostring(lua_State *L) {
 typedef struct fopts {
   int repeat;
   uint64_t seed;
-  int threads; /* fitness_many only; 0: one per online CPU */
+  int threads; /* fitness: threads for the one net (0: one); fitness_many: nets at once (0: one
+                  per online CPU) */
 } fopts;
 
 static const l_field fit_fields[] = {
@@ -90,6 +91,8 @@ static const l_field fit_fields[] = {
     {"dataset", L_F_SKIP, 0, 0, 0, NULL, "source of batches 2..R: ds:batch(S, {seed = seed + r - 1})"},
     {"seed", L_F_U64, 0, 0, offsetof(fopts, seed), NULL, "seed of the first drawn batch"},
     {"cache", L_F_SKIP, 0, 0, 0, NULL, "a neuronas.FitnessCache (stage-2 prefix reuse)"},
+    {"threads", L_F_INT32, 1, NN_FITNESS_MAX_THREADS, offsetof(fopts, threads), NULL,
+     "threads for this one net (default 1; the same score for any count)"},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static void push_diag(lua_State *L, const nn_fitness_diag *d) {
@@ -239,7 +242,7 @@ static int f_fitness(lua_State *L) {
   nn_fitness_diag *d = lua_newuserdatauv(L, sizeof *d, 0); /* freed by the GC, also when raising */
   nn_net *net = l_checknet(L, 1);
   resolve_batches(L, o.repeat, batches, &cache);
-  nn_fitness_opts fo = {cache, NULL};
+  nn_fitness_opts fo = {.cache = cache, .threads = o.threads};
   if (nn_fitness_eval(net, batches, o.repeat, &fo, &score, d, &err) != NN_OK)
     return l_raise(L, &err);
   lua_pushnumber(L, score);

@@ -1,4 +1,4 @@
-/* l_initcache.c: the initial-weight store for Lua (SPEC §2.2 [choice]: weights are a pure
+/* l_initcache.c: the initial-weight store for Lua (docs/model.md [choice]: weights are a pure
  * function of (seed, layer path, shape), so a search's candidates share their draws).
  * nn.init_cache{max_bytes=} -> neuronas.InitCache; pass it as nn.net{..., init_cache = c}. */
 #include "l_aux.h"

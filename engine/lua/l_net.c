@@ -1,4 +1,4 @@
-/* l_net.c: neuronas.Net, cell-based spiking networks for Lua (SPEC §2, §9; issue 4).
+/* l_net.c: neuronas.Net, cell-based spiking networks for Lua (docs/model.md).
  * nn.net{...} builds a net from a preset plus overrides; methods: layers, params, forward,
  * clone, weight_bits, firing_rates, config, conv_mode, save, load, close. */
 #include <math.h>
@@ -7,6 +7,7 @@
 
 #include "l_cell.h"
 #include "l_net.h"
+#include "neuronas/nn_interop.h"
 
 nn_net *l_checknet(lua_State *L, int idx) { return l_checkopen(L, idx, NN_MT_NET); }
 
@@ -16,7 +17,7 @@ static int argerror(lua_State *L, int arg, const char *fname, const char *msg) {
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
 }
 
-/* The option fields of nn.net (SPEC §2.1); preset, cellA, cellB and input are read by hand. */
+/* The option fields of nn.net (docs/model.md); preset, cellA, cellB and input are read by hand. */
 #define F(name, type, lo, hi, field, doc) {name, type, lo, hi, offsetof(nn_net_params, field), NULL, doc}
 static const l_field NET_FIELDS[] = {
     {"preset", L_F_SKIP, 0, 0, 0, NULL, "cifar10|cifar100|tinyimagenet|fashion-mnist"},
@@ -161,7 +162,7 @@ static const char *const SCOPES[] = {"features", "all", NULL};
 static const l_field SCOPE_FIELDS[] = {{"scope", L_F_ENUM, 0, 0, offsetof(scope_opts, scope), SCOPES, "features|all"},
                                        {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
 
-/* net[, {scope="features"|"all"}] -> integer weight count (SPEC §2.3) */
+/* net[, {scope="features"|"all"}] -> integer weight count (docs/model.md) */
 static int net_params(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   scope_opts o = {0};
@@ -270,22 +271,50 @@ static int net_tensor(lua_State *L) {
   return 1;
 }
 
-/* net, path -> net */
+/* Options of net:save / net:load (docs/interop.md). */
+typedef struct io_opts {
+  int names; /* nn_names */
+} io_opts;
+static const char *const names_choices[] = {"neuronas", "snasnet", NULL};
+static const l_field save_fields[] = {
+    {"names", L_F_ENUM, 0, 0, offsetof(io_opts, names), names_choices,
+     "tensor names: ours, or the keys of SNASNet's PyTorch state dict"},
+    {"codes", L_F_SKIP, 0, 0, 0, NULL, "a pow2 neuronas.Quantizer: weights as integer codes plus an exponent"},
+    {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
+static const l_field load_fields[] = {
+    {"names", L_F_ENUM, 0, 0, offsetof(io_opts, names), names_choices,
+     "tensor names: ours, or the keys of SNASNet's PyTorch state dict"},
+    {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
+
+/* net, path [, opts] -> net */
 static int net_save(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   const char *path = l_checkstring(L, 2, "path");
+  io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
-  if (nn_net_save(net, path, &err) != NN_OK) return l_raise(L, &err);
+  nn_status st;
+  l_parse_fields(L, 3, 3, save_fields, &o);
+  if (l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL) {
+    /* a Quantizer userdata starts with its nn_quant_params (l_quant.c) */
+    const nn_quant_params *q = luaL_testudata(L, -1, NN_MT_QUANTIZER);
+    if (!q) return argerror(L, 3, "save", "field 'codes': neuronas.Quantizer expected");
+    st = nn_net_save_codes(net, path, q, (nn_names)o.names, &err);
+  } else {
+    st = nn_net_save_names(net, path, (nn_names)o.names, &err);
+  }
+  if (st != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
   return 1;
 }
 
-/* net, path -> net (all-or-nothing: on error the weights are unchanged) */
+/* net, path [, opts] -> net (all-or-nothing: on error the weights are unchanged) */
 static int net_load(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
   const char *path = l_checkstring(L, 2, "path");
+  io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
-  if (nn_net_load(net, path, &err) != NN_OK) return l_raise(L, &err);
+  l_parse_fields(L, 3, 3, load_fields, &o);
+  if (nn_net_load_names(net, path, (nn_names)o.names, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
   return 1;
 }

@@ -1,4 +1,4 @@
-/* l_quant.c: neuronas.Quantizer, FxP-n weight quantizers for Lua (SPEC §3, §9; issue 5).
+/* l_quant.c: neuronas.Quantizer, FxP-n weight quantizers for Lua (docs/quantizer.md).
  * nn.quantizer{bits=, rounding=, scale=, int_bits=, seed=} -> q; q:apply(net|tensor),
  * q:report(net|tensor), q.bits ... (read-only fields), tostring(q). */
 #include <string.h>

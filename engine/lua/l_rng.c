@@ -1,4 +1,4 @@
-/* l_rng.c: neuronas.Rng, the counter-based streams of nn_rng.h for Lua (issue 2; SPEC §2.2). */
+/* l_rng.c: neuronas.Rng, the counter-based streams of nn_rng.h for Lua (docs/model.md). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* l_space.c: neuronas.Space, search spaces of cells for Lua (issue 4; SPEC §1, §6, §9).
+/* l_space.c: neuronas.Space, search spaces of cells for Lua (docs/model.md; docs/search.md).
  * A closed-box userdata around an nn_space (enumeration order documented in nn_space.h). */
 #include <string.h>
 
@@ -105,7 +105,7 @@ static int s_new(lua_State *L) {
                                                  luaL_typename(L, 2)));
     p = nn_space_params_default();
   } else if (strcmp(name, "snasnet") == 0) {
-    snasnet_opts o = {1}; /* default: backward cells, as in SNASNet's published search (SPEC §6) */
+    snasnet_opts o = {1}; /* default: backward cells, as in SNASNet's published search (docs/search.md) */
     l_parse_fields(L, 2, 2, snasnet_fields, &o);
     if (nn_space_preset("snasnet", o.cell, &p, &err) != NN_OK) return l_raise(L, &err);
   } else if (strcmp(name, "custom") == 0) {

@@ -1,4 +1,4 @@
-/* l_tensor.c: neuronas.Tensor, float32 N-d tensors for Lua (issue 2; SPEC §9). */
+/* l_tensor.c: neuronas.Tensor, float32 N-d tensors for Lua. */
 #include <math.h>
 #include <string.h>
 

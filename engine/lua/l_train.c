@@ -1,5 +1,5 @@
-/* l_train.c: neuronas.Trainer, surrogate-gradient BPTT training with QAT for Lua (SPEC §7,
- * §9; issue 8). nn.trainer{ net = , ... } copies the net's weights; tr:step(x, y) trains on a
+/* l_train.c: neuronas.Trainer, surrogate-gradient BPTT training with QAT for Lua
+ * (docs/training.md). nn.trainer{ net = , ... } copies the net's weights; tr:step(x, y) trains on a
  * batch; tr:evaluate(x, y) measures; tr:export(net) writes the weights back; tr:save/load
  * keep checkpoints with the optimizer state. */
 #include <stdlib.h>

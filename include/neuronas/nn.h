@@ -1,4 +1,4 @@
-/* nn.h: NeuroNAS engine core (status, errors, logging); SPEC §0, STYLE "C naming and API".
+/* nn.h: NeuroNAS engine core (status, errors, logging).
  * The engine is pure C with no lua.h; bindings live in engine/lua/. */
 #ifndef NEURONAS_NN_H
 #define NEURONAS_NN_H

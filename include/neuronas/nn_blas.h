@@ -1,4 +1,4 @@
-/* nn_blas.h: the engine's only door to OpenBLAS and its LAPACK (STYLE: nn_blas.c is the
+/* nn_blas.h: the engine's only door to OpenBLAS and its LAPACK (nn_blas.c is the
  * sole BLAS user and the only place that narrows sizes to int, with a range check). */
 #ifndef NEURONAS_NN_BLAS_H
 #define NEURONAS_NN_BLAS_H

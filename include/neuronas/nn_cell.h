@@ -1,4 +1,4 @@
-/* nn_cell.h: cell genotypes (SPEC §1): a DAG on 4 nodes as a 4x4 op matrix.
+/* nn_cell.h: cell genotypes (docs/model.md): a DAG on 4 nodes as a 4x4 op matrix.
  * m[i][j] is the op on edge i->j; i<j are forward edges, i>j backward edges (SNASNet).
  * Edge order everywhere: 01, 02, 03, 12, 13, 23. */
 #ifndef NEURONAS_NN_CELL_H
@@ -29,7 +29,7 @@ const char *nn_op_name(nn_op op); /* "zero", "skip", "conv3x3", ... */
 int nn_op_from_name(const char *name); /* -1 when unknown */
 int nn_op_kernel(nn_op op);            /* 1, 3, 5, 7 for convs; 0 otherwise */
 
-/* ---- additions (issue 4): parsing, formatting, predicates ---- */
+/* ---- additions: parsing, formatting, predicates ---- */
 
 /* Edge k (0..5) in the order 01 02 03 12 13 23 goes from NN_CELL_EDGE_FROM[k] to
  * NN_CELL_EDGE_TO[k]; its backward twin goes the other way (10 20 30 21 31 32). */

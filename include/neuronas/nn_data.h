@@ -1,4 +1,4 @@
-/* nn_data.h: datasets (SPEC §8, §7 augmentation): IDX, CIFAR-10/100 and .npy readers, a uint8
+/* nn_data.h: datasets (docs/data.md, docs/training.md augmentation): IDX, CIFAR-10/100 and .npy readers, a uint8
  * (or float32 for float .npy) image store N x C x H x W, per-batch decoding with per-channel
  * normalisation, train/validation views and deterministic shuffled, augmented iteration.
  *
@@ -77,7 +77,7 @@ int nn_data_label(const nn_data *d, int64_t i);
 const uint8_t *nn_data_pixels(const nn_data *d, int64_t i);
 const float *nn_data_pixels_f32(const nn_data *d, int64_t i);
 
-/* Augmentation (SPEC §7): random crop with zero padding `pad` (pixels set to raw 0 before
+/* Augmentation (docs/training.md): random crop with zero padding `pad` (pixels set to raw 0 before
  * normalisation, like torchvision's RandomCrop(padding)) and random horizontal flip. */
 typedef struct nn_data_aug {
   int crop;  /* 0/1 */

@@ -1,4 +1,4 @@
-/* nn_ela.h: the SpikeFlow compute-in-memory energy-latency-area (ELA) model, SPEC §5
+/* nn_ela.h: the SpikeFlow compute-in-memory energy-latency-area (ELA) model, docs/hardware.md
  * (5.1 SpikeSim-compatible mode, 5.2 NeuroNAS mode). Closed-form, no allocation, no state:
  * a params struct holding every constant plus one evaluation function over a layer list. */
 #ifndef NEURONAS_NN_ELA_H
@@ -12,21 +12,21 @@ extern "C" {
 #endif
 
 typedef enum nn_ela_mode {
-  NN_ELA_NEURONAS = 0, /* SPEC 5.2 (the default) */
-  NN_ELA_SPIKESIM = 1  /* SPEC 5.1: SpikeSim's ela_spikesim.py, quirks included */
+  NN_ELA_NEURONAS = 0, /* docs/hardware.md (the default) */
+  NN_ELA_SPIKESIM = 1  /* docs/hardware.md: SpikeSim's ela_spikesim.py, quirks included */
 } nn_ela_mode;
 
 typedef enum nn_ela_device { NN_ELA_RRAM = 0, NN_ELA_SRAM = 1 } nn_ela_device;
 
-/* Every constant of SPEC §5. Units are in the names; counts are int64_t, the rest double.
+/* Every constant of docs/hardware.md. Units are in the names; counts are int64_t, the rest double.
  * `mode` and `device` are int (enum values) so that field descriptors can address them.
  * Defaults: nn_ela_params_default(mode, device). nn_ela_params_check validates them. */
 typedef struct nn_ela_params {
   int mode;   /* nn_ela_mode */
   int device; /* nn_ela_device: selects the crossbar constants at construction */
-  int bit_serial; /* neuronas mode [choice]: multiply each layer's cycles by w (SPEC 5.2) */
+  int bit_serial; /* neuronas mode [choice]: multiply each layer's cycles by w (docs/hardware.md) */
 
-  /* architecture (NeuroNAS Table I after SpikeSim, SPEC §5) */
+  /* architecture (NeuroNAS Table I after SpikeSim, docs/hardware.md) */
   int64_t xbar;         /* X: crossbar rows = columns (64) */
   int64_t xbars_per_pe; /* crossbars per PE (9) */
   int64_t pe_per_tile;  /* P: PEs per tile (8) */
@@ -96,13 +96,13 @@ typedef struct nn_ela_layer_cost {
 } nn_ela_layer_cost;
 
 typedef struct nn_ela_cost {
-  int64_t memory_params; /* weight parameters (SPEC 2.3 memory cost) */
+  int64_t memory_params; /* weight parameters (docs/model.md memory cost) */
   int64_t memory_bits;   /* memory_params * bits */
   int64_t memory_bytes;  /* ceil(memory_bits / 8) */
   int64_t pes, xbars, tiles;
   int64_t layers;        /* number of layers evaluated */
-  double area_um2, energy_pj, latency_ns; /* raw units (SPEC 5.1) */
-  double area_mm2, energy_uj, latency_ms; /* paper units (SPEC 5.2) */
+  double area_um2, energy_pj, latency_ns; /* raw units (docs/hardware.md) */
+  double area_mm2, energy_uj, latency_ms; /* paper units (docs/hardware.md) */
 } nn_ela_cost;
 
 /* Evaluates n layers (all of them: scope filtering is the caller's) with weights of `bits`

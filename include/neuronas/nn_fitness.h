@@ -1,5 +1,5 @@
-/* nn_fitness.h: the training-free fitness score (SPEC §4, SNASNet's Hamming kernel) and the
- * stage-2 prefix cache (SPEC §6).
+/* nn_fitness.h: the training-free fitness score (docs/fitness.md, SNASNet's Hamming kernel) and the
+ * stage-2 prefix cache (docs/search.md).
  *
  * For each LIF call (one module, one timestep) with spikes b in {0,1}^(S x N):
  *   s_i = |b_i| / N;  normK_ij = (s_i (1 - s_j) + (1 - s_i) s_j) N;  H_ij = Hamming(b_i, b_j)
@@ -44,7 +44,7 @@ nn_status nn_kernel_add_ref(nn_kernel *k, const nn_spike_call *c, nn_error *err)
  * was added. *sign (may be NULL) gets +1, -1 or 0. */
 nn_status nn_kernel_score(const nn_kernel *k, double *score, int *sign, nn_error *err);
 
-/* ---- the prefix cache (SPEC §6 stage 2) ----
+/* ---- the prefix cache (docs/search.md stage 2) ----
  * Entries are keyed by everything the prefix (stem, cell A, downconv, pool) depends on:
  * cell A, the macro parameters (all but cell B), the weight precision, a 128-bit hash of
  * every stored prefix tensor (stem, cell A, downconv: conv weights, BN parameters and
@@ -69,6 +69,7 @@ nn_fitness_cache_stats nn_fitness_cache_stats_of(const nn_fitness_cache *c);
 
 /* ---- scoring a net ---- */
 #define NN_FITNESS_MAX_MODULES 64
+#define NN_FITNESS_MAX_THREADS 64
 #define NN_FITNESS_MAX_REPEAT 64
 
 typedef struct nn_fitness_module {
@@ -94,6 +95,9 @@ typedef struct nn_fitness_diag {
 typedef struct nn_fitness_opts {
   nn_fitness_cache *cache; /* NULL: no caching */
   nn_kernel **kernels;     /* optional out: R accumulated kernels, the caller's on success */
+  int threads;             /* threads for this one net, 0..NN_FITNESS_MAX_THREADS (0 or 1: the
+                              calling thread only): the forward's samples, channels and planes
+                              and the kernel's rows split over them; the same bits for any count */
 } nn_fitness_opts;
 
 /* Scores net on R = repeats batches (each S x in_ch x H x W, the same S): per batch one
@@ -108,7 +112,6 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
                           nn_error *err);
 
 /* ---- scoring several nets concurrently (the search's hook for threads) ---- */
-#define NN_FITNESS_MAX_THREADS 64
 typedef struct nn_fitness_many_opts {
   int threads;             /* worker threads, 0..NN_FITNESS_MAX_THREADS; 0: one per online CPU */
   nn_fitness_cache *cache; /* NULL: no caching */

@@ -1,5 +1,5 @@
-/* nn_layer.h: the description of one crossbar-mapped layer (SPEC §2.3), shared by the
- * network (which lists its layers), the quantizer and the hardware model (SPEC §5). */
+/* nn_layer.h: the description of one crossbar-mapped layer (docs/model.md), shared by the
+ * network (which lists its layers), the quantizer and the hardware model (docs/hardware.md). */
 #ifndef NEURONAS_NN_LAYER_H
 #define NEURONAS_NN_LAYER_H
 

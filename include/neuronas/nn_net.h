@@ -1,4 +1,4 @@
-/* nn_net.h: cell-based spiking networks (SPEC §1, §2). The contract other engine parts
+/* nn_net.h: cell-based spiking networks (docs/model.md). The contract other engine parts
  * rely on (quantizer, fitness, hardware model, training); nn_cell.h / nn_space.h hold the
  * genotypes and search spaces.
  *
@@ -22,7 +22,7 @@ extern "C" {
 
 typedef struct nn_net nn_net;
 
-/* SPEC §2.1 macro-architecture fields; nn_net_params_preset fills a preset's values. */
+/* docs/model.md macro-architecture fields; nn_net_params_preset fills a preset's values. */
 typedef struct nn_net_params {
   nn_cell cell_a, cell_b;
   int64_t in_ch, in_h, in_w;  /* input image */
@@ -33,7 +33,7 @@ typedef struct nn_net_params {
   int64_t classes, cluster;
   int64_t timesteps;          /* T */
   double tau, threshold;
-  uint64_t seed;              /* weight streams keyed by (seed, layer path), SPEC §2.2 */
+  uint64_t seed;              /* weight streams keyed by (seed, layer path), docs/model.md */
 } nn_net_params;
 
 nn_net_params nn_net_params_default(void); /* the fashion-mnist preset, all-skip cells */
@@ -44,7 +44,7 @@ nn_status nn_net_params_preset(nn_net_params *p, const char *preset, nn_error *e
 nn_net *nn_net_new(const nn_net_params *p, nn_error *err);
 nn_net *nn_net_clone(const nn_net *net, nn_error *err);
 
-/* The initial-weight store (a speed-up, SPEC §2.2 [choice]): initial weights are a pure function
+/* The initial-weight store (a speed-up, docs/model.md [choice]): initial weights are a pure function
  * of (seed, layer path, shape, distribution), so the candidates of one search draw each tensor
  * once and copy it afterwards (the classifier's normal draws dominate a fashion-mnist build).
  * Nets built through it are bit-identical to nn_net_new's. Tensors are kept while they fit
@@ -62,7 +62,7 @@ nn_net *nn_net_new_cached(const nn_net_params *p, nn_init_cache *c, nn_error *er
 void nn_net_free(nn_net *net);
 const nn_net_params *nn_net_params_of(const nn_net *net);
 
-/* Crossbar-mapped layers (every Conv2d and Linear) in execution order, SPEC §2.3. */
+/* Crossbar-mapped layers (every Conv2d and Linear) in execution order, docs/model.md. */
 size_t nn_net_layer_count(const nn_net *net);
 const nn_layer_desc *nn_net_layer(const nn_net *net, size_t i);
 /* The weight tensor of layer i ([out][in][k][k] or [out][in]), writable: the quantizer
@@ -100,9 +100,12 @@ typedef struct nn_forward_opts {
   void *ud;
   int spikes_only;      /* 1: only the observer's spikes are wanted (the fitness score): the
                            classifier's last Linear is skipped and no output is made (*out NULL) */
+  int threads;          /* threads for this pass (0 or 1: the calling thread only; at most 64):
+                           samples, channels and planes split over them, the same bits for any
+                           count (docs/performance.md) */
 } nn_forward_opts;
 
-/* Full T-step forward (SPEC §2.1-2.2): x is S x in_ch x H x W; *out gets S x classes,
+/* Full T-step forward (docs/model.md): x is S x in_ch x H x W; *out gets S x classes,
  * the boosted output averaged over T. LIF state starts at 0 on every call.
  * Implemented as nn_net_forward_prefix followed by nn_net_forward_suffix, so the observer
  * sees every prefix call (stem..downconv pool, all steps) before every suffix call. */
@@ -110,7 +113,7 @@ nn_status nn_net_forward(nn_net *net, const nn_tensor *x, const nn_forward_opts 
                          nn_tensor **out, nn_error *err);
 /* Prefix: stem, cell A, downconv, 2x2 pool for every timestep; *cellb_in gets the cell B
  * inputs as T x S x 2C x H' x W'. Depends only on cell A, the macro fields, the seed and
- * the weight precision, which is what makes stage 2 of the search cacheable (SPEC §6). */
+ * the weight precision, which is what makes stage 2 of the search cacheable (docs/search.md). */
 nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forward_opts *o,
                                  nn_tensor **cellb_in, nn_error *err);
 /* Suffix: cell B, last LIF, pool, classifier for every timestep, from the prefix output. */
@@ -121,7 +124,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
 nn_status nn_net_save(const nn_net *net, const char *path, nn_error *err);
 nn_status nn_net_load(nn_net *net, const char *path, nn_error *err);
 
-/* ---- additions (issue 4) ---- */
+/* ---- additions ---- */
 
 /* Longest layer / module path, with the NUL ("cellA.e01.conv"). */
 #define NN_NET_MAXNAME_LEN 48

@@ -1,4 +1,4 @@
-/* nn_quant.h: fixed-point weight quantizers FxP-n, n in 2..32 (SPEC §3, QaFE).
+/* nn_quant.h: fixed-point weight quantizers FxP-n, n in 2..32 (docs/quantizer.md, QaFE).
  *
  * Scale "pow2" (the default, dynamic fixed point): one power-of-two exponent per tensor,
  *   integer bits (sign included) i = floor(log2(max|w|)) + 2, or i = int_bits when fixed;

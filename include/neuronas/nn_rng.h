@@ -1,4 +1,4 @@
-/* nn_rng.h: counter-based, splittable random streams (SPEC §2.2 weight streams).
+/* nn_rng.h: counter-based, splittable random streams (docs/model.md weight streams).
  *
  * A stream is a 64-bit key and a 64-bit counter. Draw i of a stream is
  *   mix64(key + (i + 1) * 0x9E3779B97F4A7C15)

@@ -1,10 +1,10 @@
-/* nn_safetensors.h: reading and writing the safetensors format (weights I/O, SPEC §2.3 and §10
- * fixtures). Format: 8-byte little-endian header length n, n bytes of JSON
+/* nn_safetensors.h: reading and writing the safetensors format (weights I/O and the test
+ * fixtures; docs/interop.md). Format: 8-byte little-endian header length n, n bytes of JSON
  * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
  * then the raw little-endian data (offsets relative to the end of the header).
  *
  * Reading: nn_st_open parses the header only; tensors are read on demand and converted from
- * F32, F64, I64, I32 or U8 to float or double. Errors name the file and the tensor. */
+ * F32, F64, I64, I32, I16, I8 or U8 to float or double. Errors name the file and the tensor. */
 #ifndef NEURONAS_NN_SAFETENSORS_H
 #define NEURONAS_NN_SAFETENSORS_H
 
@@ -51,6 +51,19 @@ typedef struct nn_st_entry {
 } nn_st_entry;
 nn_status nn_st_write(const char *path, const nn_st_entry *entries, size_t n,
                       const char *const *meta, nn_error *err);
+
+/* Writes typed arrays (integer codes, PyTorch's int64 counters), atomically as nn_st_write.
+ * dtype is "F32", "F64", "I64", "I32", "I16", "I8" or "U8"; data holds prod(shape) elements of
+ * it in host (little-endian) order; ndim 0 is a scalar. NN_EINVAL for another dtype. */
+typedef struct nn_st_raw {
+  const char *name;
+  const char *dtype;
+  int ndim;
+  const int64_t *shape;
+  const void *data;
+} nn_st_raw;
+nn_status nn_st_write_raw(const char *path, const nn_st_raw *entries, size_t n,
+                          const char *const *meta, nn_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* nn_space.h: search spaces of cells (SPEC §1, §6): enumeration in a fixed order, index
+/* nn_space.h: search spaces of cells (docs/model.md; docs/search.md): enumeration in a fixed order, index
  * lookup, and sampling (uniform, or SNASNet's random generator with its sanity pass).
  *
  * A space is an op list, a direction flag and a sanity flag:
@@ -61,7 +61,7 @@ nn_status nn_space_index(nn_space *s, const nn_cell *cell, int64_t *index, nn_er
  * then nn_cell_snasnet_sanity. Not uniform over the space's cells. */
 nn_status nn_space_sample(const nn_space *s, nn_rng *rng, nn_cell *out, nn_error *err);
 
-/* SNASNet's sanity pass, in place (SPEC §1): with R = M + M^2 + M^3 + M^4 computed once on
+/* SNASNet's sanity pass, in place (docs/model.md): with R = M + M^2 + M^3 + M^4 computed once on
  * the op-coded matrix (SNASNet codes), nodes 0, 1, 2 with R[node][3] = 0 and nodes 1, 2, 3
  * with R[0][node] = 0 get their row and column zeroed. Returns 1 when edge 0->3 is non-zero
  * afterwards (the generator's acceptance test). */

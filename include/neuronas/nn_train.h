@@ -1,5 +1,5 @@
 /* nn_train.h: surrogate-gradient BPTT training of cell-based SNNs with quantization-aware
- * training (SPEC §2.2, §7; issue 8).
+ * training (docs/model.md; docs/training.md).
  *
  * A trainer owns float master copies of every parameter of a network (conv/linear weights,
  * fc2 bias, BN weight/bias), the BN running statistics and the optimizer state. Each step runs
@@ -29,7 +29,7 @@ typedef enum nn_optimizer { NN_OPT_SGD = 0, NN_OPT_ADAM } nn_optimizer;
 
 typedef struct nn_train_params {
   nn_optimizer optimizer;
-  double lr;             /* initial learning rate (SPEC §7: 0.1) */
+  double lr;             /* initial learning rate (docs/training.md: 0.1) */
   double lr_min;         /* cosine end point (0.001) */
   double momentum;       /* SGD (0.9) */
   double weight_decay;   /* L2 on every parameter (5e-4) */
@@ -47,7 +47,7 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err);
 /* From a network: its macro fields and cells, and a copy of its current weights, BN
  * parameters and running statistics. */
 nn_trainer *nn_trainer_new(const nn_net *net, const nn_train_params *p, nn_error *err);
-/* From macro fields alone, with fresh weights initialised as SPEC §2.2 (Kaiming-uniform a=2
+/* From macro fields alone, with fresh weights initialised as docs/model.md (Kaiming-uniform a=2
  * convs, N(0, 0.01) linears, keyed by (seed, layer path)). */
 nn_trainer *nn_trainer_new_params(const nn_net_params *np, const nn_train_params *p,
                                   nn_error *err);

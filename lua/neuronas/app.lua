@@ -1,12 +1,13 @@
--- neuronas/app.lua: what the bundled search scripts share (issue 7): their common flags, the
+-- neuronas/app.lua: what the bundled search scripts share: their common flags, the
 -- default constraints, opening the scoring data, the progress hooks and the final output.
 local cli = require("neuronas.cli")
 local report = require("neuronas.report")
 local progress = require("neuronas.progress")
+local L = require("neuronas.limits")
 
 local M = {}
 
--- SPEC §0: the NeuroNAS paper's evaluation budget, for the CIFAR and TinyImageNet presets.
+-- docs/search.md: the NeuroNAS paper's evaluation budget, for the CIFAR and TinyImageNet presets.
 M.PAPER = { memory = 10e6, area = 1000, latency = 500, energy = 1000 }
 -- The fashion-mnist preset never comes near the paper's budget. These limits are the medians
 -- of the 729 (c, c) networks at FxP8 under the default hardware model (scripts/calibrate.lua
@@ -18,7 +19,7 @@ M.SMALL = { memory = 28000, area = 5.6, latency = 30, energy = 39 }
 function M.data_flags()
   return {
     { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" },
-      default = "fashion-mnist", help = "network and data preset (SPEC 2.1)" },
+      default = "fashion-mnist", help = "network and data preset (docs/model.md)" },
     { name = "data", type = "string", default = "default", metavar = "PATH",
       help = "dataset path; 'default' = Fashion-MNIST (Debian's, else the embedded subset)" },
     { name = "data-format", type = "choice", choices = { "idx", "cifar10", "cifar100", "npy" },
@@ -29,20 +30,20 @@ end
 -- Flags shared by the search scripts; `bits` defaults per script.
 function M.flags(bits_default)
   return M.extend(M.data_flags(), {
-    { name = "bits", type = "integer", default = bits_default, min = 2, max = 32, help = "weight precision FxP-n" },
+    { name = "bits", type = "integer", default = bits_default, range = L.bits, help = "weight precision FxP-n" },
     { name = "rounding", type = "choice", choices = { "nearest", "floor", "zero", "stochastic" },
       default = "nearest", help = "quantizer rounding" },
-    { name = "memory", type = "number", min = 0, help = "max weight parameters" },
-    { name = "area", type = "number", min = 0, help = "max chip area, mm^2" },
-    { name = "latency", type = "number", min = 0, help = "max latency of one inference, ms" },
-    { name = "energy", type = "number", min = 0, help = "max energy of one inference, uJ" },
-    { name = "batch", type = "integer", default = 64, min = 2, help = "images per fitness batch" },
-    { name = "repeat", type = "integer", default = 1, min = 1, help = "fitness batches per candidate" },
-    { name = "timesteps", type = "integer", min = 1, help = "SNN timesteps T (default: the preset's, 5)" },
-    { name = "seed", type = "integer", default = 1, help = "weights, data and sampling seed" },
-    { name = "json", type = "string", metavar = "FILE", help = "write the JSON report here" },
-    { name = "csv", type = "string", metavar = "FILE", help = "write one row per evaluated candidate here" },
-    { name = "threads", type = "integer", default = 2, min = 1, max = 256,
+    { name = "memory", type = "number", range = L.limit, help = "max weight parameters" },
+    { name = "area", type = "number", range = L.limit, help = "max chip area, mm^2" },
+    { name = "latency", type = "number", range = L.limit, help = "max latency of one inference, ms" },
+    { name = "energy", type = "number", range = L.limit, help = "max energy of one inference, uJ" },
+    { name = "batch", type = "integer", default = 64, range = L.batch, help = "images per fitness batch" },
+    { name = "repeat", type = "integer", default = 1, range = L["repeat"], help = "fitness batches per candidate" },
+    { name = "timesteps", type = "integer", range = L.timesteps, help = "SNN timesteps T (default: the preset's, 5)" },
+    { name = "seed", type = "integer", default = 1, range = L.seed, help = "weights, data and sampling seed" },
+    { name = "json", type = "string", metavar = "FILE", output = true, help = "write the JSON report here" },
+    { name = "csv", type = "string", metavar = "FILE", output = true, help = "write one row per evaluated candidate here" },
+    { name = "threads", type = "integer", default = 2, range = L.threads,
       help = "candidates scored at once, on that many threads (same results for any value)" },
     { name = "quiet", type = "boolean", help = "no progress display" },
   })
@@ -108,6 +109,10 @@ function M.progress(flags, total, label)
   local bar = progress.new({ label = label, quiet = flags.quiet })
   local feasible, best, stage = 0, nil, nil
   local hooks = {
+    -- the strategy's own count, once it is known (after a stage-1 pre-filter, say)
+    on_start = function(info)
+      if info.total then total = info.total end
+    end,
     on_result = function(r)
       if r.stage ~= stage then feasible, best, stage = 0, nil, r.stage end
       if r.feasible then
@@ -122,9 +127,10 @@ function M.progress(flags, total, label)
 end
 
 -- Prints the summary and writes the requested files; returns the exit status (0, or 3 when no
--- feasible architecture was found).
-function M.finish(rep, flags, settings, out)
+-- feasible architecture was found). extra: { sources = { constraint name = where it came from } }.
+function M.finish(rep, flags, settings, out, extra)
   out = out or io.stdout
+  extra = extra or {}
   local layers, hw_table
   if rep.best then
     local ev = rep.evaluator
@@ -132,10 +138,185 @@ function M.finish(rep, flags, settings, out)
     local hw = ev.pipeline.hardware
     if hw and hw.report then hw_table = hw:report({ layers = layers }) end
   end
-  out:write(report.summary(rep, { layers = layers, hw_table = hw_table }))
-  if flags.json then report.write_file(flags.json, report.to_json(rep, settings, { layers = layers })) end
+  out:write(report.summary(rep, { layers = layers, hw_table = hw_table, sources = extra.sources }))
+  if flags.json then
+    report.write_file(flags.json, report.to_json(rep, settings, { layers = layers, sources = extra.sources }))
+  end
   if flags.csv then report.write_file(flags.csv, report.to_csv(rep)) end
+  if flags.html then
+    local hs = {}
+    for k, v in pairs(settings or {}) do hs[k] = v end
+    hs.constraint_sources = extra.sources
+    require("neuronas.report_html").write(flags.html, rep, hs, { layers = layers })
+  end
   return rep.feasible and 0 or 3
+end
+
+-- Runs a user's Lua file (--constraints, --hardware, --strategy) and returns what it returns;
+-- the file gets `...` = ctx. A missing or broken file is a usage error naming the flag.
+function M.load_file(opts, flag, path, ctx)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then cli.fail(opts, string.format("--%s %s: %s", flag, path, err)) end
+  local ok, v = pcall(chunk, ctx)
+  if not ok then cli.fail(opts, string.format("--%s %s: %s", flag, path, tostring(v))) end
+  return v
+end
+
+-- The constraints of a run, merged from lowest to highest priority: the preset's defaults
+-- (unless defaults == false), the script's own (main{ constraints = }), --constraints FILE, then
+-- the limit flags. A later `name = false` drops a limit. Returns the table and, per name, where
+-- it came from ("default", "script", "file PATH", "--energy").
+function M.merge_constraints(flags, layers)
+  local c, sources = {}, {}
+  for _, layer in ipairs(layers) do
+    for k, v in pairs(layer.table or {}) do
+      if v == false then
+        c[k], sources[k] = nil, nil
+      else
+        c[k], sources[k] = v, layer.source
+      end
+    end
+  end
+  for _, k in ipairs({ "memory", "area", "latency", "energy" }) do
+    if flags[k] then c[k], sources[k] = flags[k], "--" .. k end
+  end
+  return c, sources
+end
+
+-- The strategies --strategy names (a Lua file is the other form).
+M.STRATEGIES = { "two_stage", "random", "evolution", "nsga2" }
+
+-- The flags of the main job on top of M.flags.
+function M.main_flags()
+  return {
+    { name = "strategy", type = "string", metavar = "NAME|FILE",
+      help = "two_stage (default), random, evolution, or a Lua file returning a strategy (docs/search.md)" },
+    { name = "stage1", type = "choice", choices = { "feasible", "paper" }, default = "feasible",
+      help = "two_stage: drop cells no cell B completes within the limits, or Alg. 1's literal stage 1" },
+    { name = "constraints", type = "string", metavar = "FILE",
+      help = "Lua file returning constraints (limits, {fn, max, unit, doc}, predicates); limit flags win" },
+    { name = "hardware", type = "string", metavar = "FILE",
+      help = "Lua file returning nn.ela options or an nn.ela object (default: the neuronas model)" },
+    { name = "budget", type = "integer", range = L.num,
+      help = "random/evolution: candidates to evaluate (default: 2 x cells, the two-stage count)" },
+    { name = "journal", type = "string", metavar = "FILE", default = "neuronas-search.journal", output = true,
+      help = "journal of evaluated candidates" },
+    { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
+    { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells of the space (quick trials)" },
+    { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
+    { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
+    { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (docs/report.md)" },
+  }
+end
+
+-- A strategy object from a name, a file, an object or a function(ctx) returning one.
+function M.make_strategy(what, ctx, opts)
+  local search = require("neuronas.search")
+  local budget = ctx.flags.budget or 2 * #ctx.cells
+  local named = {
+    two_stage = function()
+      return search.two_stage_strategy({ space = ctx.cells, chunk = ctx.flags.threads, stage1 = ctx.flags.stage1 })
+    end,
+    random = function()
+      return search.random_strategy({ num = budget, seed = ctx.flags.seed, chunk = ctx.flags.threads })
+    end,
+    evolution = function()
+      return search.evolution_strategy({ cycles = budget, seed = ctx.flags.seed })
+    end,
+    nsga2 = function()
+      return search.nsga2_strategy({ space = ctx.space, seed = ctx.flags.seed,
+        population = ctx.flags.population, generations = ctx.flags.generations })
+    end,
+  }
+  local st = what
+  if type(what) == "string" then
+    if named[what] then
+      st = named[what]()
+    elseif what:find("%.lua$") then
+      st = M.load_file(opts, "strategy", what, ctx)
+    else
+      cli.fail(opts, string.format("--strategy: one of %s or a FILE.lua expected, got '%s'",
+        table.concat(M.STRATEGIES, "|"), what))
+    end
+  end
+  if type(st) == "function" then st = st(ctx) end
+  if type(st) ~= "table" or type(st.ask) ~= "function" or type(st.tell) ~= "function" then
+    cli.fail(opts, string.format("--strategy %s: a strategy object with ask() and tell(results) expected, got %s",
+      tostring(what), type(st)))
+  end
+  return st
+end
+
+-- app.main{ ... } -> exit status: the main job (scripts/neuronas.lua) with a script's own parts.
+--   args         the command-line arguments (default: the script's `arg`)
+--   name, usage, description   for --help and error lines
+--   strategy     a name, a strategy object, or function(ctx) -> strategy (--strategy wins)
+--   constraints  a constraints table over the preset's defaults (--constraints, flags win)
+--   defaults     false: no default limits (the preset's otherwise)
+--   hardware     nn.ela options or an nn.ela object (--hardware wins)
+--   bits         default --bits (8);  flags: extra flag specs, read back from ctx.flags
+-- ctx (what a strategy function or file receives) = { flags, cells, space, seed, threads }.
+-- Every strategy gets the progress display, summary, journal/--resume, --json and --csv.
+function M.main(o)
+  o = o or {}
+  local nn = require("neuronas")
+  local search = require("neuronas.search")
+  local spec = M.extend(M.extend(M.flags(o.bits or 8), M.main_flags()), o.flags or {})
+  local opts = { name = o.name or "neuronas.lua",
+    usage = o.usage or ("neuronas run " .. (o.name or "neuronas.lua") .. " [--strategy NAME|FILE] [--constraints FILE]"
+      .. " [--hardware FILE] [--memory N] [--area MM2] [--latency MS] [--energy UJ] [--json FILE] [--csv FILE]"
+      .. " [--resume] [--help]"),
+    description = o.description or "Hardware-aware SNN cell search (NeuroNAS, docs/search.md)." }
+  local flags = cli.parse(o.args or arg or {}, spec, opts)
+  local space = nn.space("neuronas")
+  local cells = {}
+  for i = 1, flags.cells or space:size() do cells[i] = space:cell(i) end
+  local ctx = { flags = flags, cells = cells, space = space, seed = flags.seed, threads = flags.threads }
+
+  local layers = {}
+  if o.defaults ~= false then layers[#layers + 1] = { table = M.default_limits(flags.preset), source = "default" } end
+  local C = require("neuronas.constraints")
+  if o.constraints then
+    layers[#layers + 1] = { table = C.is_set(o.constraints) and o.constraints:spec() or o.constraints, source = "script" }
+  end
+  if flags.constraints then
+    local t = M.load_file(opts, "constraints", flags.constraints, ctx)
+    if C.is_set(t) then t = t:spec() end
+    if type(t) ~= "table" then
+      cli.fail(opts, string.format("--constraints %s: a table of constraints expected, got %s", flags.constraints, type(t)))
+    end
+    layers[#layers + 1] = { table = t, source = "file " .. flags.constraints }
+  end
+  local constraints, sources = M.merge_constraints(flags, layers)
+  local ok, err = pcall(C.new, constraints)
+  if not ok then cli.fail(opts, tostring(err)) end
+
+  local hardware = o.hardware
+  if flags.hardware then hardware = M.load_file(opts, "hardware", flags.hardware, ctx) end
+  if hardware ~= nil then
+    local hok, herr = pcall(function()
+      if type(hardware) == "table" and getmetatable(hardware) == nil then hardware = nn.ela(hardware) end
+      if not (type(hardware) == "userdata" or type(hardware) == "table") or not hardware.evaluate then
+        error(string.format("nn.ela options or an nn.ela object expected, got %s", type(hardware)), 0)
+      end
+    end)
+    if not hok then
+      herr = tostring(herr):gsub("^[^:\n]+:%d+: ", "") -- the message, not where in app.lua it was raised
+      cli.fail(opts, string.format("--hardware %s: %s", tostring(flags.hardware or "(script)"), herr))
+    end
+  end
+
+  local strategy = M.make_strategy(flags.strategy or o.strategy or "two_stage", ctx, opts)
+  local data = M.open_data(flags, opts)
+  local setup = M.setup(flags, data, constraints)
+  setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume
+  local bar, hooks = M.progress(flags, 2 * #cells, "search")
+  local rep = search.run(strategy, setup, hooks)
+  bar:finish()
+  local settings = M.settings(flags, data, constraints)
+  settings.strategy = rep.strategy
+  settings.hardware = flags.hardware or (o.hardware and "script") or "default"
+  return M.finish(rep, flags, settings, nil, { sources = sources })
 end
 
 return M

@@ -1,6 +1,6 @@
--- neuronas/cells.lua: Lua sugar for genotypes and search spaces (SPEC §1, §9; issue 4).
+-- neuronas/cells.lua: Lua sugar for genotypes and search spaces (docs/model.md).
 -- nn.cell(x) builds a neuronas.Cell (the __call is C, so errors point at the caller's line);
--- nn.cell.parse(text, form) parses one text form; nn.cell.ops lists the op names (SPEC §1).
+-- nn.cell.parse(text, form) parses one text form; nn.cell.ops lists the op names (docs/model.md).
 -- nn.space is the C constructor itself (engine/lua/l_space.c).
 return function(M, core)
   local ops = {}

@@ -1,4 +1,4 @@
--- neuronas/constraints.lua: hardware constraint sets for the search (SPEC §0, §6; issue 6).
+-- neuronas/constraints.lua: hardware constraint sets for the search (docs/search.md).
 --
 --   local C = require("neuronas.constraints")
 --   local set = C.new{
@@ -16,13 +16,13 @@
 -- and are also indexed by name (records.area). Bad entries raise naming the constraint.
 local M = {}
 
--- SPEC §0 paper presets (memory in weight parameters, area mm^2, latency ms, energy uJ).
+-- The paper presets (docs/search.md) (memory in weight parameters, area mm^2, latency ms, energy uJ).
 M.presets = {
   neuronas = { memory = 10e6, area = 1000, latency = 500, energy = 1000 },
   hasnas = { memory = 4e6, area = 100, latency = 400, energy = 120 },
 }
 
--- The four named limits of SPEC §0 and the cost fields (nn.ela's evaluate) they read.
+-- The four named limits of docs/search.md and the cost fields (nn.ela's evaluate) they read.
 local NAMED = {
   memory = { field = "memory_params", unit = "params" },
   area = { field = "area_mm2", unit = "mm^2" },
@@ -156,7 +156,7 @@ function M.new(spec)
   return setmetatable({ list = list, entries = entries }, Set)
 end
 
--- C.preset(name[, extra]) -> a plain spec table: the SPEC §0 preset plus/over extra's entries
+-- C.preset(name[, extra]) -> a plain spec table: the docs/search.md preset plus/over extra's entries
 -- (extra's false removes one). Pass it to C.new or as a search's `constraints`.
 function M.preset(name, extra)
   local p = M.presets[name]
@@ -231,7 +231,7 @@ function Set:spec()
 end
 
 -- set:subset{ "memory", ... } -> a new set with only those constraints (absent names ignored),
--- e.g. the memory-only stage 1 of Alg. 1 (SPEC §6)
+-- e.g. the memory-only stage 1 of Alg. 1 (docs/search.md)
 function Set:subset(names)
   if type(names) ~= "table" then
     error(string.format("bad argument #1 to 'subset' (list of names expected, got %s)",

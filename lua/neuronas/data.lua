@@ -1,6 +1,6 @@
--- neuronas/data.lua: the Lua half of datasets (SPEC §8; issue 3): nn.data.open / probe come from
+-- neuronas/data.lua: the Lua half of datasets (docs/data.md): nn.data.open / probe come from
 -- the C binding (l_data.c); this adds nn.data.default, the Fashion-MNIST the main job runs on.
-local DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"   -- SPEC §8: Debian dataset-fashion-mnist
+local DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"   -- docs/data.md: Debian dataset-fashion-mnist
 -- Per-channel statistics of the 60,000 Fashion-MNIST training images (population mean/std of
 -- pixel/255, computed by nn.data.open over the Debian files). default() normalises every split
 -- and the embedded subset with them, so train, test and subset inputs share one scale.

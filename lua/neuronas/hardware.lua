@@ -1,4 +1,4 @@
--- neuronas/hardware.lua: the Lua half of the ELA model (SPEC §5, §2.3, §9): networks for
+-- neuronas/hardware.lua: the Lua half of the ELA model (docs/hardware.md; docs/model.md): networks for
 -- hw:evaluate (duck typing: anything with :layers() and :weight_bits(), net-interfaces.md)
 -- and hw:report(...), the per-layer cost table as text. Methods stay in the C metatable.
 local function int_or_nil(v)
@@ -10,7 +10,7 @@ local function int_or_nil(v)
 end
 
 -- The timesteps a network runs with, when it says: net.timesteps (a number or a method),
--- or net:config().timesteps; nil otherwise (evaluate then uses 5, SPEC 2.1).
+-- or net:config().timesteps; nil otherwise (docs/hardware.md; docs/model.md; evaluate then uses 5).
 local function timesteps_of(net)
   local ok, v = pcall(function() return net.timesteps end)
   if ok and type(v) == "function" then ok, v = pcall(v, net) end

@@ -1,4 +1,4 @@
--- neuronas/init.lua: require "neuronas", the Lua face of the engine (SPEC §9).
+-- neuronas/init.lua: require "neuronas", the Lua face of the engine.
 -- The C half is neuronas.core; this file adds only defaults and sugar, and sets no globals.
 local core = require("neuronas.core")
 
@@ -7,8 +7,9 @@ local M = {}
 M.version = core.version
 M.core = core
 
--- nn.tensor(d1, d2, ...) or nn.tensor{d1, d2} -> zeros; nn.tensor.from(nested table)
-M.tensor = setmetatable({ from = core.tensor_from }, {
+-- nn.tensor(d1, d2, ...) or nn.tensor{d1, d2} -> zeros; nn.tensor.from(nested table);
+-- nn.tensor.load(path[, name]) / nn.tensor.save(path, { name = t }): safetensors files
+M.tensor = setmetatable({ from = core.tensor_from, load = core.tensor_load, save = core.tensor_save }, {
   __call = function(_, ...) return core.tensor(...) end,
 })
 

@@ -1,4 +1,4 @@
--- neuronas/json.lua: a small JSON encoder/decoder for reports, journals and configs (issue 7).
+-- neuronas/json.lua: a small JSON encoder/decoder for reports, journals and configs.
 -- encode: tables with only integer keys 1..n are arrays, others objects (keys sorted, so output
 -- is deterministic); numbers that are integral print without a fraction; NaN/inf raise (JSON has
 -- none), except that encode(v, { nonfinite = "null" }) writes them as null.

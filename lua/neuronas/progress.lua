@@ -1,4 +1,4 @@
--- neuronas/progress.lua: the progress display of long runs (issue 7). On a terminal, one line
+-- neuronas/progress.lua: the progress display of long runs. On a terminal, one line
 -- redrawn in place (bar, done/total, feasible so far, best score, ETA); elsewhere, a plain line
 -- every `every` seconds or 10 % of the work, so logs stay short. Writes to stderr by default.
 local M = {}

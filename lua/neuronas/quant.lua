@@ -1,4 +1,4 @@
--- neuronas/quant.lua: Lua sugar for quantizers and the fitness score (SPEC §3, §4, §9).
+-- neuronas/quant.lua: Lua sugar for quantizers and the fitness score (docs/quantizer.md; docs/fitness.md).
 -- The C half (l_quant.c, l_fitness.c) holds nn.quantizer, nn.fitness and nn.fitness_cache;
 -- this adds one shorthand and sets no globals.
 return function(M, core)

@@ -1,4 +1,4 @@
--- neuronas/train.lua: the Lua half of training (SPEC §7; issue 8). The C half is nn.trainer
+-- neuronas/train.lua: the Lua half of training (docs/training.md). The C half is nn.trainer
 -- (l_train.c): tr:step(x, y), tr:evaluate(x, y), tr:export(net), tr:save/load. This adds
 -- nn.train.epoch / nn.train.evaluate, the loops over a dataset that scripts/train.lua runs.
 
@@ -63,7 +63,7 @@ return function(M, core)
 
   -- nn.train.epoch(tr, ds, { batch = 64, seed = 1, epoch = 0, augment = true,
   --                          on_batch = function(done, total, loss, correct, images) end })
-  -- One pass over ds in a shuffled order (seed, epoch) with crop/flip augmentation (SPEC §7),
+  -- One pass over ds in a shuffled order (seed, epoch) with crop/flip augmentation (docs/training.md),
   -- one tr:step per batch (a short last batch is dropped: BN statistics of a few images are
   -- noise). Returns { loss = mean, accuracy = 0..1, images =, steps =, seconds =,
   -- images_per_s =, forward_s =, backward_s = } (forward/backward: summed step times).

@@ -1,4 +1,4 @@
-/* bench_data.c: batches per second of 64-image batches (issue 3; SPEC §7 batch 64): plain
+/* bench_data.c: batches per second of 64-image batches (docs/training.md batch 64): plain
  * nn_data_decode of consecutive records, augmented (crop + flip) shuffled epoch iteration, and
  * the naive nn_data_decode_ref for comparison. Usage: bench_data FORMAT PATH [SECONDS]
  * (FORMAT idx|cifar10|cifar100; prints one line per mode). Rates are per CPU second of this

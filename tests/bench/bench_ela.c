@@ -1,5 +1,5 @@
-/* bench_ela.c: evaluations per second of the ELA model (SPEC §5) on a 20-layer network, from C
- * (issue 6 target: > 100,000/s). Run by scripts/bench-ela; prints one line per mode. */
+/* bench_ela.c: evaluations per second of the ELA model (docs/hardware.md) on a 20-layer network, from C
+ * (target: > 100,000/s). Run by scripts/bench-ela; prints one line per mode. */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@ static double now_s(void) {
 }
 
 /* 20 layers: stem, 8 cell-A edges (3x3 and 1x1) at C, downconv, 8 cell-B edges at 2C,
- * two classifier layers (cifar100-like sizes, SPEC 2.1). */
+ * two classifier layers (cifar100-like sizes, docs/model.md). */
 static size_t build(nn_layer_desc *l) {
   size_t n = 0;
   const int64_t C = 128;

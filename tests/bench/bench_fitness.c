@@ -1,5 +1,5 @@
 /* bench_fitness.c: candidates per second of the QaFE pipeline (build, quantize, score;
- * SPEC §3, §4, §6), run by scripts/bench-fitness. Prints figures; asserts nothing.
+ * docs/quantizer.md, docs/fitness.md, docs/search.md), run by scripts/bench-fitness. Prints figures; asserts nothing.
  *
  *   bench_fitness fm [candidates]     fashion-mnist preset, batch 64, T 5, FxP8, random neuronas
  *                                     cells: stage-2 style (fixed cell A) with and without the
@@ -7,14 +7,24 @@
  *   bench_fitness cifar [candidates]  cifar100 preset, batch 256, T 5, 2 repeats, FxP8
  *   bench_fitness snas [candidates]   SNASNet's setting scaled down: cifar100 preset, 16 channels,
  *                                     batch 32, T 5, 1 repeat, random SNASNet backward cells, FxP32
- *   bench_fitness kernel              the popcount kernel alone at the three sizes */
+ *   bench_fitness kernel              the popcount kernel alone at the three sizes
+ *   bench_fitness paper [threads]     paper size: cifar100 preset (128 / 256 channels), batch 256,
+ *                                     T 5, 2 repeats, FxP32, SNASNet's README cell at both
+ *                                     positions: one candidate on 1 and on `threads` (default 2)
+ *                                     threads, stage 2 through the prefix cache, each in a child
+ *                                     process whose peak RSS is printed; "paper.*" lines are read
+ *                                     by scripts/bench-fitness --paper */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "neuronas/nn_cell.h"
 #include "neuronas/nn_fitness.h"
 #include "neuronas/nn_quant.h"
 
@@ -59,7 +69,7 @@ static nn_tensor *cifar_batch(int64_t n, uint64_t seed) {
   return x;
 }
 
-/* A random neuronas cell: each forward edge skip / conv3x3 / avgpool3x3 (SPEC §1). */
+/* A random neuronas cell: each forward edge skip / conv3x3 / avgpool3x3 (docs/model.md). */
 static nn_cell neuronas_cell(nn_rng *r) {
   static const nn_op ops[3] = {NN_OP_SKIP, NN_OP_CONV3X3, NN_OP_AVGPOOL3X3};
   nn_cell c;
@@ -69,7 +79,7 @@ static nn_cell neuronas_cell(nn_rng *r) {
   return c;
 }
 
-/* SNASNet's random backward cell (SPEC §1): upper and lower random op matrices and a 0/1
+/* SNASNet's random backward cell (docs/model.md): upper and lower random op matrices and a 0/1
  * choice per pair, then the reachability sanity pass; redrawn until M[0][3] != 0. */
 static nn_cell snasnet_cell(nn_rng *r) {
   for (;;) {
@@ -115,12 +125,71 @@ static double cpu_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+#define MAX_WALLS 4096
 typedef struct totals {
   double cpu_s;
   double build_s, quant_s, forward_s, kernel_s, logdet_s, wall_s;
   int64_t n, hits, lif_calls;
   double score_sum;
+  double walls[MAX_WALLS]; /* per candidate, for the median */
 } totals;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median_wall(const totals *t) {
+  int64_t n = t->n < MAX_WALLS ? t->n : MAX_WALLS;
+  double *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+  if (!w || n == 0) return free(w), 0;
+  memcpy(w, t->walls, (size_t)n * sizeof *w);
+  qsort(w, (size_t)n, sizeof *w, cmp_double);
+  double m = n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
+  free(w);
+  return m;
+}
+
+/* All CPUs' busy-or-idle ticks and the ticks the hypervisor gave to other guests (steal), from
+ * /proc/stat's first line; 0 when unreadable. */
+static void cpu_ticks(double *total, double *steal) {
+  FILE *f = fopen("/proc/stat", "r");
+  unsigned long long v[8] = {0};
+  *total = *steal = 0;
+  if (!f) return;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+             &v[7]) == 8) {
+    for (int i = 0; i < 8; i++) *total += (double)v[i];
+    *steal = (double)v[7];
+  }
+  fclose(f);
+}
+
+/* What decides the SNASNet-setting figures besides the code: the load on the machine (the wall
+ * clock counts the time other processes held the cores; CPU seconds do not) and the SIMD level
+ * the event-driven conv runs at (AVX-512 for tiles of 64+ channels, else AVX2). */
+static void print_conditions(void) {
+  double load[3] = {0, 0, 0};
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *simd = "baseline SSE2";
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) simd = "AVX-512";
+  else if (__builtin_cpu_supports("avx2")) simd = "AVX2";
+#endif
+  if (getloadavg(load, 3) < 1) load[0] = -1;
+  printf("  conditions: load average %.2f on %ld CPUs, event-driven conv at %s%s\n", load[0], cpus, simd,
+         load[0] > 0.5 ? " (busy: wall times include other processes' turns; compare the CPU ms)" : "");
+}
+
+/* The share of the CPUs' time since (total0, steal0) that the hypervisor gave to other guests:
+ * a machine with no other process can still lose its virtual CPUs, which only the wall clock sees. */
+static void print_steal(double total0, double steal0) {
+  double total, steal;
+  cpu_ticks(&total, &steal);
+  if (total > total0)
+    printf("  steal (virtual CPUs lent to other guests) during the runs above: %.1f %% of CPU time\n",
+           100 * (steal - steal0) / (total - total0));
+}
 
 /* One candidate: build, quantize (bits < 32), score on the batches. */
 static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const *b, int R,
@@ -136,7 +205,7 @@ static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const
     q = nn_quant_net(&qp, net, NULL, &err);
   }
   double t2 = now_s();
-  nn_fitness_opts o = {cache, NULL};
+  nn_fitness_opts o = {.cache = cache};
   int ok = net && (bits == 32 || q) &&
            nn_fitness_eval(q ? q : net, b, R, &o, &s, &d, &err) == NN_OK;
   if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
@@ -148,6 +217,7 @@ static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const
   t->forward_s += d.forward_s;
   t->kernel_s += d.kernel_s;
   t->logdet_s += d.logdet_s;
+  if (t->n < MAX_WALLS) t->walls[t->n] = now_s() - t0;
   t->wall_s += now_s() - t0;
   t->cpu_s += cpu_s() - c0;
   t->hits += d.cache_hits;
@@ -163,10 +233,11 @@ static int candidate(const nn_net_params *p, int bits, const nn_tensor *const *b
 
 static void print_totals(const char *what, const totals *t) {
   double n = (double)(t->n ? t->n : 1);
-  printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build %.1f, quantize %.1f, forward %.1f, kernel %.1f, "
-         "logdet %.2f ms; %lld prefix hits)\n",
-         what, t->n / t->wall_s, 1e3 * t->wall_s / n, 1e3 * t->cpu_s / n, 1e3 * t->build_s / n, 1e3 * t->quant_s / n,
-         1e3 * t->forward_s / n, 1e3 * t->kernel_s / n, 1e3 * t->logdet_s / n, (long long)t->hits);
+  printf("%-42s %7.2f cand/s %9.1f ms/cand wall (median %.1f), %9.1f ms cpu  (build %.1f, quantize %.1f, "
+         "forward %.1f, kernel %.1f, logdet %.2f ms; %lld prefix hits)\n",
+         what, t->n / t->wall_s, 1e3 * t->wall_s / n, 1e3 * median_wall(t), 1e3 * t->cpu_s / n, 1e3 * t->build_s / n,
+         1e3 * t->quant_s / n, 1e3 * t->forward_s / n, 1e3 * t->kernel_s / n, 1e3 * t->logdet_s / n,
+         (long long)t->hits);
   fflush(stdout);
 }
 
@@ -238,7 +309,10 @@ static void bench_snas(int n) {
   nn_rng r = nn_rng_seed(44);
   totals t = {0}, u = {0};
   printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, random "
-         "SNASNet backward cells, FxP32, %d candidates (target <= 25 ms; PyTorch ~250 ms)\n", n);
+         "SNASNet backward cells, FxP32, %d candidates (PyTorch ~250 ms)\n", n);
+  print_conditions();
+  double tick0, steal0;
+  cpu_ticks(&tick0, &steal0);
   /* as the search does: initial weights through a per-search store (bit-identical nets) */
   nn_init_cache *ic = nn_init_cache_new(INT64_C(1) << 30, &err);
   for (int i = 0; i < n; i++) {
@@ -279,6 +353,7 @@ static void bench_snas(int n) {
   printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build + nn_fitness_many, 2 threads)\n",
          "SNASNet scaled-down search, 2 cores", n / w, 1e3 * w / n, 1e3 * c / n);
   printf("  same scores as one at a time: %s\n", sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
+  print_steal(tick0, steal0);
   free(nets), free(sc);
   nn_init_cache_free(ic);
   nn_tensor_free(x);
@@ -366,6 +441,124 @@ static void bench_many(int n) {
   nn_tensor_free(x);
 }
 
+/* ---- paper size ---- */
+/* CPU seconds of the calling thread: with the work split evenly, what one candidate's wall time
+ * is when the process has the cores to itself (the caller runs its share and every serial part;
+ * waiting for a slower worker is not counted, so it is a lower bound). */
+static double thread_cpu_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+typedef struct paper_run {
+  int ok;
+  double wall_s, cpu_s, main_s, forward_s, kernel_s, score, hit_wall_s, hit_cpu_s, hit_main_s, hit_score;
+  int64_t hits;
+  double rss_mib;
+} paper_run;
+
+/* One case in a child process (its own peak RSS): build the net (A, B) and score it with
+ * `threads` threads; with `cell_b2`, a prefix cache is filled by (A, B) and then (A, B2), a
+ * stage-2 candidate, is scored from it (timed apart: hit_*). */
+static paper_run paper_case(const char *cell_a, const char *cell_b, const char *cell_b2, int threads) {
+  paper_run res;
+  int fd[2];
+  memset(&res, 0, sizeof res);
+  if (pipe(fd) != 0) return res;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    nn_error err;
+    nn_net_params p = nn_net_params_default();
+    paper_run out;
+    memset(&out, 0, sizeof out);
+    close(fd[0]);
+    nn_net_params_preset(&p, "cifar100", &err);
+    nn_tensor *x1 = cifar_batch(256, 1), *x2 = cifar_batch(256, 2);
+    const nn_tensor *b[2] = {x1, x2};
+    nn_fitness_cache_params cp = nn_fitness_cache_params_default();
+    nn_fitness_cache *cache = cell_b2 ? nn_fitness_cache_new(&cp, &err) : NULL;
+    nn_fitness_opts o = {.cache = cache, .threads = threads};
+    nn_fitness_diag d;
+    /* initial weights through a store, as the search builds its nets: stage 2's second net
+     * draws only cell B's new convs */
+    nn_init_cache *ic = nn_init_cache_new(INT64_C(1) << 31, &err);
+    int ok = nn_cell_parse(cell_a, NN_CELL_FORM_AUTO, &p.cell_a, &err) == NN_OK &&
+             nn_cell_parse(cell_b, NN_CELL_FORM_AUTO, &p.cell_b, &err) == NN_OK;
+    double t0 = now_s(), c0 = cpu_s(), m0 = thread_cpu_s();
+    nn_net *net = ok ? nn_net_new_cached(&p, ic, &err) : NULL;
+    ok = net && nn_fitness_eval(net, b, 2, &o, &out.score, &d, &err) == NN_OK;
+    out.wall_s = now_s() - t0, out.cpu_s = cpu_s() - c0, out.main_s = thread_cpu_s() - m0;
+    out.forward_s = d.forward_s, out.kernel_s = d.kernel_s;
+    nn_net_free(net);
+    if (ok && cell_b2) {
+      t0 = now_s(), c0 = cpu_s(), m0 = thread_cpu_s();
+      ok = nn_cell_parse(cell_b2, NN_CELL_FORM_AUTO, &p.cell_b, &err) == NN_OK &&
+           (net = nn_net_new_cached(&p, ic, &err)) != NULL &&
+           nn_fitness_eval(net, b, 2, &o, &out.hit_score, &d, &err) == NN_OK;
+      out.hit_wall_s = now_s() - t0, out.hit_cpu_s = cpu_s() - c0, out.hit_main_s = thread_cpu_s() - m0;
+      out.hits = d.cache_hits;
+      nn_net_free(net);
+    }
+    if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
+    out.ok = ok;
+    nn_fitness_cache_free(cache);
+    nn_init_cache_free(ic);
+    nn_tensor_free(x1);
+    nn_tensor_free(x2);
+    _exit(write(fd[1], &out, sizeof out) == (ssize_t)sizeof out && ok ? 0 : 1);
+  }
+  close(fd[1]);
+  if (pid < 0) {
+    close(fd[0]);
+    return res;
+  }
+  ssize_t got = read(fd[0], &res, sizeof res);
+  close(fd[0]);
+  int status;
+  struct rusage ru;
+  wait4(pid, &status, 0, &ru);
+  if (got != (ssize_t)sizeof res || !WIFEXITED(status) || WEXITSTATUS(status) != 0) res.ok = 0;
+  res.rss_mib = (double)ru.ru_maxrss / 1024.0;
+  return res;
+}
+
+static void bench_paper(int threads) {
+  static const char *cell = "0302 0030 3003 0000", *cell2 = "0303 0030 2002 0200";
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) < 1) load[0] = -1;
+  printf("paper size: cifar100 preset (128 / 256 channels), batch 256, T=5, 2 repeats, FxP32, cell %s at "
+         "both positions (SNASNet's README cell); load average %.2f at the start\n", cell, load[0]);
+  paper_run one = paper_case(cell, cell, NULL, 1);
+  paper_run two = paper_case(cell, cell, NULL, threads);
+  paper_run st2 = paper_case(cell, cell, cell2, threads);
+  if (!one.ok || !two.ok || !st2.ok) {
+    printf("paper: a case failed (see above)\n");
+    return;
+  }
+  printf("  (wall: elapsed time; cpu: all threads; caller: the calling thread's CPU, which is the wall time\n"
+         "   when the process has its cores to itself, and what to compare on a busy machine)\n");
+  printf("  one candidate, 1 thread    %7.2f s wall, %6.2f s cpu, %6.2f s caller (forward %.2f, kernel %.2f wall), "
+         "peak RSS %.0f MiB\n",
+         one.wall_s, one.cpu_s, one.main_s, one.forward_s, one.kernel_s, one.rss_mib);
+  printf("  one candidate, %d threads   %7.2f s wall, %6.2f s cpu, %6.2f s caller (forward %.2f, kernel %.2f wall), "
+         "peak RSS %.0f MiB; 1 thread / %d threads: %.2fx wall, %.2fx caller\n",
+         threads, two.wall_s, two.cpu_s, two.main_s, two.forward_s, two.kernel_s, two.rss_mib, threads,
+         one.wall_s / two.wall_s, one.main_s / two.main_s);
+  printf("  same score with 1 and %d threads: %s (%.17g)\n", threads,
+         memcmp(&one.score, &two.score, sizeof one.score) == 0 ? "yes (bit-identical)" : "NO", one.score);
+  printf("  stage 2, %d threads: prefix computed %.2f s wall; next cell B (%s) from the prefix cache %.2f s wall, "
+         "%.2f s cpu, %.2f s caller (%lld prefix hits); peak RSS %.0f MiB with one cached prefix\n",
+         threads, st2.wall_s, cell2, st2.hit_wall_s, st2.hit_cpu_s, st2.hit_main_s, (long long)st2.hits, st2.rss_mib);
+  /* for the search estimate: wall times, or the callers' CPU when the machine is busy */
+  const int busy = one.wall_s > 1.2 * one.cpu_s;
+  printf("paper.t1_s=%.3f\npaper.t2_s=%.3f\npaper.stage2_s=%.3f\npaper.rss_mib=%.0f\npaper.threads=%d\npaper.basis=%s\n",
+         busy ? one.main_s : one.wall_s, busy ? two.main_s : two.wall_s, busy ? st2.hit_main_s : st2.hit_wall_s,
+         st2.rss_mib > two.rss_mib ? st2.rss_mib : two.rss_mib, threads,
+         busy ? "calling-thread CPU (machine busy)" : "wall");
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "fm";
   int n = argc > 2 ? atoi(argv[2]) : 0;
@@ -374,8 +567,9 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "snas")) bench_snas(n > 0 ? n : 40);
   else if (!strcmp(what, "kernel")) bench_kernel();
   else if (!strcmp(what, "many")) bench_many(n > 0 ? n : 40);
+  else if (!strcmp(what, "paper")) bench_paper(n > 1 ? n : 2);
   else {
-    fprintf(stderr, "usage: bench_fitness fm|cifar|snas|kernel|many [candidates]\n");
+    fprintf(stderr, "usage: bench_fitness fm|cifar|snas|kernel|many [candidates] | paper [threads]\n");
     return 2;
   }
   return 0;

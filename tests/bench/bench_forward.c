@@ -1,4 +1,4 @@
-/* bench_forward.c: speed and memory of the spiking forward pass (issue 4 "Speed and memory"):
+/* bench_forward.c: speed and memory of the spiking forward pass:
  * sgemm GFLOP/s on this machine, dense conv GFLOP/s on the cells' shapes, event-driven vs dense
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100

@@ -1,5 +1,5 @@
-/* bench_train.c: training throughput (SPEC §7; issue 8): images/s of nn_trainer_step on the
- * fashion-mnist preset (SPEC §2.1), with the forward / backward / update time split.
+/* bench_train.c: training throughput (docs/training.md): images/s of nn_trainer_step on the
+ * fashion-mnist preset (docs/model.md), with the forward / backward / update time split.
  * Usage: bench_train [--steps N] [--batch B] [--timesteps T] [--bits n] [--optimizer sgd|adam]
  *                    [--cellA CELL] [--cellB CELL] [--data DIR]
  * Batches come from Fashion-MNIST (DIR, default the Debian package's folder) with crop/flip

@@ -1,4 +1,4 @@
-/* test_cell.c: nn_cell parsing and formatting against hand-decoded cells (issue 4; SPEC §1). */
+/* test_cell.c: nn_cell parsing and formatting against hand-decoded cells (docs/model.md). */
 #include <string.h>
 
 #include "neuronas/nn_cell.h"
@@ -22,7 +22,7 @@ static void op_names(void) {
   for (int op = 0; op < NN_OP_COUNT; op++) CHECK(nn_op_from_name(nn_op_name((nn_op)op)) == op);
   CHECK(nn_op_kernel(NN_OP_CONV1X1) == 1 && nn_op_kernel(NN_OP_CONV7X7) == 7);
   CHECK(nn_op_kernel(NN_OP_SKIP) == 0 && nn_op_kernel(NN_OP_AVGPOOL3X3) == 0);
-  /* SPEC §1 code tables */
+  /* docs/model.md code tables */
   CHECK(nn_op_neuronas_code(NN_OP_SKIP) == 0 && nn_op_neuronas_code(NN_OP_CONV3X3) == 1 &&
         nn_op_neuronas_code(NN_OP_AVGPOOL3X3) == 2 && nn_op_neuronas_code(NN_OP_ZERO) == -1);
   CHECK(nn_op_snasnet_code(NN_OP_ZERO) == 0 && nn_op_snasnet_code(NN_OP_SKIP) == 1 &&
@@ -30,7 +30,7 @@ static void op_names(void) {
         nn_op_snasnet_code(NN_OP_AVGPOOL3X3) == 4 && nn_op_snasnet_code(NN_OP_CONV5X5) == -1);
 }
 
-/* The SPEC §1 example, decoded by hand: M[0][1]=3, M[0][3]=2, M[1][2]=3, M[2][0]=3, M[2][3]=3. */
+/* The docs/model.md example, decoded by hand: M[0][1]=3, M[0][3]=2, M[1][2]=3, M[2][0]=3, M[2][3]=3. */
 static void spec_example(void) {
   nn_cell c = cell_of("0302 0030 3003 0000"), want;
   memset(&want, 0, sizeof want);

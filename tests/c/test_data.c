@@ -1,4 +1,4 @@
-/* test_data.c: datasets (SPEC §8, §7 augmentation; issue 3): readers checked byte-for-byte against
+/* test_data.c: datasets (docs/data.md, docs/training.md augmentation): readers checked byte-for-byte against
  * files written here in the official formats (and against an independent zlib read of the real
  * Fashion-MNIST), decoding against hand computation and nn_data_decode_ref, errors by message. */
 #include <stdlib.h>

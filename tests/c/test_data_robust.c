@@ -1,4 +1,4 @@
-/* test_data_robust.c: a deterministic mini-fuzz of the data parsers for ctest (issue 3), so the
+/* test_data_robust.c: a deterministic mini-fuzz of the data parsers for ctest, so the
  * ASan/UBSan build checks them on every run: each seed of tests/fuzz/seeds/<target>/ is truncated
  * at many lengths and has header bytes overwritten, then fed to nn_gz_inflate, nn_idx_parse,
  * nn_npy_parse, nn_tar_parse and (via files) nn_data_open + decoding. Every call must return

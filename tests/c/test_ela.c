@@ -1,12 +1,12 @@
-/* test_ela.c: the ELA model (SPEC §5) against SpikeSim's VGG9 example (5.1), hand-computed
- * single layers for every formula in both modes, the SPEC 5.2 cross-check range, and
- * monotonicity. Hand values: the SPEC 5.1 constants worked out by hand (shown below). */
+/* test_ela.c: the ELA model (docs/hardware.md) against SpikeSim's VGG9 example, hand-computed
+ * single layers for every formula in both modes, the docs/hardware.md cross-check range, and
+ * monotonicity. Hand values: the docs/hardware.md constants worked out by hand (shown below). */
 #include <string.h>
 
 #include "neuronas/nn_ela.h"
 #include "nn_test.h"
 
-#define REL 1e-9 /* SPEC 5.1: "to 1e-9 relative" */
+#define REL 1e-9 /* docs/hardware.md: "to 1e-9 relative" */
 
 /* Hand-worked constants at the defaults (X = 64, mux = 8 so X/mux = 8, P = 8):
  *   ADC+mux energy per crossbar: 8*(2.03084 + 0.094245) = 17.00068 pJ
@@ -45,7 +45,7 @@ static nn_layer_desc linear(int64_t d, int64_t f) {
   return l;
 }
 
-/* SPEC 5.1 check: SpikeSim's VGG9 example. */
+/* docs/hardware.md check: SpikeSim's VGG9 example. */
 static void test_spikesim_vgg9(void) {
   const int64_t D[] = {3, 64, 64, 128, 128, 256, 256}, F[] = {64, 64, 128, 128, 256, 256, 256};
   const int64_t in[] = {32, 32, 16, 16, 8, 8, 8}, out[] = {32, 16, 16, 8, 8, 8, 4};
@@ -87,7 +87,7 @@ static void test_spikesim_vgg9(void) {
   CHECK(c8.memory_bits == 2 * c.memory_bits);
 }
 
-/* SPEC 5.1, one layer: D=3, F=64, 32x32 -> 32x32, T=5. PEs 1, tiles 1.
+/* docs/hardware.md, one layer: D=3, F=64, 32x32 -> 32x32, T=5. PEs 1, tiles 1.
  * E = 1*1*1024*828.4861472*5; A = tile_a(3) + 3*1024*16.2602 + 64*1024*16.2602;
  * L = 104 * 1024*64*5 (the only layer is the last: no 0.75 factor). */
 static void test_spikesim_single(void) {
@@ -115,7 +115,7 @@ static void test_spikesim_single(void) {
   CHECK_REL(c.energy_pj, 4241849.073664, REL);
 }
 
-/* SPEC 5.1 quirks: the neuron-memory term counts only layers 1..5; tiles are shared. */
+/* docs/hardware.md quirks: the neuron-memory term counts only layers 1..5; tiles are shared. */
 static void test_spikesim_quirks(void) {
   nn_layer_desc l[6];
   for (int i = 0; i < 6; i++) l[i] = conv(8, 8, 2, 2, 3);
@@ -129,7 +129,7 @@ static void test_spikesim_quirks(void) {
   CHECK_REL(c.latency_ns, (5 * 24 + 32) * PE_NS, REL);
 }
 
-/* SPEC 5.2, one conv layer: D=100, F=70, 16x16 -> 8x8, k=3, FxP8 on 1-bit cells: w=8.
+/* docs/hardware.md, one conv layer: D=100, F=70, 16x16 -> 8x8, k=3, FxP8 on 1-bit cells: w=8.
  * PEs = ceil(9/9)*ceil(100/64)*ceil(560/64) = 1*2*9 = 18; tiles = ceil(18/8) = 3;
  * E = 9*2*64*828.4861472*5; A = 3*tile_a(3) + 100*256*16.2602 + 70*64*16.2602;
  * L = 104 * 64*70*5 (bit_serial: times w = 8). */
@@ -162,7 +162,7 @@ static void test_neuronas_single(void) {
   CHECK(c7.pes == 10 && c7.energy_pj == c.energy_pj);
 }
 
-/* SPEC 5.2 per-layer kernels: k=1 -> ceil(1/9) = 1 PE per block, k=5 -> ceil(25/9) = 3. */
+/* docs/hardware.md per-layer kernels: k=1 -> ceil(1/9) = 1 PE per block, k=5 -> ceil(25/9) = 3. */
 static void test_neuronas_kernels(void) {
   nn_ela_params p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
   nn_ela_cost c;
@@ -194,7 +194,7 @@ static void test_neuronas_kernels(void) {
   CHECK_REL(c.latency_ns, 5200.0, REL);
 }
 
-/* Latency over several layers (SPEC 5.1, kept by 5.2): floor(0.75*out^2*F)*T for all but the
+/* Latency over several layers (docs/hardware.md, both modes): floor(0.75*out^2*F)*T for all but the
  * last, out^2*F*T for the last; no tile sharing in neuronas mode (tiles add up per layer). */
 static void test_latency_and_tiles(void) {
   nn_ela_params p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
@@ -221,7 +221,7 @@ static void test_latency_and_tiles(void) {
   CHECK(c2.energy_pj == c.energy_pj);
 }
 
-/* SPEC 5.2 cross-check on the cifar100 preset (C = 128) at FxP8: the network with every cell
+/* docs/hardware.md cross-check on the cifar100 preset (C = 128) at FxP8: the network with every cell
  * edge conv3x3 is the top of the range (area 124.5 mm^2, latency 622 ms, energy 1968 uJ) and
  * the one with no conv in its cells the bottom (14.5 mm^2, 187 ms, 339 uJ). Scope "features":
  * stem 3->128 at 32x32, cell A 6 x (128->128 at 32x32), downconv 128->256 at 32x32,
@@ -244,7 +244,7 @@ static void test_cifar100_range(void) {
   CHECK_NEAR(lo.area_mm2, 14.5, 0.05);
   CHECK_NEAR(lo.latency_ms, 187, 0.5);
   CHECK_NEAR(lo.energy_uj, 339, 0.5);
-  /* SPEC 2.3 memory count for the features scope: stem 3,456; conv3x3 at 128: 147,456 */
+  /* docs/model.md memory count for the features scope: stem 3,456; conv3x3 at 128: 147,456 */
   CHECK(lo.memory_params == 3456 + 294912);
 }
 

@@ -1,4 +1,4 @@
-/* test_fitness.c: the SPEC §4 Hamming kernel against hand-computed values, a naive float
+/* test_fitness.c: the docs/fitness.md Hamming kernel against hand-computed values, a naive float
  * implementation and naive elimination; properties of the score. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_fitness_many.c: nn_fitness_many (SPEC §4, §6) scores several nets on threads exactly as
+/* test_fitness_many.c: nn_fitness_many (docs/fitness.md; docs/search.md) scores several nets on threads exactly as
  * sequential nn_fitness_eval calls do: bit-identical scores and kernels' diagnostics, the same
  * cache hits, misses, evictions and entries; BLAS threads restored; errors of the first
  * failing net. */
@@ -70,7 +70,7 @@ static void many_equals_sequential(void) {
       cp.max_entries = 3; /* 2 batches x 2 cell A values: evictions happen */
       nn_fitness_cache *c1 = use_cache ? nn_fitness_cache_new(&cp, &err) : NULL;
       nn_fitness_cache *c2 = use_cache ? nn_fitness_cache_new(&cp, &err) : NULL;
-      nn_fitness_opts so = {c1, NULL};
+      nn_fitness_opts so = {.cache = c1};
       for (int i = 0; i < NNETS; i++) CHECK(nn_fitness_eval(nets[i], b, 2, &so, &want[i], &wd[i], &err) == NN_OK);
       nn_blas_set_threads(2);
       nn_fitness_many_opts mo = {threads, c2};

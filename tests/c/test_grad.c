@@ -1,4 +1,4 @@
-/* test_grad.c: training kernels (SPEC §2.2, §7; issue 8): fast kernels against their naive
+/* test_grad.c: training kernels (docs/model.md; docs/training.md): fast kernels against their naive
  * twins, backward passes against central finite differences, hand-computed values. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_net.c: networks (SPEC §2): presets, layer lists and parameter counts (888,192, §2.3),
+/* test_net.c: networks (docs/model.md): presets, layer lists and parameter counts (888,192, docs/model.md),
  * common-random-number initialisation, clone, weights I/O, and the whole forward pass against an
  * independent naive reference written here with plain loops (forward and backward cells, train
  * and eval BN, dense and event-driven convs). */
@@ -174,7 +174,7 @@ static void addto(float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) a[i] += b[i];
 }
 
-/* One timestep of cell ci on x0 (SPEC §2.2, written from the formulas); returns x3 (new). */
+/* One timestep of cell ci on x0 (docs/model.md, written from the formulas); returns x3 (new). */
 static float *rcell(ref *r, int ci, const float *x0, int64_t c, int64_t h, int64_t w, int t) {
   int64_t n = r->S * c * h * w;
   float *x[4], *y[4], *o;
@@ -449,7 +449,7 @@ static void paper_888192(void) {
   nn_error err;
   nn_net_params p = nn_net_params_default();
   nn_net_params_preset(&p, "cifar100", &err);
-  /* SPEC §2.3: 888,192 = stem 3,456 + 4 x 147,456 (conv3x3 at 128 channels) + downconv 294,912 */
+  /* docs/model.md: 888,192 = stem 3,456 + 4 x 147,456 (conv3x3 at 128 channels) + downconv 294,912 */
   p.cell_a = cell_of("conv3x3 conv3x3 conv3x3 conv3x3 skip skip");
   p.cell_b = cell_of("skip avgpool3x3 skip skip skip skip");
   nn_net *net = nn_net_new(&p, &err);
@@ -499,7 +499,7 @@ static void snasnet_cell_counts(void) {
   nn_net_free(net);
 }
 
-/* SPEC §2.2: weights from streams keyed by (seed, layer path): same layer, same weights */
+/* docs/model.md: weights from streams keyed by (seed, layer path): same layer, same weights */
 static void common_random_numbers(void) {
   nn_error err;
   nn_net_params p = nn_net_params_default();

@@ -1,15 +1,16 @@
-/* test_net_fixture.c: the forward pass against the published SNASNet code (SPEC §10): loads
- * ../shared/fixtures/snasnet-backward/weights.safetensors (SNASNet's PyTorch names mapped to
- * ours, README "Networks"), runs input.r0 and compares every (LIF module, step, sample) spike
- * count with result.safetensors. */
+/* test_net_fixture.c: the forward pass against the published SNASNet code (tests/fixtures/README.md):
+ * loads tests/fixtures/snasnet-backward/weights.safetensors under SNASNet's PyTorch names
+ * (docs/interop.md), runs input.r0 and compares every (LIF module, step, sample) spike count
+ * with result.safetensors. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "neuronas/nn_interop.h"
 #include "neuronas/nn_net.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
 
-#define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
+#define FIX NN_SOURCE_DIR "/tests/fixtures/snasnet-backward/"
 #define CALLS_PER_STEP 15
 #define STEPS 5
 #define S 32
@@ -28,33 +29,6 @@ static const char *const SNAS_LIF[CALLS_PER_STEP] = {
     "downconv1.1", "cell2.cell_architecture.0.0", "cell2.cell_architecture.2.0",
     "cell2.cell_architecture.3.0", "cell2.cell_architecture.5.0", "cell2.cell_architecture_back.1.0",
     "cell2.cell_architecture_back.4.0", "last_act.1", "classifier.2"};
-
-/* SNASNet edge index -> our edge name: forward order 01 02 12 03 13 23, backward 10 20 30 21 31 32 */
-static const char *const FWD[6] = {"e01", "e02", "e12", "e03", "e13", "e23"};
-static const char *const BWD[6] = {"e10", "e20", "e30", "e21", "e31", "e32"};
-
-/* Maps a SNASNet module path (without .weight etc.) to ours, or returns 0 (e.g. LIF-only). */
-static int map_module(const char *snas, char *ours, size_t n) {
-  char cell[8];
-  int idx, sub;
-  if (sscanf(snas, "cell%*[12].cell_architecture_back.%d.%d", &idx, &sub) == 2 ||
-      sscanf(snas, "cell%*[12].cell_architecture.%d.%d", &idx, &sub) == 2) {
-    int back = strstr(snas, "_back") != NULL;
-    snprintf(cell, sizeof cell, "cell%c", snas[4] == '1' ? 'A' : 'B');
-    const char *e = back ? BWD[idx] : FWD[idx];
-    if (sub == 0) snprintf(ours, n, "%s.%s.lif", cell, e);
-    else snprintf(ours, n, "%s.%s.%s", cell, e, sub == 1 ? "conv" : "bn");
-    return 1;
-  }
-  static const char *const MAP[][2] = {
-      {"stem.0", "stem.conv"},         {"stem.1", "stem.bn"},           {"downconv1.0", "downconv.bn1"},
-      {"downconv1.1", "downconv.lif"}, {"downconv1.2", "downconv.conv"}, {"downconv1.3", "downconv.bn2"},
-      {"last_act.0", "last.bn"},       {"last_act.1", "last.lif"},      {"classifier.1", "classifier.fc1"},
-      {"classifier.2", "classifier.lif"}, {"classifier.3", "classifier.fc2"}};
-  for (size_t i = 0; i < sizeof MAP / sizeof *MAP; i++)
-    if (!strcmp(snas, MAP[i][0])) return snprintf(ours, n, "%s", MAP[i][1]), 1;
-  return 0;
-}
 
 typedef struct counts {
   nn_net *net;
@@ -92,34 +66,13 @@ static void fixture_spike_counts(void) {
   CHECK(net != NULL);
   if (!net) return;
 
-  /* weights: map SNASNet's names to ours */
-  nn_st_file *w = nn_st_open(FIX "weights.safetensors", &err);
-  CHECK(w != NULL);
-  if (!w) {
+  /* weights under SNASNet's PyTorch names (the engine's table, nn_interop.c) */
+  if (nn_net_load_names(net, FIX "weights.safetensors", NN_NAMES_SNASNET, &err) != NN_OK) {
     fprintf(stderr, "%s\n", err.msg);
+    CHECK(0);
     nn_net_free(net);
     return;
   }
-  size_t loaded = 0;
-  for (size_t i = 0; i < nn_st_count(w); i++) {
-    const char *name = nn_st_name(w, i), *dot = strrchr(name, '.');
-    char mod[96], ours[128], full[160];
-    if (!strcmp(dot, ".num_batches_tracked")) continue;
-    snprintf(mod, sizeof mod, "%.*s", (int)(dot - name), name);
-    CHECK(map_module(mod, ours, sizeof ours));
-    snprintf(full, sizeof full, "%s%s", ours, dot);
-    nn_tensor *t = nn_net_tensor_find(net, full);
-    CHECK(t != NULL);
-    if (!t) {
-      fprintf(stderr, "no tensor %s (from %s)\n", full, name);
-      continue;
-    }
-    CHECK(nn_st_numel(w, i) == nn_tensor_numel(t));
-    CHECK(nn_st_read_f32(w, name, nn_tensor_data(t), nn_tensor_numel(t), &err) == NN_OK);
-    loaded++;
-  }
-  CHECK(loaded == nn_net_tensor_count(net)); /* every tensor of ours came from the fixture */
-  nn_st_close(w);
 
   nn_st_file *in = nn_st_open(FIX "inputs.safetensors", &err), *res = nn_st_open(FIX "result.safetensors", &err);
   CHECK(in && res);
@@ -134,7 +87,8 @@ static void fixture_spike_counts(void) {
   static counts k;
   memset(&k, 0, sizeof k);
   k.net = net;
-  for (int m = 0; m < CALLS_PER_STEP; m++) CHECK(map_module(SNAS_LIF[m], k.ours[m], sizeof k.ours[m]));
+  for (int m = 0; m < CALLS_PER_STEP; m++)
+    CHECK(nn_names_translate(SNAS_LIF[m], NN_NAMES_SNASNET, NN_NAMES_NEURONAS, k.ours[m], sizeof k.ours[m]));
   /* neurons per call: ours agree with SNASNet's */
   for (int m = 0; m < CALLS_PER_STEP; m++)
     for (size_t l = 0; l < nn_net_lif_count(net); l++)
@@ -174,7 +128,7 @@ static void fixture_spike_counts(void) {
   nn_net_free(net);
 }
 
-/* SPEC §2.3 hand count for the fixture cell, checked against the fixture's own weight shapes */
+/* docs/model.md hand count for the fixture cell, checked against the fixture's own weight shapes */
 static void fixture_param_count(void) {
   nn_error err;
   nn_st_file *w = nn_st_open(FIX "weights.safetensors", &err);

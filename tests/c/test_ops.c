@@ -1,4 +1,4 @@
-/* test_ops.c: layer kernels (SPEC §2.2) against their naive *_ref twins and hand-computed values. */
+/* test_ops.c: layer kernels (docs/model.md) against their naive *_ref twins and hand-computed values. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* test_perf.c: the speed-ups of the forward kernels (SPEC §2.2) change no bit. Each fast kernel
+/* test_perf.c: the speed-ups of the forward kernels (docs/model.md) change no bit. Each fast kernel
  * is compared for exact equality with (a) its naive _ref twin where the arithmetic is exact
  * (spike packing) and (b) the plain loops it replaced, kept here verbatim as the specification
  * of PyTorch's rounding order (BatchNorm statistics: one sequential double sum per channel;

@@ -1,4 +1,4 @@
-/* test_qafe.c: quantized nets and the fitness score on real networks (SPEC §3, §4, §6, §10):
+/* test_qafe.c: quantized nets and the fitness score on real networks (docs/quantizer.md; docs/fitness.md; docs/search.md; tests/fixtures/README.md):
  * SNASNet's fixture score and kernel, the prefix cache (bit-identical results), repeats. */
 #include <math.h>
 #include <stdlib.h>
@@ -6,39 +6,18 @@
 
 #include "neuronas/nn_blas.h"
 #include "neuronas/nn_fitness.h"
+#include "neuronas/nn_interop.h"
 #include "neuronas/nn_quant.h"
 #include "neuronas/nn_safetensors.h"
 #include "nn_test.h"
 
-#define FIX NN_SOURCE_DIR "/../shared/fixtures/snasnet-backward/"
+#define FIX NN_SOURCE_DIR "/tests/fixtures/snasnet-backward/"
 /* Fixture README: score within 1e-4 relative. Measured: -11.1238879 vs -11.1238313, 5.1e-6
  * relative, with every spike equal (test_net_fixture.c): what is left is SNASNet's float32
  * per-call kernel against our double one (K is near rank one, entries ~11537 with gaps ~0.5, so
  * log|det| amplifies the kernel's 1.7e-7). Kernel entries are held to 5e-7 relative. */
 #define SCORE_REL_TOL 1e-4
 #define KERNEL_REL_TOL 5e-7
-
-/* SNASNet module path -> ours (the mapping documented in README "Networks") */
-static const char *const FWD[6] = {"e01", "e02", "e12", "e03", "e13", "e23"};
-static const char *const BWD[6] = {"e10", "e20", "e30", "e21", "e31", "e32"};
-static int map_module(const char *snas, char *ours, size_t n) {
-  int idx, sub;
-  if (sscanf(snas, "cell%*[12].cell_architecture_back.%d.%d", &idx, &sub) == 2 ||
-      sscanf(snas, "cell%*[12].cell_architecture.%d.%d", &idx, &sub) == 2) {
-    const char *e = strstr(snas, "_back") ? BWD[idx] : FWD[idx];
-    snprintf(ours, n, "cell%c.%s.%s", snas[4] == '1' ? 'A' : 'B', e,
-             sub == 0 ? "lif" : sub == 1 ? "conv" : "bn");
-    return 1;
-  }
-  static const char *const MAP[][2] = {
-      {"stem.0", "stem.conv"},          {"stem.1", "stem.bn"},
-      {"downconv1.0", "downconv.bn1"},  {"downconv1.2", "downconv.conv"},
-      {"downconv1.3", "downconv.bn2"},  {"last_act.0", "last.bn"},
-      {"classifier.1", "classifier.fc1"}, {"classifier.3", "classifier.fc2"}};
-  for (size_t i = 0; i < sizeof MAP / sizeof *MAP; i++)
-    if (!strcmp(snas, MAP[i][0])) return snprintf(ours, n, "%s", MAP[i][1]), 1;
-  return 0;
-}
 
 static nn_net *fixture_net(void) {
   nn_error err;
@@ -49,21 +28,9 @@ static nn_net *fixture_net(void) {
   p.cell_b = p.cell_a;
   p.channels = 16;
   nn_net *net = nn_net_new(&p, &err);
-  nn_st_file *w = net ? nn_st_open(FIX "weights.safetensors", &err) : NULL;
-  size_t loaded = 0;
-  for (size_t i = 0; w && i < nn_st_count(w); i++) {
-    const char *name = nn_st_name(w, i), *dot = strrchr(name, '.');
-    char mod[96], ours[128], full[160];
-    if (!strcmp(dot, ".num_batches_tracked")) continue;
-    snprintf(mod, sizeof mod, "%.*s", (int)(dot - name), name);
-    if (!map_module(mod, ours, sizeof ours)) continue;
-    snprintf(full, sizeof full, "%s%s", ours, dot);
-    nn_tensor *t = nn_net_tensor_find(net, full);
-    if (t && nn_st_read_f32(w, name, nn_tensor_data(t), nn_tensor_numel(t), &err) == NN_OK)
-      loaded++;
-  }
-  CHECK(net && w && loaded == nn_net_tensor_count(net));
-  nn_st_close(w);
+  int ok = net && nn_net_load_names(net, FIX "weights.safetensors", NN_NAMES_SNASNET, &err) == NN_OK;
+  if (net && !ok) fprintf(stderr, "%s\n", err.msg);
+  CHECK(ok);
   return net;
 }
 
@@ -85,7 +52,7 @@ static void fixture_score(void) {
   CHECK(nn_st_read_f64(kf, nn_st_name(kf, 0), kref, 32 * 32, &err) == NN_OK);
   const nn_tensor *b[1] = {x};
   nn_kernel *kern[1] = {NULL};
-  nn_fitness_opts o = {NULL, kern};
+  nn_fitness_opts o = {.kernels = kern};
   nn_fitness_diag d;
   double score;
   CHECK(nn_fitness_eval(net, b, 1, &o, &score, &d, &err) == NN_OK);
@@ -142,7 +109,7 @@ static nn_net *fm_net(const char *a, const char *b, uint64_t seed) {
   return nn_net_new(&p, &err);
 }
 
-/* Stage 2 (SPEC §6): candidates share cell A; the cache must change nothing but the time. */
+/* Stage 2 (docs/search.md): candidates share cell A; the cache must change nothing but the time. */
 static void cache_bit_identical(void) {
   nn_error err;
   const char *cells_b[4] = {"101021", "111111", "000000", "101021"};
@@ -152,7 +119,7 @@ static void cache_bit_identical(void) {
   nn_fitness_cache_params cp = nn_fitness_cache_params_default();
   cp.max_entries = 2; /* exactly the two batches */
   nn_fitness_cache *cache = nn_fitness_cache_new(&cp, &err);
-  nn_fitness_opts with = {cache, NULL};
+  nn_fitness_opts with = {.cache = cache};
   for (int i = 0; i < 4; i++) {
     nn_net *raw = fm_net("120111", cells_b[i], 3);
     nn_net *net = raw ? nn_quant_net(&qp, raw, NULL, &err) : NULL;
@@ -196,7 +163,7 @@ static void cache_bit_identical(void) {
   /* a size limit smaller than one entry: nothing is stored, results unchanged */
   cp.max_bytes = 1000;
   nn_fitness_cache *tiny = nn_fitness_cache_new(&cp, &err);
-  nn_fitness_opts t = {tiny, NULL};
+  nn_fitness_opts t = {.cache = tiny};
   double s2;
   CHECK(nn_fitness_eval(q6, b, 1, &t, &s2, NULL, &err) == NN_OK);
   CHECK(nn_fitness_eval(q6, b, 1, NULL, &s, NULL, &err) == NN_OK);

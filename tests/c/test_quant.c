@@ -1,4 +1,4 @@
-/* test_quant.c: FxP-n quantizers (SPEC §3) against hand-computed values and the naive twin. */
+/* test_quant.c: FxP-n quantizers (docs/quantizer.md) against hand-computed values and the naive twin. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

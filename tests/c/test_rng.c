@@ -1,4 +1,4 @@
-/* test_rng.c: nn_rng against published SplitMix64 values and distribution checks (issue 2). */
+/* test_rng.c: nn_rng against published SplitMix64 values and distribution checks. */
 #include <string.h>
 
 #include "neuronas/nn_rng.h"

@@ -1,4 +1,4 @@
-/* test_space.c: search spaces (issue 4; SPEC §1, §6): the NeuroNAS enumeration order,
+/* test_space.c: search spaces (docs/model.md; docs/search.md): the NeuroNAS enumeration order,
  * SNASNet's sanity pass against hand cases and a reachability reference, sizes counted
  * independently, and the generator's distribution against exact enumerated probabilities. */
 #include <stdlib.h>
@@ -111,7 +111,7 @@ static int sanity_ref(nn_cell *c) {
 }
 
 static void sanity_hand(void) {
-  /* SPEC example: every node on a 0->3 walk (0->1->2->3, 2->0): unchanged */
+  /* docs/model.md example: every node on a 0->3 walk (0->1->2->3, 2->0): unchanged */
   nn_cell c = parse("0302 0030 3003 0000");
   CHECK(nn_cell_snasnet_sanity(&c) == 1 && is(&c, "0302 0030 3003 0000"));
   /* node 1 cannot reach the output: its edge 0->1 goes */

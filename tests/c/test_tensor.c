@@ -1,4 +1,4 @@
-/* test_tensor.c: tensors and the BLAS/LAPACK wrapper against naive twins (issue 2). */
+/* test_tensor.c: tensors and the BLAS/LAPACK wrapper against naive twins. */
 #include <stdlib.h>
 #include <string.h>
 

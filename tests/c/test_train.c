@@ -1,4 +1,4 @@
-/* test_train.c: whole-network BPTT (SPEC §2.1-2.2, §7; issue 8): the gradient of a tiny
+/* test_train.c: whole-network BPTT (docs/model.md; docs/training.md): the gradient of a tiny
  * network (forward cell A, SNASNet backward cell B, dropout, boost, T = 3) against central
  * finite differences, QAT forward weights, optimisation progress, checkpoints. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* fuzz_cell.c: libFuzzer target for the genotype parser (issue 4; SPEC §1): any text in any form
+/* fuzz_cell.c: libFuzzer target for the genotype parser (docs/model.md): any text in any form
  * either fails with a message or gives a valid cell whose every expressible form parses back.
  * With coverage of the parser itself (the CMake target links the uninstrumented engine):
  *   clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_cell.c \

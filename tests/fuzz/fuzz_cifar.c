@@ -1,4 +1,4 @@
-/* fuzz_cifar.c: libFuzzer target for the tar parser and the CIFAR reader on archives (issue 3).
+/* fuzz_cifar.c: libFuzzer target for the tar parser and the CIFAR reader on archives.
  * Input: 1 byte of options (bit 0: CIFAR-100, bit 1: test split), then a (gzip'd) tar archive. */
 #include "fuzz_common.h"
 

@@ -1,4 +1,4 @@
-/* fuzz_common.h: helpers of the libFuzzer targets (issue 3): per-process scratch files and a
+/* fuzz_common.h: helpers of the libFuzzer targets: per-process scratch files and a
  * decode pass over an opened dataset (plain and augmented), so the whole path is exercised. */
 #ifndef NN_FUZZ_COMMON_H
 #define NN_FUZZ_COMMON_H

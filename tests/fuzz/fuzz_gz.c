@@ -1,4 +1,4 @@
-/* fuzz_gz.c: libFuzzer target for nn_gz_inflate (gzip streams; issue 3). */
+/* fuzz_gz.c: libFuzzer target for nn_gz_inflate (gzip streams). */
 #include <stdlib.h>
 
 #include "neuronas/nn_data.h"

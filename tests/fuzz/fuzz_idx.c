@@ -1,4 +1,4 @@
-/* fuzz_idx.c: libFuzzer target for the IDX reader (issue 3). Input: 2-byte little-endian length L,
+/* fuzz_idx.c: libFuzzer target for the IDX reader. Input: 2-byte little-endian length L,
  * then L bytes of the images file, then the labels file; both may be gzip. Also drives
  * nn_idx_parse on the whole input. */
 #include "fuzz_common.h"

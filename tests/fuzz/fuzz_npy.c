@@ -1,4 +1,4 @@
-/* fuzz_npy.c: libFuzzer target for the .npy reader (issue 3). Input: 1 byte of options (bit 0:
+/* fuzz_npy.c: libFuzzer target for the .npy reader. Input: 1 byte of options (bit 0:
  * NHWC), 2-byte little-endian length L, L bytes of the images .npy, then the labels .npy. */
 #include "fuzz_common.h"
 

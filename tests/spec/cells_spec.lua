@@ -1,4 +1,4 @@
--- cells_spec.lua: genotypes (nn.cell) and search spaces (nn.space) from Lua (issue 4; SPEC §1, §6, §9).
+-- cells_spec.lua: genotypes (nn.cell) and search spaces (nn.space) from Lua (docs/model.md; docs/search.md).
 local helpers = require("helpers")
 local before = helpers.globals()
 local nn = require("neuronas")
@@ -14,7 +14,7 @@ local function edge_list(cell)
 end
 
 describe("nn.cell", function()
-  it("parses the three text forms of SPEC 1", function()
+  it("parses the three text forms of docs/model.md", function()
     local a = nn.cell("conv3x3 skip avgpool3x3 conv3x3 skip conv3x3")
     assert.equal("conv3x3 skip avgpool3x3 conv3x3 skip conv3x3", tostring(a))
     assert.equal("01conv3x3 02skip 03avgpool3x3 12conv3x3 13skip 23conv3x3", edge_list(a))
@@ -28,7 +28,7 @@ describe("nn.cell", function()
   end)
 
   it("decodes SNASNet's 4x4 example by hand (row = from, col = to)", function()
-    -- SPEC 1: M[0][1]=3, M[0][3]=2, M[1][2]=3, M[2][0]=3, M[2][3]=3
+    -- docs/model.md: M[0][1]=3, M[0][3]=2, M[1][2]=3, M[2][0]=3, M[2][3]=3
     local b = nn.cell.parse("0302 0030 3003 0000", "snasnet")
     assert.equal("01conv3x3 03conv1x1 12conv3x3 23conv3x3 20conv3x3", edge_list(b))
     assert.is_false(b:is_forward())
@@ -292,7 +292,7 @@ describe("nn.space", function()
   it("has SNASNet's forward and backward spaces with the generator's semantics", function()
     local fwd, bwd = nn.space("snasnet", { cell = "forward" }), nn.space("snasnet")
     assert.is_false(fwd:is_backward())
-    assert.is_true(bwd:is_backward()) -- default: backward cells, as in SNASNet's search (SPEC 6)
+    assert.is_true(bwd:is_backward()) -- default: backward cells, as in SNASNet's search (docs/search.md)
     assert.is_true(bwd:has_sanity())
     assert.same({ "zero", "skip", "conv1x1", "conv3x3", "avgpool3x3" }, bwd:ops())
     -- sizes: distinct cells the generator can return (counted independently in tests/c/test_space.c)

@@ -1,4 +1,4 @@
--- cli_spec.lua: the `neuronas` command's exit codes and messages (issue 2).
+-- cli_spec.lua: the `neuronas` command's exit codes and messages.
 local H = require("helpers")
 
 describe("neuronas CLI", function()
@@ -21,15 +21,22 @@ print(require("neuronas").version)
     assert.are.equal(name .. "\tx\ty z\tx\ty z\t2\n0.1.0\n", out)
   end)
 
-  it("reports a runtime error with file:line and a traceback, exit 1", function()
+  it("reports a runtime error in one line with file:line, exit 1; the traceback on request", function()
     local p = H.tmpfile("local x = 1\nerror('boom')\n", ".lua")
     local code, out, err = H.run(H.q(H.cli) .. " run " .. H.q(p))
-    os.remove(p)
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    local first = err:match("^[^\n]*")
-    assert.are.equal("neuronas: " .. p .. ":2: boom", first)
-    assert.truthy(err:find("stack traceback:", 1, true))
+    assert.are.equal("neuronas: " .. p .. ":2: boom\n", err)
+    for _, how in ipairs({ "NEURONAS_DEBUG=1 " .. H.q(H.cli) .. " run " .. H.q(p),
+      H.q(H.cli) .. " --debug run " .. H.q(p) }) do
+      code, out, err = H.run(how)
+      assert.are.equal(1, code)
+      assert.are.equal("neuronas: " .. p .. ":2: boom", err:match("^[^\n]*"))
+      assert.truthy(err:find("\nstack traceback:\n", 1, true), how)
+    end
+    code, _, err = H.run("NEURONAS_DEBUG=0 " .. H.q(H.cli) .. " run " .. H.q(p))
+    assert.are.equal("neuronas: " .. p .. ":2: boom\n", err)
+    os.remove(p)
   end)
 
   it("reports a syntax error, exit 1", function()
@@ -103,6 +110,12 @@ describe("an installed neuronas", function()
     code, out = H.run("cd / && " .. H.q(prefix .. "/bin/neuronas") .. " help")
     assert.are.equal(0, code)
     assert.truthy(out:find(prefix .. "/bin/../share/neuronas/scripts", 1, true))
+    -- and run from any folder, as NAME.lua or in the clone's form scripts/NAME.lua
+    for _, form in ipairs({ "neuronas.lua", "scripts/neuronas.lua" }) do
+      code, out, err = H.run("cd / && " .. H.q(prefix .. "/bin/neuronas") .. " run " .. form .. " --help")
+      assert.are.equal(0, code, form .. ": " .. err)
+      assert.truthy(out:find("^usage: neuronas run neuronas.lua"), form)
+    end
     os.execute("rm -rf " .. H.q(prefix))
   end)
 end)

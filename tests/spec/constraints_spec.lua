@@ -1,4 +1,4 @@
--- constraints_spec.lua: neuronas.constraints, the search's constraint sets (issue 6; SPEC §0, §6).
+-- constraints_spec.lua: neuronas.constraints, the search's constraint sets (docs/search.md).
 local H = require("helpers")
 
 -- A cost table shaped like nn.ela's evaluate result (only the fields the checks read).
@@ -20,7 +20,7 @@ describe("neuronas.constraints", function()
 
   local C = require("neuronas.constraints")
 
-  it("has the paper presets (SPEC §0)", function()
+  it("has the paper presets (docs/search.md)", function()
     assert.are.same({ memory = 10e6, area = 1000, latency = 500, energy = 1000 }, C.presets.neuronas)
     assert.are.same({ memory = 4e6, area = 100, latency = 400, energy = 120 }, C.presets.hasnas)
     assert.are.same({ memory = 4e6, area = 100, latency = 400, energy = 120, tiles = 40 },

@@ -1,4 +1,4 @@
--- core_spec.lua: the module, tensors and rng from Lua (issue 2).
+-- core_spec.lua: the module, tensors and rng from Lua.
 local H = require("helpers")
 
 describe("require 'neuronas'", function()

@@ -1,4 +1,4 @@
--- data_spec.lua: datasets from Lua (SPEC §8, §7 augmentation; issue 3). Reads the real
+-- data_spec.lua: datasets from Lua (docs/data.md, docs/training.md augmentation). Reads the real
 -- Fashion-MNIST (Debian package dataset-fashion-mnist, installed on the build machine) and small
 -- CIFAR-10/100 (.bin, .tar.gz) and .npy files written here in the official formats; checks pixels
 -- and labels byte-for-byte, normalisation by hand, determinism, augmentation and error messages.

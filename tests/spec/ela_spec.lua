@@ -1,9 +1,9 @@
--- ela_spec.lua: nn.ela, the SpikeFlow CIM energy-latency-area model from Lua (issue 6; SPEC §5).
+-- ela_spec.lua: nn.ela, the SpikeFlow CIM energy-latency-area model from Lua (docs/hardware.md).
 local H = require("helpers")
 
 local function rel(a, b) return math.abs(a - b) / math.max(math.abs(a), math.abs(b), 1e-30) end
 
--- SpikeSim's VGG9 example (SPEC 5.1)
+-- SpikeSim's VGG9 example (docs/hardware.md)
 local function vgg9()
   local D = { 3, 64, 64, 128, 128, 256, 256 }
   local F = { 64, 64, 128, 128, 256, 256, 256 }
@@ -35,7 +35,7 @@ describe("nn.ela", function()
     assert.are.same({}, H.new_globals(before))
   end)
 
-  it("reproduces SpikeSim's VGG9 example (SPEC 5.1) to 1e-9", function()
+  it("reproduces SpikeSim's VGG9 example (docs/hardware.md) to 1e-9", function()
     local hw = nn.ela { mode = "spikesim", device = "rram" }
     local c = hw:evaluate(vgg9(), { bits = 4, timesteps = 5 })
     assert.are.equal(6, c.tiles)
@@ -59,7 +59,7 @@ describe("nn.ela", function()
     assert.are.equal(1, c.cells_per_weight)
   end)
 
-  it("computes a hand-worked neuronas layer (SPEC 5.2)", function()
+  it("computes a hand-worked neuronas layer (docs/hardware.md)", function()
     -- D=100, F=70, 16x16 -> 8x8, k=3, FxP8: w=8, PEs = 1*2*9 = 18, tiles 3;
     -- E = 9*2*64*828.4861472*5 pJ; A = 3*596708.219839 + (100*256 + 70*64)*16.2602 um^2;
     -- L = 104 ns * 64*70*5
@@ -146,7 +146,7 @@ describe("nn.ela", function()
     assert.are.equal(128, hw.xbar)
     hw.clock_mhz = 500.5
     assert.are.equal(500.5, hw.clock_mhz)
-    -- the device loads its crossbar constants (SPEC 5.1); explicit values win at construction
+    -- the device loads its crossbar constants (docs/hardware.md); explicit values win at construction
     hw.device = "sram"
     assert.are.equal(671.089, hw.e_xbar_pj)
     assert.are.equal(671.089, hw.a_xbar_um2)
@@ -202,8 +202,8 @@ describe("nn.ela", function()
   it("prints its configuration", function()
     local s = tostring(nn.ela { mode = "spikesim" })
     assert.are.equal("neuronas.ELA (mode=spikesim, device=rram)", s:match("^[^\n]*"))
-    assert.truthy(s:find("\n  xbar = 64  -- crossbar rows = columns X (SPEC 5: 64)", 1, true))
-    assert.truthy(s:find("\n  e_htree_pj = 157.12  -- H-tree, pJ (SPEC 5.1: 19.64*8)", 1, true))
+    assert.truthy(s:find("\n  xbar = 64  -- crossbar rows = columns X (NeuroNAS Table I: 64)", 1, true))
+    assert.truthy(s:find("\n  e_htree_pj = 157.12  -- H-tree, pJ (SpikeSim: 19.64*8)", 1, true))
   end)
 
   it("never costs less with more bits, more timesteps or more crossbars", function()
@@ -255,11 +255,11 @@ describe("nn.ela", function()
       "bad argument #1 to 'evaluate' (network weight_bits(): integer in 1..64 expected, got 99)")
   end)
 
-  it("costs an nn.net like its layer list: the SPEC 5.2 cross-check range on cifar100", function()
+  it("costs an nn.net like its layer list: the docs/hardware.md cross-check range on cifar100", function()
     local all = "conv3x3 conv3x3 conv3x3 conv3x3 conv3x3 conv3x3"
     local hw = nn.ela()
     local top = hw:evaluate(nn.net { preset = "cifar100", cellA = all, cellB = all }, { bits = 8 })
-    assert.are.equal(14, top.n_layers) -- scope "features": no classifier (SPEC 2.3)
+    assert.are.equal(14, top.n_layers) -- scope "features": no classifier (docs/model.md)
     assert.are.equal(8, top.bits)
     assert.is_true(math.abs(top.area_mm2 - 124.5) < 0.05)
     assert.is_true(math.abs(top.latency_ms - 622) < 0.5)
@@ -383,7 +383,7 @@ describe("nn.ela", function()
 end)
 
 describe("scripts/hardware.lua and scripts/hardware-constraint.lua", function()
-  it("print the per-layer table of the all-conv3x3 cifar100 list (SPEC 5.2 range top)", function()
+  it("print the per-layer table of the all-conv3x3 cifar100 list (docs/hardware.md range top)", function()
     local code, out, err = H.run(H.q(H.cli) .. " run scripts/hardware.lua --bits 8")
     assert.are.equal(0, code, err)
     assert.truthy(out:find(" 14 cellB.e23.conv ", 1, true))

@@ -1,4 +1,4 @@
--- fitness_many_spec.lua: nn.fitness_many, several nets scored on threads (SPEC §4, §6): exactly
+-- fitness_many_spec.lua: nn.fitness_many, several nets scored on threads (docs/fitness.md; docs/search.md): exactly
 -- what sequential nn.fitness calls return, with and without the prefix cache.
 local H = require("helpers")
 

@@ -1,4 +1,4 @@
--- fitness_spec.lua: nn.fitness and nn.fitness_cache from Lua (SPEC §4, §6, §9; issue 5).
+-- fitness_spec.lua: nn.fitness and nn.fitness_cache from Lua (docs/fitness.md; docs/search.md).
 local H = require("helpers")
 
 describe("nn.fitness", function()
@@ -87,8 +87,26 @@ describe("nn.fitness", function()
       "attempt to use a closed neuronas.FitnessCache")
   end)
 
+  it("scores one net on several threads with the same bits as on one", function()
+    local n = nn.quantizer({ bits = 8 }):apply(net("210212"))
+    local x1, x2 = batch(12, 21), batch(12, 22)
+    local s1, d1 = nn.fitness(n, { x1, x2 })
+    for _, threads in ipairs({ 2, 3 }) do
+      local s, d = nn.fitness(n, { x1, x2 }, { threads = threads })
+      assert.are.equal(s1, s)
+      assert.are.same(d1.scores, d.scores)
+      assert.are.same(d1.firing_rates, d.firing_rates)
+    end
+    local c = nn.fitness_cache()
+    assert.are.equal(s1, (nn.fitness(n, { x1, x2 }, { cache = c, threads = 2 })))
+    assert.are.equal(s1, (nn.fitness(n, { x1, x2 }, { cache = c, threads = 2 }))) -- from the cache
+    assert.are.equal(2, c:stats().hits)
+  end)
+
   it("diagnoses bad arguments with exact messages", function()
     local n, x = net(), batch(4, 1)
+    assert.has_error(function() nn.fitness(n, x, { threads = 0 }) end,
+      "bad argument #3 to 'fitness' (field 'threads': integer in 1..64 expected, got 0)")
     assert.has_error(function() nn.fitness(3, x) end,
       "bad argument #1 to 'fitness' (neuronas.Net expected, got number)")
     assert.has_error(function() nn.fitness(n, 3) end,
@@ -98,7 +116,7 @@ describe("nn.fitness", function()
     assert.has_error(function() nn.fitness(n, x, { ["repeat"] = 0 }) end,
       "bad argument #3 to 'fitness' (field 'repeat': integer in 1..64 expected, got 0)")
     assert.has_error(function() nn.fitness(n, x, { repeats = 2 }) end,
-      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache))")
+      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads))")
     assert.has_error(function() nn.fitness(n, x, { cache = {} }) end,
       "bad argument #3 to 'fitness' (field 'cache': neuronas.FitnessCache expected, got table)")
     assert.has_error(function() nn.fitness(n, { x, 5 }) end,

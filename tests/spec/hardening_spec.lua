@@ -315,7 +315,8 @@ describe("net:load refuses bad safetensors files and leaves the net unchanged", 
   it("refuses integer weights (no silent conversion)", function()
     local es = copy_entries(E)
     es[1].dtype = "I32"
-    refused(st_file(build(es)), "tensor '" .. es[1].name .. "' has dtype I32, expected F32 or F64")
+    refused(st_file(build(es)), "tensor '" .. es[1].name .. "' has dtype I32, expected F32 or F64 (or integer "
+      .. "codes with '" .. es[1].name .. ".exponent')")
   end)
 
   it("refuses overlapping, out-of-order and gapped data offsets", function()

@@ -28,6 +28,28 @@ function M.tmpfile(text, suffix)
   return p
 end
 
+-- A fresh temporary path (nothing there yet), ending in suffix.
+function M.tmpname(suffix)
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. (suffix or "")
+end
+
+-- A file's bytes.
+function M.slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Writes s to path p.
+function M.spit(p, s)
+  local f = assert(io.open(p, "wb"))
+  f:write(s)
+  f:close()
+end
+
 -- Shell-quotes s.
 function M.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -45,6 +67,21 @@ function M.new_globals(before)
   end
   table.sort(added)
   return added
+end
+
+-- The whole content of a file.
+function M.slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- How many times a Lua pattern matches in s.
+function M.count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
 end
 
 return M

@@ -1,4 +1,4 @@
--- init_cache_spec.lua: nn.init_cache and nn.net{init_cache=} (SPEC §2.2 [choice]: initial weights
+-- init_cache_spec.lua: nn.init_cache and nn.net{init_cache=} (docs/model.md [choice]: initial weights
 -- are a pure function of (seed, layer path, shape), so a search's candidates share the draws).
 local H = require("helpers")
 

@@ -1,4 +1,4 @@
--- json_spec.lua: the report/journal JSON codec (issue 7).
+-- json_spec.lua: the report/journal JSON codec.
 local json = require("neuronas.json")
 local H = require("helpers")
 

@@ -1,4 +1,4 @@
--- net_spec.lua: nn.net and neuronas.Net from Lua (issue 4; SPEC §2, §9).
+-- net_spec.lua: nn.net and neuronas.Net from Lua (docs/model.md).
 local H = require("helpers")
 local before = H.globals()
 local nn = require("neuronas")
@@ -23,7 +23,7 @@ describe("nn.net", function()
   it("builds presets with overrides and describes itself", function()
     local net = nn.net{ preset = "cifar100", cellA = "conv3x3 conv3x3 conv3x3 conv3x3 skip skip",
                         cellB = "skip avgpool3x3 skip skip skip skip" }
-    -- SPEC §2.3: the paper's 888,192 features parameters
+    -- docs/model.md: the paper's 888,192 features parameters
     assert.equal(888192, net:params())
     assert.equal(888192, net:params{ scope = "features" })
     assert.equal(888192 + 16384 * 1024 + 1024 * 500, net:params{ scope = "all" })
@@ -45,7 +45,7 @@ describe("nn.net", function()
     assert.same({ 1, 28, 28 }, net:config().input)
   end)
 
-  it("lists the crossbar-mapped layers in execution order (SPEC §2.3)", function()
+  it("lists the crossbar-mapped layers in execution order (docs/model.md)", function()
     local net = nn.net{ preset = "cifar10", cellA = "0303 0030 2002 0200" }
     local L = net:layers()
     local names = {}

@@ -1,4 +1,4 @@
--- progress_spec.lua: the progress display (issue 7): plain lines per 10 % off a terminal, one
+-- progress_spec.lua: the progress display: plain lines per 10 % off a terminal, one
 -- redrawn line on a terminal, ETA from the elapsed time.
 local progress = require("neuronas.progress")
 

@@ -1,4 +1,4 @@
--- quant_spec.lua: nn.quantizer from Lua (SPEC §3, §9; issue 5).
+-- quant_spec.lua: nn.quantizer from Lua (docs/quantizer.md).
 local H = require("helpers")
 
 describe("nn.quantizer", function()

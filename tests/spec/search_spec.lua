@@ -1,4 +1,4 @@
--- search_spec.lua: strategies, evaluator, journal and reports (SPEC §6; issue 7), on a fake
+-- search_spec.lua: strategies, evaluator, journal and reports (docs/search.md), on a fake
 -- pipeline whose costs and scores are simple functions of the genotype, so every expectation is
 -- computed independently here.
 local nn = require("neuronas")
@@ -94,30 +94,48 @@ describe("search.two_stage", function()
     assert.are.same({}, H.new_globals(before))
   end)
 
-  it("finds Alg. 1's pair and scores only feasible candidates", function()
+  it("runs Alg. 1's literal stage 1 with stage1 = \"paper\" and judges every result on every constraint", function()
     local lim = { memory = 2500, area = 3.0, latency = 12, energy = 2.2 }
     local stats = {}
-    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats) })
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats), stage1 = "paper" })
     local want = naive_two_stage(lim)
-    assert.is_true(rep.feasible)
-    assert.are.equal(want.cellA, rep.best.cellA)
-    assert.are.equal(want.cellB, rep.best.cellB)
-    assert.are.equal(want.score, rep.best.score)
-    assert.is_true(fits(rep.best.cost, lim))
+    -- the strategy's own pick is Alg. 1's (A*, B*)
+    assert.are.equal(want.cellA, rep.notes.stage2_best.cellA)
+    assert.are.equal(want.cellB, rep.notes.stage2_best.cellB)
+    assert.are.equal(want.score, rep.notes.stage2_best.score)
     assert.are.equal(1458, rep.counts.evaluated)
     -- (A*, A*) comes up again in stage 2 and is served from the cache
     assert.are.equal(1, rep.counts.cached)
     assert.are.equal(1457, stats.build)
-    local feasible = 0
+    -- every result: feasible against all four limits, stage_ok against its stage's filter
+    -- (memory only in stage 1), scored exactly when one of them holds
+    local best, nfeasible, scored = nil, 0, {}
     for _, r in ipairs(rep.results) do
-      if r.feasible then feasible = feasible + 1 end
-      assert.are.equal(r.feasible, r.score ~= nil)
+      assert.are.equal(fits(r.cost, lim), r.feasible)
+      local mem_ok = r.cost.memory_params <= lim.memory
+      assert.are.equal(r.stage == 1 and mem_ok or r.feasible, r.stage_ok)
+      assert.are.equal(r.stage_ok or r.feasible, r.score ~= nil)
+      for _, rec in ipairs(r.checks) do
+        assert.are.equal(r.cost[({ memory = "memory_params", area = "area_mm2", latency = "latency_ms",
+          energy = "energy_uj" })[rec.name]] <= lim[rec.name], rec.ok)
+      end
+      if r.feasible then
+        nfeasible = nfeasible + 1
+        local s = fake_score(r.cellA, r.cellB)
+        if not best or s > best.score then best = { cellA = r.cellA, cellB = r.cellB, score = s } end
+      end
+      if r.score then scored[r.key] = true end
     end
-    assert.are.equal(rep.counts.scored, feasible)
-    assert.are.equal(feasible - 1, stats.score) -- the cached repeat is not scored again
+    assert.are.equal(nfeasible, rep.counts.feasible)
+    -- the report's best is the best-scoring fully feasible candidate evaluated, whatever stage
+    assert.is_true(rep.feasible)
+    assert.are.same(best, { cellA = rep.best.cellA, cellB = rep.best.cellB, score = rep.best.score })
+    local n = 0
+    for _ in pairs(scored) do n = n + 1 end
+    assert.are.equal(n, stats.score) -- each scored pair once
   end)
 
-  it("never returns a stage-1 network that breaks area, latency or energy (the SPEC §6 fix)", function()
+  it("never returns a network that breaks area, latency or energy (the stage-2 fix, docs/search.md)", function()
     -- stage 1's winner with itself misses the area budget, and so does every (A*, c) with a
     -- high score: the paper's pseudo-code would hand back (A*, A*)
     local a = naive_two_stage({ memory = 2500 }).cellA
@@ -127,28 +145,29 @@ describe("search.two_stage", function()
     local flawed = naive_two_stage(lim, true)
     assert.are.equal(flawed.cellA, flawed.cellB)
     assert.is_false(fits(fake_cost(flawed.cellA, flawed.cellB), lim))
-    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline() })
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
     assert.is_true(rep.feasible)
     assert.is_true(fits(rep.best.cost, lim))
-    assert.are.same(naive_two_stage(lim).cellB, rep.best.cellB)
+    assert.are.same(naive_two_stage(lim).cellB, rep.notes.stage2_best.cellB)
   end)
 
   it("says plainly when nothing meets the constraints and lists the nearest misses", function()
-    local rep = search.two_stage({ constraints = { memory = 5000, energy = 0.5 }, pipeline = fake_pipeline() })
+    local lim = { memory = 5000, energy = 0.5 }
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
     assert.is_false(rep.feasible)
     assert.is_nil(rep.best)
     assert.are.equal(5, #rep.nearest)
     for i, m in ipairs(rep.nearest) do
       assert.is_false(m.feasible)
-      assert.are.equal(2, m.stage)
-      -- total normalised violation (energy - 0.5) / 0.5, ascending
-      assert.is_true(math.abs(m.violation - (m.cost.energy_uj - 0.5) / 0.5) < 1e-12)
+      -- total normalised violation over both limits, ascending
+      local v = math.max(0, (m.cost.memory_params - 5000) / 5000) + math.max(0, (m.cost.energy_uj - 0.5) / 0.5)
+      assert.is_true(math.abs(m.violation - v) < 1e-12)
       if i > 1 then assert.is_true(m.violation >= rep.nearest[i - 1].violation) end
     end
   end)
 
   it("marks the Pareto front of the feasible candidates", function()
-    local rep = search.two_stage({ constraints = { memory = 3000 }, pipeline = fake_pipeline() })
+    local rep = search.two_stage({ constraints = { memory = 3000 }, pipeline = fake_pipeline(), stage1 = "paper" })
     local pts = {}
     for _, r in ipairs(rep.results) do
       if r.feasible then pts[#pts + 1] = r end
@@ -177,12 +196,13 @@ describe("search.two_stage", function()
   it("resumes from its journal after a kill to the same result, redoing at most one candidate", function()
     local lim = { memory = 2500, area = 3.0 }
     local journal = os.tmpname()
-    local ref = search.two_stage({ constraints = lim, pipeline = fake_pipeline() })
-    local ok, err = pcall(search.two_stage, { constraints = lim, pipeline = fake_pipeline({}, 700), journal = journal })
+    local ref = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
+    local ok, err = pcall(search.two_stage, { constraints = lim, pipeline = fake_pipeline({}, 700), journal = journal, stage1 = "paper" })
     assert.is_false(ok)
     assert.are.equal("killed", err)
     local stats = {}
-    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats), journal = journal, resume = true })
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats), journal = journal, resume = true,
+      stage1 = "paper" })
     assert.are.equal(ref.best.cellA, rep.best.cellA)
     assert.are.equal(ref.best.cellB, rep.best.cellB)
     assert.are.equal(ref.best.score, rep.best.score)
@@ -196,9 +216,9 @@ describe("search.two_stage", function()
 
   it("gives the same result when candidates are evaluated several at a time", function()
     local lim = { memory = 2500, area = 3.0, latency = 12, energy = 2.2 }
-    local one = search.two_stage({ constraints = lim, pipeline = fake_pipeline() })
+    local one = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
     local stats = {}
-    local three = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats), threads = 3 })
+    local three = search.two_stage({ constraints = lim, pipeline = fake_pipeline(stats), threads = 3, stage1 = "paper" })
     assert.are.equal(one.best.key, three.best.key)
     assert.are.equal(one.best.score, three.best.score)
     assert.are.same(one.counts, three.counts)
@@ -209,12 +229,19 @@ describe("search.two_stage", function()
     end
   end)
 
-  it("rejects unknown options, naming the valid ones", function()
+  it("rejects unknown options, naming the setup's and the strategy's valid ones", function()
     assert.has_error(function() search.two_stage({ sead = 1, pipeline = fake_pipeline() }) end,
-      "search.setup: unknown option 'sead' (expected: batch, bits, constraints, data, data_seed, hardware, journal, "
-      .. "label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, rounding, seed, threads, timesteps)")
+      "search.two_stage: unknown option 'sead' (expected: batch, bits, chunk, constraints, data, data_seed, hardware, "
+      .. "hooks, journal, label, logger, net, pipeline, prefix_cache, preset, quantizer, repeat, resume, rounding, seed, "
+      .. "space, stage1, threads, timesteps)")
     assert.has_error(function() search.two_stage({ bits = 40, pipeline = fake_pipeline() }) end,
       "search.setup: option 'bits': integer in 2..32 expected, got 40")
+    assert.has_error(function() search.evolution({ cycle = 5, pipeline = fake_pipeline() }) end,
+      "search.evolution: unknown option 'cycle' (expected: batch, bits, constraints, cycles, data, data_seed, hardware, "
+      .. "hooks, journal, label, logger, net, pipeline, population, prefix_cache, preset, quantizer, repeat, resume, "
+      .. "rounding, sample, sample_seed, seed, space, threads, timesteps)")
+    assert.has_error(function() search.two_stage({ stage1 = "alg1", pipeline = fake_pipeline() }) end,
+      "search.two_stage_strategy: option 'stage1': \"feasible\" or \"paper\" expected, got alg1")
   end)
 end)
 
@@ -261,5 +288,130 @@ describe("search.random and search.evolution", function()
       end
       assert.is_true(close)
     end
+  end)
+end)
+
+describe("search.run with a strategy of one's own", function()
+  local function once(cands)
+    local st = { done = false }
+    function st:ask()
+      if self.done then return nil end
+      self.done = true
+      return cands
+    end
+    function st:tell() end
+    return st
+  end
+  local a = "conv3x3 skip skip skip conv3x3 skip"
+
+  it("refuses a bare candidate, an unknown key or a missing cell, naming the expected shape", function()
+    assert.has_error(function() search.run(once({ cellA = a, cellB = a }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() returned a bare candidate (expected a list of candidates { { cellA = cell, cellB = cell"
+      .. " [, stage = n, constraints = table] }, ... } or nil; wrap it: return { cand })")
+    assert.has_error(function() search.run(once({ { cellA = a, cellb = a } }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() candidate 1 has unknown key 'cellb' (expected: cellA, cellB, constraints, stage)")
+    assert.has_error(function() search.run(once({ { cellA = a } }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() candidate 1: 'cellB' must be a cell (genotype string or nn.cell), got nil")
+    assert.has_error(function() search.run(once(42), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() returned a number (expected a list of candidates { { cellA = cell, cellB = cell"
+      .. " [, stage = n, constraints = table] }, ... } or nil)")
+    assert.has_error(function() search.run({ ask = 1 }, { pipeline = fake_pipeline() }) end,
+      "search.run: bad argument #1 (strategy with ask() and tell(results) expected)")
+  end)
+
+  it("judges a candidate's own constraints as stage_ok and feasibility on the run's", function()
+    local st = once({ { cellA = a, cellB = a, constraints = { memory = 1e9 } } })
+    local rep = search.run(st, { pipeline = fake_pipeline(), constraints = { memory = 100 } })
+    local r = rep.results[1]
+    assert.is_true(r.stage_ok)
+    assert.is_false(r.feasible)
+    assert.is_number(r.score) -- scored for its stage, but never the best
+    assert.is_nil(rep.best)
+    assert.are.equal((fake_cost(a, a).memory_params - 100) / 100, r.violation)
+  end)
+end)
+
+describe("feasibility-aware stage 1", function()
+  -- a small space, so the pre-filter costs every completion through the fake pipeline (whose
+  -- costs carry no per-layer list to split)
+  local space = nn.space("neuronas")
+  local cells = {}
+  for i = 1, 40 do cells[i] = tostring(space:cell(1 + (i - 1) * 18)) end
+
+  it("keeps only cells some B completes, so A* never dooms stage 2 as Alg. 1's literal stage 1 does", function()
+    local paper0 = search.two_stage({ space = cells, constraints = { memory = 2500 }, pipeline = fake_pipeline(), stage1 = "paper" })
+    local a = paper0.notes.cellA
+    local ca, pa = count(a, "conv3x3"), count(a, "avgpool3x3")
+    assert.is_true(ca + pa > 0)
+    -- an energy limit just under what A* needs even with the cheapest cell B
+    local minB = math.huge
+    for _, b in ipairs(cells) do minB = math.min(minB, fake_cost(a, b).energy_uj) end
+    local lim = { memory = 2500, energy = minB - 1e-6 }
+    local paper = search.two_stage({ space = cells, constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
+    assert.are.equal(a, paper.notes.cellA)
+    assert.is_nil(paper.notes.stage2_best)
+    local rep = search.two_stage({ space = cells, constraints = lim, pipeline = fake_pipeline() })
+    assert.is_true(fits(rep.notes.stage2_best.cost, lim))
+    assert.is_true(rep.feasible)
+    -- the kept cells, by brute force here
+    local want, by = {}, {}
+    for _, c in ipairs(cells) do
+      local any, mem, en = false, false, false
+      for _, b in ipairs(cells) do
+        local k = fake_cost(c, b)
+        if fits(k, lim) then any = true end
+        if k.memory_params <= lim.memory then mem = true end
+        if k.energy_uj <= lim.energy then en = true end
+      end
+      if any then want[#want + 1] = c end
+      if not any and not mem then by.memory = (by.memory or 0) + 1 end
+      if not any and not en then by.energy = (by.energy or 0) + 1 end
+    end
+    local pf = rep.notes.prefilter
+    assert.are.equal("brute", pf.method)
+    local got = {}
+    for i, c in ipairs(pf.kept) do got[i] = tostring(c) end
+    assert.are.same(want, got)
+    assert.are.equal(#cells - #want, pf.excluded)
+    assert.are.same(by, pf.by_limit)
+    -- stage 1 asked the kept cells only
+    local n1 = 0
+    for _, r in ipairs(rep.results) do if r.stage == 1 then n1 = n1 + 1 end end
+    assert.are.equal(#want, n1)
+  end)
+end)
+
+describe("the reports", function()
+  local report = require("neuronas.report")
+  local json = require("neuronas.json")
+
+  it("describe function constraints and write any field JSON cannot hold as a string, saying which", function()
+    local power = function(cost) return cost.energy_uj / cost.latency_ms end
+    local lim = { memory = 2500, power = { fn = power, max = 0.3, unit = "mW", doc = "energy / latency" },
+      small = function(cost) return cost.memory_params < 2000, "too big" end }
+    local rep = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
+    local warnings = {}
+    local text = report.to_json(rep, { constraints = lim, odd = print },
+      { warn = function(m) warnings[#warnings + 1] = m end, sources = { memory = "--memory" } })
+    local doc = json.decode(text)
+    assert.are.same({ "warning: JSON report: field 'report.settings.odd' cannot be encoded, written as a string" }, warnings)
+    assert.are.equal(tostring(print), doc.settings.odd)
+    assert.are.same({ name = "power", kind = "function", limit = 0.3, unit = "mW", doc = "energy / latency",
+      field = json.null, source = json.null }, doc.settings.constraints[2])
+    assert.are.same({ name = "memory", kind = "limit", limit = 2500, unit = "params", doc = json.null,
+      field = "cost.memory_params", source = "--memory" }, doc.settings.constraints[1])
+    if rep.best then
+      local c = rep.best.cost
+      local p = doc.best.checks[2]
+      assert.are.same({ "power", c.energy_uj / c.latency_ms, 0.3, "mW", "energy / latency" },
+        { p.name, p.value, p.limit, p.unit, p.doc })
+    end
+    -- the CSV: one column per constraint besides the four named limits, then its value per row
+    local lines = {}
+    for l in report.to_csv(rep):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.truthy(lines[1]:find(",cached,power,small$"))
+    local r = rep.results[3]
+    local want = string.format("%.10g,%s", r.cost.energy_uj / r.cost.latency_ms, r.cost.memory_params < 2000 and "1" or "0")
+    assert.are.equal(want, lines[4]:match("([^,]+,[^,]+)$"))
   end)
 end)

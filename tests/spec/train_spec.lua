@@ -1,4 +1,4 @@
--- train_spec.lua: nn.trainer, nn.train.* and scripts/train.lua from Lua (issue 8; SPEC §7, §9).
+-- train_spec.lua: nn.trainer, nn.train.* and scripts/train.lua from Lua (docs/training.md).
 local H = require("helpers")
 local before = H.globals()
 local nn = require("neuronas")
@@ -163,11 +163,14 @@ describe("scripts/train.lua", function()
     local code, out = H.run(H.cli .. " run scripts/train.lua --from " .. rep .. common .. " --epochs 1")
     assert.equal(0, code)
     assert.truthy(out:find("epoch 1/1  loss %d"))
+    assert.truthy(out:find(", 1 epoch, 64 train / 32 test images", 1, true), out) -- singular
+
     code, out = H.run(H.cli .. " run scripts/train.lua --genotype '" .. cells .. "'" .. common .. " --epochs 2 --ptq 4")
     os.remove(rep)
     assert.equal(0, code)
     assert.truthy(out:find("resumed " .. ck:gsub("%p", "%%%0") .. " after epoch 1"))
     assert.truthy(out:find("epoch 2/2  loss"))
+    assert.truthy(out:find(", 2 epochs, ", 1, true))
     assert.truthy(out:find("PTQ FxP4: test"))
     local f = assert(io.open(js, "rb"))
     local doc = require("neuronas.json").decode(f:read("a"))

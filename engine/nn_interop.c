@@ -1,0 +1,221 @@
+/* nn_interop.c: our tensor names <-> SNASNet's PyTorch state-dict keys, and the integer-code
+ * export of quantized weights (docs/interop.md). The whole correspondence is the four tables
+ * below; both directions read them. */
+#include "neuronas/nn_interop.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "neuronas/nn_safetensors.h"
+#include "nn_net_impl.h"
+
+typedef struct pair {
+  const char *ours, *snasnet;
+} pair;
+
+/* modules outside the cells (SNASNet: stem = Sequential(conv, BN); downconv1 = (BN, LIF, conv,
+ * BN); last_act = (BN, LIF); classifier = (dropout, linear, LIF, linear)) */
+static const pair MODULES[] = {
+    {"stem.conv", "stem.0"},           {"stem.bn", "stem.1"},           {"downconv.bn1", "downconv1.0"},
+    {"downconv.lif", "downconv1.1"},   {"downconv.conv", "downconv1.2"}, {"downconv.bn2", "downconv1.3"},
+    {"last.bn", "last_act.0"},         {"last.lif", "last_act.1"},      {"classifier.fc1", "classifier.1"},
+    {"classifier.lif", "classifier.2"}, {"classifier.fc2", "classifier.3"}};
+static const pair CELLS[] = {{"cellA", "cell1"}, {"cellB", "cell2"}};
+/* SNASNet indexes the forward edges 01 02 12 03 13 23 and the backward edges 10 20 30 21 31 32 */
+static const pair EDGES[] = {
+    {"e01", "cell_architecture.0"},      {"e02", "cell_architecture.1"},      {"e12", "cell_architecture.2"},
+    {"e03", "cell_architecture.3"},      {"e13", "cell_architecture.4"},      {"e23", "cell_architecture.5"},
+    {"e10", "cell_architecture_back.0"}, {"e20", "cell_architecture_back.1"}, {"e30", "cell_architecture_back.2"},
+    {"e21", "cell_architecture_back.3"}, {"e31", "cell_architecture_back.4"}, {"e32", "cell_architecture_back.5"}};
+/* inside a conv edge: Sequential(LIF, conv, BN) */
+static const pair PARTS[] = {{"lif", "0"}, {"conv", "1"}, {"bn", "2"}};
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+nn_status nn_names_parse(const char *s, nn_names *out, nn_error *err) {
+  if (s && !strcmp(s, "neuronas")) return *out = NN_NAMES_NEURONAS, NN_OK;
+  if (s && !strcmp(s, "snasnet")) return *out = NN_NAMES_SNASNET, NN_OK;
+  return nn_fail(err, NN_EINVAL, "names: '%s' unknown, expected 'neuronas' or 'snasnet'", s ? s : "(null)");
+}
+
+const char *nn_names_str(nn_names n) { return n == NN_NAMES_SNASNET ? "snasnet" : "neuronas"; }
+
+static const char *col(const pair *p, nn_names n) { return n == NN_NAMES_SNASNET ? p->snasnet : p->ours; }
+
+/* If s starts with one entry of t (column `from`) followed by `sep`, returns that entry and
+ * moves *s past it. sep 0 means the entry must end the string. */
+static const pair *take(const char **s, const pair *t, size_t n, nn_names from, char sep) {
+  for (size_t i = 0; i < n; i++) {
+    size_t k = strlen(col(&t[i], from));
+    if (!strncmp(*s, col(&t[i], from), k) && (*s)[k] == sep) {
+      *s += k + (sep ? 1 : 0);
+      return &t[i];
+    }
+  }
+  return NULL;
+}
+
+/* A module path (no tensor leaf). */
+static int module(const char *name, nn_names from, nn_names to, char *out, size_t n) {
+  const char *s = name;
+  const pair *m = take(&s, MODULES, COUNT(MODULES), from, 0), *c, *e, *p;
+  if (m) return (size_t)snprintf(out, n, "%s", col(m, to)) < n;
+  s = name;
+  if ((c = take(&s, CELLS, COUNT(CELLS), from, '.')) && (e = take(&s, EDGES, COUNT(EDGES), from, '.')) &&
+      (p = take(&s, PARTS, COUNT(PARTS), from, 0)))
+    return (size_t)snprintf(out, n, "%s.%s.%s", col(c, to), col(e, to), col(p, to)) < n;
+  return 0;
+}
+
+int nn_names_translate(const char *name, nn_names from, nn_names to, char *out, size_t n) {
+  char mod[128];
+  const char *dot;
+  if (!n) return 0;
+  out[0] = 0;
+  if (from == to) return (size_t)snprintf(out, n, "%s", name) < n ? 1 : (out[0] = 0, 0);
+  if (module(name, from, to, out, n)) return 1;
+  if (!(dot = strrchr(name, '.')) || (size_t)(dot - name) >= sizeof mod) return out[0] = 0, 0;
+  memcpy(mod, name, (size_t)(dot - name));
+  mod[dot - name] = 0;
+  if (module(mod, from, to, out, n)) {
+    size_t k = strlen(out);
+    if (k + strlen(dot) < n) return memcpy(out + k, dot, strlen(dot) + 1), 1;
+  }
+  return out[0] = 0, 0;
+}
+
+typedef char key_buf[NN_NET_MAXNAME_LEN + 64];
+
+/* Every param's name under `names`; NN_EINVAL when one has no counterpart. */
+static nn_status param_keys(const nn_net *net, nn_names names, key_buf *keys, nn_error *err) {
+  for (size_t i = 0; i < net->nparams; i++)
+    if (!nn_names_translate(net->params[i].name, NN_NAMES_NEURONAS, names, keys[i], sizeof keys[i]))
+      return nn_fail(err, NN_EINVAL, "names: tensor '%s' has no %s name", net->params[i].name, nn_names_str(names));
+  return NN_OK;
+}
+
+static int ends_with(const char *s, const char *suf) {
+  size_t n = strlen(s), k = strlen(suf);
+  return n >= k && !strcmp(s + n - k, suf);
+}
+
+/* The extra tensors of a SNASNet state dict: a BatchNorm's num_batches_tracked counter. */
+static int snasnet_extra(const char *name) {
+  char ours[128];
+  return ends_with(name, ".num_batches_tracked") &&
+         nn_names_translate(name, NN_NAMES_SNASNET, NN_NAMES_NEURONAS, ours, sizeof ours);
+}
+
+/* The entries of one file: the params (F32 unless replaced by codes), then exponents and
+ * counters. */
+typedef struct writer {
+  nn_st_raw e[2 * NN_NET_MAXPARAM];
+  size_t n;
+} writer;
+
+static const int64_t ZERO64 = 0;
+
+static void add_param_entries(writer *w, const nn_net *net, key_buf *keys) {
+  for (size_t i = 0; i < net->nparams; i++) {
+    const nn_tensor *t = net->params[i].t;
+    w->e[w->n++] = (nn_st_raw){keys[i], "F32", t->ndim, t->shape, t->data};
+  }
+}
+
+/* weight_bits: the precision recorded in the metadata (what nn_net_load applies). */
+static nn_status write_file(const nn_net *net, const char *path, writer *w, key_buf *extra_keys,
+                            nn_names names, const char *format, int weight_bits, nn_error *err) {
+  char ca[NN_CELL_TEXT_MAX], cb[NN_CELL_TEXT_MAX], bits[16];
+  size_t base = w->n;
+  /* PyTorch's BatchNorm2d also stores num_batches_tracked (int64); we count no batches: 0 */
+  if (names == NN_NAMES_SNASNET)
+    for (size_t i = 0, k = 0; i < base; i++)
+      if (ends_with(w->e[i].name, ".running_var")) {
+        size_t m = strlen(w->e[i].name) - strlen(".running_var");
+        snprintf(extra_keys[k], sizeof extra_keys[k], "%.*s.num_batches_tracked", (int)m, w->e[i].name);
+        w->e[w->n++] = (nn_st_raw){extra_keys[k++], "I64", 0, NULL, &ZERO64};
+      }
+  nn_cell_format(&net->p.cell_a, ca, sizeof ca);
+  nn_cell_format(&net->p.cell_b, cb, sizeof cb);
+  snprintf(bits, sizeof bits, "%d", weight_bits);
+  const char *meta[] = {"format", format, "cellA", ca, "cellB", cb, "weight_bits", bits, NULL};
+  return nn_st_write_raw(path, w->e, w->n, meta, err);
+}
+
+nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names, nn_error *err) {
+  if (names == NN_NAMES_NEURONAS) return nn_net_save(net, path, err);
+  key_buf *keys = calloc(2 * NN_NET_MAXPARAM, sizeof *keys);
+  writer *w = calloc(1, sizeof *w);
+  nn_status st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
+  if (st == NN_OK) {
+    add_param_entries(w, net, keys);
+    st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "pt", net->weight_bits, err);
+  }
+  free(keys), free(w);
+  return st;
+}
+
+nn_status nn_net_load_names(nn_net *net, const char *path, nn_names names, nn_error *err) {
+  if (names == NN_NAMES_NEURONAS) return nn_net_load(net, path, err);
+  key_buf *keys = calloc(NN_NET_MAXPARAM, sizeof *keys);
+  const char **kp = calloc(NN_NET_MAXPARAM, sizeof *kp);
+  nn_status st = keys && kp ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
+  for (size_t i = 0; st == NN_OK && i < net->nparams; i++) kp[i] = keys[i];
+  if (st == NN_OK) st = nn_net_load_keys(net, path, kp, snasnet_extra, err);
+  free(keys), free(kp);
+  return st;
+}
+
+nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_params *q, nn_names names,
+                            nn_error *err) {
+  nn_status st = nn_quant_params_check(q, err);
+  if (st != NN_OK) return st;
+  if (q->scale != NN_QSCALE_POW2)
+    return nn_fail(err, NN_EINVAL, "codes: the quantizer's scale is '%s', integer codes need 'pow2' (one exponent per tensor)",
+                   nn_qscale_str(q->scale));
+  const char *dtype = q->bits <= 8 ? "I8" : q->bits <= 16 ? "I16" : "I32";
+  size_t esz = q->bits <= 8 ? 1 : q->bits <= 16 ? 2 : 4;
+  key_buf *keys = calloc(3 * NN_NET_MAXPARAM, sizeof *keys);
+  writer *w = calloc(1, sizeof *w);
+  void *codes[NN_NET_MAXLAYER] = {0};
+  int32_t expo[NN_NET_MAXLAYER];
+  float *tmp = NULL;
+  st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
+  if (st == NN_OK) add_param_entries(w, net, keys);
+  /* crossbar-mapped weights: replace their F32 entry by codes and add the exponent */
+  for (size_t l = 0; st == NN_OK && l < net->nlayers; l++) {
+    const nn_tensor *t = net->layer_w[l];
+    size_t i = 0;
+    while (i < net->nparams && net->params[i].t != t) i++;
+    if (i == net->nparams) {
+      st = nn_fail(err, NN_EINVAL, "codes: layer %zu weight is not a stored tensor", l + 1);
+      break;
+    }
+    nn_quant_stats qs;
+    free(tmp);
+    if (!(tmp = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *tmp)) ||
+        !(codes[l] = malloc((size_t)(t->numel ? t->numel : 1) * esz))) {
+      st = nn_fail(err, NN_ENOMEM, "%s: out of memory for the codes of '%s'", path, net->params[i].name);
+      break;
+    }
+    if ((st = nn_quant_array(q, net->layers[l].name, t->data, tmp, t->numel, &qs, err)) != NN_OK) break;
+    /* q = code * 2^-frac_bits exactly, so the product below is an exact integer */
+    for (int64_t j = 0; j < t->numel; j++) {
+      double c = ldexp((double)tmp[j], qs.frac_bits);
+      if (esz == 1) ((int8_t *)codes[l])[j] = (int8_t)c;
+      else if (esz == 2) ((int16_t *)codes[l])[j] = (int16_t)c;
+      else ((int32_t *)codes[l])[j] = (int32_t)c;
+    }
+    expo[l] = -qs.frac_bits;
+    w->e[i].dtype = dtype;
+    w->e[i].data = codes[l];
+    snprintf(keys[2 * NN_NET_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
+    w->e[w->n++] = (nn_st_raw){keys[2 * NN_NET_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
+  }
+  if (st == NN_OK) st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "neuronas.codes", q->bits, err);
+  for (size_t l = 0; l < NN_NET_MAXLAYER; l++) free(codes[l]);
+  free(tmp), free(keys), free(w);
+  return st;
+}

@@ -1,0 +1,187 @@
+-- neuronas/search/evaluator.lua: the serial evaluator. evaluate(candidates) -> results, one per
+-- candidate in order; anything with the same method (threads, a cluster) can replace it without
+-- touching a strategy. Results are cached by canonical genotype pair, so a candidate asked twice is
+-- evaluated once. A result's feasible, violation and checks are always against every constraint of
+-- the run; a candidate's own `constraints` (a stage's narrower filter) only decides stage_ok. A
+-- candidate is scored when it passes its stage filter or is fully feasible, else only costed.
+local options = require("neuronas.search.options")
+local pipeline = require("neuronas.search.pipeline")
+local journal = require("neuronas.search.journal")
+
+local M = {}
+
+local Evaluator = {}
+Evaluator.__index = Evaluator
+
+local function genotype(c)
+  return type(c) == "string" and c or tostring(c)
+end
+
+-- Whether a constraint set calls Lua functions (predicates, cost functions: they get the
+-- per-layer costs too).
+local function calls_functions(set)
+  for _, c in ipairs(rawget(set, "list") or {}) do
+    if c.fn then return true end
+  end
+  return false
+end
+
+-- The cache and journal key of a candidate: "cellA | cellB" in canonical form.
+function M.key(cand)
+  return genotype(cand.cellA) .. " | " .. genotype(cand.cellB)
+end
+
+-- search.evaluator(setup) -> evaluator with :evaluate(candidates) -> results.
+function M.new(setup)
+  local s = options.setup(setup)
+  local ev = setmetatable({
+    setup = s,
+    pipeline = s.pipeline or pipeline.engine_pipeline(s),
+    cache = {},          -- key -> { cost =, score =, scored = }
+    costs = {},          -- key -> cost of a candidate costed ahead (cost_only), not yet evaluated
+    journal = nil,
+    count = { evaluated = 0, scored = 0, skipped = 0, cached = 0, feasible = 0 },
+    seq = 0,
+    clock = (package.loaded["neuronas.core"] or {}).clock or os.clock,
+  }, Evaluator)
+  if s.journal then ev:open_journal(s.journal, s.resume) end
+  return ev
+end
+
+-- Opens the setup's journal; with resume, its lines prefill the cache.
+function Evaluator:open_journal(path, resume)
+  local replayed
+  self.journal, replayed = journal.open(path, resume, journal.settings_digest(self.setup, self.pipeline))
+  for k, e in pairs(replayed) do self.cache[k] = e end
+end
+
+function Evaluator:close()
+  if self.journal then
+    self.journal:close()
+    self.journal = nil
+  end
+end
+
+-- Evaluates a list of candidates, in three passes: costs and constraint checks for all (a net is
+-- built only for what the cache lacks), then the scores of the feasible ones (together through
+-- pipeline.score_many when the pipeline has it and several need scoring: that is where threads
+-- pay), then the results in order, each journaled when new. A candidate is scored once per
+-- canonical genotype pair; a repeat, also within one list, comes from the cache.
+function Evaluator:evaluate(cands)
+  local p, clock = self.pipeline, self.clock
+  local jobs, todo = {}, {}
+  for i, cand in ipairs(cands) do
+    local t0 = clock()
+    local j = { cand = cand, key = M.key(cand) }
+    j.entry = self.cache[j.key]
+    j.cached = j.entry ~= nil
+    if not j.entry then
+      local cost = self.costs[j.key]
+      if cost then
+        self.costs[j.key] = nil
+      else
+        j.net = p.build(cand)
+        cost = p.cost(j.net)
+      end
+      j.entry = { cost = cost }
+      self.cache[j.key] = j.entry
+    end
+    local cost = j.entry.cost
+    local set = self.setup.constraint_set
+    local stage_set = cand.constraints and options.constraint_set(cand.constraints)
+    if j.entry.from_journal and cost.layers == nil
+        and (calls_functions(set) or (stage_set and calls_functions(stage_set))) then
+      -- a journal keeps no per-layer costs: rebuild them for constraint functions that read them
+      self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = cost })
+    end
+    j.feasible, j.records, j.violation = set:check(cost, cost.layers)
+    j.stage_ok = j.feasible
+    if stage_set then j.stage_ok = stage_set:check(cost, cost.layers) end
+    if (j.stage_ok or j.feasible) and not j.entry.scored and not j.entry.pending then
+      j.net = j.net or p.build(cand)
+      j.entry.pending, j.cached = true, false
+      todo[#todo + 1] = j
+    elseif j.net then
+      p.release(j.net)
+      j.net = nil
+    end
+    j.seconds = clock() - t0
+    jobs[i] = j
+  end
+  if #todo > 1 and p.score_many then
+    local t0 = clock()
+    local nets = {}
+    for k, j in ipairs(todo) do nets[k] = j.net end
+    local scores = p.score_many(nets)
+    local share = (clock() - t0) / #todo
+    for k, j in ipairs(todo) do j.score, j.seconds = scores[k], j.seconds + share end
+  else
+    for _, j in ipairs(todo) do
+      local t0 = clock()
+      j.score = p.score(j.net)
+      j.seconds = j.seconds + (clock() - t0)
+    end
+  end
+  for _, j in ipairs(todo) do
+    p.release(j.net)
+    j.net = nil
+    j.entry.score, j.entry.scored, j.entry.pending = j.score, true, nil
+  end
+  local out = {}
+  for i, j in ipairs(jobs) do
+    local entry = j.entry
+    if not j.cached then
+      entry.seconds = (entry.seconds or 0) + j.seconds
+      if self.journal then self.journal:write(j.key, entry) end
+    end
+    self.seq = self.seq + 1
+    local c = self.count
+    c.evaluated = c.evaluated + 1
+    if j.cached then c.cached = c.cached + 1 end
+    local score = entry.scored and journal.as_number(entry.score) or nil
+    if score ~= nil then c.scored = c.scored + 1 else c.skipped = c.skipped + 1 end
+    if j.feasible then c.feasible = c.feasible + 1 end
+    local r = {
+      index = self.seq, key = j.key, stage = j.cand.stage,
+      cellA = genotype(j.cand.cellA), cellB = genotype(j.cand.cellB),
+      cost = entry.cost, checks = j.records, feasible = j.feasible, violation = j.violation,
+      stage_ok = j.stage_ok, score = score,
+      seconds = entry.seconds or 0, cached = j.cached,
+    }
+    if self.setup.logger then self.setup.logger(r) end
+    out[i] = r
+  end
+  return out
+end
+
+-- The cost of one candidate (with its per-layer list) without scoring it: what the stage-1
+-- pre-filter reads. Kept so that evaluating the candidate later does not build it again.
+function Evaluator:cost_only(cand)
+  local key = M.key(cand)
+  local entry = self.cache[key]
+  if entry and entry.cost.layers then return entry.cost end
+  local cost = self.costs[key]
+  if cost then return cost end
+  local p = self.pipeline
+  if p.cost_only then
+    cost = p.cost_only(cand)
+  else
+    local net = p.build(cand)
+    cost = p.cost(net)
+    p.release(net)
+  end
+  self.costs[key] = cost
+  return cost
+end
+
+-- The per-layer cost list of a result (recomputed when it came from a journal).
+function Evaluator:layers_of(result)
+  if result.cost.layers then return result.cost.layers end
+  local net = self.pipeline.build({ cellA = result.cellA, cellB = result.cellB })
+  local cost = self.pipeline.cost(net)
+  self.pipeline.release(net)
+  result.cost.layers = cost.layers
+  return cost.layers
+end
+
+return M

@@ -1,0 +1,81 @@
+-- scripts/report.lua: the HTML report (docs/report.md) of a finished search, from its --json report
+-- or its journal: `neuronas run report.lua RUN.json|JOURNAL --html FILE`.
+-- A journal records neither the constraints nor the stages: its limits are the preset's default
+-- budget unless given by the limit flags (which override a --json report's limits too).
+-- Exit status: 0 written; 2 bad flags; 1 an unreadable or foreign input file.
+local cli = require("neuronas.cli")
+local app = require("neuronas.app")
+local report_html = require("neuronas.report_html")
+
+local spec = {
+  { name = "html", type = "string", metavar = "FILE", help = "write the HTML report here (required)" },
+  { name = "memory", type = "number", min = 0, help = "limit on weight parameters" },
+  { name = "area", type = "number", min = 0, help = "limit on chip area, mm^2" },
+  { name = "latency", type = "number", min = 0, help = "limit on latency, ms" },
+  { name = "energy", type = "number", min = 0, help = "limit on energy, uJ" },
+  { name = "objectives", type = "string", metavar = "LIST",
+    help = "objectives of the front, comma-separated (default score,energy,area,latency)" },
+  { name = "score-floor", type = "number", help = "score reference of the hypervolume (default: lowest feasible score)" },
+}
+local opts = { name = "report.lua", usage = "neuronas run report.lua RUN.json|JOURNAL --html FILE [--memory N ...]",
+  description = "HTML report of a search from its --json report or journal (docs/report.md)." }
+local flags, pos = cli.parse({ ... }, spec, opts)
+if #pos ~= 1 then cli.fail(opts, "one RUN.json or JOURNAL expected, got " .. #pos) end
+if not flags.html then cli.fail(opts, "--html FILE is required") end
+
+local objectives
+if flags.objectives then
+  objectives = {}
+  for item in flags.objectives:gmatch("[^,%s]+") do objectives[#objectives + 1] = item end
+end
+
+local given = app.constraints(flags)
+local extra = { objectives = objectives, score_floor = flags["score-floor"] }
+
+-- a peek at the file's kind, to give a journal its limits and a way to cost the best network
+local f = io.open(pos[1], "r")
+local head = f and f:read("l") or ""
+if f then f:close() end
+local ok, h = pcall(require("neuronas.json").decode, head)
+local is_journal = ok and type(h) == "table" and h.journal == "neuronas"
+
+if is_journal then
+  local sok, s = pcall(require("neuronas.json").decode, h.settings or "")
+  s = sok and type(s) == "table" and s or {}
+  local defaults = app.default_limits(s.preset or "fashion-mnist")
+  extra.constraints = app.constraints(flags, defaults)
+  extra.sources = report_html.constraint_sources(flags, defaults)
+  -- the per-layer costs of the best network: rebuilt with the journal's settings (default hardware)
+  extra.layers = function(best)
+    local search = require("neuronas.search")
+    local setup = search.setup({ preset = s.preset, bits = s.bits, rounding = s.rounding, seed = s.seed,
+      timesteps = s.timesteps ~= require("neuronas.json").null and s.timesteps or nil })
+    local p = search.engine_pipeline(setup)
+    local lok, layers = pcall(function()
+      local net = p.build({ cellA = best.cellA, cellB = best.cellB })
+      local cost = p.cost(net)
+      p.release(net)
+      return cost.layers
+    end)
+    return lok and layers or nil
+  end
+end
+
+local lok, model = pcall(report_html.load, pos[1], extra)
+if not lok then
+  io.stderr:write("report.lua: " .. tostring(model) .. "\n")
+  os.exit(1)
+end
+if not is_journal and next(given) then
+  -- limit flags override the report's own
+  local c = {}
+  for k, v in pairs(model.constraints or {}) do c[k] = v end
+  local sources = {}
+  for k, v in pairs(model.sources or {}) do sources[k] = v end
+  for k, v in pairs(given) do c[k], sources[k] = v, "flag --" .. k end
+  model.constraints, model.sources, model.best = c, sources, model.best
+  model = report_html.model(model)
+end
+require("neuronas.report").write_file(flags.html, report_html.render(model))
+io.stdout:write(string.format("%s: %d candidates, %d on the feasible front, hypervolume %.6g\n", flags.html,
+  #model.results, #model.front, model.hypervolume))

@@ -1,0 +1,213 @@
+-- tests/spec/report_html_spec.lua: the SVG writer and the HTML report: escaping, well-formed SVG
+-- (checked by an independent checker), empty and one-point runs, and random runs whose costs and
+-- scores include NaN and infinities, none of which may reach an SVG attribute.
+local svg = require("neuronas.svg")
+local report_html = require("neuronas.report_html")
+local X = require("xmlcheck")
+local H = require("helpers")
+
+-- attribute values of every SVG of a page
+local function svg_attr_values(html)
+  local vals = {}
+  for _, s in ipairs(X.svgs(html)) do
+    for tag in s:gmatch("<([^<>]*)>") do
+      for name, v in tag:gmatch('([%a_][%w_%-:%.]*)="([^"]*)"') do vals[#vals + 1] = { name, v } end
+    end
+  end
+  return vals
+end
+
+local function no_nonfinite(html)
+  for _, nv in ipairs(svg_attr_values(html)) do
+    local v = nv[2]:lower()
+    if v:find("%f[%a]nan%f[%A]") or v:find("%f[%a]inf%f[%A]") then
+      return false, nv[1] .. '="' .. nv[2] .. '"'
+    end
+  end
+  return true
+end
+
+local CELL_A = "conv3x3 skip skip skip conv3x3 skip"
+local CELL_B = "conv3x3 avgpool3x3 avgpool3x3 skip skip skip"
+
+local function result(i, t)
+  t.index = t.index or i
+  t.cellA = t.cellA or CELL_A
+  t.cellB = t.cellB or CELL_B
+  t.violation = t.violation or 0
+  return t
+end
+
+describe("neuronas.svg", function()
+  it("leaves _G alone", function()
+    local before = H.globals()
+    local d = svg.new(10, 10)
+    d:add("circle", { cx = 1, cy = 2, r = 1 })
+    d:render()
+    report_html.render(report_html.model({ results = {} }))
+    assert.are.same({}, H.new_globals(before))
+  end)
+
+  it("escapes text and attribute values", function()
+    assert.are.equal("&lt;a&amp;b&gt; &quot;q&quot; &#39;s&#39;", svg.escape("<a&b> \"q\" 's'"))
+    local d = svg.new(100, 50)
+    d:text(1, 2, "<a&b>", { class = 'x"y' })
+    local s = d:render()
+    assert.truthy(s:find('<text class="x&quot;y" x="1" y="2">&lt;a&amp;b&gt;</text>', 1, true))
+    assert.is_true(X.check(s))
+    -- control characters are not XML: dropped
+    assert.are.equal("ab", svg.escape("a\1b"))
+  end)
+
+  it("refuses a non-finite number in any attribute, naming it", function()
+    local d = svg.new(10, 10)
+    assert.has_error(function() d:add("circle", { cx = 0 / 0 }) end,
+      "svg: attribute 'cx': finite number expected, got " .. tostring(0 / 0))
+    assert.has_error(function() d:add("rect", { width = math.huge }) end,
+      "svg: attribute 'width': finite number expected, got inf")
+    assert.has_error(function() d:polyline({ { 0, 1 }, { -math.huge, 2 } }) end,
+      "svg: attribute 'points': finite number expected, got -inf")
+    assert.has_error(function() svg.new(0 / 0, 1) end)
+  end)
+
+  it("writes numbers with at most two decimals, no -0", function()
+    assert.are.equal("1.5", svg.num(1.5))
+    assert.are.equal("2", svg.num(2.0))
+    assert.are.equal("0.33", svg.num(1 / 3))
+    assert.are.equal("0", svg.num(-0.001))
+    assert.are.equal("-12.35", svg.num(-12.345678))
+  end)
+
+  it("ticks: nice steps covering the range", function()
+    local t, step = svg.ticks(0, 39, 5)
+    assert.are.same({ 0, 10, 20, 30 }, t)
+    assert.are.equal(10, step)
+    t, step = svg.ticks(-94.4, -49.8, 5)
+    assert.are.same({ -90, -80, -70, -60, -50 }, t)
+    t = svg.ticks(2.02, 2.02)
+    assert.are.same({ 2.02 }, t)
+    assert.are.same({}, (svg.ticks(0, 0 / 0)))
+    assert.are.equal("28,000", svg.tick_label(28000, 1000))
+    assert.are.equal("0.25", svg.tick_label(0.25, 0.05))
+  end)
+end)
+
+describe("neuronas.report_html", function()
+  it("renders an empty run: every figure, no point, says nothing was feasible", function()
+    local html = report_html.render(report_html.model({ results = {}, constraints = { energy = 39 } }))
+    assert.truthy(html:find("No feasible architecture", 1, true))
+    local svgs = X.svgs(html)
+    assert.is_true(#svgs >= 5)
+    for _, s in ipairs(svgs) do assert.is_true(X.check(s)) end
+    assert.are.equal(0, H.count(html, '<circle class="pt '))
+    assert.are.equal(4, H.count(html, 'class="plot scatter"'))
+    assert.is_true(no_nonfinite(html))
+  end)
+
+  it("renders a one-point run with its point, front and chosen mark", function()
+    local r = result(1, { cost = { energy_uj = 10, area_mm2 = 2, latency_ms = 20, memory_params = 5000 },
+      feasible = true, score = -50, stage = 1 })
+    local m = report_html.model({ results = { r }, best = r, constraints = { energy = 39, area = 5.6 } })
+    assert.are.equal(1, #m.front)
+    local html = report_html.render(m)
+    for _, s in ipairs(X.svgs(html)) do assert.is_true(X.check(s)) end
+    -- one point per scatter plot, a front line and a chosen marker in each
+    assert.are.equal(4, H.count(html, '<circle class="pt ok"'))
+    assert.are.equal(4, H.count(html, '<polyline class="front%-line"'))
+    assert.are.equal(4, H.count(html, '<polyline class="chosen"'))
+    assert.are.equal(2, H.count(html, 'class="cell%-graph"'))
+    assert.is_true(no_nonfinite(html))
+  end)
+
+  it("escapes a constraint named <a&b> and hostile genotype and layer names", function()
+    local r = result(1, { cost = { energy_uj = 10, area_mm2 = 2, latency_ms = 20, memory_params = 5000 },
+      feasible = true, score = -50,
+      checks = { { name = "<a&b>", value = 1, limit = 2, ok = true, unit = "<u>" } } })
+    local m = report_html.model({ results = { r }, best = r, constraints = {}, sources = { ["<a&b>"] = "file <x>.lua" },
+      layers = { { name = "<l&>", area_mm2 = 1, energy_uj = 1, latency_ms = 1 } }, strategy = "<s>",
+      settings = { label = "</script>" } })
+    local html = report_html.render(m)
+    assert.falsy(html:find("<a&b>", 1, true))
+    assert.truthy(html:find("&lt;a&amp;b&gt;", 1, true))
+    assert.truthy(html:find("file &lt;x&gt;.lua", 1, true))
+    assert.falsy(html:find("<l&>", 1, true))
+    assert.falsy(html:find("</script>", 1, true))
+    assert.falsy(html:find("<script", 1, true))
+    for _, s in ipairs(X.svgs(html)) do assert.is_true(X.check(s)) end
+  end)
+
+  it("random runs with NaN, inf and missing values: well-formed, nothing non-finite in an attribute", function()
+    math.randomseed(7)
+    local odd = { 0 / 0, math.huge, -math.huge }
+    local function val(scale)
+      local u = math.random()
+      if u < 0.08 then return odd[math.random(1, 3)] end
+      if u < 0.12 then return nil end
+      return math.random() * scale
+    end
+    for trial = 1, 25 do
+      local n = math.random(0, 60)
+      local results = {}
+      for i = 1, n do
+        local feasible = math.random() < 0.6
+        local sv = val(50)
+        results[i] = result(i, {
+          cost = { energy_uj = val(80), area_mm2 = val(12), latency_ms = val(60), memory_params = val(70000) },
+          feasible = feasible, score = (feasible and sv) and -sv or nil, stage = math.random(1, 2),
+          violation = feasible and 0 or math.random(),
+        })
+      end
+      local best
+      for _, r in ipairs(results) do if r.feasible and r.score then best = r end end
+      local layers = {}
+      for i = 1, math.random(0, 4) do layers[i] = { name = "l" .. i, area_mm2 = val(1), energy_uj = val(1), latency_ms = val(1) } end
+      local m = report_html.model({ results = results, best = best, layers = layers,
+        constraints = { energy = 39, area = 5.6, latency = 30, memory = 28000 } })
+      assert.is_true(svg.finite(m.hypervolume))
+      local html = report_html.render(m)
+      for _, s in ipairs(X.svgs(html)) do
+        local ok, why = X.check(s)
+        assert.is_true(ok, why)
+      end
+      local ok, where = no_nonfinite(html)
+      assert.is_true(ok, where)
+      -- a point for every candidate whose cost on the axis is finite
+      local want = 0
+      for _, r in ipairs(results) do
+        if svg.finite(r.cost.energy_uj or 0 / 0) then want = want + 1 end
+      end
+      local first
+      for _, s in ipairs(X.svgs(html)) do
+        if s:find('data-field="energy_uj"', 1, true) then first = s end
+      end
+      assert.are.equal(want, H.count(first, '<circle class="pt '))
+    end
+  end)
+
+  it("the checker itself rejects what is not well-formed", function()
+    assert.is_false((X.check("<svg><g></svg>")))
+    assert.is_false((X.check('<svg a="1" a="2"/>')))
+    assert.is_false((X.check("<svg>a & b</svg>")))
+    assert.is_false((X.check("<svg x=1/>")))
+    assert.is_true((X.check('<svg a="&lt;"><g/>t&amp;</svg>')))
+  end)
+
+  it("loads a --json report and refuses other files naming them", function()
+    local r = result(1, { cost = { energy_uj = 10, area_mm2 = 2, latency_ms = 20, memory_params = 5000 },
+      feasible = true, score = -50, stage = 1 })
+    local rep = { results = { r }, best = r, feasible = true, nearest = {}, pareto = { r },
+      counts = { evaluated = 1, scored = 1, skipped = 0, cached = 0 }, seconds = 1.5, strategy = "two_stage" }
+    local path = H.tmpfile(require("neuronas.report").to_json(rep, { constraints = { energy = 39 } }))
+    local m = report_html.load(path)
+    assert.are.equal(1, #m.results)
+    assert.are.equal(-50, m.best.score)
+    assert.are.equal(39, m.limits.energy_uj)
+    os.remove(path)
+    local bad = H.tmpfile("index,stage\n1,2\n")
+    assert.has_error(function() report_html.load(bad) end)
+    local ok, err = pcall(report_html.load, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find(bad, 1, true))
+    os.remove(bad)
+  end)
+end)
