@@ -294,7 +294,9 @@ static int net_save(lua_State *L) {
   nn_error err;
   nn_status st;
   l_parse_fields(L, 3, 3, save_fields, &o);
-  if (l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL) {
+  int codes = l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL;
+  net = l_checknet(L, 1); /* the field read may have run Lua code (__index) that closed it */
+  if (codes) {
     /* a Quantizer userdata starts with its nn_quant_params (l_quant.c) */
     const nn_quant_params *q = luaL_testudata(L, -1, NN_MT_QUANTIZER);
     if (!q) return argerror(L, 3, "save", "field 'codes': neuronas.Quantizer expected");

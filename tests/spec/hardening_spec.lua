@@ -70,6 +70,14 @@ describe("callbacks that close or drop objects the binding uses", function()
     assert.has_error(function() nn.fitness_many(list, x) end, "attempt to use a closed neuronas.Net")
   end)
 
+  it("net:save with options whose __index closes the net gets an error", function()
+    local n = tiny()
+    local opts = setmetatable({}, { __index = function() n:close() end })
+    local p = os.tmpname()
+    assert.has_error(function() n:save(p, opts) end, "attempt to use a closed neuronas.Net")
+    os.remove(p)
+  end)
+
   it("Space:index with a cell table whose metamethods close the space gets an error", function()
     local s = nn.space("neuronas")
     local t = setmetatable({}, { __len = function() s:close() return 6 end,
@@ -184,6 +192,8 @@ describe("strings with a NUL byte", function()
     assert.has_error(function() nn.rng(1):split("a\0b") end,
       "bad argument #1 to 'split' (label: string without NUL bytes expected, got a NUL at byte 2)")
     assert.has_error(function() n:params({ scope = "all\0" }) end)
+    assert.has_error(function() nn.tensor.save("t\0.safetensors", { x = nn.tensor(1) }) end)
+    assert.has_error(function() nn.tensor.load("/dev/zero") end, "/dev/zero: not a regular file")
   end)
 end)
 
