@@ -36,6 +36,7 @@ nn_status nn_gz_inflate(const uint8_t *src, size_t n, const char *what, uint8_t 
   nn_status st = NN_OK;
   *out = NULL;
   *out_n = 0;
+  if (!max_bytes) max_bytes = NN_FILE_MAX_BYTES;
   if (!is_gzip(src, n)) { /* plain file: copy */
     if (max_bytes && n > max_bytes)
       return nn_fail(err, NN_EFORMAT, "%s: larger than %zu bytes", what, max_bytes);
@@ -105,21 +106,38 @@ done:
 }
 
 /* Reads the raw bytes of path into a malloc'd buffer (sized from fstat, grown if the file grows). */
-static nn_status slurp(const char *path, uint8_t **out, size_t *out_n, nn_error *err) {
+static nn_status slurp(const char *path, uint8_t **out, size_t *out_n, size_t max_bytes, nn_error *err) {
   FILE *f = fopen(path, "rb");
   *out = NULL;
   *out_n = 0;
   if (!f) return nn_fail(err, NN_EIO, "%s: cannot open (%s)", path, strerror(errno));
   struct stat sb;
-  if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+  if (fstat(fileno(f), &sb) != 0) {
+    fclose(f);
+    return nn_fail(err, NN_EIO, "%s: cannot stat (%s)", path, strerror(errno));
+  }
+  if (S_ISDIR(sb.st_mode)) {
     fclose(f);
     return nn_fail(err, NN_EIO, "%s: is a folder, a file expected", path);
+  }
+  if (!S_ISREG(sb.st_mode)) { /* /dev/zero, a pipe: no size to check, maybe no end */
+    fclose(f);
+    return nn_fail(err, NN_EIO, "%s: not a regular file", path);
+  }
+  if ((uint64_t)sb.st_size > (uint64_t)max_bytes) {
+    fclose(f);
+    return nn_fail(err, NN_EFORMAT, "%s: %lld bytes, larger than the %zu-byte bound", path,
+                   (long long)sb.st_size, max_bytes);
   }
   uint8_t *buf = NULL;
   size_t cap = 0, len = 0;
   size_t want = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096;
   nn_status st = grow(&buf, &cap, want, path, err);
   while (st == NN_OK) {
+    if (len > max_bytes) { /* the file grew while being read */
+      st = nn_fail(err, NN_EFORMAT, "%s: larger than the %zu-byte bound", path, max_bytes);
+      break;
+    }
     if (len == cap && (st = grow(&buf, &cap, cap + 1, path, err)) != NN_OK) break;
     size_t got = fread(buf + len, 1, cap - len, f);
     len += got;
@@ -142,7 +160,8 @@ nn_status nn_gz_read_file(const char *path, uint8_t **out, size_t *out_n, size_t
                           nn_error *err) {
   uint8_t *raw;
   size_t n;
-  nn_status st = slurp(path, &raw, &n, err);
+  if (!max_bytes) max_bytes = NN_FILE_MAX_BYTES;
+  nn_status st = slurp(path, &raw, &n, max_bytes, err);
   if (st != NN_OK) return st;
   if (!is_gzip(raw, n)) {
     if (max_bytes && n > max_bytes) {

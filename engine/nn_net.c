@@ -62,6 +62,15 @@ static nn_tensor *add_param(nn_net *net, const char *path, const char *suffix, i
     nn_fail(err, NN_EINVAL, "net: too many parameters");
     return NULL;
   }
+  /* the sum of all stored values is bounded like one tensor (docs/reliability.md "Bounds") */
+  int64_t total = 1;
+  for (int d = 0; d < ndim; d++) total = shape[d] > 0 && total <= NN_TENSOR_MAX_NUMEL ? total * shape[d] : 0;
+  for (size_t i = 0; i < net->nparams && total <= NN_TENSOR_MAX_NUMEL; i++) total += nn_tensor_numel(net->params[i].t);
+  if (total > NN_TENSOR_MAX_NUMEL) {
+    nn_fail(err, NN_EINVAL, "net: more than %lld stored values (%s.%s), the bound; smaller channels, "
+            "fc_width, classes or input expected", (long long)NN_TENSOR_MAX_NUMEL, path, suffix);
+    return NULL;
+  }
   nn_tensor *t = nn_tensor_new(ndim, shape, err);
   if (!t) return NULL;
   nn_param *pp = &net->params[net->nparams++];
@@ -961,19 +970,43 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
       st = nn_fail(err, NN_EINVAL, "%s: tensor '%s' has shape %s, expected %s", path, key, a, b);
       break;
     }
+    /* integers would pass as huge weights: only integer codes with their KEY.exponent (a codes
+     * file, read_param) are converted */
+    const char *dt = nn_st_dtype(f, (size_t)k);
+    char ek[NN_NET_MAXNAME_LEN + 64];
+    snprintf(ek, sizeof ek, "%s.exponent", key);
+    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0 && nn_st_find(f, ek) < 0) {
+      st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64 (or integer codes "
+                   "with '%s')", path, key, dt, ek);
+      break;
+    }
     if (!(tmp[i] = nn_tensor_new(t->ndim, t->shape, err))) {
       st = err ? err->code : NN_ENOMEM;
       break;
     }
     if ((st = read_param(f, path, key, tmp[i], err)) != NN_OK) break;
+    size_t nl = strlen(key);
+    int var = nl >= 12 && strcmp(key + nl - 12, ".running_var") == 0;
     for (int64_t j = 0; j < t->numel && st == NN_OK; j++)
       if (!isfinite(tmp[i]->data[j]))
         st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, key, (long long)j + 1);
+      else if (var && !(tmp[i]->data[j] > 0))
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
+                     key, (long long)j + 1, (double)tmp[i]->data[j]);
+  }
+  int bits = net->weight_bits;
+  const char *b = st == NN_OK ? nn_st_meta(f, "weight_bits") : NULL;
+  if (b) {
+    char *end;
+    long v = strtol(b, &end, 10);
+    if (end == b || *end || v < 1 || v > 32)
+      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in 1..32 expected",
+                   path, b);
+    bits = (int)v;
   }
   if (st == NN_OK) {
     for (size_t i = 0; i < net->nparams; i++) nn_tensor_copy(net->params[i].t, tmp[i], NULL);
-    const char *b = nn_st_meta(f, "weight_bits");
-    if (b && atoi(b) >= 1 && atoi(b) <= 32) net->weight_bits = atoi(b);
+    net->weight_bits = bits;
   }
   for (size_t i = 0; i < net->nparams; i++) nn_tensor_free(tmp[i]);
   nn_st_close(f);

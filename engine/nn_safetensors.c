@@ -1,9 +1,14 @@
 /* nn_safetensors.c: safetensors reader (F32/F64/I64/I32/I16/I8/U8 -> float/double) and writer
  * (F32 tensors, or raw typed arrays; docs/interop.md). Little-endian hosts only (checked at run
- * time). */
+ * time). The reader holds files to the format's own rules (docs/reliability.md "Files"): a
+ * regular file; a header that is one valid JSON object (only spaces after it); unique tensor
+ * names; __metadata__ at most once, an object of strings; data offsets that tile the data
+ * section exactly (sorted by offset: contiguous, no overlap, no gap, no trailing bytes). */
+#define _GNU_SOURCE /* qsort_r */
 #include "neuronas/nn_safetensors.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +68,7 @@ static char *jstring(jp *p) {
     unsigned c = (unsigned char)*p->s++;
     char buf[4];
     size_t k = 1;
+    if (c < 0x20) return free(out), p->why = "control character in a string", NULL;
     if (c == '\\') {
       if (p->s >= p->end) break;
       c = (unsigned char)*p->s++;
@@ -75,10 +81,12 @@ static char *jstring(jp *p) {
       case 'u': {
         unsigned u = 0;
         for (int i = 0; i < 4; i++) {
-          if (p->s >= p->end) break;
-          char h = *p->s++;
-          u = u * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : (h | 32) - 'a' + 10);
+          char h = p->s < p->end ? *p->s++ : 0;
+          int v = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
+          if (v < 0) return free(out), p->why = "bad \\u escape", NULL;
+          u = u * 16 + (unsigned)v;
         }
+        if (u == 0) return free(out), p->why = "NUL character in a string", NULL;
         if (u < 0x80) buf[0] = (char)u;
         else if (u < 0x800) buf[0] = (char)(0xC0 | (u >> 6)), buf[1] = (char)(0x80 | (u & 63)), k = 2;
         else
@@ -86,7 +94,8 @@ static char *jstring(jp *p) {
           buf[2] = (char)(0x80 | (u & 63)), k = 3;
         goto add;
       }
-      default: break; /* \" \\ \/ */
+      case '"': case '\\': case '/': break;
+      default: return free(out), p->why = "bad escape in a string", NULL;
       }
     }
     buf[0] = (char)c;
@@ -141,9 +150,31 @@ static int jskip(jp *p, int depth) {
     } while (lit(p, ','));
     return lit(p, close) ? 1 : (p->why = "',' or closing bracket expected", 0);
   }
-  while (p->s < p->end && (strchr("+-.eE", *p->s) || (*p->s >= '0' && *p->s <= '9') ||
-                           (*p->s >= 'a' && *p->s <= 'z')))
-    p->s++;
+  for (int i = 0; i < 3; i++) { /* the literals */
+    static const char *const lits[] = {"true", "false", "null"};
+    size_t n = strlen(lits[i]);
+    if ((size_t)(p->end - p->s) >= n && memcmp(p->s, lits[i], n) == 0) {
+      p->s += n;
+      return 1;
+    }
+  }
+  /* a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+  const char *s = p->s, *e = p->end;
+  if (s < e && *s == '-') s++;
+  if (s >= e || *s < '0' || *s > '9') return p->why = "JSON value expected", 0;
+  if (*s == '0') s++;
+  else while (s < e && *s >= '0' && *s <= '9') s++;
+  if (s < e && *s == '.') {
+    if (++s >= e || *s < '0' || *s > '9') return p->why = "bad number", 0;
+    while (s < e && *s >= '0' && *s <= '9') s++;
+  }
+  if (s < e && (*s == 'e' || *s == 'E')) {
+    s++;
+    if (s < e && (*s == '+' || *s == '-')) s++;
+    if (s >= e || *s < '0' || *s > '9') return p->why = "bad number", 0;
+    while (s < e && *s >= '0' && *s <= '9') s++;
+  }
+  p->s = s;
   return 1;
 }
 
@@ -163,6 +194,9 @@ static int parse_tensor(jp *p, st_tensor *t) {
     char *k = jstring(p);
     if (!k) return 0;
     if (!lit(p, ':')) return free(k), p->why = "':' expected", 0;
+    int dup = (!strcmp(k, "dtype") && have_dtype) || (!strcmp(k, "shape") && have_shape) ||
+              (!strcmp(k, "data_offsets") && have_off);
+    if (dup) return free(k), p->why = "a field repeats", 0;
     if (!strcmp(k, "dtype")) {
       char *d = jstring(p);
       if (!d) return free(k), 0;
@@ -227,8 +261,68 @@ static nn_st_file *fail_open(nn_st_file *f, char *hdr, nn_error *err, nn_status 
   return NULL;
 }
 
+/* Tensor order by data offset (qsort_r: ctx is the tensor array). */
+static int by_offset(const void *a, const void *b, void *ctx) {
+  const st_tensor *t = ctx, *x = &t[*(const size_t *)a], *y = &t[*(const size_t *)b];
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* 1 when tensor names are unique and so are metadata keys (sorted copies: n log n even for a
+ * header of a million entries); else 0 with why filled. */
+static int unique(nn_st_file *f, char *why, size_t nwhy) {
+  size_t n = f->n > f->nmeta ? f->n : f->nmeta;
+  char **v = n ? malloc(n * sizeof *v) : NULL;
+  if (n && !v) return snprintf(why, nwhy, "out of memory"), 0;
+  for (int pass = 0; pass < 2; pass++) {
+    size_t m = pass ? f->nmeta : f->n;
+    for (size_t i = 0; i < m; i++) v[i] = pass ? f->meta[2 * i] : f->t[i].name;
+    if (m > 1) qsort(v, m, sizeof *v, by_name);
+    for (size_t i = 1; i < m; i++)
+      if (!strcmp(v[i - 1], v[i])) {
+        snprintf(why, nwhy, pass ? "__metadata__: key '%.60s' repeats" : "tensor '%.60s' repeats", v[i]);
+        free(v);
+        return 0;
+      }
+  }
+  free(v);
+  return 1;
+}
+
+/* 1 when the tensors' data offsets tile [0, data_len) exactly; else 0 with why filled. */
+static int tile_data(nn_st_file *f, char *why, size_t nwhy) {
+  uint64_t at = 0;
+  size_t *ord = f->n ? malloc(f->n * sizeof *ord) : NULL;
+  if (f->n && !ord) return snprintf(why, nwhy, "out of memory"), 0;
+  for (size_t i = 0; i < f->n; i++) ord[i] = i;
+  if (f->n) qsort_r(ord, f->n, sizeof *ord, by_offset, f->t);
+  for (size_t i = 0; i < f->n; i++) {
+    const st_tensor *t = &f->t[ord[i]];
+    if (t->begin != at) {
+      snprintf(why, nwhy, "tensor '%.60s': data_offsets begin at %llu, expected %llu (%s)", t->name,
+               (unsigned long long)t->begin, (unsigned long long)at,
+               t->begin < at ? "overlaps the tensor before" : "leaves a gap");
+      free(ord);
+      return 0;
+    }
+    at = t->end;
+  }
+  free(ord);
+  if (at != f->data_len) {
+    snprintf(why, nwhy, "%llu bytes after the last tensor's data (the offsets must cover the data)",
+             (unsigned long long)(f->data_len - at));
+    return 0;
+  }
+  return 1;
+}
+
 nn_st_file *nn_st_open(const char *path, nn_error *err) {
   nn_st_file *f = calloc(1, sizeof *f);
+  int seen_meta = 0;
   char *hdr = NULL;
   unsigned char len8[8];
   uint64_t hlen = 0;
@@ -239,6 +333,9 @@ nn_st_file *nn_st_open(const char *path, nn_error *err) {
     snprintf(why, sizeof why, "cannot open (%s)", strerror(errno));
     return fail_open(f, NULL, err, NN_EIO, path, why);
   }
+  struct stat sb;
+  if (fstat(fileno(f->fp), &sb) != 0 || !S_ISREG(sb.st_mode))
+    return fail_open(f, NULL, err, NN_EIO, path, "not a regular file");
   if (fread(len8, 1, 8, f->fp) != 8)
     return fail_open(f, NULL, err, NN_EFORMAT, path, "not a safetensors file (shorter than 8 bytes)");
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
@@ -267,6 +364,7 @@ nn_st_file *nn_st_open(const char *path, nn_error *err) {
       }
       if (!strcmp(key, "__metadata__")) {
         free(key);
+        if (seen_meta++) return fail_open(f, hdr, err, NN_EFORMAT, path, "__metadata__ repeats");
         if (!lit(&p, '{')) return fail_open(f, hdr, err, NN_EFORMAT, path, "__metadata__ is not an object");
         if (!lit(&p, '}')) {
           do {
@@ -312,6 +410,13 @@ nn_st_file *nn_st_open(const char *path, nn_error *err) {
     } while (lit(&p, ','));
     if (!lit(&p, '}')) return fail_open(f, hdr, err, NN_EFORMAT, path, "bad header JSON ('}' expected)");
   }
+  while (p.s < p.end && *p.s == ' ') p.s++; /* the format pads the header with spaces only */
+  if (p.s != p.end) {
+    snprintf(why, sizeof why, "bytes after the header JSON (at header byte %lld)", (long long)(p.s - hdr) + 1);
+    return fail_open(f, hdr, err, NN_EFORMAT, path, why);
+  }
+  if (!unique(f, why, sizeof why) || !tile_data(f, why, sizeof why))
+    return fail_open(f, hdr, err, NN_EFORMAT, path, why);
   free(hdr);
   return f;
 }

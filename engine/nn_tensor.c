@@ -25,6 +25,11 @@ static int shape_numel(int ndim, const int64_t *shape, int64_t *numel, nn_error 
     }
     n *= shape[i];
   }
+  if (n > NN_TENSOR_MAX_NUMEL) {
+    nn_fail(err, NN_EINVAL, "tensor: %lld elements, more than the bound of %lld", (long long)n,
+            (long long)NN_TENSOR_MAX_NUMEL);
+    return 0;
+  }
   *numel = n;
   return 1;
 }

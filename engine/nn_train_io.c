@@ -1,6 +1,7 @@
 /* nn_train_io.c: a trainer's link to networks and files (docs/training.md): weights in from a
  * nn_net and back out (by the safetensors names of interfaces "Layer paths"), and checkpoints
  * with the optimizer state (safetensors, float32). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,28 @@ static nn_status ckpt_items(nn_trainer *tr, ckpt_item **items, size_t *count, nn
 
 static const char *opt_name(nn_optimizer o) { return o == NN_OPT_ADAM ? "adam" : "sgd"; }
 
+/* Reads checkpoint item it into dst, refusing what training would turn into NaN: a non-float
+ * dtype, a non-finite value, a BN running variance <= 0, a negative Adam second moment. */
+static nn_status read_item(nn_st_file *f, const ckpt_item *it, float *dst, nn_error *err) {
+  const char *path = nn_st_path(f);
+  int k = nn_st_find(f, it->name);
+  if (k >= 0) {
+    const char *dt = nn_st_dtype(f, (size_t)k);
+    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0)
+      return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64", path, it->name, dt);
+  }
+  nn_status st = nn_st_read_f32(f, it->name, dst, it->n, err);
+  if (st != NN_OK) return st;
+  size_t stem;
+  int pos = ends_with(it->name, ".running_var", &stem) ? 1 : ends_with(it->name, ".exp_avg_sq", &stem) ? 2 : 0;
+  for (int64_t j = 0; j < it->n; j++)
+    if (!isfinite(dst[j]) || (pos == 1 && !(dst[j] > 0)) || (pos == 2 && dst[j] < 0))
+      return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, expected a %s", path, it->name,
+                     (long long)j + 1, (double)dst[j],
+                     pos == 1 ? "variance > 0" : pos == 2 ? "finite value >= 0" : "finite value");
+  return NN_OK;
+}
+
 nn_status nn_trainer_save(const nn_trainer *tr, const char *path, const char *user,
                           nn_error *err) {
   nn_trainer *t = (nn_trainer *)tr;
@@ -204,15 +227,19 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   /* read into scratch first so that a bad file leaves the trainer untouched */
   float **tmp = st == NN_OK ? calloc(n, sizeof *tmp) : NULL;
   if (st == NN_OK && !tmp) st = nn_fail(err, NN_ENOMEM, "out of memory (checkpoint)");
+  char *end = NULL;
+  long long nsteps = st == NN_OK ? strtoll(steps, &end, 10) : 0;
+  if (st == NN_OK && (end == steps || *end || nsteps < 0))
+    st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ steps is \"%.40s\", an integer >= 0 expected", path, steps);
   for (size_t i = 0; i < n && st == NN_OK; i++) {
     if (!(tmp[i] = malloc((size_t)it[i].n * sizeof(float))))
       st = nn_fail(err, NN_ENOMEM, "out of memory (checkpoint)");
     else
-      st = nn_st_read_f32(f, it[i].name, tmp[i], it[i].n, err);
+      st = read_item(f, &it[i], tmp[i], err);
   }
   if (st == NN_OK) {
     for (size_t i = 0; i < n; i++) memcpy(it[i].p, tmp[i], (size_t)it[i].n * sizeof(float));
-    tr->steps = strtoll(steps, NULL, 10);
+    tr->steps = nsteps;
     if (user) {
       const char *u = nn_st_meta(f, "user");
       *user = NULL;

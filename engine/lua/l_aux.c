@@ -1,11 +1,33 @@
 /* l_aux.c: boxes, checked accessors, errors and field-descriptor parsing for the bindings. */
 #include "l_aux.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+/* Registry key of the engine's live bytes when the collector was last told (l_gc_external). */
+#define EXTMEM_KEY "neuronas.extmem"
+
+void l_gc_external(lua_State *L) {
+  int64_t live = nn_mem_live_bytes();
+  lua_getfield(L, LUA_REGISTRYINDEX, EXTMEM_KEY);
+  int64_t last = (int64_t)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (live - last >= 1024) {
+    int64_t kb = (live - last) / 1024;
+    /* as if kb KiB had been allocated in Lua: the collector runs steps in proportion */
+    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
+    live = nn_mem_live_bytes(); /* what the step freed lowers the base */
+  } else if (live >= last) {
+    return; /* small growth: keep the base, it adds up */
+  }
+  lua_pushinteger(L, (lua_Integer)live);
+  lua_setfield(L, LUA_REGISTRYINDEX, EXTMEM_KEY);
+}
+
 l_box *l_newbox(lua_State *L, const char *mt, int nuv) {
+  l_gc_external(L);
   l_box *b = lua_newuserdatauv(L, sizeof *b, nuv);
   b->p = NULL;
   luaL_setmetatable(L, mt);
@@ -27,6 +49,24 @@ void *l_testopen(lua_State *L, int idx, const char *mt) {
   return b ? b->p : NULL;
 }
 
+/* Whether stack level `level` runs as a finalizer (Lua reports it as metamethod "__gc"). */
+static int finalizer_at(lua_State *L, int level) {
+  lua_Debug ar;
+  if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "n", &ar)) return -1; /* no such level */
+  return ar.namewhat && strcmp(ar.namewhat, "metamethod") == 0 && ar.name && strcmp(ar.name, "__gc") == 0;
+}
+
+void l_check_close(lua_State *L, const char *mt) {
+  if (finalizer_at(L, 0) == 1) return; /* the object's own __gc */
+  for (int level = 1;; level++) {
+    int f = finalizer_at(L, level);
+    if (f < 0) return;
+    if (f)
+      luaL_error(L, "cannot close a %s inside a finalizer (__gc): a call in progress may be using it; "
+                    "drop the reference instead", mt);
+  }
+}
+
 void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods) {
   luaL_newmetatable(L, mt);
   luaL_setfuncs(L, meta, 0);
@@ -43,6 +83,31 @@ void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Re
 }
 
 int l_raise(lua_State *L, const nn_error *err) { return luaL_error(L, "%s", err->msg); }
+
+const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len) {
+  size_t n;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  if (!s || memchr(s, 0, n)) return NULL;
+  if (len) *len = n;
+  return s;
+}
+
+int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]) {
+  const char *name = def && lua_isnoneornil(L, arg) ? def : l_checkstring(L, arg, "option");
+  for (int i = 0; lst[i]; i++)
+    if (strcmp(lst[i], name) == 0) return i;
+  return luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+}
+
+const char *l_checkstring(lua_State *L, int arg, const char *what) {
+  size_t n;
+  const char *s = luaL_checklstring(L, arg, &n);
+  const char *z = memchr(s, 0, n);
+  if (z)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s: string without NUL bytes expected, got a NUL at byte %d",
+                                          what, (int)(z - s) + 1));
+  return s;
+}
 
 int l_opttable(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return 0;
@@ -151,14 +216,17 @@ static int field_store(lua_State *L, const l_field *f, void *dst, int vidx) {
     if (!lua_isboolean(L, vidx)) break;
     *(int *)p = lua_toboolean(L, vidx);
     return 1;
-  case L_F_ENUM:
-    if (lua_type(L, vidx) != LUA_TSTRING) break;
+  case L_F_ENUM: {
+    size_t n;
+    const char *v = l_tolstring_nonul(L, vidx, &n);
+    if (!v) break;
     for (int i = 0; f->choices[i]; i++)
-      if (strcmp(f->choices[i], lua_tostring(L, vidx)) == 0) {
+      if (strlen(f->choices[i]) == n && memcmp(f->choices[i], v, n) == 0) {
         *(int *)p = i;
         return 1;
       }
     break;
+  }
   case L_F_SKIP: return 1;
   }
   lua_pushfstring(L, "field '%s': ", f->name);
@@ -175,7 +243,7 @@ void l_parse_fields(lua_State *L, int idx, int argn, const l_field *fields, void
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     const l_field *f = NULL;
-    if (lua_type(L, -2) == LUA_TSTRING) f = l_field_find(fields, lua_tostring(L, -2));
+    if (l_tolstring_nonul(L, -2, NULL)) f = l_field_find(fields, lua_tostring(L, -2));
     if (!f) {
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
                                                        : luaL_tolstring(L, -2, NULL);

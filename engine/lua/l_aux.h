@@ -24,7 +24,14 @@
  * CMake collects them (see the generated nn_bindings.h), so adding a binding needs no edit
  * of l_core.c. */
 
-/* A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
+/* Raw pointers and Lua code: a binding resolves its userdata to raw pointers (l_checkopen) only
+ * after everything that can run Lua code is done: reading fields of caller tables (__index,
+ * __len), calling callbacks (a dataset's batch), and allocating (a collection may run
+ * finalizers). A callback may close or drop any object, so a pointer taken before it may dangle.
+ * Values gathered from caller tables are kept on the stack or in a table the binding owns, and
+ * resolved from there.
+ *
+ * A box is the userdata: { void *p; } plus `nuv` user values for pinned dependencies.
  * l_newbox pushes a *closed* box (p = NULL) with metatable mt; the caller acquires the
  * object afterwards and stores it in box->p. */
 typedef struct l_box {
@@ -39,11 +46,39 @@ void *l_checkopen(lua_State *L, int idx, const char *mt);
 /* The open object at idx when it is of type mt, else NULL (no error). */
 void *l_testopen(lua_State *L, int idx, const char *mt);
 
+/* For the shared __gc/__close/close function of type mt, before it frees: raises when the call
+ * comes from inside a finalizer of another object (a Lua __gc function that closes this one).
+ * A finalizer may run during any allocation, also in the middle of a binding that holds this
+ * object's raw pointer, so closing there could free memory in use; the object is freed by its
+ * own __gc once unreachable instead. The object's own __gc is always allowed. */
+void l_check_close(lua_State *L, const char *mt);
+
 /* Creates metatable mt (with __name, __index = methods table unless meta has __index). */
 void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
 
 /* Raises err->msg as a Lua error (never as a format string). */
 int l_raise(lua_State *L, const nn_error *err);
+
+/* Strings the engine parses (genotypes, paths, names, options) are C strings, so a NUL byte would
+ * silently cut them: these refuse it. l_checkstring is luaL_checkstring raising "bad argument
+ * #arg (what: string without NUL bytes expected, ...)"; l_tolstring_nonul returns the string at
+ * idx (and its length) or NULL when the value is not a string or holds a NUL (never raises). */
+const char *l_checkstring(lua_State *L, int arg, const char *what);
+const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len);
+/* luaL_checkoption over NUL-free strings ("dense\0x" is not "dense"). */
+int l_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
+
+/* Tells Lua's collector about engine memory (nn_mem_live_bytes) that grew since the last call:
+ * a step as if that many bytes had been allocated in Lua. l_newbox calls it, so every object
+ * made from Lua pays for what the objects before it left outside Lua's heap. May run
+ * finalizers: resolve raw pointers (l_checkopen) only after it. */
+void l_gc_external(lua_State *L);
+
+/* Bounds of the binding itself (docs/reliability.md "Bounds"; nn.bounds lists them with the
+ * engine's): cells one Space:sample call returns (a list of 2^20 cells is ~100 MB), nets one
+ * fitness_many call scores. */
+#define NN_SPACE_MAX_SAMPLES (1 << 20)
+#define NN_FITNESS_MAX_NETS 1000000
 
 /* ---- field descriptors ---- */
 typedef enum l_ftype {

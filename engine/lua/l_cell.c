@@ -21,7 +21,7 @@ static int table_op(lua_State *L, const char *where, int *op, nn_error *err) {
     nn_fail(err, NN_EFORMAT, "cell table: %s: op name expected, got %s", where, luaL_typename(L, -1));
     return 0;
   }
-  *op = nn_op_from_name(lua_tostring(L, -1));
+  *op = l_tolstring_nonul(L, -1, NULL) ? nn_op_from_name(lua_tostring(L, -1)) : -1;
   if (*op < 0) {
     char name[40];
     const char *s = lua_tostring(L, -1);
@@ -90,6 +90,19 @@ static int parse_table(lua_State *L, int idx, nn_cell *out, nn_error *err) {
   return 1;
 }
 
+/* The genotype string at idx in form; a NUL byte is an error, not the end of the text. */
+static int parse_string(lua_State *L, int idx, nn_cell_form form, nn_cell *out, nn_error *err) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  const char *z = memchr(s, 0, n);
+  if (z) {
+    nn_fail(err, NN_EFORMAT, "cell string: character %d is a NUL byte, expected a genotype without one",
+            (int)(z - s) + 1);
+    return 0;
+  }
+  return nn_cell_parse(s, form, out, err) == NN_OK;
+}
+
 int l_getcell(lua_State *L, int idx, nn_cell *out, nn_error *err) {
   idx = lua_absindex(L, idx);
   const nn_cell *c = luaL_testudata(L, idx, NN_MT_CELL);
@@ -98,7 +111,7 @@ int l_getcell(lua_State *L, int idx, nn_cell *out, nn_error *err) {
     return 1;
   }
   switch (lua_type(L, idx)) {
-  case LUA_TSTRING: return nn_cell_parse(lua_tostring(L, idx), NN_CELL_FORM_AUTO, out, err) == NN_OK;
+  case LUA_TSTRING: return parse_string(L, idx, NN_CELL_FORM_AUTO, out, err);
   case LUA_TTABLE: return parse_table(L, idx, out, err);
   default:
     nn_fail(err, NN_EINVAL, "neuronas.Cell or cell string expected, got %s", luaL_typename(L, idx));
@@ -151,7 +164,7 @@ static nn_cell_form checkform(lua_State *L, int arg, const char *fname, nn_cell_
     argerror(L, arg, fname,
              lua_pushfstring(L, "form: one of %s expected, got %s", form_choices, luaL_typename(L, arg)));
   }
-  int f = nn_cell_form_from_name(lua_tostring(L, arg));
+  int f = l_tolstring_nonul(L, arg, NULL) ? nn_cell_form_from_name(lua_tostring(L, arg)) : -1;
   if (f < 0)
     argerror(L, arg, fname,
              lua_pushfstring(L, "form: one of %s expected, got \"%s\"", form_choices, lua_tostring(L, arg)));
@@ -165,7 +178,7 @@ static int c_parse(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     return argerror(L, 1, "cell.parse", lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 1)));
   nn_cell_form form = checkform(L, 2, "cell.parse", NN_CELL_FORM_AUTO);
-  if (nn_cell_parse(lua_tostring(L, 1), form, &c, &err) != NN_OK) return argerror(L, 1, "cell.parse", err.msg);
+  if (!parse_string(L, 1, form, &c, &err)) return argerror(L, 1, "cell.parse", err.msg);
   l_pushcell(L, &c);
   return 1;
 }

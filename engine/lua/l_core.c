@@ -4,6 +4,9 @@
 
 #include "l_aux.h"
 #include "neuronas/nn_blas.h"
+#include "neuronas/nn_data.h"
+#include "neuronas/nn_fitness.h"
+#include "neuronas/nn_net.h"
 
 #define NN_BINDING(name) int nn_lua_open_##name(lua_State *L);
 #include "nn_bindings.h"
@@ -37,6 +40,12 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* () -> bytes the engine holds on the heap now (nets, trainers, tensors, datasets, caches) */
+static int core_mem_live(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)nn_mem_live_bytes());
+  return 1;
+}
+
 /* () -> seconds: monotonic wall clock (os.clock is CPU time) */
 static int core_clock(lua_State *L) {
   struct timespec ts;
@@ -51,10 +60,25 @@ int luaopen_neuronas_core(lua_State *L) {
                                  {"cancel", core_cancel},
                                  {"isatty", core_isatty},
                                  {"clock", core_clock},
+                                 {"mem_live", core_mem_live},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushliteral(L, NN_VERSION);
   lua_setfield(L, -2, "version");
+  /* nn.bounds: the upper bounds where a value sizes work or memory (docs/reliability.md
+   * "Bounds"; the CLI's flag ranges are neuronas.limits) */
+  lua_createtable(L, 0, 8);
+#define LIMIT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+  LIMIT("repeat", NN_FITNESS_MAX_REPEAT);
+  LIMIT("threads", NN_FITNESS_MAX_THREADS);
+  LIMIT("timesteps", NN_NET_MAX_TIMESTEPS);
+  LIMIT("channels", NN_NET_MAX_CHANNELS);
+  LIMIT("tensor_elements", NN_TENSOR_MAX_NUMEL);
+  LIMIT("file_bytes", NN_FILE_MAX_BYTES);
+  LIMIT("space_samples", NN_SPACE_MAX_SAMPLES);
+  LIMIT("fitness_many_nets", NN_FITNESS_MAX_NETS);
+#undef LIMIT
+  lua_setfield(L, -2, "bounds");
 #define NN_BINDING(name) nn_lua_open_##name(L);
 #include "nn_bindings.h"
 #undef NN_BINDING

@@ -42,6 +42,8 @@ static const char *optstr(lua_State *L, int idx, int argn, const char *k) {
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, argn, lua_pushfstring(L, "field '%s': string expected, got %s", k,
                                              luaL_typename(L, -1)));
+    if (!l_tolstring_nonul(L, -1, NULL))
+      luaL_argerror(L, argn, lua_pushfstring(L, "field '%s': string without NUL bytes expected", k));
     s = lua_tostring(L, -1);
   }
   lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
@@ -116,9 +118,9 @@ static int d_open(lua_State *L) {
 
 /* (path[, format]) -> true | false, why  (never raises for bad data) */
 static int d_probe(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = l_checkstring(L, 1, "path");
   int fmt = -1;
-  if (!lua_isnoneornil(L, 2)) fmt = luaL_checkoption(L, 2, NULL, formats);
+  if (!lua_isnoneornil(L, 2)) fmt = l_checkoption(L, 2, NULL, formats);
   nn_error err;
   if (nn_data_probe(path, fmt, &err) == NN_OK) {
     lua_pushboolean(L, 1);
@@ -131,6 +133,7 @@ static int d_probe(lua_State *L) {
 
 static int d_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_DATASET);
+  l_check_close(L, NN_MT_DATASET);
   nn_data_free(b->p);
   b->p = NULL;
   return 0;
@@ -387,11 +390,12 @@ static void push_per_channel(lua_State *L, nn_data *d, double (*f)(const nn_data
 /* ds, key -> method or attribute (size, shape, channels, height, width, classes, mean, std, name,
  * path, source, float) */
 static int d_index(lua_State *L) {
+  l_checkbox(L, 1, NN_MT_DATASET); /* a metamethod checks its self like a method does */
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   if (!lua_isnil(L, -1)) return 1;
   lua_pop(L, 1);
-  const char *k = lua_tostring(L, 2);
+  const char *k = l_tolstring_nonul(L, 2, NULL);
   if (!k) return 0;
   nn_data *d = checkds(L, 1);
   if (strcmp(k, "size") == 0)

@@ -115,7 +115,7 @@ static int e_index(lua_State *L) {
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   const char *k = lua_tostring(L, 2);
-  const l_field *f = lua_type(L, 2) == LUA_TSTRING ? l_field_find(FIELDS, k) : NULL;
+  const l_field *f = l_tolstring_nonul(L, 2, NULL) ? l_field_find(FIELDS, k) : NULL;
   if (f) return l_field_push(L, f, p);
   l_push_field_names(L, FIELDS);
   return luaL_error(L, "neuronas.ELA has no field '%s' (expected: %s)",
@@ -126,7 +126,7 @@ static int e_index(lua_State *L) {
 static int e_newindex(lua_State *L) {
   nn_ela_params *p = check_ela(L, 1);
   const char *k = lua_tostring(L, 2);
-  const l_field *f = lua_type(L, 2) == LUA_TSTRING ? l_field_find(FIELDS, k) : NULL;
+  const l_field *f = l_tolstring_nonul(L, 2, NULL) ? l_field_find(FIELDS, k) : NULL;
   if (!f) {
     l_push_field_names(L, FIELDS);
     return luaL_error(L, "neuronas.ELA: unknown field '%s' (expected: %s)",

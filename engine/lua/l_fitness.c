@@ -36,6 +36,7 @@ static int c_new(lua_State *L) {
 
 static int c_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_FITNESS_CACHE);
+  l_check_close(L, NN_MT_FITNESS_CACHE);
   nn_fitness_cache_free(b->p);
   b->p = NULL;
   return 0;
@@ -136,39 +137,53 @@ static void push_diag(lua_State *L, const nn_fitness_diag *d) {
 #undef SETI
 }
 
-/* Batches for argument 2 (a tensor or a list) and opts at 3 (already parsed into o), as
- * nn.fitness takes them: leaves the stack at [1..3, cache|nil, dataset|nil, drawn batches],
- * fills batches[0..o->repeat) and *cache. */
-static void get_batches(lua_State *L, fopts *o, const nn_tensor **batches,
-                        nn_fitness_cache **cache) {
+/* Phase 1 of nn.fitness / nn.fitness_many, the part that may run Lua code (metamethods of the
+ * caller's tables, the dataset's batch method): batches for argument 2 (a tensor or a list) and
+ * opts at 3 (already parsed into o). Leaves the stack at [1..3, cache|nil, dataset|nil, B]
+ * where B is a table this binding owns holding the o->repeat batch tensors in order; no raw
+ * pointer is kept, since a callback may close or drop any object (l_aux.h). */
+static void gather_batches(lua_State *L, fopts *o) {
   int nb = 0, has_ds = 0;
-  *cache = NULL;
   lua_settop(L, 3);
   if (l_opttable(L, 3)) {
     lua_getfield(L, 3, "cache"); /* 4 */
-    if (!lua_isnil(L, 4)) {
-      if (!luaL_testudata(L, 4, NN_MT_FITNESS_CACHE))
-        luaL_argerror(L, 3, "field 'cache': neuronas.FitnessCache expected");
-      *cache = checkcache(L, 4);
-    }
+    if (!lua_isnil(L, 4) && !luaL_testudata(L, 4, NN_MT_FITNESS_CACHE))
+      luaL_argerror(L, 3, lua_pushfstring(L, "field 'cache': neuronas.FitnessCache expected, got %s",
+                                          luaL_typename(L, 4)));
     lua_getfield(L, 3, "dataset"); /* 5 */
     has_ds = !lua_isnil(L, 5);
   } else {
     lua_pushnil(L);
     lua_pushnil(L);
   }
-  /* batches: a tensor, or a list of tensors */
+  if (has_ds) { /* duck typing: any table or userdata whose batch field is callable */
+    int t = lua_type(L, 5), ok = t == LUA_TTABLE;
+    if (t == LUA_TUSERDATA && luaL_getmetafield(L, 5, "__index") != LUA_TNIL) {
+      lua_pop(L, 1);
+      ok = 1;
+    }
+    if (ok) {
+      lua_getfield(L, 5, "batch");
+      ok = lua_isfunction(L, -1) || luaL_getmetafield(L, -1, "__call") != LUA_TNIL;
+      lua_settop(L, 5);
+    }
+    if (!ok)
+      luaL_argerror(L, 3, lua_pushfstring(L, "field 'dataset': a value with a batch method expected, got %s",
+                                          luaL_typename(L, 5)));
+  }
+  lua_createtable(L, o->repeat, 0); /* 6: B */
   if (lua_type(L, 2) == LUA_TTABLE) {
-    nb = (int)luaL_len(L, 2);
-    if (nb < 1 || nb > NN_FITNESS_MAX_REPEAT)
-      luaL_argerror(L, 2, lua_pushfstring(L, "list of 1..%d batches expected",
-                                          NN_FITNESS_MAX_REPEAT));
+    lua_Integer len = luaL_len(L, 2);
+    if (len < 1 || len > NN_FITNESS_MAX_REPEAT)
+      luaL_argerror(L, 2, lua_pushfstring(L, "list of 1..%d batches expected, got %I entries",
+                                          NN_FITNESS_MAX_REPEAT, len));
+    nb = (int)len;
     for (int i = 0; i < nb; i++) {
       lua_geti(L, 2, i + 1);
-      if (!l_testopen(L, -1, NN_MT_TENSOR))
-        luaL_argerror(L, 2, lua_pushfstring(L, "batch %d: neuronas.Tensor expected", i + 1));
-      batches[i] = l_checktensor(L, -1);
-      lua_pop(L, 1); /* still referenced by the list */
+      if (!luaL_testudata(L, -1, NN_MT_TENSOR))
+        luaL_argerror(L, 2, lua_pushfstring(L, "batch %d: neuronas.Tensor expected, got %s", i + 1,
+                                            luaL_typename(L, -1)));
+      lua_rawseti(L, 6, i + 1);
     }
     if (o->repeat == 1 && nb > 1) o->repeat = nb;
     if (nb < o->repeat && !has_ds)
@@ -176,43 +191,57 @@ static void get_batches(lua_State *L, fopts *o, const nn_tensor **batches,
                                           o->repeat, o->repeat));
     if (nb > o->repeat) nb = o->repeat;
   } else {
-    if (!l_testopen(L, 2, NN_MT_TENSOR)) luaL_typeerror(L, 2, "neuronas.Tensor or list of batches");
-    batches[nb++] = l_checktensor(L, 2);
+    if (!luaL_testudata(L, 2, NN_MT_TENSOR)) luaL_typeerror(L, 2, "neuronas.Tensor or list of batches");
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, 6, ++nb);
     if (o->repeat > 1 && !has_ds)
       luaL_argerror(L, 3, lua_pushfstring(L, "repeat=%d needs a dataset or a list of %d batches",
                                           o->repeat, o->repeat));
   }
-  /* draw the missing batches from the dataset (duck typing: any value with :batch) */
-  lua_createtable(L, o->repeat, 0); /* 6: keeps drawn batches alive */
+  /* draw the missing batches: ds:batch(S, {seed = seed + r}) for batch r+1 */
   for (int r = nb; r < o->repeat; r++) {
     lua_getfield(L, 5, "batch");
     lua_pushvalue(L, 5);
-    lua_pushinteger(L, nn_tensor_dim(batches[0], 0));
+    lua_rawgeti(L, 6, 1);
+    lua_pushinteger(L, nn_tensor_dim(l_checktensor(L, -1), 0)); /* read at once, not kept */
+    lua_remove(L, -2);
     lua_createtable(L, 0, 1);
-    lua_pushinteger(L, (lua_Integer)(o->seed + (uint64_t)r)); /* batch r+1 */
+    lua_pushinteger(L, (lua_Integer)(o->seed + (uint64_t)r));
     lua_setfield(L, -2, "seed");
     lua_call(L, 3, 1);
-    if (!l_testopen(L, -1, NN_MT_TENSOR))
+    if (!luaL_testudata(L, -1, NN_MT_TENSOR))
       luaL_error(L, "fitness: dataset:batch returned %s, neuronas.Tensor expected",
                  luaL_typename(L, -1));
-    batches[r] = l_checktensor(L, -1);
     lua_rawseti(L, 6, r + 1);
+  }
+}
+
+/* Phase 2, after every allocation: the open objects behind the gathered values (raises
+ * "attempt to use a closed ..." for one a callback closed). Runs no Lua code. */
+static void resolve_batches(lua_State *L, int repeat, const nn_tensor **batches,
+                            nn_fitness_cache **cache) {
+  *cache = lua_isnil(L, 4) ? NULL : checkcache(L, 4);
+  for (int r = 0; r < repeat; r++) {
+    lua_rawgeti(L, 6, r + 1);
+    batches[r] = l_checktensor(L, -1);
+    lua_pop(L, 1); /* still referenced by B */
   }
 }
 
 /* net, x|{x1, ..., xR}[, opts] -> score, diagnostics
  * With opts.dataset, batches 2..R are ds:batch(S, {seed = seed + r - 1}) (seed default 1). */
 static int f_fitness(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
   fopts o = {1, 1, 0};
   nn_fitness_cache *cache = NULL;
   const nn_tensor *batches[NN_FITNESS_MAX_REPEAT];
   nn_error err;
   double score;
-  nn_fitness_diag *d;
+  luaL_checkudata(L, 1, NN_MT_NET);
   l_parse_fields(L, 3, 3, fit_fields, &o);
-  get_batches(L, &o, batches, &cache);
-  d = lua_newuserdatauv(L, sizeof *d, 0); /* freed by the GC, also when raising */
+  gather_batches(L, &o);
+  nn_fitness_diag *d = lua_newuserdatauv(L, sizeof *d, 0); /* freed by the GC, also when raising */
+  nn_net *net = l_checknet(L, 1);
+  resolve_batches(L, o.repeat, batches, &cache);
   nn_fitness_opts fo = {.cache = cache, .threads = o.threads};
   if (nn_fitness_eval(net, batches, o.repeat, &fo, &score, d, &err) != NN_OK)
     return l_raise(L, &err);
@@ -241,22 +270,31 @@ static int f_fitness_many(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   l_parse_fields(L, 3, 3, many_fields, &o);
   lua_Integer n = luaL_len(L, 1);
-  if (n < 0 || n > 1000000) luaL_argerror(L, 1, "list of at most 1000000 nets expected");
-  get_batches(L, &o, batches, &cache); /* stack: 1..6 */
-  /* one userdata holds the net pointers, scores and diagnostics (freed by the GC on errors) */
-  size_t cnt = (size_t)n, sz = cnt * (sizeof(nn_net *) + sizeof(double) + sizeof(nn_fitness_diag));
-  char *buf = lua_newuserdatauv(L, sz ? sz : 1, 0); /* 7 */
-  nn_fitness_diag *d = (nn_fitness_diag *)buf;
-  double *scores = (double *)(buf + cnt * sizeof *d);
-  nn_net **nets = (nn_net **)(buf + cnt * (sizeof *d + sizeof *scores));
+  if (n < 0 || n > NN_FITNESS_MAX_NETS)
+    luaL_argerror(L, 1, lua_pushfstring(L, "list of at most %d nets expected, got %I entries",
+                                        NN_FITNESS_MAX_NETS, n));
+  gather_batches(L, &o); /* stack: 1..6 */
+  size_t cnt = (size_t)n;
+  lua_createtable(L, (int)cnt, 0); /* 7: the nets, gathered before any pointer is taken */
   for (size_t i = 0; i < cnt; i++) {
     lua_geti(L, 1, (lua_Integer)i + 1);
     if (!luaL_testudata(L, -1, NN_MT_NET))
       luaL_argerror(L, 1, lua_pushfstring(L, "net %d: neuronas.Net expected, got %s", (int)i + 1,
                                           luaL_typename(L, -1)));
-    nets[i] = l_checknet(L, -1);
-    lua_pop(L, 1); /* still referenced by the list */
+    lua_rawseti(L, 7, (lua_Integer)i + 1);
   }
+  /* one userdata holds the net pointers, scores and diagnostics (freed by the GC on errors) */
+  size_t sz = cnt * (sizeof(nn_net *) + sizeof(double) + sizeof(nn_fitness_diag));
+  char *buf = lua_newuserdatauv(L, sz ? sz : 1, 0); /* 8 */
+  nn_fitness_diag *d = (nn_fitness_diag *)buf;
+  double *scores = (double *)(buf + cnt * sizeof *d);
+  nn_net **nets = (nn_net **)(buf + cnt * (sizeof *d + sizeof *scores));
+  for (size_t i = 0; i < cnt; i++) {
+    lua_rawgeti(L, 7, (lua_Integer)i + 1);
+    nets[i] = l_checknet(L, -1);
+    lua_pop(L, 1); /* still referenced by table 7 */
+  }
+  resolve_batches(L, o.repeat, batches, &cache);
   nn_fitness_many_opts mo = {o.threads, cache};
   if (nn_fitness_many(nets, cnt, batches, o.repeat, &mo, scores, d, &err) != NN_OK)
     return l_raise(L, &err);

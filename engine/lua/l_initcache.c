@@ -27,6 +27,7 @@ static int ic_new(lua_State *L) {
 
 static int ic_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_INIT_CACHE);
+  l_check_close(L, NN_MT_INIT_CACHE);
   nn_init_cache_free(b->p);
   b->p = NULL;
   return 0;

@@ -24,8 +24,8 @@ static const l_field NET_FIELDS[] = {
     {"cellA", L_F_SKIP, 0, 0, 0, NULL, "cell A genotype"},
     {"cellB", L_F_SKIP, 0, 0, 0, NULL, "cell B genotype (default: cellA)"},
     F("seed", L_F_U64, 0, 0, seed, "weight streams keyed by (seed, layer path)"),
-    F("channels", L_F_INT, 1, 4096, channels, "C: cell A width"),
-    F("timesteps", L_F_INT, 1, 1024, timesteps, "T"),
+    F("channels", L_F_INT, 1, NN_NET_MAX_CHANNELS, channels, "C: cell A width"),
+    F("timesteps", L_F_INT, 1, NN_NET_MAX_TIMESTEPS, timesteps, "T"),
     F("tau", L_F_NUM, 0, HUGE_VAL, tau, "LIF time constant"),
     F("threshold", L_F_NUM, 0, HUGE_VAL, threshold, "LIF threshold"),
     F("second_pool", L_F_INT, 1, 4096, second_pool, "p"),
@@ -59,7 +59,7 @@ static int net_new(lua_State *L) {
     return argerror(L, 1, "net", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
   if (lua_istable(L, 1)) {
     if (lua_getfield(L, 1, "preset") != LUA_TNIL) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      const char *name = l_tolstring_nonul(L, -1, NULL);
       if (!name || nn_net_params_preset(&p, name, &err) != NN_OK) {
         lua_pushfstring(L, "field 'preset': one of \"cifar10\"|\"cifar100\"|\"tinyimagenet\"|\"fashion-mnist\" expected, got ");
         if (name) lua_pushfstring(L, "\"%s\"", name);
@@ -92,10 +92,14 @@ static int net_new(lua_State *L) {
       if (!luaL_testudata(L, -1, "neuronas.InitCache"))
         return argerror(L, 1, "net", "field 'init_cache': neuronas.InitCache expected");
       ic = l_checkopen(L, -1, "neuronas.InitCache");
+      lua_replace(L, 1); /* keep it at the top (the options are read) */
+      lua_settop(L, 1);
+    } else {
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   l_box *b = l_pushnetbox(L);
+  if (ic) ic = l_checkopen(L, lua_gettop(L) - 1, "neuronas.InitCache"); /* after the allocation */
   b->p = nn_net_new_cached(&p, ic, &err);
   if (!b->p) return argerror(L, 1, "net", err.msg);
   return 1;
@@ -103,6 +107,7 @@ static int net_new(lua_State *L) {
 
 static int net_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_NET);
+  l_check_close(L, NN_MT_NET);
   nn_net_free(b->p);
   b->p = NULL;
   return 0;
@@ -174,13 +179,14 @@ static const l_field FWD_FIELDS[] = {{"train", L_F_BOOL, 0, 0, offsetof(fwd_opts
 
 /* net, x[, {train=false}] -> S x classes tensor (the boosted output averaged over T) */
 static int net_forward(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
   fwd_opts fo = {0};
   nn_error err;
+  l_checknet(L, 1), l_checktensor(L, 2); /* argument errors first */
   l_parse_fields(L, 3, 3, FWD_FIELDS, &fo);
   nn_forward_opts o = {.train = fo.train};
   l_box *b = l_pushtensorbox(L);
+  nn_net *net = l_checknet(L, 1); /* resolved after the allocation (l_aux.h) */
+  nn_tensor *x = l_checktensor(L, 2);
   nn_tensor *out = NULL;
   if (nn_net_forward(net, x, &o, &out, &err) != NN_OK) return l_raise(L, &err);
   b->p = out;
@@ -189,9 +195,10 @@ static int net_forward(lua_State *L) {
 
 /* net -> new net with the same structure, weights and weight_bits */
 static int net_clone(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
   nn_error err;
+  l_checknet(L, 1);
   l_box *b = l_pushnetbox(L);
+  nn_net *net = l_checknet(L, 1); /* resolved after the allocation (l_aux.h) */
   if (!(b->p = nn_net_clone(net, &err))) return l_raise(L, &err);
   return 1;
 }
@@ -234,7 +241,7 @@ static int net_config(lua_State *L) {
 static int net_conv_mode(lua_State *L) {
   static const char *const modes[] = {"auto", "dense", "events", NULL};
   nn_net *net = l_checknet(L, 1);
-  nn_net_set_conv_mode(net, (nn_conv_mode)luaL_checkoption(L, 2, NULL, modes));
+  nn_net_set_conv_mode(net, (nn_conv_mode)l_checkoption(L, 2, NULL, modes));
   lua_settop(L, 1);
   return 1;
 }
@@ -254,11 +261,12 @@ static int net_tensor_names(lua_State *L) {
 /* net, name -> a copy of the stored tensor (weights, biases, BN buffers) */
 static int net_tensor(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = l_checkstring(L, 2, "name");
   nn_error err;
-  nn_tensor *t = nn_net_tensor_find(net, name);
-  if (!t) return luaL_error(L, "bad argument #1 to 'tensor' (no tensor '%s' in this net)", name);
+  if (!nn_net_tensor_find(net, name))
+    return luaL_error(L, "bad argument #1 to 'tensor' (no tensor '%s' in this net)", name);
   l_box *b = l_pushtensorbox(L);
+  nn_tensor *t = nn_net_tensor_find(l_checknet(L, 1), name); /* after the allocation (l_aux.h) */
   if (!(b->p = nn_tensor_clone(t, &err))) return l_raise(L, &err);
   return 1;
 }
@@ -281,12 +289,14 @@ static const l_field load_fields[] = {
 /* net, path [, opts] -> net */
 static int net_save(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
   nn_status st;
   l_parse_fields(L, 3, 3, save_fields, &o);
-  if (l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL) {
+  int codes = l_opttable(L, 3) && lua_getfield(L, 3, "codes") != LUA_TNIL;
+  net = l_checknet(L, 1); /* the field read may have run Lua code (__index) that closed it */
+  if (codes) {
     /* a Quantizer userdata starts with its nn_quant_params (l_quant.c) */
     const nn_quant_params *q = luaL_testudata(L, -1, NN_MT_QUANTIZER);
     if (!q) return argerror(L, 3, "save", "field 'codes': neuronas.Quantizer expected");
@@ -302,7 +312,7 @@ static int net_save(lua_State *L) {
 /* net, path [, opts] -> net (all-or-nothing: on error the weights are unchanged) */
 static int net_load(lua_State *L) {
   nn_net *net = l_checknet(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   io_opts o = {NN_NAMES_NEURONAS};
   nn_error err;
   l_parse_fields(L, 3, 3, load_fields, &o);

@@ -79,9 +79,10 @@ static void push_stats(lua_State *L, const char *name, const nn_quant_params *p,
 }
 
 /* q, tensor -> new quantized tensor (the argument is untouched) */
-static int apply_tensor(lua_State *L, const nn_quant_params *p, nn_tensor *t) {
+static int apply_tensor(lua_State *L, const nn_quant_params *p) {
   nn_error err;
   l_box *b = l_pushtensorbox(L);
+  nn_tensor *t = l_checktensor(L, 2); /* resolved after the allocation (l_aux.h) */
   if (!(b->p = nn_tensor_clone(t, &err))) return l_raise(L, &err);
   if (nn_quant_tensor(p, "tensor", b->p, NULL, &err) != NN_OK) return l_raise(L, &err);
   return 1;
@@ -91,11 +92,11 @@ static int apply_tensor(lua_State *L, const nn_quant_params *p, nn_tensor *t) {
 static int q_apply(lua_State *L) {
   nn_quant_params *p = checkq(L, 1);
   nn_error err;
-  nn_tensor *t = l_testopen(L, 2, NN_MT_TENSOR);
-  if (t) return apply_tensor(L, p, t);
+  if (l_testopen(L, 2, NN_MT_TENSOR)) return apply_tensor(L, p);
   if (!luaL_testudata(L, 2, NN_MT_NET)) luaL_typeerror(L, 2, "neuronas.Net or neuronas.Tensor");
-  nn_net *net = l_checknet(L, 2);
+  l_checknet(L, 2);
   l_box *b = l_pushnetbox(L); /* closed first: an out-of-memory raise leaks nothing */
+  nn_net *net = l_checknet(L, 2); /* resolved after the allocation (l_aux.h) */
   if (!(b->p = nn_quant_net(p, net, NULL, &err))) return l_raise(L, &err);
   return 1;
 }
@@ -117,9 +118,9 @@ static int q_report(lua_State *L) {
     return 1;
   }
   if (!luaL_testudata(L, 2, NN_MT_NET)) luaL_typeerror(L, 2, "neuronas.Net or neuronas.Tensor");
-  nn_net *net = l_checknet(L, 2);
-  size_t n = nn_net_layer_count(net);
+  size_t n = nn_net_layer_count(l_checknet(L, 2));
   nn_quant_layer_report *rep = lua_newuserdatauv(L, (n ? n : 1) * sizeof *rep, 0);
+  nn_net *net = l_checknet(L, 2); /* resolved after the allocation (l_aux.h) */
   if (nn_quant_net_report(p, net, rep, &err) != NN_OK) return l_raise(L, &err);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -132,7 +133,8 @@ static int q_report(lua_State *L) {
 /* q, key -> field value or method */
 static int q_index(lua_State *L) {
   nn_quant_params *p = checkq(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = l_tolstring_nonul(L, 2, NULL);
+  if (!k) return 0; /* no such field or method: nil */
   const l_field *f = l_field_find(q_fields, k);
   if (f) {
     if (strcmp(k, "int_bits") == 0 && p->int_bits == NN_QUANT_INT_BITS_DYNAMIC) {

@@ -1,5 +1,6 @@
 /* l_rng.c: neuronas.Rng, the counter-based streams of nn_rng.h for Lua (docs/model.md). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "l_aux.h"
@@ -31,7 +32,10 @@ static int r_uniform(lua_State *L) {
   double u = nn_rng_uniform(r);
   if (lua_gettop(L) >= 2) {
     lua_Number lo = luaL_checknumber(L, 2), hi = luaL_checknumber(L, 3);
+    luaL_argcheck(L, isfinite(lo), 2, "finite lo expected");
+    luaL_argcheck(L, isfinite(hi), 3, "finite hi expected");
     luaL_argcheck(L, lo <= hi, 3, "hi >= lo expected");
+    luaL_argcheck(L, isfinite(hi - lo), 3, "hi - lo within the number range expected");
     u = lo + (hi - lo) * u;
   }
   lua_pushnumber(L, u);
@@ -42,7 +46,8 @@ static int r_uniform(lua_State *L) {
 static int r_normal(lua_State *L) {
   nn_rng *r = l_checkrng(L, 1);
   lua_Number m = luaL_optnumber(L, 2, 0), s = luaL_optnumber(L, 3, 1);
-  luaL_argcheck(L, s >= 0, 3, "std >= 0 expected");
+  luaL_argcheck(L, isfinite(m), 2, "finite mean expected");
+  luaL_argcheck(L, s >= 0 && isfinite(s), 3, "finite std >= 0 expected");
   lua_pushnumber(L, m + s * nn_rng_normal(r));
   return 1;
 }
@@ -69,7 +74,7 @@ static int r_split(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 2);
     l_pushrng(L, nn_rng_split_u64(r, (uint64_t)n));
   } else {
-    l_pushrng(L, nn_rng_split(r, luaL_checkstring(L, 2)));
+    l_pushrng(L, nn_rng_split(r, l_checkstring(L, 2, "label")));
   }
   return 1;
 }

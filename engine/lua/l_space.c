@@ -7,11 +7,13 @@
 
 #define OPS_EXPECTED "zero, skip, conv1x1, conv3x3, conv5x5, conv7x7, avgpool3x3"
 
+
 static nn_space *checkspace(lua_State *L, int idx) { return l_checkopen(L, idx, NN_MT_SPACE); }
 
 /* __gc and __close: frees once, tolerates a closed box */
 static int s_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_SPACE);
+  l_check_close(L, NN_MT_SPACE);
   nn_space_free(b->p);
   b->p = NULL;
   return 0;
@@ -69,7 +71,7 @@ static void custom_params(lua_State *L, int idx, int argn, nn_space_params *p) {
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, argn, lua_pushfstring(L, "field 'ops': item %I: op name expected, got %s", i,
                                              luaL_typename(L, -1)));
-    int op = nn_op_from_name(lua_tostring(L, -1));
+    int op = l_tolstring_nonul(L, -1, NULL) ? nn_op_from_name(lua_tostring(L, -1)) : -1;
     if (op < 0)
       luaL_argerror(L, argn, lua_pushfstring(L, "field 'ops': item %I: unknown op '%s' (expected " OPS_EXPECTED ")",
                                              i, lua_tostring(L, -1)));
@@ -95,7 +97,8 @@ static int s_new(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     return luaL_argerror(L, 1, lua_pushfstring(L, "\"neuronas\", \"snasnet\", \"custom\" or an options table expected, got %s",
                                                luaL_typename(L, 1)));
-  const char *name = lua_tostring(L, 1);
+  const char *name = l_tolstring_nonul(L, 1, NULL);
+  if (!name) name = "(a string holding a NUL byte)";
   if (strcmp(name, "neuronas") == 0) {
     if (!lua_isnoneornil(L, 2))
       return luaL_argerror(L, 2, lua_pushfstring(L, "no options expected for space \"neuronas\", got %s",
@@ -155,9 +158,10 @@ static int s_cell(lua_State *L) {
 
 /* space, cell|string -> index (1-based) or nil when the cell is not in the space */
 static int s_index(lua_State *L) {
-  nn_space *s = checkspace(L, 1);
   nn_cell tmp;
-  const nn_cell *c = l_tocell(L, 2, &tmp);
+  l_checkbox(L, 1, NN_MT_SPACE);
+  const nn_cell *c = l_tocell(L, 2, &tmp); /* may run Lua code (a table's metamethods) */
+  nn_space *s = checkspace(L, 1);
   int64_t i;
   nn_error err;
   if (nn_space_index(s, c, &i, &err) != NN_OK) return l_raise(L, &err);
@@ -178,8 +182,10 @@ static int s_contains(lua_State *L) {
 /* iterator step: space, i -> i+1, cell (nothing after the last) */
 static int s_iter(lua_State *L) {
   nn_space *s = checkspace(L, 1);
-  lua_Integer i = luaL_checkinteger(L, 2) + 1;
-  if (i > size_of(L, s)) return 0;
+  lua_Integer c0 = luaL_checkinteger(L, 2);
+  int64_t n = size_of(L, s);
+  if (c0 < 0 || c0 >= n) return 0; /* also math.maxinteger, whose successor overflows */
+  lua_Integer i = c0 + 1;
   nn_cell c;
   nn_error err;
   if (nn_space_cell(s, (int64_t)i - 1, &c, &err) != NN_OK) return l_raise(L, &err);
@@ -209,8 +215,9 @@ static int s_sample(lua_State *L) {
     return 1;
   }
   lua_Integer n = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, n >= 0, 3, "count >= 0 expected");
-  lua_createtable(L, n < 1 << 20 ? (int)n : 0, 0);
+  if (n < 0 || n > NN_SPACE_MAX_SAMPLES)
+    luaL_argerror(L, 3, lua_pushfstring(L, "count in 0..%d expected, got %I", NN_SPACE_MAX_SAMPLES, n));
+  lua_createtable(L, (int)n, 0);
   for (lua_Integer k = 1; k <= n; k++) {
     if (nn_space_sample(s, r, &c, &err) != NN_OK) return l_raise(L, &err);
     l_pushcell(L, &c);

@@ -26,8 +26,8 @@ static void push_read(lua_State *L, nn_st_file *f, const char *name) {
 
 /* path [, name] -> tensor | { name = tensor } */
 static int st_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  const char *name = luaL_optstring(L, 2, NULL);
+  const char *path = l_checkstring(L, 1, "path");
+  const char *name = lua_isnoneornil(L, 2) ? NULL : l_checkstring(L, 2, "name");
   nn_error err;
   l_box *b = l_newbox(L, NN_MT_STFILE, 0);
   if (!(b->p = nn_st_open(path, &err))) return l_raise(L, &err);
@@ -51,7 +51,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *c
 
 /* path, { name = tensor, ... } -> () */
 static int st_save(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = l_checkstring(L, 1, "path");
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t n = 0;
   lua_pushnil(L);
@@ -59,6 +59,8 @@ static int st_save(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING || !*lua_tostring(L, -2))
       return luaL_error(L, "bad argument #2 to 'save' (keys must be non-empty tensor names, got %s)",
                         luaL_typename(L, -2));
+    if (!l_tolstring_nonul(L, -2, NULL))
+      return luaL_error(L, "bad argument #2 to 'save' (tensor names without NUL bytes expected)");
     if (!luaL_testudata(L, -1, NN_MT_TENSOR))
       return luaL_error(L, "bad argument #2 to 'save' (field '%s': neuronas.Tensor expected, got %s)",
                         lua_tostring(L, -2), luaL_typename(L, -1));

@@ -8,6 +8,8 @@ nn_tensor *l_checktensor(lua_State *L, int idx) { return l_checkopen(L, idx, NN_
 
 l_box *l_pushtensorbox(lua_State *L) { return l_newbox(L, NN_MT_TENSOR, 0); }
 
+static float checkvalue(lua_State *L, int arg);
+
 /* Reads a shape from args first..top: either one table {d1, d2, ...} or integers. */
 static int read_shape(lua_State *L, int first, int64_t *shape) {
   int n = 0;
@@ -74,6 +76,9 @@ static void fill_nested(lua_State *L, int idx, int d, int ndim, const int64_t *s
     if (!isnum)
       luaL_argerror(L, 1, lua_pushfstring(L, "element %s: number expected, got %s", path,
                                           luaL_typename(L, idx)));
+    if (!isfinite((float)v))
+      luaL_argerror(L, 1, lua_pushfstring(L, "element %s: finite float32 value expected, got %s",
+                                          path, lua_tostring(L, idx)));
     data[(*pos)++] = (float)v;
     return;
   }
@@ -98,8 +103,9 @@ static int t_from(lua_State *L) {
   char path[256] = "";
   nn_tensor *t;
   if (lua_type(L, 1) == LUA_TNUMBER) {
+    float v = checkvalue(L, 1);
     t = push_new(L, 0, shape);
-    nn_tensor_data(t)[0] = (float)lua_tonumber(L, 1);
+    nn_tensor_data(t)[0] = v;
     return 1;
   }
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -111,6 +117,7 @@ static int t_from(lua_State *L) {
 
 static int t_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_TENSOR);
+  l_check_close(L, NN_MT_TENSOR);
   nn_tensor_free(b->p);
   b->p = NULL;
   return 0;
@@ -158,11 +165,22 @@ static int t_dim(lua_State *L) {
   return 1;
 }
 
+/* Argument arg as a float element: a number whose float32 value is finite (a tensor never holds
+ * NaN or infinities put there from Lua: every score computed from it would be NaN). */
+static float checkvalue(lua_State *L, int arg) {
+  lua_Number v = luaL_checknumber(L, arg);
+  float f = (float)v;
+  if (!isfinite(f))
+    luaL_argerror(L, arg, lua_pushfstring(L, "finite float32 value expected, got %s",
+                                          lua_tostring(L, arg)));
+  return f;
+}
+
 /* tensor, v -> tensor (filled) */
 static int t_fill(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
-  lua_Number v = luaL_checknumber(L, 2);
-  nn_tensor_fill(t, (float)v);
+  float v = checkvalue(L, 2);
+  nn_tensor_fill(t, v);
   lua_settop(L, 1);
   return 1;
 }
@@ -195,9 +213,10 @@ static int t_max(lua_State *L) {
 
 /* tensor -> independent copy */
 static int t_copy(lua_State *L) {
-  nn_tensor *t = l_checktensor(L, 1);
   nn_error err;
+  l_checktensor(L, 1);
   l_box *b = l_pushtensorbox(L);
+  nn_tensor *t = l_checktensor(L, 1); /* resolved after the allocation (l_aux.h) */
   b->p = nn_tensor_clone(t, &err);
   if (!b->p) return l_raise(L, &err);
   return 1;
@@ -241,7 +260,7 @@ static int t_set(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
   int nd = nn_tensor_ndim(t);
   int64_t off = offset_of(L, t, 2);
-  nn_tensor_data(t)[off] = (float)luaL_checknumber(L, 2 + nd);
+  nn_tensor_data(t)[off] = checkvalue(L, 2 + nd);
   lua_settop(L, 1);
   return 1;
 }
@@ -271,7 +290,11 @@ static int t_uniform(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
   nn_rng *r = l_checkrng(L, 2);
   lua_Number lo = luaL_optnumber(L, 3, 0), hi = luaL_optnumber(L, 4, 1);
+  /* float32 draws lo + (hi - lo) * u: every term must be finite, or the tensor fills with NaN */
+  luaL_argcheck(L, isfinite((float)lo), 3, "finite float32 lo expected");
+  luaL_argcheck(L, isfinite((float)hi), 4, "finite float32 hi expected");
   luaL_argcheck(L, lo <= hi, 4, "hi >= lo expected");
+  luaL_argcheck(L, isfinite((float)hi - (float)lo), 4, "hi - lo within float32 range expected");
   nn_tensor_uniform(t, r, (float)lo, (float)hi);
   lua_settop(L, 1);
   return 1;
@@ -282,7 +305,8 @@ static int t_normal(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
   nn_rng *r = l_checkrng(L, 2);
   lua_Number m = luaL_optnumber(L, 3, 0), s = luaL_optnumber(L, 4, 1);
-  luaL_argcheck(L, s >= 0, 4, "std >= 0 expected");
+  luaL_argcheck(L, isfinite((float)m), 3, "finite float32 mean expected");
+  luaL_argcheck(L, s >= 0 && isfinite((float)s), 4, "finite std >= 0 expected");
   nn_tensor_normal(t, r, (float)m, (float)s);
   lua_settop(L, 1);
   return 1;
@@ -297,6 +321,7 @@ static int64_t flat_index(lua_State *L, nn_tensor *t, int idx) {
 
 /* t[i]: flat 1-based element; t.name: method */
 static int t_index(lua_State *L) {
+  l_checkbox(L, 1, NN_MT_TENSOR); /* a metamethod checks its self like a method does */
   if (lua_isinteger(L, 2)) {
     nn_tensor *t = l_checktensor(L, 1);
     lua_pushnumber(L, nn_tensor_data(t)[flat_index(L, t, 2)]);
@@ -313,7 +338,8 @@ static int t_index(lua_State *L) {
 static int t_newindex(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
   if (!lua_isinteger(L, 2)) return luaL_error(L, "tensor index must be an integer");
-  nn_tensor_data(t)[flat_index(L, t, 2)] = (float)luaL_checknumber(L, 3);
+  float v = checkvalue(L, 3);
+  nn_tensor_data(t)[flat_index(L, t, 2)] = v;
   return 0;
 }
 

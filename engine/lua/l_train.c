@@ -55,14 +55,14 @@ static int t_new(lua_State *L) {
     return luaL_argerror(L, 1, "fields 'epochs' and 'steps_per_epoch' go together");
   if (o.epochs > 0) o.p.total_steps = o.epochs * o.steps_per_epoch;
   lua_getfield(L, 1, "net");
-  nn_net *net = l_testopen(L, -1, NN_MT_NET);
-  if (!net)
+  if (!l_testopen(L, -1, NN_MT_NET))
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'net': %s expected, got %s", NN_MT_NET,
                                                luaL_typename(L, -1)));
   if (o.p.lr_min > o.p.lr)
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'lr_min': at most lr (%f) expected, got %f",
                                                o.p.lr, o.p.lr_min));
   l_box *b = l_newbox(L, NN_MT_TRAINER, 0);
+  nn_net *net = l_checknet(L, -2); /* resolved after the allocation (l_aux.h) */
   b->p = nn_trainer_new(net, &o.p, &err);
   if (!b->p) return l_raise(L, &err);
   return 1;
@@ -70,6 +70,7 @@ static int t_new(lua_State *L) {
 
 static int t_gc(lua_State *L) {
   l_box *b = l_checkbox(L, 1, NN_MT_TRAINER);
+  l_check_close(L, NN_MT_TRAINER);
   nn_trainer_free(b->p);
   b->p = NULL;
   return 0;
@@ -111,11 +112,12 @@ static int t_evaluate(lua_State *L) {
 
 /* tr, x[, train=false] -> S x classes tensor (T-averaged output) */
 static int t_forward(lua_State *L) {
-  nn_trainer *tr = checktr(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
   int train = lua_toboolean(L, 3);
   nn_error err;
+  checktr(L, 1), l_checktensor(L, 2);
   l_box *b = l_pushtensorbox(L);
+  nn_trainer *tr = checktr(L, 1); /* resolved after the allocation (l_aux.h) */
+  nn_tensor *x = l_checktensor(L, 2);
   nn_tensor *out = NULL;
   if (nn_trainer_forward(tr, x, train, &out, &err) != NN_OK) return l_raise(L, &err);
   b->p = out;
@@ -137,7 +139,8 @@ static int t_export(lua_State *L) {
 /* tr, path[, user string] -> tr */
 static int t_save(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *path = luaL_checkstring(L, 2), *user = luaL_optstring(L, 3, NULL);
+  const char *path = l_checkstring(L, 2, "path");
+  const char *user = lua_isnoneornil(L, 3) ? NULL : l_checkstring(L, 3, "user string");
   nn_error err;
   if (nn_trainer_save(tr, path, user, &err) != NN_OK) return l_raise(L, &err);
   lua_settop(L, 1);
@@ -147,7 +150,7 @@ static int t_save(lua_State *L) {
 /* tr, path -> user string or nil */
 static int t_load(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = l_checkstring(L, 2, "path");
   char *user = NULL;
   nn_error err;
   if (nn_trainer_load(tr, path, &user, &err) != NN_OK) return l_raise(L, &err);
@@ -176,7 +179,9 @@ static int t_tostring(lua_State *L) {
 
 /* Properties: steps, total_steps (settable), lr (of the next step), bits, optimizer. */
 static int t_index(lua_State *L) {
-  const char *k = luaL_checkstring(L, 2);
+  l_checkbox(L, 1, NN_MT_TRAINER); /* a metamethod checks its self like a method does */
+  const char *k = l_tolstring_nonul(L, 2, NULL);
+  if (!k) return 0; /* no such field or method: nil */
   luaL_getmetafield(L, 1, "methods");
   if (lua_getfield(L, -1, k) != LUA_TNIL) return 1; /* methods work on closed trainers too */
   nn_trainer *tr = checktr(L, 1);
@@ -192,7 +197,7 @@ static int t_index(lua_State *L) {
 
 static int t_newindex(lua_State *L) {
   nn_trainer *tr = checktr(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = l_checkstring(L, 2, "field name");
   if (strcmp(k, "total_steps") == 0) {
     lua_Integer v = luaL_checkinteger(L, 3);
     luaL_argcheck(L, v >= 0, 3, "total_steps >= 0 expected");

@@ -49,6 +49,11 @@ void nn_log(nn_log_level level, const char *fmt, ...)
 #endif
     ;
 
+/* Bytes the engine holds on the heap right now, over all threads (engine/nn_mem.h). Bindings
+ * tell their host's garbage collector about growth of it, since the memory of a net, trainer
+ * or tensor sits outside the host's own heap. */
+int64_t nn_mem_live_bytes(void);
+
 /* Cooperative cancellation (Ctrl-C): long loops poll nn_cancelled() and return NN_EINTR. */
 void nn_cancel_set(int on);
 int nn_cancelled(void);

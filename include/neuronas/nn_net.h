@@ -7,6 +7,10 @@
 #ifndef NEURONAS_NN_NET_H
 #define NEURONAS_NN_NET_H
 
+/* Ranges of nn.net's size options (docs/reliability.md "Bounds"; the binding checks them). */
+#define NN_NET_MAX_TIMESTEPS 1024
+#define NN_NET_MAX_CHANNELS 4096
+
 #include "nn.h"
 #include "nn_layer.h"
 #include "nn_tensor.h"

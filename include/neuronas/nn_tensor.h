@@ -11,6 +11,10 @@ extern "C" {
 #endif
 
 #define NN_TENSOR_MAXDIM 8
+/* Elements of one tensor at most (docs/reliability.md "Bounds"): 2^28 float32 values, 1 GiB,
+ * above a whole CIFAR-10 training split in one batch (153.6M values). A larger shape fails with
+ * NN_EINVAL before anything is allocated. */
+#define NN_TENSOR_MAX_NUMEL ((int64_t)1 << 28)
 
 typedef struct nn_tensor nn_tensor;
 

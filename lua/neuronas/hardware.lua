@@ -23,9 +23,12 @@ local function timesteps_of(net)
   return nil
 end
 
+-- Whether obj[name] is something to call (a function, or a value with __call).
 local function has_method(obj, name)
   local ok, v = pcall(function() return obj[name] end)
-  return ok and v ~= nil
+  if not ok or v == nil then return false end
+  local mt = getmetatable(v)
+  return type(v) == "function" or (type(mt) == "table" and rawget(mt, "__call") ~= nil)
 end
 
 -- Called by hw:evaluate (C) with a network: returns its layer list, weight bits (nil when the
@@ -69,6 +72,12 @@ local function format_cost(cost)
       local v = l[c[2]]
       if c[2] == "name" then v = v or "-" end
       if c[2] == "index" then v = v or i end
+      local want = c[3]:find("s$") and "string" or c[3]:find("d$") and "integer" or "number"
+      if v ~= nil and not (want == "integer" and math.tointeger(v) or type(v) == want) then
+        error(string.format("bad argument #1 to 'report' (layers[%d].%s: %s expected, got %s)", i, c[2],
+          want, math.type(v) or type(v)), 3)
+      end
+      if want == "integer" and v ~= nil then v = math.tointeger(v) end
       if c[2] == "latency_share" and v then v = 100 * v end
       if v == nil then
         row[#row + 1] = string.format("%" .. (tonumber(c[3]:match("(%d+)")) or 1) .. "s", "-")
@@ -79,7 +88,16 @@ local function format_cost(cost)
     for k in pairs(sum) do sum[k] = sum[k] + (tonumber(l[k]) or 0) end
     out[#out + 1] = table.concat(row, " ")
   end
+  local TOTALS = { "n_layers", "memory_params", "bits", "memory_bytes", "cells_per_weight", "pes", "tiles",
+    "area_mm2", "energy_uj", "latency_ms", "timesteps" }
   if cost.area_mm2 then
+    for _, k in ipairs(TOTALS) do
+      local v, want = cost[k], k:find("_mm2$") or k:find("_uj$") or k:find("_ms$")
+      if not (want and type(v) == "number" or math.tointeger(v)) then
+        error(string.format("bad argument #1 to 'report' (field '%s': %s expected, got %s)", k,
+          want and "number" or "integer", math.type(v) or type(v)), 3)
+      end
+    end
     out[#out + 1] = string.format(
       "total: %d layers, %d weights (FxP%d, %d bytes, %d cells each), %d PEs, %d tiles, %.4f mm^2,"
         .. " %.4f uJ, %.4f ms (mode %s, device %s, T=%d, scope %s)",
@@ -101,6 +119,9 @@ return function(M, core)
   -- hw:report(cost) (or any { layers = per-layer list }) or hw:report(layers_or_net[, opts])
   -- -> the per-layer table as text
   mt.methods.report = function(self, what, opts)
+    if getmetatable(self) ~= mt then
+      error(("calling 'report' on bad self (neuronas.ELA expected, got %s)"):format(type(self)), 2)
+    end
     if type(what) == "table" and type(what.layers) == "table" then return format_cost(what) end
     local cost = self:evaluate(what, opts)
     if not cost.layers then

@@ -2,6 +2,21 @@
 -- (l_train.c): tr:step(x, y), tr:evaluate(x, y), tr:export(net), tr:save/load. This adds
 -- nn.train.epoch / nn.train.evaluate, the loops over a dataset that scripts/train.lua runs.
 
+-- What each option accepts: a check returning nil when the value is fine, else what was expected.
+local function int_in(lo, hi)
+  return function(v)
+    if math.type(v) == "integer" and v >= lo and v <= hi then return nil end
+    return ("integer in %d..%d"):format(lo, hi)
+  end
+end
+local CHECKS = {
+  batch = int_in(1, 1 << 30),
+  seed = int_in(0, math.maxinteger),
+  epoch = int_in(0, math.maxinteger),
+  augment = function(v) if type(v) ~= "boolean" and type(v) ~= "table" then return "boolean or table" end end,
+  on_batch = function(v) if type(v) ~= "function" then return "function" end end,
+}
+
 local function check_opts(fname, opts, valid)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
@@ -10,20 +25,31 @@ local function check_opts(fname, opts, valid)
   local names = {}
   for k in pairs(valid) do names[#names + 1] = k end
   table.sort(names)
-  for k in pairs(opts) do
+  for k, v in pairs(opts) do
     if not valid[k] then
       error(("bad argument #3 to '%s' (unknown field '%s' (expected: %s))")
         :format(fname, tostring(k), table.concat(names, ", ")), 3)
+    end
+    local want = CHECKS[k] and CHECKS[k](v)
+    if want then
+      error(("bad argument #3 to '%s' (field '%s': %s expected, got %s)")
+        :format(fname, k, want, want:find("^integer") and math.type(v) and tostring(v) or type(v)), 3)
     end
   end
   return opts
 end
 
+-- The metatable's __name says the type (a __tostring could lie, and could raise).
+local function is(v, name)
+  local mt = type(v) == "userdata" and getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__name") == name
+end
+
 local function check_args(fname, tr, ds)
-  if type(tr) ~= "userdata" or tostring(tr):sub(1, 16) ~= "neuronas.Trainer" then
+  if not is(tr, "neuronas.Trainer") then
     error(("bad argument #1 to '%s' (neuronas.Trainer expected, got %s)"):format(fname, type(tr)), 3)
   end
-  if type(ds) ~= "userdata" or tostring(ds):sub(1, 16) ~= "neuronas.Dataset" then
+  if not is(ds, "neuronas.Dataset") then
     error(("bad argument #2 to '%s' (neuronas.Dataset expected, got %s)"):format(fname, type(ds)), 3)
   end
 end

@@ -399,7 +399,7 @@ describe("nn.space", function()
     assert.has_error(function() s:cell(730) end, "bad argument #1 to 'cell' (index 1..729 expected, got 730)")
     assert.has_error(function() s:cell(1.5) end, "bad argument #1 to 'cell' (index 1..729 expected, got 1.5)")
     assert.has_error(function() s:sample() end, "bad argument #1 to 'sample' (neuronas.Rng expected, got no value)")
-    assert.has_error(function() s:sample(nn.rng(1), -1) end, "bad argument #2 to 'sample' (count >= 0 expected)")
+    assert.has_error(function() s:sample(nn.rng(1), -1) end, "bad argument #2 to 'sample' (count in 0..1048576 expected, got -1)")
     assert.has_error(function() s:index(42) end,
       "bad argument #1 to 'index' (neuronas.Cell or cell string expected, got number)")
     assert.has_error(function() s:index("skip") end,

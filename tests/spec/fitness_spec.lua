@@ -118,9 +118,9 @@ describe("nn.fitness", function()
     assert.has_error(function() nn.fitness(n, x, { repeats = 2 }) end,
       "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads))")
     assert.has_error(function() nn.fitness(n, x, { cache = {} }) end,
-      "bad argument #3 to 'fitness' (field 'cache': neuronas.FitnessCache expected)")
+      "bad argument #3 to 'fitness' (field 'cache': neuronas.FitnessCache expected, got table)")
     assert.has_error(function() nn.fitness(n, { x, 5 }) end,
-      "bad argument #2 to 'fitness' (batch 2: neuronas.Tensor expected)")
+      "bad argument #2 to 'fitness' (batch 2: neuronas.Tensor expected, got number)")
     assert.has_error(function() nn.fitness(n, { x, batch(5, 1) }) end,
       "fitness: batch 2 has 5 samples, batch 1 4")
     assert.has_error(function() nn.fitness(n, batch(1, 1)) end,
