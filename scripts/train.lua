@@ -77,8 +77,14 @@ if flags.genotype then
 elseif flags.from then
   local f, why = io.open(flags.from, "rb")
   if not f then cli.fail(opts, "--from: " .. tostring(why)) end
-  local text = f:read("a")
+  -- a report is a few MB at most: read a bounded amount (a device or a huge file is refused)
+  local MAX = 256 * 2 ^ 20
+  local text = f:read(MAX + 1)
   f:close()
+  if text and #text > MAX then
+    cli.fail(opts, string.format("--from: %s is larger than 256 MiB (a search report expected)", flags.from))
+  end
+  text = text or ""
   local ok, doc = pcall(json.decode, text)
   if not ok then cli.fail(opts, string.format("--from: %s is not JSON (%s)", flags.from, tostring(doc))) end
   local best = type(doc) == "table" and doc.best

@@ -138,11 +138,15 @@ static int mpi_recv(lua_State *L) {
   int src = (int)luaL_optinteger(L, 1, -1), tag = (int)luaL_optinteger(L, 2, -1);
   double timeout = luaL_optnumber(L, 3, -1);
   MPI_Status st;
-  int flag = 0, rc, n;
+  int flag = 0, rc, n, size;
   long pause_ns = 20000;
   double waited = 0;
   struct timespec t0, now;
+  luaL_argcheck(L, timeout == timeout && timeout <= 1e9, 3, "timeout in seconds (or -1: none) expected");
   need_init(L);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2) return luaL_error(L, "mpi.recv: a one-rank job has no other rank to receive from");
+  luaL_argcheck(L, src >= -1 && src < size, 1, "a rank of the job (or -1: any) expected");
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (src < 0) src = MPI_ANY_SOURCE;
   if (tag < 0) tag = MPI_ANY_TAG;

@@ -15,7 +15,7 @@ M.seed = { min = 0, max = 2 ^ 53 - 1 }       -- nn.net's seed (>= 0); 2^53 - 1: 
 -- Images per fitness or training batch: the fitness kernel is batch^2 doubles and a forward's
 -- maps grow with the batch (1024: an 8 MB kernel; SNASNet scores at 64..256).
 M.batch = { min = 2, max = 1024 }
-M["repeat"] = { min = 1, max = 100 }         -- fitness batches per candidate, all held at once
+M["repeat"] = { min = 1, max = 64 }          -- fitness batches per candidate (nn.fitness's repeat)
 M.cells = { min = 1, max = 729 }             -- the NeuroNAS space's size
 M.num = { min = 1, max = 1000000 }           -- sampled cells
 M.population = { min = 2, max = 100000 }     -- NSGA-II's population (all held at once)

@@ -116,7 +116,13 @@ return function(M, core)
   -- nn.activity(net, x | { batches }, { xbar = 64 }) -> { layers = { {name, active, reads,
   -- fraction, measured}, ... }, active =, reads =, fraction = } over the measured layers
   M.activity = function(net, x, opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      error("bad argument #3 to 'activity' (table of options expected, got " .. type(opts) .. ")", 2)
+    end
     local xbar = opts and opts.xbar or 64
+    if math.type(xbar) ~= "integer" or xbar < 1 then
+      error("bad argument #3 to 'activity' (field 'xbar': positive integer expected, got " .. tostring(xbar) .. ")", 2)
+    end
     local ls = core.activity(net, x, xbar)
     local act, reads = 0, 0
     for _, l in ipairs(ls) do
@@ -131,7 +137,14 @@ return function(M, core)
 
   -- hw:active_energy(cost, activity) -> cost with energy_active_uj / _pj and per layer
   -- energy_active_uj, active_fraction (a layer without a measurement keeps its energy)
+  local function check_self(self, fname)
+    if getmetatable(self) ~= mt then
+      error(string.format("bad argument #1 to '%s' (neuronas.ELA expected, got %s)", fname, type(self)), 3)
+    end
+  end
+
   mt.methods.active_energy = function(self, cost, act)
+    check_self(self, "active_energy")
     if type(cost) ~= "table" or type(cost.layers) ~= "table" then
       error("bad argument #1 to 'active_energy' (a cost with its per-layer list expected)", 2)
     end
@@ -160,6 +173,10 @@ return function(M, core)
 
   -- hw:evaluate_active(net, x[, opts]) == hw:active_energy(hw:evaluate(net, opts), nn.activity(net, x))
   mt.methods.evaluate_active = function(self, net, x, opts)
+    check_self(self, "evaluate_active")
+    if opts ~= nil and type(opts) ~= "table" then
+      error("bad argument #3 to 'evaluate_active' (table of options expected, got " .. type(opts) .. ")", 2)
+    end
     local o = {}
     for k, v in pairs(opts or {}) do o[k] = v end
     o.breakdown = true

@@ -296,7 +296,9 @@ do
       local name = prefix .. tostring(k)
       if type(v) == "function" then
         add(name, v)
-      elseif type(v) == "table" and depth < 2 and k ~= "core" then
+      elseif type(v) == "table" and depth < 2 and k ~= "core" and v ~= nn.core.mpi then
+        -- (nn.core.mpi is the MPI evaluator's transport: recv waits for another rank and abort
+        -- ends the job, by design; tests/spec/mpi_spec.lua exercises it across ranks)
         local mt = getmetatable(v)
         if mt and type(mt.__call) == "function" then add(name, function(...) return v(...) end) end
         walk(v, name .. ".", depth + 1)

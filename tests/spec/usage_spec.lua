@@ -35,7 +35,7 @@ describe("user errors", function()
       { "--energy 0", "flag '--energy': value > 0 expected, got '0'" },
       { "--memory 1e999", "flag '--memory': finite number expected, got '1e999'" },
       { "--batch 100000000", "flag '--batch': value in 2..1024 expected, got '100000000'" },
-      { "--repeat 100000", "flag '--repeat': value in 1..100 expected, got '100000'" },
+      { "--repeat 100000", "flag '--repeat': value in 1..64 expected, got '100000'" },
       { "--cells 730", "flag '--cells': value in 1..729 expected, got '730'" },
       { "--bits 8 extra", "unexpected argument 'extra' (every argument is a --flag; see --help)" },
       { "--enrgy 20", "unknown flag '--enrgy' (did you mean --energy?)" },
@@ -54,6 +54,11 @@ describe("user errors", function()
     assert_usage_error("train.lua", "--genotype 101021 --lr-min 0.01",
       "flag '--lr-min': value <= --lr (0.003) expected, got '0.01'") -- adam's default lr
     assert_usage_error("train.lua", "101021", "unexpected argument '101021' (every argument is a --flag; see --help)")
+  end)
+
+  it("refuses train.lua --from a device or a huge file after a bounded read, naming the file", function()
+    assert_usage_error("train.lua", "--from /dev/zero",
+      "--from: /dev/zero is larger than 256 MiB (a search report expected)")
   end)
 
   it("reports a refused --resume in one line, exit 1; --debug adds the traceback", function()
