@@ -4,6 +4,7 @@
 -- fitness and die out. `cycles` counts all evaluations, the initial population included.
 local options = require("neuronas.search.options")
 local run = require("neuronas.search.run")
+local mutate_edge = require("neuronas.search.mutate")
 
 local M = {}
 
@@ -18,21 +19,7 @@ function M.strategy(opts)
     cycles = opts.cycles or 200, n = 0, pending = nil,
   }
   assert(st.S <= st.P, "search.evolution_strategy: sample must not exceed population")
-  local ops = space:ops()
-  -- One edge of a forward cell gets another op of the space; a backward-cell space (whose
-  -- edges are not six independent choices) draws a fresh cell instead.
-  local function mutate(cell)
-    if type(cell) == "string" then cell = nn.cell(cell) end
-    if #ops < 2 or (space.is_backward and space:is_backward()) then return space:sample(rng) end
-    local names = cell:ops()
-    local i = rng:integer(1, #names)
-    local choices = {}
-    for _, o in ipairs(ops) do
-      if o ~= names[i] then choices[#choices + 1] = o end
-    end
-    names[i] = choices[rng:integer(1, #choices)]
-    return nn.cell(names)
-  end
+  local function mutate(cell) return mutate_edge.one_edge(space, rng, cell) end
   function st:ask()
     if self.n >= self.cycles then return nil end
     self.n = self.n + 1

@@ -10,6 +10,7 @@
 local options = require("neuronas.search.options")
 local run = require("neuronas.search.run")
 local H = require("neuronas.search.hypervolume")
+local mutate_edge = require("neuronas.search.mutate")
 
 local M = {}
 
@@ -106,10 +107,9 @@ function M.strategy(opts)
   local nn = require("neuronas")
   local space = opts.space or nn.space("neuronas")
   local rng = nn.rng(opts.seed or 1)
-  local ops = space:ops()
   -- forward cells are six independent edge choices; a backward-cell space is not (its cells come
   -- from a sampler), so there crossover swaps whole cells and mutation draws a fresh cell
-  local edgewise = #ops >= 2 and not (space.is_backward and space:is_backward())
+  local edgewise = mutate_edge.edgewise(space)
   local st = {
     name = "nsga2", objectives = objs, P = P, G = G, gen = 0, pop = {}, seen = {}, seq = 0,
     population = P, generations = G,
@@ -121,17 +121,7 @@ function M.strategy(opts)
   end
   local function key(a, b) return tostring(a) .. " | " .. tostring(b) end
 
-  local function mutate_cell(cell)
-    if not edgewise then return space:sample(rng) end
-    local list = names(cell)
-    local i = rng:integer(1, #list)
-    local choices = {}
-    for _, o in ipairs(ops) do
-      if o ~= list[i] then choices[#choices + 1] = o end
-    end
-    list[i] = choices[rng:integer(1, #choices)]
-    return nn.cell(list)
-  end
+  local function mutate_cell(cell) return mutate_edge.one_edge(space, rng, cell) end
   local function mutate(child)
     if rng:integer(0, 1) == 0 then child.cellA = mutate_cell(child.cellA) else child.cellB = mutate_cell(child.cellB) end
   end
