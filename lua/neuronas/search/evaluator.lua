@@ -73,7 +73,7 @@ end
 -- pay), then the results in order, each journaled when new. A candidate is scored once per
 -- canonical genotype pair; a repeat, also within one list, comes from the cache.
 -- A pipeline with prefetch (the MPI one, neuronas/search/mpi.lua) first computes the whole list
--- elsewhere, asking self:check which candidates to score; the passes below then read its results.
+-- elsewhere, asking self:to_score which candidates to score; the passes below then read its results.
 function Evaluator:evaluate(cands)
   local p, clock = self.pipeline, self.clock
   if p.prefetch then p.prefetch(cands, self) end
