@@ -41,14 +41,6 @@ function M.tmpname(suffix)
   return p .. (suffix or "")
 end
 
--- A file's bytes.
-function M.slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Writes s to path p.
 function M.spit(p, s)
   local f = assert(io.open(p, "wb"))
@@ -73,14 +65,6 @@ function M.new_globals(before)
   end
   table.sort(added)
   return added
-end
-
--- The whole content of a file.
-function M.slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 -- How many times a Lua pattern matches in s.
