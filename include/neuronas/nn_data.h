@@ -173,8 +173,6 @@ nn_status nn_gz_read_file(const char *path, uint8_t **out, size_t *out_n, size_t
  * NN_FILE_MAX_BYTES). */
 nn_status nn_gz_inflate(const uint8_t *src, size_t n, const char *what, uint8_t **out,
                         size_t *out_n, size_t max_bytes, nn_error *err);
-/* Writes data as a gzip file (level 9, no name/time: reproducible). */
-nn_status nn_gz_write_file(const char *path, const uint8_t *data, size_t n, nn_error *err);
 
 #ifdef __cplusplus
 }
