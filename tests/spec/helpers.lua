@@ -74,4 +74,26 @@ function M.count(s, pat)
   return n
 end
 
+-- How many edges of a cell carry op.
+function M.count_op(cell, op)
+  local n = 0
+  for _, e in ipairs(require("neuronas").cell(cell):edges()) do
+    if e.op == op then n = n + 1 end
+  end
+  return n
+end
+
+-- Costs of a fake pipeline (the search specs): they grow with the convolutions of each cell.
+function M.fake_cost(a, b)
+  local count = M.count_op
+  local ca, cb = count(a, "conv3x3"), count(b, "conv3x3")
+  local pa, pb = count(a, "avgpool3x3"), count(b, "avgpool3x3")
+  return {
+    memory_params = 1000 + 100 * ca + 400 * cb,
+    area_mm2 = 1 + 0.5 * ca + 0.25 * cb + 0.01 * (pa + pb),
+    latency_ms = 2 + ca + 2 * cb - 0.1 * pb,
+    energy_uj = 1 + 0.3 * ca + 0.2 * cb + 0.05 * pa,
+  }
+end
+
 return M

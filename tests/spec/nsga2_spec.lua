@@ -7,24 +7,9 @@ local nsga2 = require("neuronas.search.nsga2")
 local HV = require("neuronas.search.hypervolume")
 local H = require("helpers")
 
-local function count(cell, op)
-  local n = 0
-  for _, e in ipairs(nn.cell(cell):edges()) do
-    if e.op == op then n = n + 1 end
-  end
-  return n
-end
+local count = H.count_op
 
-local function fake_cost(a, b)
-  local ca, cb = count(a, "conv3x3"), count(b, "conv3x3")
-  local pa, pb = count(a, "avgpool3x3"), count(b, "avgpool3x3")
-  return {
-    memory_params = 1000 + 100 * ca + 400 * cb,
-    area_mm2 = 1 + 0.5 * ca + 0.25 * cb + 0.01 * (pa + pb),
-    latency_ms = 2 + ca + 2 * cb - 0.1 * pb,
-    energy_uj = 1 + 0.3 * ca + 0.2 * cb + 0.05 * pa,
-  }
-end
+local fake_cost = H.fake_cost
 
 -- more convolutions score higher (a real trade-off against the costs), plus a genotype hash
 local function fake_score(a, b)

@@ -5,25 +5,10 @@ local nn = require("neuronas")
 local search = require("neuronas.search")
 local H = require("helpers")
 
-local function count(cell, op)
-  local n = 0
-  for _, e in ipairs(nn.cell(cell):edges()) do
-    if e.op == op then n = n + 1 end
-  end
-  return n
-end
+local count = H.count_op
 
 -- Costs grow with the convolutions of each cell; the score is a hash of the genotype pair.
-local function fake_cost(a, b)
-  local ca, cb = count(a, "conv3x3"), count(b, "conv3x3")
-  local pa, pb = count(a, "avgpool3x3"), count(b, "avgpool3x3")
-  return {
-    memory_params = 1000 + 100 * ca + 400 * cb,
-    area_mm2 = 1 + 0.5 * ca + 0.25 * cb + 0.01 * (pa + pb),
-    latency_ms = 2 + ca + 2 * cb - 0.1 * pb,
-    energy_uj = 1 + 0.3 * ca + 0.2 * cb + 0.05 * pa,
-  }
-end
+local fake_cost = H.fake_cost
 
 local function fake_score(a, b)
   local h = 0

@@ -251,11 +251,8 @@ end
 
 -- search.cosearch{ knobs =, population =, generations =, objective =, ... } -> report (with .front)
 function M.search(opts)
-  local setup, strat = run.split_opts(opts, { space = true, knobs = true, population = true, generations = true,
-    objective = true, sample_seed = true, hooks = true }, "search.cosearch")
-  local hooks = strat.hooks
-  strat.hooks = nil
-  strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
+  local setup, strat, hooks = run.split_opts(opts, { space = true, knobs = true, population = true,
+    generations = true, objective = true, sample_seed = true }, "search.cosearch")
   local st = M.strategy(strat)
   local rep = run.run(st, options.setup(setup), hooks)
   rep.front = st:front()

@@ -48,11 +48,8 @@ end
 
 -- search.evolution{ population =, sample =, cycles =, ... } -> report
 function M.search(opts)
-  local setup, strat = run.split_opts(opts, { space = true, population = true, sample = true, cycles = true,
-    sample_seed = true, hooks = true }, "search.evolution")
-  local hooks = strat.hooks
-  strat.hooks = nil
-  strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
+  local setup, strat, hooks = run.split_opts(opts, { space = true, population = true, sample = true, cycles = true,
+    sample_seed = true }, "search.evolution")
   return run.run(M.strategy(strat), options.setup(setup), hooks)
 end
 

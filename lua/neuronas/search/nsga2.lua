@@ -223,11 +223,8 @@ end
 
 -- search.nsga2{ population =, generations =, crossover =, mutation =, objectives =, ... } -> report
 function M.search(opts)
-  local setup, strat = run.split_opts(opts, { space = true, population = true, generations = true,
-    crossover = true, mutation = true, objectives = true, sample_seed = true, hooks = true })
-  local hooks = strat.hooks
-  strat.hooks = nil
-  strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
+  local setup, strat, hooks = run.split_opts(opts, { space = true, population = true, generations = true,
+    crossover = true, mutation = true, objectives = true, sample_seed = true }, "search.nsga2")
   return run.run(M.strategy(strat), options.setup(setup), hooks)
 end
 

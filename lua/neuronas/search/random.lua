@@ -31,10 +31,8 @@ end
 function M.search(opts)
   opts = options.copy(opts)
   if opts.bits == nil then opts.bits = 32 end
-  local setup, strat = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true, hooks = true }, "search.random")
-  local hooks = strat.hooks
-  strat.hooks = nil
-  strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
+  local setup, strat, hooks = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true },
+    "search.random")
   local st = options.setup(setup)
   strat.chunk = strat.chunk or st.threads
   return run.run(M.strategy(strat), st, hooks)

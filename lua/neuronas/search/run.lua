@@ -121,15 +121,22 @@ end
 
 -- Splits one-call options into setup options and the strategy's own keys; a key that is neither
 -- is an error listing both (fname names the caller).
+-- Also takes out `hooks` (search.run's third argument), and when the strategy has a
+-- `sample_seed` key, hands it the strategy's `seed` (sample_seed, else the setup's seed).
+-- Returns setup, strategy options, hooks.
 function M.split_opts(opts, strategy_keys, fname)
   local setup, strat = {}, {}
   local valid = options.copy(options.SETUP_KEYS)
   for k in pairs(strategy_keys) do valid[k] = "" end
+  valid.hooks = ""
   options.check_keys(fname or "search", opts or {}, valid)
   for k, v in pairs(opts or {}) do
-    if strategy_keys[k] then strat[k] = v else setup[k] = v end
+    if strategy_keys[k] then strat[k] = v elseif k ~= "hooks" then setup[k] = v end
   end
-  return setup, strat
+  if strategy_keys.sample_seed then
+    strat.seed, strat.sample_seed = strat.sample_seed or setup.seed, nil
+  end
+  return setup, strat, opts and opts.hooks
 end
 
 return M

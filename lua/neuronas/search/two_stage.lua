@@ -89,10 +89,7 @@ end
 
 -- search.two_stage{ preset =, bits =, constraints = {...}, stage1 =, ... } -> report (see search.run)
 function M.search(opts)
-  local setup, strat = run.split_opts(opts, { space = true, chunk = true, hooks = true, stage1 = true },
-    "search.two_stage")
-  local hooks = strat.hooks
-  strat.hooks = nil
+  local setup, strat, hooks = run.split_opts(opts, { space = true, chunk = true, stage1 = true }, "search.two_stage")
   local st = options.setup(setup)
   strat.chunk = strat.chunk or st.threads
   return run.run(M.strategy(strat), st, hooks)
