@@ -86,13 +86,13 @@ int nn_names_translate(const char *name, nn_names from, nn_names to, char *out, 
   return out[0] = 0, 0;
 }
 
-typedef char key_buf[NN_NET_MAXNAME_LEN + 64];
+typedef char key_buf[NN_PLAN_NAME_LEN + 64];
 
 /* Every param's name under `names`; NN_EINVAL when one has no counterpart. */
 static nn_status param_keys(const nn_net *net, nn_names names, key_buf *keys, nn_error *err) {
-  for (size_t i = 0; i < net->nparams; i++)
-    if (!nn_names_translate(net->params[i].name, NN_NAMES_NEURONAS, names, keys[i], sizeof keys[i]))
-      return nn_fail(err, NN_EINVAL, "names: tensor '%s' has no %s name", net->params[i].name, nn_names_str(names));
+  for (int i = 0; i < net->plan.nparams; i++)
+    if (!nn_names_translate(net->plan.params[i].name, NN_NAMES_NEURONAS, names, keys[i], sizeof keys[i]))
+      return nn_fail(err, NN_EINVAL, "names: tensor '%s' has no %s name", net->plan.params[i].name, nn_names_str(names));
   return NN_OK;
 }
 
@@ -111,15 +111,15 @@ static int snasnet_extra(const char *name) {
 /* The entries of one file: the params (F32 unless replaced by codes), then exponents and
  * counters. */
 typedef struct writer {
-  nn_st_raw e[2 * NN_NET_MAXPARAM];
+  nn_st_raw e[2 * NN_PLAN_MAXPARAM];
   size_t n;
 } writer;
 
 static const int64_t ZERO64 = 0;
 
 static void add_param_entries(writer *w, const nn_net *net, key_buf *keys) {
-  for (size_t i = 0; i < net->nparams; i++) {
-    const nn_tensor *t = net->params[i].t;
+  for (int i = 0; i < net->plan.nparams; i++) {
+    const nn_tensor *t = net->t[i];
     w->e[w->n++] = (nn_st_raw){keys[i], "F32", t->ndim, t->shape, t->data};
   }
 }
@@ -137,8 +137,8 @@ static nn_status write_file(const nn_net *net, const char *path, writer *w, key_
         snprintf(extra_keys[k], sizeof extra_keys[k], "%.*s.num_batches_tracked", (int)m, w->e[i].name);
         w->e[w->n++] = (nn_st_raw){extra_keys[k++], "I64", 0, NULL, &ZERO64};
       }
-  nn_cell_format(&net->p.cell_a, ca, sizeof ca);
-  nn_cell_format(&net->p.cell_b, cb, sizeof cb);
+  nn_cell_format(&net->plan.p.cell_a, ca, sizeof ca);
+  nn_cell_format(&net->plan.p.cell_b, cb, sizeof cb);
   snprintf(bits, sizeof bits, "%d", weight_bits);
   const char *meta[] = {"format", format, "cellA", ca, "cellB", cb, "weight_bits", bits, NULL};
   return nn_st_write_raw(path, w->e, w->n, meta, err);
@@ -146,12 +146,12 @@ static nn_status write_file(const nn_net *net, const char *path, writer *w, key_
 
 nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names, nn_error *err) {
   if (names == NN_NAMES_NEURONAS) return nn_net_save(net, path, err);
-  key_buf *keys = calloc(2 * NN_NET_MAXPARAM, sizeof *keys);
+  key_buf *keys = calloc(2 * NN_PLAN_MAXPARAM, sizeof *keys);
   writer *w = calloc(1, sizeof *w);
   nn_status st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
   if (st == NN_OK) {
     add_param_entries(w, net, keys);
-    st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "pt", net->weight_bits, err);
+    st = write_file(net, path, w, keys + NN_PLAN_MAXPARAM, names, "pt", net->weight_bits, err);
   }
   free(keys), free(w);
   return st;
@@ -159,10 +159,10 @@ nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names,
 
 nn_status nn_net_load_names(nn_net *net, const char *path, nn_names names, nn_error *err) {
   if (names == NN_NAMES_NEURONAS) return nn_net_load(net, path, err);
-  key_buf *keys = calloc(NN_NET_MAXPARAM, sizeof *keys);
-  const char **kp = calloc(NN_NET_MAXPARAM, sizeof *kp);
+  key_buf *keys = calloc(NN_PLAN_MAXPARAM, sizeof *keys);
+  const char **kp = calloc(NN_PLAN_MAXPARAM, sizeof *kp);
   nn_status st = keys && kp ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
-  for (size_t i = 0; st == NN_OK && i < net->nparams; i++) kp[i] = keys[i];
+  for (int i = 0; st == NN_OK && i < net->plan.nparams; i++) kp[i] = keys[i];
   if (st == NN_OK) st = nn_net_load_keys(net, path, kp, snasnet_extra, err);
   free(keys), free(kp);
   return st;
@@ -177,30 +177,25 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
                    nn_qscale_str(q->scale));
   const char *dtype = q->bits <= 8 ? "I8" : q->bits <= 16 ? "I16" : "I32";
   size_t esz = q->bits <= 8 ? 1 : q->bits <= 16 ? 2 : 4;
-  key_buf *keys = calloc(3 * NN_NET_MAXPARAM, sizeof *keys);
+  key_buf *keys = calloc(3 * NN_PLAN_MAXPARAM, sizeof *keys);
   writer *w = calloc(1, sizeof *w);
-  void *codes[NN_NET_MAXLAYER] = {0};
-  int32_t expo[NN_NET_MAXLAYER];
+  void *codes[NN_PLAN_MAXLAYER] = {0};
+  int32_t expo[NN_PLAN_MAXLAYER];
   float *tmp = NULL;
   st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
   if (st == NN_OK) add_param_entries(w, net, keys);
   /* crossbar-mapped weights: replace their F32 entry by codes and add the exponent */
-  for (size_t l = 0; st == NN_OK && l < net->nlayers; l++) {
-    const nn_tensor *t = net->layer_w[l];
-    size_t i = 0;
-    while (i < net->nparams && net->params[i].t != t) i++;
-    if (i == net->nparams) {
-      st = nn_fail(err, NN_EINVAL, "codes: layer %zu weight is not a stored tensor", l + 1);
-      break;
-    }
+  for (int l = 0; st == NN_OK && l < net->plan.nlayers; l++) {
+    const int i = net->plan.steps[net->plan.layer_step[l]].param0; /* the layer's weight */
+    const nn_tensor *t = net->t[i];
     nn_quant_stats qs;
     free(tmp);
     if (!(tmp = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *tmp)) ||
         !(codes[l] = malloc((size_t)(t->numel ? t->numel : 1) * esz))) {
-      st = nn_fail(err, NN_ENOMEM, "%s: out of memory for the codes of '%s'", path, net->params[i].name);
+      st = nn_fail(err, NN_ENOMEM, "%s: out of memory for the codes of '%s'", path, net->plan.params[i].name);
       break;
     }
-    if ((st = nn_quant_array(q, net->layers[l].name, t->data, tmp, t->numel, &qs, err)) != NN_OK) break;
+    if ((st = nn_quant_array(q, net->plan.layers[l].name, t->data, tmp, t->numel, &qs, err)) != NN_OK) break;
     /* q = code * 2^-frac_bits exactly, so the product below is an exact integer */
     for (int64_t j = 0; j < t->numel; j++) {
       double c = ldexp((double)tmp[j], qs.frac_bits);
@@ -211,11 +206,11 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
     expo[l] = -qs.frac_bits;
     w->e[i].dtype = dtype;
     w->e[i].data = codes[l];
-    snprintf(keys[2 * NN_NET_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
-    w->e[w->n++] = (nn_st_raw){keys[2 * NN_NET_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
+    snprintf(keys[2 * NN_PLAN_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
+    w->e[w->n++] = (nn_st_raw){keys[2 * NN_PLAN_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
   }
-  if (st == NN_OK) st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "neuronas.codes", q->bits, err);
-  for (size_t l = 0; l < NN_NET_MAXLAYER; l++) free(codes[l]);
+  if (st == NN_OK) st = write_file(net, path, w, keys + NN_PLAN_MAXPARAM, names, "neuronas.codes", q->bits, err);
+  for (size_t l = 0; l < NN_PLAN_MAXLAYER; l++) free(codes[l]);
   free(tmp), free(keys), free(w);
   return st;
 }

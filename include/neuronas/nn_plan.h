@@ -109,6 +109,13 @@ typedef struct nn_plan {
  * names the field and the expected range. */
 nn_status nn_plan_build(nn_plan *plan, const nn_net_params *p, nn_error *err);
 
+/* Values per sample of step s's input and output. */
+static inline int64_t nn_plan_step_in_numel(const nn_plan_step *s) { return s->in_c * s->in_h * s->in_w; }
+static inline int64_t nn_plan_step_out_numel(const nn_plan_step *s) { return s->out_c * s->out_h * s->out_w; }
+
+/* The plan net was built from (the net's; valid while the net lives). */
+const nn_plan *nn_net_plan(const nn_net *net);
+
 /* Index of the step whose path is `path` (exact match), or -1. */
 int nn_plan_find_step(const nn_plan *plan, const char *path);
 /* Index of the tensor named `name`, or -1. */

@@ -116,6 +116,34 @@ static void test_tensors_layers_lifs(void) {
   CHECK(!strcmp(pl.steps[pl.lif_step[5]].path, "downconv.lif"));
   CHECK(pl.steps[pl.lif_step[5]].in_c * pl.steps[pl.lif_step[5]].in_h * pl.steps[pl.lif_step[5]].in_w == 16 * 28 * 28);
   CHECK(!strcmp(pl.steps[pl.lif_step[8]].path, "classifier.lif") && pl.steps[pl.lif_step[8]].in_c == 256);
+  /* values per sample: the downconv LIF 16x28x28 in and out; its pool 32x28x28 -> 32x14x14 */
+  CHECK(nn_plan_step_in_numel(&pl.steps[pl.lif_step[5]]) == 12544 && nn_plan_step_out_numel(&pl.steps[pl.lif_step[5]]) == 12544);
+  i = nn_plan_find_step(&pl, "downconv.pool");
+  CHECK(i >= 0 && nn_plan_step_in_numel(&pl.steps[i]) == 25088 && nn_plan_step_out_numel(&pl.steps[i]) == 6272);
+}
+
+/* a net holds the plan of its params: its tensors, layers and LIFs are the plan's */
+static void test_net_holds_plan(void) {
+  static nn_plan pl;
+  nn_net_params p = params();
+  nn_error err;
+  CHECK(nn_plan_build(&pl, &p, &err) == NN_OK);
+  nn_net *net = nn_net_new(&p, &err);
+  CHECK(net != NULL);
+  if (!net) return;
+  CHECK(memcmp(nn_net_plan(net), &pl, sizeof pl) == 0);
+  CHECK(nn_net_tensor_count(net) == 51 && nn_net_layer_count(net) == 10 && nn_net_lif_count(net) == 9);
+  CHECK(!strcmp(nn_net_tensor_name(net, 48), "classifier.fc1.weight"));
+  CHECK(nn_tensor_numel(nn_net_tensor(net, 48)) == 256 * 1568);
+  CHECK(nn_net_layer_weight(net, 8) == nn_net_tensor(net, 48)); /* layer 8 is fc1 */
+  CHECK(!strcmp(nn_net_lif_name(net, 5), "downconv.lif") && nn_net_lif_neurons(net, 5) == 16 * 28 * 28);
+  /* BN weights and running variances start at 1, the fc2 bias at 0 */
+  CHECK(nn_tensor_cdata(nn_net_tensor(net, 1))[0] == 1.0f && nn_tensor_cdata(nn_net_tensor(net, 4))[15] == 1.0f);
+  CHECK(nn_tensor_cdata(nn_net_tensor(net, 50))[99] == 0.0f);
+  nn_net *c = nn_net_clone(net, &err);
+  CHECK(c != NULL && memcmp(nn_net_plan(c), &pl, sizeof pl) == 0);
+  nn_net_free(c);
+  nn_net_free(net);
 }
 
 static void test_snasnet_names(void) {
@@ -168,6 +196,7 @@ int main(void) {
   NN_TEST_RUN(test_steps);
   NN_TEST_RUN(test_tensors_layers_lifs);
   NN_TEST_RUN(test_snasnet_names);
+  NN_TEST_RUN(test_net_holds_plan);
   NN_TEST_RUN(test_errors);
   return NN_TEST_END();
 }
