@@ -193,7 +193,7 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
     expo[l] = -qs.frac_bits;
     w->e[i].dtype = dtype;
     w->e[i].data = codes[l];
-    snprintf(keys[2 * NN_PLAN_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
+    snprintf(keys[2 * NN_PLAN_MAXPARAM + l], sizeof keys[0], "%s.exponent", w->e[i].name); /* keys[i] */
     w->e[w->n++] = (nn_st_raw){keys[2 * NN_PLAN_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
   }
   if (st == NN_OK) st = write_file(net, path, w, keys + NN_PLAN_MAXPARAM, names, "neuronas.codes", q->bits, err);

@@ -305,6 +305,8 @@ static nn_status edge_apply(run *r, walk *w, int ei, const float *in, float *out
   default: {
     val v = {in, 0, 0};
     const int last = ei + e->nsub;
+    if (e->nsub < 1 || r->pl->steps[last].op != NN_STEP_BN)
+      return nn_fail(err, NN_EINVAL, "forward: edge %s (%s) does not end in a BatchNorm", e->path, nn_op_name(e->edge_op));
     for (int k = ei + 1; k < last && st == NN_OK; k++) st = step_run(r, w, k, &v, err);
     if (st == NN_OK) bn_run(r, last, v.x, out, add);
     return st;
@@ -449,9 +451,10 @@ static void walk_free(walk *w) {
   for (int c = 0; c < 2; c++) cell_run_free(&w->cells[c]);
 }
 
-/* Buffers of a walk over part `part`, its steps up to `end` (spikes only: the last LIF). The
- * caller frees them with walk_free, also when this fails. */
-static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int64_t S, nn_error *err) {
+/* Buffers of a walk over part `part`, its steps up to `end` (spikes only: the last LIF); with
+ * `slotted`, the last step writes into w->slot (set per timestep by the caller) and gets no
+ * buffer. The caller frees them with walk_free, also when this fails. */
+static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int slotted, int64_t S, nn_error *err) {
   nn_status st = NN_OK;
   int64_t keep = 0;
   memset(w, 0, sizeof *w);
@@ -463,7 +466,7 @@ static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int64_
     const nn_plan_step *s = &pl->steps[i];
     if (s->op == NN_STEP_CELL) st = cell_run_init(&w->cells[s->cell], pl, i, S, err);
     else if ((s->op == NN_STEP_POOL || s->op == NN_STEP_LINEAR || s->op == NN_STEP_BOOST) &&
-             !(w->buf[i] = nn_scratch_get((size_t)(S * nn_plan_step_out_numel(s)) * sizeof(float))))
+             !(slotted && i == w->hi - 1) && !(w->buf[i] = nn_scratch_get((size_t)(S * nn_plan_step_out_numel(s)) * sizeof(float))))
       st = NN_ENOMEM;
   }
   if (st == NN_ENOMEM) nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
@@ -518,7 +521,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
     return st;
   }
   reset_stats(net, 0);
-  st = walk_init(&w, pl, 0, pl->boundary, S, err);
+  st = walk_init(&w, pl, 0, pl->boundary, 1, S, err);
   val v0 = {x->data, 0, 0};
   if (st == NN_OK) st = walk_steps(&r, &w, w.lo0, w.lo, &v0, err); /* the stem: once (docs/model.md) */
   for (int t = 0; t < T && st == NN_OK; t++) {
@@ -574,7 +577,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     return st;
   }
   reset_stats(net, 1);
-  st = walk_init(&w, pl, 1, end, S, err);
+  st = walk_init(&w, pl, 1, end, 0, S, err);
   for (int t = 0; t < T && st == NN_OK; t++) {
     val v = {cellb_in->data + t * per, 0, 0};
     const float *y;
