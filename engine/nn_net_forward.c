@@ -273,8 +273,9 @@ typedef struct cell_run {
 
 /* One part's walk: steps [lo, hi) per timestep, after the once steps [lo0, lo). Where the
  * values live: the once steps' output in keep, a CONV's or BN's in r.tmp (a BN in place when its
- * input is there already), a POOL's or LINEAR's or BOOST's in buf[step], the last step's in
- * slot when the part has one (the prefix: this timestep's cell B input). */
+ * input is there already; a conv never reads r.tmp: the stem reads the input, the others
+ * spikes), a POOL's, LINEAR's or BOOST's in buf[step], the last step's in slot when the part
+ * has one (the prefix: this timestep's cell B input). A cell's maps are its own (cell_run). */
 typedef struct walk {
   int lo0, lo, hi;
   float *keep, *slot;
@@ -394,7 +395,9 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
     break;
   case NN_STEP_BN:
     if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
-    /* a once step's output is kept for every timestep; other BNs run in place on r.tmp */
+    /* a once step's output is kept for every timestep; other BNs write r.tmp (in place when x
+     * is there). So the downconv's first BN output lives in r.tmp: its LIF reads it before the
+     * conv writes r.tmp, one map less alive (134 MB at the cifar presets' batch 256) */
     y = s->once ? w->keep : x == r->tmp ? (float *)x : r->tmp;
     bn_run(r, i, x, y, 0);
     *v = (val){y, 0, 0};
@@ -533,7 +536,7 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
     }
     w.slot = out->data + t * per;
     if ((st = walk_steps(&r, &w, w.lo, w.hi, &v, err)) != NN_OK) break;
-    if (v.x != w.slot) { /* a part ending on other than a POOL or LINEAR */
+    if (v.x != w.slot) { /* the last step is not one that writes a new map (a BN, a LIF, ...) */
       const float *y;
       if ((st = floats_of(&r, &v, &y, err)) != NN_OK) break;
       par_elem(&r, 0, w.slot, y, NULL, per);
