@@ -6,7 +6,7 @@ local search = require("neuronas.search")
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 
-local spec = app.extend(app.flags(8), {
+local spec = app.extend(app.flags(), {
   { name = "num", type = "integer", default = 5000, range = require("neuronas.limits").num, help = "SNASNet baseline samples" },
   { name = "precisions", type = "string", default = "16,12,8", help = "NeuroNAS precisions, comma-separated" },
   { name = "cells", type = "integer", range = require("neuronas.limits").cells, help = "NeuroNAS: only the first N cells of the space (quick trials)" },

@@ -212,7 +212,7 @@ typedef struct eval_opts {
 
 static const char *const SCOPES[] = {"features", "all", NULL};
 static const l_field EVAL_FIELDS[] = {
-    {"bits", L_F_INT32, 1, 64, offsetof(eval_opts, bits), NULL,
+    {"bits", L_F_INT32, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX, offsetof(eval_opts, bits), NULL,
      "weight bits (default: the net's weight_bits(), for a list 32)"},
     {"timesteps", L_F_INT32, 1, 1e6, offsetof(eval_opts, timesteps), NULL, "T (default: the net's, else 5)"},
     {"scope", L_F_ENUM, 0, 0, offsetof(eval_opts, scope), SCOPES,
