@@ -17,9 +17,8 @@ local function here()
 end
 
 local function readable(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  local f <close> = io.open(p, "rb")
+  return f ~= nil
 end
 
 -- Candidate folders of the embedded subset: the source tree (lua/neuronas/../../datasets), the
