@@ -463,7 +463,6 @@ static int evaluate_at(lua_State *L) {
   return 1;
 }
 
-
 /* (hw, net | layers[, opts]) -> cost table. layers: a list of {kind, in_ch, out_ch, in_dim,
  * out_dim, k[, stride, name, weights, features]}; a neuronas.Net gives its own layers, weight
  * bits and timesteps. opts: bits (the net's, for a list NN_WEIGHT_BITS_FLOAT), timesteps (the
@@ -688,12 +687,13 @@ static int e_active_energy(lua_State *L) {
   int frac = lua_gettop(L);
   lua_Integer na = luaL_len(L, al);
   for (lua_Integer i = 1; i <= na; i++) {
-    lua_geti(L, al, i);
-    if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "name") != LUA_TNIL) {
-      lua_getfield(L, -2, "fraction");
-      lua_rawset(L, frac);
-    } else {
-      lua_pop(L, 1);
+    if (lua_geti(L, al, i) == LUA_TTABLE) {
+      if (lua_getfield(L, -1, "name") != LUA_TNIL) {
+        lua_getfield(L, -2, "fraction");
+        lua_rawset(L, frac);
+      } else {
+        lua_pop(L, 1);
+      }
     }
     lua_pop(L, 1);
   }

@@ -375,6 +375,31 @@ describe("nn.ela", function()
     assert.is_true(ok_count > 100)
   end)
 
+  it("active_energy scales only the measured layers, by hand", function()
+    local hw = nn.ela()
+    local L = { conv(3, 8, 4, 4), conv(8, 8, 4, 4) }
+    L[1].name, L[2].name = "a", "b"
+    local cost = hw:evaluate(L, { bits = 8 })
+    local out = hw:active_energy(cost, { xbar = 64, layers = { 7, { name = "b", fraction = 0.25 } } })
+    assert.are.equal(cost, out) -- filled in place
+    -- layer a has no measurement: fraction 1, energy unchanged
+    assert.are.equal(1, out.layers[1].active_fraction)
+    assert.is_true(rel(out.layers[1].energy_active_uj, out.layers[1].energy_uj) < 1e-15)
+    -- layer b: e (fixed + f scaled) / (fixed + scaled), the 3x3 cycle of docs/hardware.md
+    local scaled = 8 * (9 * 1.76423 + 8 * (2.03084 + 0.094245)) + 8 * 16 * 1.15e-6
+    local fixed = 19.64 * 8 + 4.64 + 1.274 * 4 + 8 * 0.2 + 397
+    local want = out.layers[2].energy_uj * (fixed + 0.25 * scaled) / (fixed + scaled)
+    assert.is_true(rel(out.layers[2].energy_active_uj, want) < 1e-12)
+    assert.is_true(rel(out.energy_active_uj, out.layers[1].energy_active_uj + want) < 1e-12)
+    assert.are.equal(out.energy_active_uj * 1e6, out.energy_active_pj)
+    assert.has_error(function() hw:active_energy(cost, { layers = {}, xbar = 128 }) end,
+      "bad argument #2 to 'active_energy' (activity counted for xbar 128, the model has 64)")
+    assert.has_error(function() hw:active_energy({}, { layers = {} }) end,
+      "bad argument #1 to 'active_energy' (a cost with its per-layer list expected)")
+    assert.has_error(function() hw.active_energy(5, cost, {}) end,
+      "bad argument #1 to 'active_energy' (neuronas.ELA expected, got number)")
+  end)
+
   it("rejects bad constants with the field's name", function()
     local hw = nn.ela()
     assert.has_error(function() hw.xbar = 0 end,
