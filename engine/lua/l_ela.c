@@ -732,7 +732,8 @@ static int e_active_energy(lua_State *L) {
 }
 
 /* (hw, net, x[, opts]) -> hw:active_energy(hw:evaluate(net, opts with breakdown), nn.activity(net,
- * x, { xbar = hw.xbar })) */
+ * x, { xbar = hw.xbar })). The three calls below go to C functions of this file and of
+ * l_variation.c, each in its own frame; no Lua code runs. */
 static int e_evaluate_active(lua_State *L) {
   const nn_ela_params *p = check_self(L, "evaluate_active");
   if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
