@@ -136,9 +136,9 @@ describe("metamethods check their self", function()
     assert.is_nil(nn.quantizer()[true])
   end)
 
-  it("ELA:evaluate with a table whose layers is not a method names it", function()
+  it("ELA:evaluate with a table that has a layers field names what it takes", function()
     assert.has_error(function() nn.ela():evaluate({ layers = { { pes = "x" } } }) end,
-      "bad argument #1 to 'evaluate' (layer list or network with :layers() expected)")
+      "bad argument #1 to 'evaluate' (layer list or neuronas.Net expected)")
   end)
 
   it("ELA:report with a wrong self names it", function()
