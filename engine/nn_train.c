@@ -252,6 +252,7 @@ static nn_status build_from_plan(nn_trainer *tr, nn_error *err) {
     tstep *r = &tr->rt[s];
     r->w = r->b = r->src = -1;
     if (pl->steps[s].cell < 0 || pl->steps[s].op == NN_STEP_CELL) tr->top[tr->ntop++] = s;
+    if (pl->steps[s].once) tr->nonce = tr->ntop;
   }
   for (int k = 0; k < pl->nparams; k++) {
     const nn_plan_param *q = &pl->params[k];
@@ -827,8 +828,8 @@ static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **d
                         nn_error *err);
 
 /* docs/model.md cell at timestep t: u_i = x_i + bx_i (bx = 0 for forward cells);
- * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (on the tape when the
- * next step reads it); u0..u2 are short-lived, the bx_i kept for the next timestep. */
+ * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: the next
+ * step's input, which a BN keeps); u0..u2 are short-lived, the bx_i kept for the next timestep. */
 static nn_status cell_f(nn_trainer *tr, int s, int t, const float *x0, float **out, nn_error *err) {
   const nn_plan_step *cs = &tr->plan.steps[s];
   tcell *cell = &tr->rt[s].cell;
@@ -849,8 +850,8 @@ static nn_status cell_f(nn_trainer *tr, int s, int t, const float *x0, float **o
       TALLOC(x, m);
       ew(tr, (ew_args){.op = EW_COPY, .m = m / tr->n, .x = x0, .y = x});
     } else {
-      if (j < 3 || !tr->rt[s].keep) TZALLOC(x, m);
-      else ZALLOC(x, m);
+      if (j < 3) TZALLOC(x, m);
+      else ZALLOC(x, m); /* outlives the cell's short-lived maps */
       for (int k = 0; k < cs->nfwd; k++) {
         const nn_plan_step *e = &tr->plan.steps[cell->edge[k]];
         if (e->to != j) continue;
@@ -1113,13 +1114,12 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   const int64_t n = xin->shape[0], K = pl->steps[pl->nsteps - 1].out_c;
   const float *x0 = xin->data;
   float *o, *avg;
-  int first = 0; /* first per-timestep step in tr->top */
   arena_reset(&tr->arena);
   arena_reset(&tr->tmp);
   for (int s = 0; s < pl->nsteps; s++) tr->rt[s].lif.v = tr->rt[s].lif.dv = NULL;
   tr->n = n;
-  for (; first < tr->ntop && pl->steps[tr->top[first]].once; first++) {
-    TRY(step_f(tr, tr->top[first], 0, x0, &o, err));
+  for (int i = 0; i < tr->nonce; i++) {
+    TRY(step_f(tr, tr->top[i], 0, x0, &o, err));
     x0 = o;
   }
   ZALLOC(avg, n * K);
@@ -1128,7 +1128,7 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     arena_mark mk = arena_pos(&tr->tmp); /* the timestep's intermediate maps go at its end */
     const float *x = x0;
-    for (int i = first; i < tr->ntop; i++) {
+    for (int i = tr->nonce; i < tr->ntop; i++) {
       TRY(step_f(tr, tr->top[i], t, x, &o, err));
       x = o;
     }
@@ -1147,14 +1147,13 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
 static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error *err) {
   const nn_plan *pl = &tr->plan;
   const int64_t n = tr->n, K = pl->steps[pl->nsteps - 1].out_c;
-  int first = 0;
-  while (first < tr->ntop && pl->steps[tr->top[first]].once) first++;
-  const nn_plan_step *ps = &pl->steps[tr->top[first]];
+  const nn_plan_step *ps = &pl->steps[tr->top[tr->nonce]];
   const int64_t m0 = n * ps->in_c * ps->in_h * ps->in_w;
   float *dx0, *dbo, *d;
   for (int s = 0; s < pl->nsteps; s++) {
+    tcell *c = &tr->rt[s].cell;
     tr->rt[s].lif.dv = NULL;
-    for (int i = 0; i < 3; i++) tr->rt[s].cell.dbx[i] = tr->rt[s].cell.dub[0][i] = tr->rt[s].cell.dub[1][i] = NULL;
+    for (int i = 0; i < 3; i++) c->dbx[i] = c->dub[0][i] = c->dub[1][i] = NULL;
   }
   tr->dx_in = dxin;
   ZALLOC(dx0, m0);
@@ -1164,7 +1163,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
     arena_mark mk = arena_pos(&tr->tmp); /* this timestep's gradient maps go at its end */
     const float *dy = dbo;
-    for (int i = tr->ntop - 1; i >= first; i--) {
+    for (int i = tr->ntop - 1; i >= tr->nonce; i--) {
       TRY(step_b(tr, tr->top[i], t, dy, &d, 0, err));
       dy = d;
     }
@@ -1172,7 +1171,7 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
     arena_release(&tr->tmp, mk);
   }
   const float *dy = dx0;
-  for (int i = first - 1; i >= 0; i--) {
+  for (int i = tr->nonce - 1; i >= 0; i--) {
     TRY(step_b(tr, tr->top[i], 0, dy, &d, 0, err));
     dy = d;
   }

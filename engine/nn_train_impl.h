@@ -91,7 +91,9 @@ struct nn_trainer {
   int np;
   int pidx[NN_PLAN_MAXPARAM]; /* plan tensor -> index in p (-1: a BN running statistic) */
   tstep rt[NN_PLAN_MAXSTEP];
-  int top[NN_PLAN_MAXSTEP], ntop; /* steps outside cells and edges, in plan order */
+  int top[NN_PLAN_MAXSTEP], ntop; /* the steps outside cells' edges (cells included), in plan
+                                     order; the first nonce run once, before the timesteps */
+  int nonce;
   nn_rng mask_root;
   nn_rng mask_rng; /* the pass's dropout stream */
   /* per step */
