@@ -827,6 +827,12 @@ static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y,
 static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **dx, int acc,
                         nn_error *err);
 
+/* A step op the trainer has no case for (one added to the plan but not here). */
+static nn_status not_trained(const nn_plan_step *ps, nn_error *err) {
+  return nn_fail(err, NN_EINVAL, "training: step %s has op %s, which the trainer does not run", ps->path,
+                 nn_step_op_name(ps->op));
+}
+
 /* docs/model.md cell at timestep t: u_i = x_i + bx_i (bx = 0 for forward cells);
  * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: the next
  * step's input, which a BN keeps); u0..u2 are short-lived, the bx_i kept for the next timestep. */
@@ -988,8 +994,7 @@ static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y,
     }
     break;
   default:
-    return nn_fail(err, NN_EINVAL, "training: step %s has op %s, which training does not run", ps->path,
-                   nn_step_op_name(ps->op));
+    return not_trained(ps, err);
   }
   *y = o;
   return NN_OK;
@@ -1063,8 +1068,7 @@ static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **d
     }
     break;
   default:
-    return nn_fail(err, NN_EINVAL, "training: step %s has op %s, which training does not run", ps->path,
-                   nn_step_op_name(ps->op));
+    return not_trained(ps, err);
   }
   *dx = d;
   return NN_OK;
