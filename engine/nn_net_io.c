@@ -122,9 +122,9 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
   if (b) {
     char *end;
     long v = strtol(b, &end, 10);
-    if (end == b || *end || v < 1 || v > 32)
-      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in 1..32 expected",
-                   path, b);
+    if (end == b || *end || v < NN_WEIGHT_BITS_MIN || v > NN_WEIGHT_BITS_MAX)
+      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in %d..%d expected",
+                   path, b, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
     bits = (int)v;
   }
   if (st == NN_OK) {

@@ -131,7 +131,7 @@ nn_train_params nn_train_params_default(void) {
                        .beta2 = 0.999,
                        .adam_eps = 1e-8,
                        .total_steps = 0,
-                       .bits = 32,
+                       .bits = NN_WEIGHT_BITS_FLOAT,
                        .dropout = 0.5,
                        .seed = 1,
                        .threads = 1};
@@ -155,8 +155,8 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err) {
     return nn_fail(err, NN_EINVAL, "adam betas must be in [0, 1) and eps > 0");
   if (p->total_steps < 0)
     return nn_fail(err, NN_EINVAL, "total_steps=%lld: expected >= 0", (long long)p->total_steps);
-  if (p->bits < 2 || p->bits > 32)
-    return nn_fail(err, NN_EINVAL, "bits=%d outside 2..32", p->bits);
+  if (p->bits < NN_WEIGHT_BITS_MIN || p->bits > NN_WEIGHT_BITS_MAX)
+    return nn_fail(err, NN_EINVAL, "bits=%d outside %d..%d", p->bits, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
   if (p->threads < 0 || p->threads > NN_TRAIN_MAX_THREADS)
     return nn_fail(err, NN_EINVAL, "threads=%d: expected 0..%d", p->threads, NN_TRAIN_MAX_THREADS);
   if (!(p->dropout >= 0 && p->dropout < 1))
@@ -186,7 +186,7 @@ static int add_param(nn_trainer *tr, const nn_plan_param *q, nn_error *err) {
 
 /* Weights the forward pass uses: the FxP copy under QAT, else the masters. */
 static const float *fw(const nn_trainer *tr, int i) {
-  return tr->p[i].q && tr->tp.bits < 32 ? tr->p[i].q : tr->p[i].w;
+  return tr->p[i].q && tr->tp.bits < NN_WEIGHT_BITS_FLOAT ? tr->p[i].q : tr->p[i].w;
 }
 
 /* 1 when the backward of step c reads its input from the forward's tape (a dropout passes its
@@ -1096,7 +1096,7 @@ static nn_status check_batch(const nn_trainer *tr, const nn_tensor *x, const nn_
 }
 
 static nn_status quantize_weights(nn_trainer *tr, nn_error *err) {
-  if (tr->tp.bits >= 32) return NN_OK;
+  if (tr->tp.bits >= NN_WEIGHT_BITS_FLOAT) return NN_OK;
   nn_quant_params qp = nn_quant_params_default();
   qp.bits = tr->tp.bits;
   for (int i = 0; i < tr->np; i++) {

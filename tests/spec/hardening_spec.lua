@@ -365,7 +365,7 @@ describe("net:load refuses bad safetensors files and leaves the net unchanged", 
     refused(st_file(build(E, ',"__metadata__":{"a":"1","a":"2"}')), "__metadata__: key 'a' repeats")
     refused(st_file(build(E, ',"__metadata__":{},"__metadata__":{}')), "__metadata__ repeats")
     refused(st_file(build(E, ',"__metadata__":{"weight_bits":"8abc"}')),
-      '__metadata__ weight_bits is "8abc", an integer in 1..32 expected')
+      '__metadata__ weight_bits is "8abc", an integer in 2..32 expected')
   end)
 
   it("refuses a BN running variance <= 0", function()
