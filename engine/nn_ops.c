@@ -249,6 +249,7 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
 
 #define EVENTS_BAND_BYTES (64 << 10)     /* accumulator band, k > 1 */
 #define EVENTS_BAND_BYTES_1X1 (32 << 10) /* accumulator band, k = 1 */
+#define EVENTS_STREAM_BYTES (32 << 20) /* outputs from this size are streamed (events_transpose) */
 
 /* One band of output rows [r0, r1) of tile [o0, o0+OT): acc[((oh - r0) * wa + hl + ow) * OT + i],
  * zeroed by the caller. */
@@ -361,10 +362,24 @@ PACK_CLONES static void events_decode(const uint64_t *bits, int64_t rows, int64_
   while (r < rows) rowstart[++r] = nsp;
 }
 
-/* y[oc * ld + q] = src[q * ot + oc] for q < n, oc < ot: channels-last -> NCHW, in 4x4 blocks. */
-static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, int64_t ld) {
+/* y[oc * ld + q] = src[q * ot + oc] for q < n, oc < ot: channels-last -> NCHW, in 4x4 blocks.
+ * stream = 1 (y 16-byte aligned, n and ld multiples of 4): non-temporal stores, for outputs far
+ * larger than the caches, whose lines would otherwise be read from memory before being
+ * overwritten (the caller fences). The values stored are the same either way. */
+static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, int64_t ld, int stream) {
   int64_t oc = 0;
 #if defined(__SSE2__)
+  if (stream)
+    for (; oc + 4 <= ot; oc += 4) {
+      float *d0 = y + oc * ld, *d1 = d0 + ld, *d2 = d1 + ld, *d3 = d2 + ld;
+      for (int64_t q = 0; q < n; q += 4) {
+        const float *s0 = src + q * ot + oc;
+        __m128 a = _mm_loadu_ps(s0), b = _mm_loadu_ps(s0 + ot);
+        __m128 c = _mm_loadu_ps(s0 + 2 * ot), d = _mm_loadu_ps(s0 + 3 * ot);
+        _MM_TRANSPOSE4_PS(a, b, c, d);
+        _mm_stream_ps(d0 + q, a), _mm_stream_ps(d1 + q, b), _mm_stream_ps(d2 + q, c), _mm_stream_ps(d3 + q, d);
+      }
+    }
   for (; oc + 4 <= ot; oc += 4) {
     float *d0 = y + oc * ld, *d1 = d0 + ld, *d2 = d1 + ld, *d3 = d2 + ld;
     int64_t q = 0;
@@ -414,6 +429,9 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
     nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
+  /* outputs of more than EVENTS_STREAM_BYTES bypass the caches on their way to memory */
+  const int stream = (double)g->n * (double)(O * P) * sizeof *y >= EVENTS_STREAM_BYTES && ((uintptr_t)y & 15) == 0 &&
+                     wo % 4 == 0 && P % 4 == 0;
   for (int64_t j = 0; j < g->n; j++) {
     events_decode(bits + j * words, rows, g->h, g->w, wa, rowstart, sp);
     float *yj = y + j * O * P;
@@ -430,9 +448,12 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
         default: events_band_any(g, rowstart, sp, wcl, o0, ot, &b, acc); break;
         }
         for (int64_t oh = r0; oh < b.r1; oh++)
-          events_transpose(acc + ((oh - r0) * wa + hl) * ot, wo, ot, yj + o0 * P + oh * wo, P);
+          events_transpose(acc + ((oh - r0) * wa + hl) * ot, wo, ot, yj + o0 * P + oh * wo, P, stream);
       }
   }
+#if defined(__SSE2__)
+  if (stream) _mm_sfence(); /* the streamed stores are visible before the map is read */
+#endif
   nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
   return NN_OK;
 }
