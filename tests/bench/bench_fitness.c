@@ -353,6 +353,9 @@ static void bench_snas(int n) {
   printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build + nn_fitness_many, 2 threads)\n",
          "SNASNet scaled-down search, 2 cores", n / w, 1e3 * w / n, 1e3 * c / n);
   printf("  same scores as one at a time: %s\n", sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
+  /* for scripts/bench-fitness's PyTorch comparison */
+  printf("snas.ms1_wall=%.2f\nsnas.ms1_cpu=%.2f\nsnas.ms2_wall=%.2f\nsnas.ms2_cpu=%.2f\n", 1e3 * t.wall_s / n,
+         1e3 * t.cpu_s / n, 1e3 * w / n, 1e3 * c / n);
   print_steal(tick0, steal0);
   free(nets), free(sc);
   nn_init_cache_free(ic);
@@ -553,6 +556,7 @@ static void bench_paper(int threads) {
          threads, st2.wall_s, cell2, st2.hit_wall_s, st2.hit_cpu_s, st2.hit_main_s, (long long)st2.hits, st2.rss_mib);
   /* for the search estimate: wall times, or the callers' CPU when the machine is busy */
   const int busy = one.wall_s > 1.2 * one.cpu_s;
+  printf("paper.t2_wall_s=%.3f\npaper.t2_cpu_s=%.3f\npaper.t2_caller_s=%.3f\n", two.wall_s, two.cpu_s, two.main_s);
   printf("paper.t1_s=%.3f\npaper.t2_s=%.3f\npaper.stage2_s=%.3f\npaper.rss_mib=%.0f\npaper.threads=%d\npaper.basis=%s\n",
          busy ? one.main_s : one.wall_s, busy ? two.main_s : two.wall_s, busy ? st2.hit_main_s : st2.hit_wall_s,
          st2.rss_mib > two.rss_mib ? st2.rss_mib : two.rss_mib, threads,
