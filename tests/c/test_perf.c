@@ -190,7 +190,7 @@ static float *mixed(int64_t n, nn_rng *r) {
 }
 
 static void bn_bit_identical(void) {
-  static const int64_t C[] = {1, 3, 8, 13, 16, 20, 32, 40}; /* 16-channel AVX2 blocks + scalar rest */
+  static const int64_t C[] = {1, 3, 8, 13, 16, 20, 32, 40}; /* 16-channel AVX2 / AVX-512 blocks + scalar rest */
   static const int64_t HW[] = {1, 5, 49, 196};
   nn_rng r = nn_rng_seed(21);
   for (size_t a = 0; a < sizeof C / sizeof *C; a++)
