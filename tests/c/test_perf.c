@@ -221,6 +221,33 @@ static void bn_bit_identical(void) {
       }
 }
 
+/* Statistics whose double sums depend on the order of the positions (2^60 + 1 - 2^60 is 0, but
+ * 2^60 - 2^60 + 1 is 1): the vectorised blocks must add each channel's values position after
+ * position, as the plain loop, whatever their transposes do. The pattern is shifted per channel
+ * and per sample, and hw = 35 leaves a tail after two 16-position blocks. */
+static void bn_order_kept(void) {
+  static const int64_t HW[] = {16, 32, 35};
+  const float big = 1152921504606846976.0f; /* 2^60 */
+  for (size_t a = 0; a < sizeof HW / sizeof *HW; a++)
+    for (int64_t c = 16; c <= 32; c += 16) {
+      const int64_t n = 2, hw = HW[a], nx = n * c * hw;
+      float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y), *ys = malloc((size_t)nx * sizeof *ys);
+      float st[4 * 32];
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t ch = 0; ch < c; ch++)
+          for (int64_t i = 0; i < hw; i++) {
+            const int64_t k = (i + ch + j) % 4;
+            x[(j * c + ch) * hw + i] = k == 0 ? big : k == 1 ? 1.0f : k == 2 ? -big : 0.0f;
+          }
+      nn_bn_forward(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, y, st, st + 32);
+      bn_seq(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, ys, st + 64, st + 96);
+      CHECK(memcmp(st, st + 64, (size_t)c * sizeof *st) == 0);
+      CHECK(memcmp(st + 32, st + 96, (size_t)c * sizeof *st) == 0);
+      CHECK(memcmp(y, ys, (size_t)nx * sizeof *y) == 0);
+      free(x), free(y), free(ys);
+    }
+}
+
 /* the pool's s / 9 as a double multiply (nn_ops.c div9) is the float division, bit for bit:
  * random floats over the whole exponent range, subnormals, and the extremes */
 static void div9_is_division(void) {
@@ -389,6 +416,7 @@ static void init_cache_bit_identical(void) {
 
 int main(void) {
   NN_TEST_RUN(bn_bit_identical);
+  NN_TEST_RUN(bn_order_kept);
   NN_TEST_RUN(pool3_bit_identical);
   NN_TEST_RUN(div9_is_division);
   NN_TEST_RUN(pool_bit_identical);
