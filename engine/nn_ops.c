@@ -644,7 +644,7 @@ __attribute__((target("avx512f"))) static void bn_stats16_avx512(const float *x,
                                                                 int64_t ch0, float *mean, float *var_sum) {
   const int64_t m = n * hw, h16 = hw & ~(int64_t)15;
   const __m512i lane = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32((int)hw)); /* hw <= INT_MAX / 16: checked below */
+                                          _mm512_set1_epi32((int)hw)); /* the caller keeps hw <= INT32_MAX / 16 */
   for (int pass = 0; pass < 2; pass++) {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     const __m512 mu = pass ? _mm512_loadu_ps(mean) : _mm512_setzero_ps();
