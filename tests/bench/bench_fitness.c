@@ -309,7 +309,7 @@ static void bench_snas(int n) {
   nn_rng r = nn_rng_seed(44);
   totals t = {0}, u = {0};
   printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, random "
-         "SNASNet backward cells, FxP32, %d candidates (PyTorch ~250 ms)\n", n);
+         "SNASNet backward cells, FxP32, %d candidates (PyTorch: scripts/bench-fitness with SNASNET_DIR)\n", n);
   print_conditions();
   double tick0, steal0;
   cpu_ticks(&tick0, &steal0);
@@ -330,7 +330,7 @@ static void bench_snas(int n) {
   printf("  same scores with and without the store: %s\n",
          t.score_sum == u.score_sum ? "yes (sums bit-identical)" : "NO");
   /* throughput on the machine's 2 cores, as the search scores (nn_fitness_many, one candidate
-   * per thread); SNASNet's ~250 ms is PyTorch using both cores for one candidate */
+   * per thread); PyTorch's best here is one thread per candidate (scripts/bench-fitness) */
   nn_net **nets = calloc((size_t)n, sizeof *nets);
   double *sc = calloc((size_t)n, sizeof *sc);
   ic = nn_init_cache_new(INT64_C(1) << 30, &err);
