@@ -274,8 +274,8 @@ static void div9_is_division(void) {
 }
 
 static void pool3_bit_identical(void) {
-  static const int64_t H[] = {1, 2, 3, 4, 7, 14, 28};
-  static const int64_t W[] = {1, 2, 3, 5, 14, 28, 33};
+  static const int64_t H[] = {1, 2, 3, 4, 7, 14, 16, 28, 32};
+  static const int64_t W[] = {1, 2, 3, 5, 14, 16, 28, 32, 33};
   nn_rng r = nn_rng_seed(22);
   for (size_t a = 0; a < sizeof H / sizeof *H; a++)
     for (size_t b = 0; b < sizeof W / sizeof *W; b++) {
@@ -286,6 +286,12 @@ static void pool3_bit_identical(void) {
       pool3_seq(x, planes, H[a], W[b], ys);
       nn_avgpool3x3_ref(x, planes, H[a], W[b], yr);
       CHECK(memcmp(y, ys, (size_t)n * sizeof *y) == 0);
+      /* adding into a cell's node: node + pool, the pooled value rounded first */
+      float *acc = mixed(n, &r), *acc2 = malloc((size_t)n * sizeof *acc2);
+      for (int64_t i = 0; i < n; i++) acc2[i] = acc[i] + ys[i];
+      nn_avgpool3x3_add(x, planes, H[a], W[b], acc);
+      CHECK(memcmp(acc, acc2, (size_t)n * sizeof *acc) == 0);
+      free(acc), free(acc2);
       /* float32 vs double sums: within a few ulps of the window's absolute sum */
       for (int64_t i = 0; i < n; i++) x[i] = fabsf(x[i]);
       nn_avgpool3x3_ref(x, planes, H[a], W[b], ys);
