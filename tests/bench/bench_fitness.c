@@ -192,6 +192,7 @@ static void print_steal(double total0, double steal0) {
 }
 
 /* One candidate: build, quantize (bits < 32), score on the batches. */
+static int g_threads; /* threads for one candidate (nn_fitness_opts.threads) */
 static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const *b, int R,
                         nn_fitness_cache *cache, nn_init_cache *ic, totals *t) {
   nn_error err;
@@ -205,7 +206,7 @@ static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const
     q = nn_quant_net(&qp, net, NULL, &err);
   }
   double t2 = now_s();
-  nn_fitness_opts o = {.cache = cache};
+  nn_fitness_opts o = {.cache = cache, .threads = g_threads};
   int ok = net && (bits == 32 || q) &&
            nn_fitness_eval(q ? q : net, b, R, &o, &s, &d, &err) == NN_OK;
   if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
@@ -320,6 +321,19 @@ static void bench_snas(int n) {
     candidate_ic(&p, 32, b, 1, NULL, ic, &t);
   }
   print_totals("SNASNet scaled-down search", &t);
+  /* the other way to use both cores: 2 threads inside each candidate (a wake-up and a wait per
+   * layer call); the CPU beyond the one-thread figure is what the threads cost */
+  totals t2 = {0};
+  r = nn_rng_seed(44);
+  g_threads = 2;
+  for (int i = 0; i < n; i++) {
+    p.cell_a = p.cell_b = snasnet_cell(&r);
+    candidate_ic(&p, 32, b, 1, NULL, ic, &t2);
+  }
+  g_threads = 0;
+  print_totals("  same, 2 threads inside each candidate", &t2);
+  printf("  same scores with 2 threads per candidate: %s\n",
+         t2.score_sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
   nn_init_cache_free(ic);
   r = nn_rng_seed(44);
   for (int i = 0; i < n; i++) {
