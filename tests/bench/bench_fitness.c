@@ -568,8 +568,15 @@ static void bench_paper(int threads) {
   printf("  stage 2, %d threads: prefix computed %.2f s wall; next cell B (%s) from the prefix cache %.2f s wall, "
          "%.2f s cpu, %.2f s caller (%lld prefix hits); peak RSS %.0f MiB with one cached prefix\n",
          threads, st2.wall_s, cell2, st2.hit_wall_s, st2.hit_cpu_s, st2.hit_main_s, (long long)st2.hits, st2.rss_mib);
-  /* for the search estimate: wall times, or the callers' CPU when the machine is busy */
-  const int busy = one.wall_s > 1.2 * one.cpu_s;
+  /* for the search estimate: wall times, or the callers' CPU when the machine is busy: one
+   * thread got less than its core, or with more threads the wall exceeds the calling thread's
+   * CPU (a core taken by other processes: the candidate waited for its worker) */
+  const int busy = one.wall_s > 1.2 * one.cpu_s || two.wall_s > 1.2 * two.main_s ||
+                   st2.hit_wall_s > 1.2 * st2.hit_main_s;
+  if (busy && one.wall_s <= 1.2 * one.cpu_s)
+    printf("  the machine is busy: with %d threads the wall time (%.2f s) exceeds the calling thread's CPU (%.2f s),\n"
+           "  other processes held the second core; the calling thread's CPU is the time with the cores to ourselves\n",
+           threads, two.wall_s, two.main_s);
   printf("paper.t2_wall_s=%.3f\npaper.t2_cpu_s=%.3f\npaper.t2_caller_s=%.3f\n", two.wall_s, two.cpu_s, two.main_s);
   printf("paper.t1_s=%.3f\npaper.t2_s=%.3f\npaper.stage2_s=%.3f\npaper.rss_mib=%.0f\npaper.threads=%d\npaper.basis=%s\n",
          busy ? one.main_s : one.wall_s, busy ? two.main_s : two.wall_s, busy ? st2.hit_main_s : st2.hit_wall_s,
