@@ -231,7 +231,8 @@ static void bn_order_kept(void) {
   for (size_t a = 0; a < sizeof HW / sizeof *HW; a++)
     for (int64_t c = 16; c <= 32; c += 16) {
       const int64_t n = 2, hw = HW[a], nx = n * c * hw;
-      float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y), *ys = malloc((size_t)nx * sizeof *ys);
+      float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y);
+      float *ys = malloc((size_t)nx * sizeof *ys);
       float st[4 * 32];
       for (int64_t j = 0; j < n; j++)
         for (int64_t ch = 0; ch < c; ch++)
