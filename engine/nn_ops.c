@@ -992,6 +992,16 @@ static void pool3_edge(const float *a, int64_t h, int64_t w, int64_t i, int64_t 
   else b[i * w + j] = div9(sum);
 }
 
+/* The window's first two rows at column j, from 0.0f, left to right, top to bottom. */
+static inline float pool3_rows2(const float *restrict r0, const float *restrict r1, int64_t j) {
+  float sum = 0.0f + r0[j - 1];
+  sum += r0[j];
+  sum += r0[j + 1];
+  sum += r1[j - 1];
+  sum += r1[j];
+  return sum + r1[j + 1];
+}
+
 /* One border row of a map with h, w >= 3: o[j] for the window rows r0 and r1 (the rows above
  * and below the map are padding), the same additions as pool3_edge in a loop the compiler
  * vectorizes; the corners through pool3_edge. */
@@ -1000,12 +1010,7 @@ static inline void pool3_border_row(const float *a, int64_t h, int64_t w, int64_
   float *restrict o = b + i * w;
   pool3_edge(a, h, w, i, 0, b, add);
   for (int64_t j = 1; j < w - 1; j++) {
-    float sum = 0.0f + r0[j - 1];
-    sum += r0[j];
-    sum += r0[j + 1];
-    sum += r1[j - 1];
-    sum += r1[j];
-    sum += r1[j + 1];
+    const float sum = pool3_rows2(r0, r1, j);
     if (add) o[j] += div9(sum);
     else o[j] = div9(sum);
   }
@@ -1040,12 +1045,7 @@ static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t
       if (add) o[0] += div9(sl), o[w - 1] += div9(sr);
       else o[0] = div9(sl), o[w - 1] = div9(sr);
       for (int64_t j = 1; j < w - 1; j++) {
-        float sum = 0.0f + r0[j - 1];
-        sum += r0[j];
-        sum += r0[j + 1];
-        sum += r1[j - 1];
-        sum += r1[j];
-        sum += r1[j + 1];
+        float sum = pool3_rows2(r0, r1, j);
         sum += r2[j - 1];
         sum += r2[j];
         sum += r2[j + 1];
