@@ -190,7 +190,7 @@ static float *mixed(int64_t n, nn_rng *r) {
 }
 
 static void bn_bit_identical(void) {
-  static const int64_t C[] = {1, 3, 8, 13, 16, 20, 32, 40}; /* 16-channel AVX2 blocks + scalar rest */
+  static const int64_t C[] = {1, 3, 8, 13, 16, 20, 32, 40}; /* 16-channel AVX2 / AVX-512 blocks + scalar rest */
   static const int64_t HW[] = {1, 5, 49, 196};
   nn_rng r = nn_rng_seed(21);
   for (size_t a = 0; a < sizeof C / sizeof *C; a++)
@@ -221,6 +221,34 @@ static void bn_bit_identical(void) {
       }
 }
 
+/* Statistics whose double sums depend on the order of the positions (2^60 + 1 - 2^60 is 0, but
+ * 2^60 - 2^60 + 1 is 1): the vectorised blocks must add each channel's values position after
+ * position, as the plain loop, whatever their transposes do. The pattern is shifted per channel
+ * and per sample, and hw = 35 leaves a tail after two 16-position blocks. */
+static void bn_order_kept(void) {
+  static const int64_t HW[] = {16, 32, 35};
+  const float big = 1152921504606846976.0f; /* 2^60 */
+  for (size_t a = 0; a < sizeof HW / sizeof *HW; a++)
+    for (int64_t c = 16; c <= 32; c += 16) {
+      const int64_t n = 2, hw = HW[a], nx = n * c * hw;
+      float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y);
+      float *ys = malloc((size_t)nx * sizeof *ys);
+      float st[4 * 32];
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t ch = 0; ch < c; ch++)
+          for (int64_t i = 0; i < hw; i++) {
+            const int64_t k = (i + ch + j) % 4;
+            x[(j * c + ch) * hw + i] = k == 0 ? big : k == 1 ? 1.0f : k == 2 ? -big : 0.0f;
+          }
+      nn_bn_forward(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, y, st, st + 32);
+      bn_seq(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, ys, st + 64, st + 96);
+      CHECK(memcmp(st, st + 64, (size_t)c * sizeof *st) == 0);
+      CHECK(memcmp(st + 32, st + 96, (size_t)c * sizeof *st) == 0);
+      CHECK(memcmp(y, ys, (size_t)nx * sizeof *y) == 0);
+      free(x), free(y), free(ys);
+    }
+}
+
 /* the pool's s / 9 as a double multiply (nn_ops.c div9) is the float division, bit for bit:
  * random floats over the whole exponent range, subnormals, and the extremes */
 static void div9_is_division(void) {
@@ -247,8 +275,8 @@ static void div9_is_division(void) {
 }
 
 static void pool3_bit_identical(void) {
-  static const int64_t H[] = {1, 2, 3, 4, 7, 14, 28};
-  static const int64_t W[] = {1, 2, 3, 5, 14, 28, 33};
+  static const int64_t H[] = {1, 2, 3, 4, 7, 14, 16, 28, 32};
+  static const int64_t W[] = {1, 2, 3, 5, 14, 16, 28, 32, 33};
   nn_rng r = nn_rng_seed(22);
   for (size_t a = 0; a < sizeof H / sizeof *H; a++)
     for (size_t b = 0; b < sizeof W / sizeof *W; b++) {
@@ -259,6 +287,12 @@ static void pool3_bit_identical(void) {
       pool3_seq(x, planes, H[a], W[b], ys);
       nn_avgpool3x3_ref(x, planes, H[a], W[b], yr);
       CHECK(memcmp(y, ys, (size_t)n * sizeof *y) == 0);
+      /* adding into a cell's node: node + pool, the pooled value rounded first */
+      float *acc = mixed(n, &r), *acc2 = malloc((size_t)n * sizeof *acc2);
+      for (int64_t i = 0; i < n; i++) acc2[i] = acc[i] + ys[i];
+      nn_avgpool3x3_add(x, planes, H[a], W[b], acc);
+      CHECK(memcmp(acc, acc2, (size_t)n * sizeof *acc) == 0);
+      free(acc), free(acc2);
       /* float32 vs double sums: within a few ulps of the window's absolute sum */
       for (int64_t i = 0; i < n; i++) x[i] = fabsf(x[i]);
       nn_avgpool3x3_ref(x, planes, H[a], W[b], ys);
@@ -389,6 +423,7 @@ static void init_cache_bit_identical(void) {
 
 int main(void) {
   NN_TEST_RUN(bn_bit_identical);
+  NN_TEST_RUN(bn_order_kept);
   NN_TEST_RUN(pool3_bit_identical);
   NN_TEST_RUN(div9_is_division);
   NN_TEST_RUN(pool_bit_identical);
