@@ -4,7 +4,7 @@
 -- --dir, and prints one row per sigma: the chosen cells, their noise-free and robust (mean over
 -- the noisy copies) scores, the drop, the worst copy, and over every scored candidate the rank
 -- correlation of noise-free and robust scores and the median drop.
---   neuronas run scripts/variation-sweep.lua [--sigmas 0,0.05,0.1,0.2] [--dir DIR] [--cells N]
+--   neuronas run scripts/variation-sweep.lua [--sigmas 0,0.05,0.1,0.2] [--dir DIR] [--cells N] [--reuse]
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 local json = require("neuronas.json")
@@ -18,6 +18,7 @@ local spec = {
     help = "where each run's journal and JSON report go" },
   { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells (quick trials)" },
   { name = "threads", type = "integer", default = 2, range = L.threads, help = "the main job's --threads" },
+  { name = "reuse", type = "boolean", help = "read a sigma's JSON report from --dir when it is there instead of searching again" },
 }
 local opts = { name = "variation-sweep.lua",
   usage = "neuronas run variation-sweep.lua [--sigmas LIST] [--draws N] [--dir DIR] [--cells N] [--help]",
@@ -73,11 +74,17 @@ for _, sigma in ipairs(sigmas) do
     for _, a in ipairs({ "--variation", tostring(sigma), "--variation-draws", tostring(flags.draws) }) do args[#args + 1] = a end
   end
   if flags.cells then args[#args + 1], args[#args + 2] = "--cells", tostring(flags.cells) end
-  os.remove(tag .. ".journal")
-  io.stdout:write(string.format("\n== sigma %g: neuronas run scripts/neuronas.lua %s\n", sigma, table.concat(args, " ")))
-  io.stdout:flush()
-  local status = app.main({ args = args })
-  local f = assert(io.open(tag .. ".json", "rb"))
+  local status = 0
+  local f = flags.reuse and io.open(tag .. ".json", "rb")
+  if f then
+    io.stdout:write(string.format("\n== sigma %g: reading %s.json\n", sigma, tag))
+  else
+    os.remove(tag .. ".journal")
+    io.stdout:write(string.format("\n== sigma %g: neuronas run scripts/neuronas.lua %s\n", sigma, table.concat(args, " ")))
+    io.stdout:flush()
+    status = app.main({ args = args })
+    f = assert(io.open(tag .. ".json", "rb"))
+  end
   local rep = json.decode(f:read("a"))
   f:close()
   local row = { sigma = sigma, status = status, seconds = rep.seconds }
