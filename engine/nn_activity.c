@@ -218,8 +218,12 @@ nn_status nn_activity_net(const nn_net *net, const nn_tensor *const *batches, in
   if (repeats < 1 || repeats > 64) return nn_fail(err, NN_EINVAL, "activity: repeats=%d outside 1..64", repeats);
   int64_t samples = 0;
   for (int r = 0; r < repeats; r++) samples += nn_tensor_dim(batches[r], 0);
-  nn_activity_counter *a = nn_activity_counter_new(net, samples, xbar, layers, err);
-  if (!a) return err ? err->code : NN_ENOMEM;
+  nn_error e;
+  nn_activity_counter *a = nn_activity_counter_new(net, samples, xbar, layers, &e);
+  if (!a) {
+    if (err) *err = e;
+    return e.code;
+  }
   nn_net *clone = nn_net_clone(net, err);
   nn_status st = clone ? NN_OK : (err ? err->code : NN_ENOMEM);
   nn_forward_opts o = {.train = 1, .on_spikes = nn_activity_observe, .ud = a, .spikes_only = 1};
