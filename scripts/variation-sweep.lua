@@ -97,10 +97,12 @@ for _, sigma in ipairs(sigmas) do
     row.worst = v and v.worst or b.score
     row.drop = v and v.drop or 0
   end
-  local clean, robust, drops = {}, {}, {}
+  local clean, robust, drops, seen = {}, {}, {}, {}
   for _, r in ipairs(rep.results) do
-    if type(r.variation) == "table" and type(r.variation.clean) == "number" and type(r.variation.mean) == "number"
+    local key = r.cellA .. " | " .. r.cellB -- a candidate asked twice counts once
+    if not seen[key] and type(r.variation) == "table" and type(r.variation.clean) == "number" and type(r.variation.mean) == "number"
         and r.variation.clean > -math.huge and r.variation.mean > -math.huge then
+      seen[key] = true
       clean[#clean + 1], robust[#robust + 1], drops[#drops + 1] = r.variation.clean, r.variation.mean, r.variation.drop
     end
   end
