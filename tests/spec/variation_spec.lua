@@ -386,6 +386,48 @@ describe("the activity counted in the scoring forward", function()
   end)
 end)
 
+describe("scripts/variation-sweep.lua", function()
+  local json = require("neuronas.json")
+  it("tabulates each sigma's choice from its own search report, and --reuse reads them back", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local cmd = H.q(H.cli) .. " run scripts/variation-sweep.lua --cells 3 --sigmas 0,0.2 --draws 2 --dir " .. H.q(dir)
+    local code, out, err = H.run(cmd)
+    assert.are.equal(0, code, err)
+    local rows = {}
+    for line in out:gmatch("[^\n]+") do
+      local sg, a, b, clean, robust, worst, drop = line:match(
+        "^| ([%d.]+) | (.-) | (.-) | (%S+) | (%S+) %((%S+)%) | (%S+) |")
+      if sg then rows[#rows + 1] = { sigma = tonumber(sg), cells = a .. " | " .. b, clean = tonumber(clean),
+        robust = tonumber(robust), worst = tonumber(worst), drop = tonumber(drop) } end
+    end
+    assert.are.equal(2, #rows)
+    for _, r in ipairs(rows) do
+      local doc = json.decode(H.slurp(string.format("%s/sigma-%g.json", dir, r.sigma)))
+      assert.are.equal(doc.best.cellA .. " | " .. doc.best.cellB, r.cells)
+      local v = doc.best.variation
+      if r.sigma == 0 then
+        assert.is_nil(v)
+        assert.are.equal(string.format("%.4f", doc.best.score), string.format("%.4f", r.clean))
+        assert.are.equal(r.clean, r.robust)
+        assert.are.equal(0, r.drop)
+      else
+        assert.are.equal(0.2, v.sigma)
+        assert.are.equal(string.format("%.4f", v.clean), string.format("%.4f", r.clean))
+        assert.are.equal(string.format("%.4f", v.mean), string.format("%.4f", r.robust))
+        assert.are.equal(string.format("%.4f", v.worst), string.format("%.4f", r.worst))
+        assert.are.equal(string.format("%.4f", v.clean - v.mean), string.format("%.4f", r.drop))
+      end
+    end
+    -- --reuse: the same table, from the reports, without searching
+    local code2, out2, err2 = H.run(cmd .. " --reuse")
+    assert.are.equal(0, code2, err2)
+    assert.is_nil(out2:find("neuronas run scripts/neuronas.lua", 1, true))
+    assert.are.equal(out:match("\n(| sigma .*)$"), out2:match("\n(| sigma .*)$"))
+    os.execute("rm -rf " .. H.q(dir))
+  end)
+end)
+
 describe("scripts/train.lua --eval-variation", function()
   local json = require("neuronas.json")
   it("evaluates noisy copies of the trained net and records them", function()
