@@ -3,10 +3,20 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "nn_data_impl.h"
+#include "nn_data_store.h"
+#include "nn_gz.h"
 #include "nn_tensor_impl.h"
+
+struct nn_data {
+  nn_data_store *s;
+  int64_t n;         /* records in this view */
+  int64_t *idx;      /* view -> store record, or NULL for the identity */
+  int classes;
+  char *name, *path, *source;
+  double *mean, *std; /* c each */
+  float *lut;         /* uint8 store: c*256 normalised values, lut[c*256 + v] */
+};
 
 nn_data_params nn_data_params_default(void) {
   nn_data_params p;
@@ -29,67 +39,11 @@ nn_data_iter_params nn_data_iter_params_default(void) {
   return p;
 }
 
-int nn_data_is_dir(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-int nn_data_is_file(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-const char *nn_data_basename(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
-}
-
 static char *dupstr(const char *s) {
   size_t n = strlen(s) + 1;
   char *d = malloc(n);
   if (d) memcpy(d, s, n);
   return d;
-}
-
-/* ---- store ---- */
-
-nn_data_store *nn_data_store_new(int64_t n, int c, int h, int w, int is_float, nn_error *err) {
-  if (n < 1 || c < 1 || h < 1 || w < 1 || c > NN_DATA_MAX_CHANNELS || h > NN_DATA_MAX_SIDE ||
-      w > NN_DATA_MAX_SIDE || (int64_t)c * h * w > NN_DATA_MAX_IMAGE) {
-    nn_fail(err, NN_EFORMAT, "unsupported dataset shape %lld x %d x %d x %d", (long long)n, c, h, w);
-    return NULL;
-  }
-  size_t img = (size_t)c * h * w, esz = is_float ? sizeof(float) : 1;
-  if ((uint64_t)n > SIZE_MAX / img / esz / 2) {
-    nn_fail(err, NN_ENOMEM, "dataset of %lld records of %zu values is too large", (long long)n, img);
-    return NULL;
-  }
-  nn_data_store *s = calloc(1, sizeof *s);
-  if (!s) goto oom;
-  s->refs = 1;
-  s->n = n;
-  s->c = c;
-  s->h = h;
-  s->w = w;
-  s->labels = calloc((size_t)n, sizeof *s->labels);
-  if (is_float)
-    s->f32 = malloc((size_t)n * img * sizeof(float));
-  else
-    s->u8 = malloc((size_t)n * img);
-  if (!s->labels || (!s->f32 && !s->u8)) goto oom;
-  return s;
-oom:
-  nn_data_store_release(s);
-  nn_fail(err, NN_ENOMEM, "out of memory for %lld records of %zu values", (long long)n, img);
-  return NULL;
-}
-
-void nn_data_store_release(nn_data_store *s) {
-  if (!s || --s->refs > 0) return;
-  free(s->u8);
-  free(s->f32);
-  free(s->labels);
-  free(s);
 }
 
 /* ---- dataset ---- */
@@ -185,9 +139,12 @@ static nn_data *wrap(nn_data_store *s, int classes, const char *name, const char
   return d;
 }
 
-nn_data *nn_data_from_store(nn_data_store *s, int classes, const char *name, const char *path,
-                            const char *source, const double *mean, const double *std,
-                            const char *what, nn_error *err) {
+/* Wraps a filled store (ownership passes to the dataset, also on failure). classes: 0 = max
+ * label + 1, else labels are checked against it. mean/std: NULL = computed over the store.
+ * `what` names the source in errors. */
+static nn_data *from_store(nn_data_store *s, int classes, const char *name, const char *path,
+                           const char *source, const double *mean, const double *std,
+                           const char *what, nn_error *err) {
   int maxl = -1;
   for (int64_t i = 0; i < s->n; i++) {
     int32_t l = s->labels[i];
@@ -234,14 +191,18 @@ nn_data *nn_data_open(const nn_data_params *p, nn_error *err) {
     nn_fail(err, NN_EINVAL, "limit=%lld: >= 0 expected", (long long)p->limit);
     return NULL;
   }
+  nn_data_meta m;
+  memset(&m, 0, sizeof m);
+  nn_data_store *s = NULL;
   switch (p->format) {
-  case NN_DATA_IDX: return nn_data_open_idx(p, err);
+  case NN_DATA_IDX: s = nn_data_read_idx(p, &m, err); break;
   case NN_DATA_CIFAR10:
-  case NN_DATA_CIFAR100: return nn_data_open_cifar(p, err);
-  case NN_DATA_NPY: return nn_data_open_npy(p, err);
+  case NN_DATA_CIFAR100: s = nn_data_read_cifar(p, &m, err); break;
+  case NN_DATA_NPY: s = nn_data_read_npy(p, &m, err); break;
+  default: nn_fail(err, NN_EINVAL, "unknown dataset format %d", (int)p->format); return NULL;
   }
-  nn_fail(err, NN_EINVAL, "unknown dataset format %d", (int)p->format);
-  return NULL;
+  if (!s) return NULL;
+  return from_store(s, m.classes, m.name, p->path, p->source, m.mean, m.std, m.what, err);
 }
 
 int64_t nn_data_size(const nn_data *d) { return d->n; }

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_data_impl.h"
+#include "nn_data_store.h"
+#include "nn_gz.h"
 
 #define CIFAR_PIXELS 3072
 
@@ -151,7 +152,7 @@ static int ends_with(const char *s, const char *suf) {
   return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-nn_data *nn_data_open_cifar(const nn_data_params *p, nn_error *err) {
+nn_data_store *nn_data_read_cifar(const nn_data_params *p, nn_data_meta *m, nn_error *err) {
   static const char *const train10[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                                         "data_batch_4.bin", "data_batch_5.bin"};
   const int c100 = p->format == NN_DATA_CIFAR100;
@@ -244,9 +245,12 @@ nn_data *nn_data_open_cifar(const nn_data_params *p, nn_error *err) {
       nn_fail(err, NN_EINVAL, "classes=%d: %s has %d classes", p->classes, kind, classes);
       return NULL;
     }
-    return nn_data_from_store(s, classes, p->name ? p->name : (c100 ? "cifar100" : "cifar10"),
-                              p->path, p->source, c100 ? cifar100_mean : cifar10_mean,
-                              c100 ? cifar100_std : cifar10_std, p->path, err);
+    m->classes = classes;
+    m->name = p->name ? p->name : (c100 ? "cifar100" : "cifar10");
+    m->mean = c100 ? cifar100_mean : cifar10_mean;
+    m->std = c100 ? cifar100_std : cifar10_std;
+    m->what = p->path;
+    return s;
   }
 fail:
   nn_data_store_release(s);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_data_impl.h"
+#include "nn_data_store.h"
+#include "nn_gz.h"
 
 static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -72,7 +73,7 @@ static int derive_labels(const char *images, char *out, size_t outn) {
   return 1;
 }
 
-nn_data *nn_data_open_idx(const nn_data_params *p, nn_error *err) {
+nn_data_store *nn_data_read_idx(const nn_data_params *p, nn_data_meta *m, nn_error *err) {
   char ipath[4096], lpath[4096];
   const char *name;
   char dirname[256];
@@ -135,7 +136,12 @@ nn_data *nn_data_open_idx(const nn_data_params *p, nn_error *err) {
   for (int64_t i = 0; i < n; i++) s->labels[i] = lpay[i];
   free(ib);
   free(lb);
-  return nn_data_from_store(s, p->classes, name, p->path, p->source, NULL, NULL, lpath, err);
+  m->classes = p->classes;
+  snprintf(m->name_buf, sizeof m->name_buf, "%s", name == p->name ? "" : name);
+  m->name = name == p->name ? p->name : m->name_buf; /* dirname is local, "idx" fits */
+  snprintf(m->what_buf, sizeof m->what_buf, "%s", lpath);
+  m->what = m->what_buf;
+  return s;
 fail:
   free(ib);
   free(lb);

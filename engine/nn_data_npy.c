@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_data_impl.h"
+#include "nn_data_store.h"
+#include "nn_gz.h"
 
 typedef struct cur {
   const char *p, *end;
@@ -234,7 +235,7 @@ static int resolve(const nn_data_params *p, char *ip, char *lp, size_t cap, char
   return 0;
 }
 
-nn_data *nn_data_open_npy(const nn_data_params *p, nn_error *err) {
+nn_data_store *nn_data_read_npy(const nn_data_params *p, nn_data_meta *m, nn_error *err) {
   uint8_t *ib = NULL, *lb = NULL;
   size_t in, ln;
   nn_npy_info ii, li;
@@ -336,8 +337,12 @@ nn_data *nn_data_open_npy(const nn_data_params *p, nn_error *err) {
   }
   free(ib);
   free(lb);
-  return nn_data_from_store(s, p->classes, p->name ? p->name : dname, p->path, p->source, NULL,
-                            NULL, lpath, err);
+  m->classes = p->classes;
+  snprintf(m->name_buf, sizeof m->name_buf, "%s", dname);
+  m->name = p->name ? p->name : m->name_buf;
+  snprintf(m->what_buf, sizeof m->what_buf, "%s", lpath);
+  m->what = m->what_buf;
+  return s;
 fail:
   nn_data_store_release(s);
   free(ib);

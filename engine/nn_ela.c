@@ -196,8 +196,9 @@ nn_status nn_ela_evaluate(const nn_ela_params *p, const nn_layer_desc *layers, s
   if (!out) return nn_fail(err, NN_EINVAL, "ela: out is NULL");
   nn_status st = nn_ela_params_check(p, err);
   if (st != NN_OK) return st;
-  if (bits < 1 || bits > 64)
-    return nn_fail(err, NN_EINVAL, "ela: bits=%d (integer in 1..64 expected)", bits);
+  if (bits < NN_WEIGHT_BITS_MIN || bits > NN_WEIGHT_BITS_MAX)
+    return nn_fail(err, NN_EINVAL, "ela: bits=%d (integer in %d..%d expected)", bits, NN_WEIGHT_BITS_MIN,
+                   NN_WEIGHT_BITS_MAX);
   if (timesteps < 1)
     return nn_fail(err, NN_EINVAL, "ela: timesteps=%d (integer >= 1 expected)", timesteps);
   if (n > 0 && !layers) return nn_fail(err, NN_EINVAL, "ela: layers is NULL");

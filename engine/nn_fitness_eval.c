@@ -281,7 +281,7 @@ static void evict_lru(nn_fitness_cache *c) {
 /* Bytes a prefix result of net on batch x takes in the cache. */
 static int64_t entry_bytes(const nn_net *net, const nn_tensor *x) {
   const nn_net_params *p = nn_net_params_of(net);
-  int64_t S = nn_tensor_dim(x, 0), cellb = p->timesteps * S * 2 * p->channels * net->h1 * net->w1;
+  int64_t S = nn_tensor_dim(x, 0), cellb = p->timesteps * S * 2 * p->channels * net->plan.h1 * net->plan.w1;
   return cellb * (int64_t)sizeof(float) + S * S * (int64_t)sizeof(double) +
          (int64_t)(sizeof(centry) + sizeof(pres));
 }
@@ -366,8 +366,8 @@ oom:
  * backward states), one LIF state per LIF module, the stem output, the conv/pool scratch
  * (2 maps) and the cell-B inputs of all steps. */
 static size_t pass_bytes(const nn_net *net, int64_t S) {
-  const double map = (double)S * (double)net->p.channels * (double)(net->h0 * net->w0) * sizeof(float);
-  const double b = map * (double)(7 + net->nlifs + 1 + 2) + map / 2 * (double)net->p.timesteps;
+  const double map = (double)S * (double)net->plan.p.channels * (double)(net->plan.h0 * net->plan.w0) * sizeof(float);
+  const double b = map * (double)(7 + net->plan.nlifs + 1 + 2) + map / 2 * (double)net->plan.p.timesteps;
   return b > 1e15 ? (size_t)1e15 : (size_t)b;
 }
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "neuronas/nn_data.h"
+#include "nn_gz.h"
 
 /* Grows *buf to at least need bytes (doubling); NN_ENOMEM on failure. */
 static nn_status grow(uint8_t **buf, size_t *cap, size_t need, const char *what, nn_error *err) {

@@ -1,38 +1,16 @@
 /* nn_interop.c: our tensor names <-> SNASNet's PyTorch state-dict keys, and the integer-code
- * export of quantized weights (docs/interop.md). The whole correspondence is the four tables
- * below; both directions read them. */
+ * export of quantized weights (docs/interop.md). The correspondence is the plan's: every step
+ * carries its path and SNASNet's module path (nn_plan.h); both directions read them. */
 #include "neuronas/nn_interop.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "neuronas/nn_safetensors.h"
 #include "nn_net_impl.h"
-
-typedef struct pair {
-  const char *ours, *snasnet;
-} pair;
-
-/* modules outside the cells (SNASNet: stem = Sequential(conv, BN); downconv1 = (BN, LIF, conv,
- * BN); last_act = (BN, LIF); classifier = (dropout, linear, LIF, linear)) */
-static const pair MODULES[] = {
-    {"stem.conv", "stem.0"},           {"stem.bn", "stem.1"},           {"downconv.bn1", "downconv1.0"},
-    {"downconv.lif", "downconv1.1"},   {"downconv.conv", "downconv1.2"}, {"downconv.bn2", "downconv1.3"},
-    {"last.bn", "last_act.0"},         {"last.lif", "last_act.1"},      {"classifier.fc1", "classifier.1"},
-    {"classifier.lif", "classifier.2"}, {"classifier.fc2", "classifier.3"}};
-static const pair CELLS[] = {{"cellA", "cell1"}, {"cellB", "cell2"}};
-/* SNASNet indexes the forward edges 01 02 12 03 13 23 and the backward edges 10 20 30 21 31 32 */
-static const pair EDGES[] = {
-    {"e01", "cell_architecture.0"},      {"e02", "cell_architecture.1"},      {"e12", "cell_architecture.2"},
-    {"e03", "cell_architecture.3"},      {"e13", "cell_architecture.4"},      {"e23", "cell_architecture.5"},
-    {"e10", "cell_architecture_back.0"}, {"e20", "cell_architecture_back.1"}, {"e30", "cell_architecture_back.2"},
-    {"e21", "cell_architecture_back.3"}, {"e31", "cell_architecture_back.4"}, {"e32", "cell_architecture_back.5"}};
-/* inside a conv edge: Sequential(LIF, conv, BN) */
-static const pair PARTS[] = {{"lif", "0"}, {"conv", "1"}, {"bn", "2"}};
-
-#define COUNT(a) (sizeof(a) / sizeof *(a))
 
 nn_status nn_names_parse(const char *s, nn_names *out, nn_error *err) {
   if (s && !strcmp(s, "neuronas")) return *out = NN_NAMES_NEURONAS, NN_OK;
@@ -42,57 +20,66 @@ nn_status nn_names_parse(const char *s, nn_names *out, nn_error *err) {
 
 const char *nn_names_str(nn_names n) { return n == NN_NAMES_SNASNET ? "snasnet" : "neuronas"; }
 
-static const char *col(const pair *p, nn_names n) { return n == NN_NAMES_SNASNET ? p->snasnet : p->ours; }
+/* A step's path under naming n. */
+static const char *col(const nn_plan_step *s, nn_names n) { return n == NN_NAMES_SNASNET ? s->snasnet : s->path; }
 
-/* If s starts with one entry of t (column `from`) followed by `sep`, returns that entry and
- * moves *s past it. sep 0 means the entry must end the string. */
-static const pair *take(const char **s, const pair *t, size_t n, nn_names from, char sep) {
-  for (size_t i = 0; i < n; i++) {
-    size_t k = strlen(col(&t[i], from));
-    if (!strncmp(*s, col(&t[i], from), k) && (*s)[k] == sep) {
-      *s += k + (sep ? 1 : 0);
-      return &t[i];
-    }
+/* The step whose path under naming `from` is name[0..len), among the steps SNASNet has a module
+ * for; NULL when none. */
+static const nn_plan_step *step_named(const nn_plan *pl, const char *name, size_t len, nn_names from) {
+  for (int i = 0; i < pl->nsteps; i++) {
+    const char *c = col(&pl->steps[i], from);
+    if (pl->steps[i].snasnet[0] && strlen(c) == len && !strncmp(c, name, len)) return &pl->steps[i];
   }
   return NULL;
 }
 
-/* A module path (no tensor leaf). */
-static int module(const char *name, nn_names from, nn_names to, char *out, size_t n) {
-  const char *s = name;
-  const pair *m = take(&s, MODULES, COUNT(MODULES), from, 0), *c, *e, *p;
-  if (m) return (size_t)snprintf(out, n, "%s", col(m, to)) < n;
-  s = name;
-  if ((c = take(&s, CELLS, COUNT(CELLS), from, '.')) && (e = take(&s, EDGES, COUNT(EDGES), from, '.')) &&
-      (p = take(&s, PARTS, COUNT(PARTS), from, 0)))
-    return (size_t)snprintf(out, n, "%s.%s.%s", col(c, to), col(e, to), col(p, to)) < n;
-  return 0;
+/* The plan with every step SNASNet names: both cells with all 12 edges, each a conv (so each
+ * has its LIF, conv and BN). Names do not depend on the sizes, so the default preset serves.
+ * Built once per process (a translation then costs a scan of its steps). */
+static nn_plan FULL;
+static int full_ok;
+static pthread_once_t full_once = PTHREAD_ONCE_INIT;
+
+static void full_build(void) {
+  nn_net_params p = nn_net_params_default();
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) p.cell_a.m[i][j] = i == j ? NN_OP_ZERO : NN_OP_CONV3X3;
+  p.cell_b = p.cell_a;
+  full_ok = nn_plan_build(&FULL, &p, NULL) == NN_OK;
 }
 
+/* A module path is a step's path; a tensor name is "<path>.<leaf>" of a step that holds tensors
+ * (any leaf: PyTorch's num_batches_tracked too). */
 int nn_names_translate(const char *name, nn_names from, nn_names to, char *out, size_t n) {
-  char mod[128];
+  const nn_plan *pl = &FULL;
+  const nn_plan_step *s;
   const char *dot;
+  int ok = 0;
   if (!n) return 0;
   out[0] = 0;
   if (from == to) return (size_t)snprintf(out, n, "%s", name) < n ? 1 : (out[0] = 0, 0);
-  if (module(name, from, to, out, n)) return 1;
-  if (!(dot = strrchr(name, '.')) || (size_t)(dot - name) >= sizeof mod) return out[0] = 0, 0;
-  memcpy(mod, name, (size_t)(dot - name));
-  mod[dot - name] = 0;
-  if (module(mod, from, to, out, n)) {
-    size_t k = strlen(out);
-    if (k + strlen(dot) < n) return memcpy(out + k, dot, strlen(dot) + 1), 1;
-  }
-  return out[0] = 0, 0;
+  pthread_once(&full_once, full_build);
+  if (!full_ok) return 0;
+  if ((s = step_named(pl, name, strlen(name), from)))
+    ok = (size_t)snprintf(out, n, "%s", col(s, to)) < n;
+  else if ((dot = strrchr(name, '.')) && (s = step_named(pl, name, (size_t)(dot - name), from)) && s->nparam > 0)
+    ok = (size_t)snprintf(out, n, "%s%s", col(s, to), dot) < n;
+  if (!ok) out[0] = 0;
+  return ok;
 }
 
-typedef char key_buf[NN_NET_MAXNAME_LEN + 64];
+typedef char key_buf[NN_PLAN_NAME_LEN + 64];
 
-/* Every param's name under `names`; NN_EINVAL when one has no counterpart. */
+/* Every param's name under `names`: its step's path there and its leaf; NN_EINVAL when the
+ * step has no such name. */
 static nn_status param_keys(const nn_net *net, nn_names names, key_buf *keys, nn_error *err) {
-  for (size_t i = 0; i < net->nparams; i++)
-    if (!nn_names_translate(net->params[i].name, NN_NAMES_NEURONAS, names, keys[i], sizeof keys[i]))
-      return nn_fail(err, NN_EINVAL, "names: tensor '%s' has no %s name", net->params[i].name, nn_names_str(names));
+  const nn_plan *pl = &net->plan;
+  for (int i = 0; i < pl->nparams; i++) {
+    const nn_plan_param *q = &pl->params[i];
+    const char *path = col(&pl->steps[q->step], names);
+    if (!path[0] || (size_t)snprintf(keys[i], sizeof keys[i], "%s.%s", path, q->leaf) >= sizeof keys[i])
+      return nn_fail(err, NN_EINVAL, "names: tensor '%s' has no %s name", q->name, nn_names_str(names));
+  }
   return NN_OK;
 }
 
@@ -111,15 +98,15 @@ static int snasnet_extra(const char *name) {
 /* The entries of one file: the params (F32 unless replaced by codes), then exponents and
  * counters. */
 typedef struct writer {
-  nn_st_raw e[2 * NN_NET_MAXPARAM];
+  nn_st_raw e[2 * NN_PLAN_MAXPARAM];
   size_t n;
 } writer;
 
 static const int64_t ZERO64 = 0;
 
 static void add_param_entries(writer *w, const nn_net *net, key_buf *keys) {
-  for (size_t i = 0; i < net->nparams; i++) {
-    const nn_tensor *t = net->params[i].t;
+  for (int i = 0; i < net->plan.nparams; i++) {
+    const nn_tensor *t = net->t[i];
     w->e[w->n++] = (nn_st_raw){keys[i], "F32", t->ndim, t->shape, t->data};
   }
 }
@@ -137,8 +124,8 @@ static nn_status write_file(const nn_net *net, const char *path, writer *w, key_
         snprintf(extra_keys[k], sizeof extra_keys[k], "%.*s.num_batches_tracked", (int)m, w->e[i].name);
         w->e[w->n++] = (nn_st_raw){extra_keys[k++], "I64", 0, NULL, &ZERO64};
       }
-  nn_cell_format(&net->p.cell_a, ca, sizeof ca);
-  nn_cell_format(&net->p.cell_b, cb, sizeof cb);
+  nn_cell_format(&net->plan.p.cell_a, ca, sizeof ca);
+  nn_cell_format(&net->plan.p.cell_b, cb, sizeof cb);
   snprintf(bits, sizeof bits, "%d", weight_bits);
   const char *meta[] = {"format", format, "cellA", ca, "cellB", cb, "weight_bits", bits, NULL};
   return nn_st_write_raw(path, w->e, w->n, meta, err);
@@ -146,12 +133,12 @@ static nn_status write_file(const nn_net *net, const char *path, writer *w, key_
 
 nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names, nn_error *err) {
   if (names == NN_NAMES_NEURONAS) return nn_net_save(net, path, err);
-  key_buf *keys = calloc(2 * NN_NET_MAXPARAM, sizeof *keys);
+  key_buf *keys = calloc(2 * NN_PLAN_MAXPARAM, sizeof *keys);
   writer *w = calloc(1, sizeof *w);
   nn_status st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
   if (st == NN_OK) {
     add_param_entries(w, net, keys);
-    st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "pt", net->weight_bits, err);
+    st = write_file(net, path, w, keys + NN_PLAN_MAXPARAM, names, "pt", net->weight_bits, err);
   }
   free(keys), free(w);
   return st;
@@ -159,10 +146,10 @@ nn_status nn_net_save_names(const nn_net *net, const char *path, nn_names names,
 
 nn_status nn_net_load_names(nn_net *net, const char *path, nn_names names, nn_error *err) {
   if (names == NN_NAMES_NEURONAS) return nn_net_load(net, path, err);
-  key_buf *keys = calloc(NN_NET_MAXPARAM, sizeof *keys);
-  const char **kp = calloc(NN_NET_MAXPARAM, sizeof *kp);
+  key_buf *keys = calloc(NN_PLAN_MAXPARAM, sizeof *keys);
+  const char **kp = calloc(NN_PLAN_MAXPARAM, sizeof *kp);
   nn_status st = keys && kp ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
-  for (size_t i = 0; st == NN_OK && i < net->nparams; i++) kp[i] = keys[i];
+  for (int i = 0; st == NN_OK && i < net->plan.nparams; i++) kp[i] = keys[i];
   if (st == NN_OK) st = nn_net_load_keys(net, path, kp, snasnet_extra, err);
   free(keys), free(kp);
   return st;
@@ -177,30 +164,25 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
                    nn_qscale_str(q->scale));
   const char *dtype = q->bits <= 8 ? "I8" : q->bits <= 16 ? "I16" : "I32";
   size_t esz = q->bits <= 8 ? 1 : q->bits <= 16 ? 2 : 4;
-  key_buf *keys = calloc(3 * NN_NET_MAXPARAM, sizeof *keys);
+  key_buf *keys = calloc(3 * NN_PLAN_MAXPARAM, sizeof *keys);
   writer *w = calloc(1, sizeof *w);
-  void *codes[NN_NET_MAXLAYER] = {0};
-  int32_t expo[NN_NET_MAXLAYER];
+  void *codes[NN_PLAN_MAXLAYER] = {0};
+  int32_t expo[NN_PLAN_MAXLAYER];
   float *tmp = NULL;
   st = keys && w ? param_keys(net, names, keys, err) : nn_fail(err, NN_ENOMEM, "%s: out of memory", path);
   if (st == NN_OK) add_param_entries(w, net, keys);
   /* crossbar-mapped weights: replace their F32 entry by codes and add the exponent */
-  for (size_t l = 0; st == NN_OK && l < net->nlayers; l++) {
-    const nn_tensor *t = net->layer_w[l];
-    size_t i = 0;
-    while (i < net->nparams && net->params[i].t != t) i++;
-    if (i == net->nparams) {
-      st = nn_fail(err, NN_EINVAL, "codes: layer %zu weight is not a stored tensor", l + 1);
-      break;
-    }
+  for (int l = 0; st == NN_OK && l < net->plan.nlayers; l++) {
+    const int i = net->plan.steps[net->plan.layer_step[l]].param0; /* the layer's weight */
+    const nn_tensor *t = net->t[i];
     nn_quant_stats qs;
     free(tmp);
     if (!(tmp = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *tmp)) ||
         !(codes[l] = malloc((size_t)(t->numel ? t->numel : 1) * esz))) {
-      st = nn_fail(err, NN_ENOMEM, "%s: out of memory for the codes of '%s'", path, net->params[i].name);
+      st = nn_fail(err, NN_ENOMEM, "%s: out of memory for the codes of '%s'", path, net->plan.params[i].name);
       break;
     }
-    if ((st = nn_quant_array(q, net->layers[l].name, t->data, tmp, t->numel, &qs, err)) != NN_OK) break;
+    if ((st = nn_quant_array(q, net->plan.layers[l].name, t->data, tmp, t->numel, &qs, err)) != NN_OK) break;
     /* q = code * 2^-frac_bits exactly, so the product below is an exact integer */
     for (int64_t j = 0; j < t->numel; j++) {
       double c = ldexp((double)tmp[j], qs.frac_bits);
@@ -211,11 +193,11 @@ nn_status nn_net_save_codes(const nn_net *net, const char *path, const nn_quant_
     expo[l] = -qs.frac_bits;
     w->e[i].dtype = dtype;
     w->e[i].data = codes[l];
-    snprintf(keys[2 * NN_NET_MAXPARAM + l], sizeof keys[0], "%s.exponent", keys[i]);
-    w->e[w->n++] = (nn_st_raw){keys[2 * NN_NET_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
+    snprintf(keys[2 * NN_PLAN_MAXPARAM + l], sizeof keys[0], "%s.exponent", w->e[i].name); /* keys[i] */
+    w->e[w->n++] = (nn_st_raw){keys[2 * NN_PLAN_MAXPARAM + l], "I32", 0, NULL, &expo[l]};
   }
-  if (st == NN_OK) st = write_file(net, path, w, keys + NN_NET_MAXPARAM, names, "neuronas.codes", q->bits, err);
-  for (size_t l = 0; l < NN_NET_MAXLAYER; l++) free(codes[l]);
+  if (st == NN_OK) st = write_file(net, path, w, keys + NN_PLAN_MAXPARAM, names, "neuronas.codes", q->bits, err);
+  for (size_t l = 0; l < NN_PLAN_MAXLAYER; l++) free(codes[l]);
   free(tmp), free(keys), free(w);
   return st;
 }

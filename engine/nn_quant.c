@@ -16,7 +16,7 @@ const char *nn_rounding_str(nn_rounding r) {
 const char *nn_qscale_str(nn_qscale s) { return (unsigned)s < 2 ? scale_names[s] : "?"; }
 
 nn_quant_params nn_quant_params_default(void) {
-  nn_quant_params p = {.bits = 8,
+  nn_quant_params p = {.bits = NN_WEIGHT_BITS_DEFAULT,
                        .rounding = NN_ROUND_NEAREST,
                        .scale = NN_QSCALE_POW2,
                        .int_bits = NN_QUANT_INT_BITS_DYNAMIC,
@@ -26,8 +26,9 @@ nn_quant_params nn_quant_params_default(void) {
 
 nn_status nn_quant_params_check(const nn_quant_params *p, nn_error *err) {
   if (!p) return nn_fail(err, NN_EINVAL, "quantizer: params expected");
-  if (p->bits < 2 || p->bits > 32)
-    return nn_fail(err, NN_EINVAL, "quantizer: bits=%d outside 2..32", p->bits);
+  if (p->bits < NN_WEIGHT_BITS_MIN || p->bits > NN_WEIGHT_BITS_MAX)
+    return nn_fail(err, NN_EINVAL, "quantizer: bits=%d outside %d..%d", p->bits, NN_WEIGHT_BITS_MIN,
+                   NN_WEIGHT_BITS_MAX);
   if ((unsigned)p->rounding > NN_ROUND_STOCHASTIC)
     return nn_fail(err, NN_EINVAL, "quantizer: unknown rounding %d", (int)p->rounding);
   if ((unsigned)p->scale > NN_QSCALE_MAXABS)

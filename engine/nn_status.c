@@ -27,24 +27,7 @@ nn_status nn_fail(nn_error *err, nn_status code, const char *fmt, ...) {
   return code;
 }
 
-static nn_log_fn log_fn;
-static void *log_ud;
 static volatile int cancel_flag;
-
-void nn_log_set(nn_log_fn fn, void *ud) {
-  log_fn = fn;
-  log_ud = ud;
-}
-
-void nn_log(nn_log_level level, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  if (!log_fn) return;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  log_fn(log_ud, level, buf);
-}
 
 void nn_cancel_set(int on) { cancel_flag = on; }
 int nn_cancelled(void) { return cancel_flag; }

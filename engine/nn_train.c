@@ -1,8 +1,9 @@
 /* nn_train.c: BPTT training with the ATan surrogate and QAT (docs/model.md network, docs/training.md
- * training). The forward pass mirrors docs/model.md step by step and records a tape (per
- * timestep: LIF pre-reset potentials and bit-packed spikes, BN inputs and statistics, dropout
- * mask); the backward pass walks the timesteps in reverse, carrying each LIF's membrane
- * gradient and each backward cell's bx0..bx2 gradient from step t+1 to step t. Threads, the
+ * training). The trainer walks the net's plan (nn_plan.h), the one the scoring forward walks:
+ * the forward runs its steps in order at each timestep and records a tape (per timestep: LIF
+ * pre-reset potentials and bit-packed spikes, BN inputs and statistics, dropout mask); the
+ * backward runs them in reverse over the timesteps in reverse, carrying each LIF's membrane
+ * gradient and each backward cell's bx0..bx2 gradient from timestep t+1 to t. Threads, the
  * tape's memory and the event-driven backward: docs/training.md. */
 #include "nn_train_impl.h"
 
@@ -130,7 +131,7 @@ nn_train_params nn_train_params_default(void) {
                        .beta2 = 0.999,
                        .adam_eps = 1e-8,
                        .total_steps = 0,
-                       .bits = 32,
+                       .bits = NN_WEIGHT_BITS_FLOAT,
                        .dropout = 0.5,
                        .seed = 1,
                        .threads = 1};
@@ -154,8 +155,8 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err) {
     return nn_fail(err, NN_EINVAL, "adam betas must be in [0, 1) and eps > 0");
   if (p->total_steps < 0)
     return nn_fail(err, NN_EINVAL, "total_steps=%lld: expected >= 0", (long long)p->total_steps);
-  if (p->bits < 2 || p->bits > 32)
-    return nn_fail(err, NN_EINVAL, "bits=%d outside 2..32", p->bits);
+  if (p->bits < NN_WEIGHT_BITS_MIN || p->bits > NN_WEIGHT_BITS_MAX)
+    return nn_fail(err, NN_EINVAL, "bits=%d outside %d..%d", p->bits, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
   if (p->threads < 0 || p->threads > NN_TRAIN_MAX_THREADS)
     return nn_fail(err, NN_EINVAL, "threads=%d: expected 0..%d", p->threads, NN_TRAIN_MAX_THREADS);
   if (!(p->dropout >= 0 && p->dropout < 1))
@@ -163,24 +164,21 @@ nn_status nn_train_params_check(const nn_train_params *p, nn_error *err) {
   return NN_OK;
 }
 
-static int add_param(nn_trainer *tr, const char *name, int64_t n, int quant, nn_error *err) {
-  if (tr->np == NN_TRAIN_MAXPARAM) {
-    nn_fail(err, NN_EINVAL, "too many parameters");
-    return -1;
-  }
+static int add_param(nn_trainer *tr, const nn_plan_param *q, nn_error *err) {
+  const int64_t n = q->numel;
   tparam *p = &tr->p[tr->np];
-  snprintf(p->name, sizeof p->name, "%s", name);
+  snprintf(p->name, sizeof p->name, "%s", q->name);
   p->n = n;
-  p->quant = quant;
+  p->quant = q->crossbar;
   p->w = calloc((size_t)n, sizeof *p->w);
   p->g = calloc((size_t)n, sizeof *p->g);
   p->m1 = calloc((size_t)n, sizeof *p->m1);
   p->m2 = tr->tp.optimizer == NN_OPT_ADAM ? calloc((size_t)n, sizeof *p->m2) : NULL;
-  p->q = quant ? calloc((size_t)n, sizeof *p->q) : NULL;
+  p->q = p->quant ? calloc((size_t)n, sizeof *p->q) : NULL;
   if (!p->w || !p->g || !p->m1 || (tr->tp.optimizer == NN_OPT_ADAM && !p->m2) ||
-      (quant && !p->q)) {
+      (p->quant && !p->q)) {
     free(p->w), free(p->g), free(p->m1), free(p->m2), free(p->q);
-    nn_fail(err, NN_ENOMEM, "out of memory (parameter %s)", name);
+    nn_fail(err, NN_ENOMEM, "out of memory (parameter %s)", q->name);
     return -1;
   }
   return tr->np++;
@@ -188,161 +186,126 @@ static int add_param(nn_trainer *tr, const char *name, int64_t n, int quant, nn_
 
 /* Weights the forward pass uses: the FxP copy under QAT, else the masters. */
 static const float *fw(const nn_trainer *tr, int i) {
-  return tr->p[i].q && tr->tp.bits < 32 ? tr->p[i].q : tr->p[i].w;
+  return tr->p[i].q && tr->tp.bits < NN_WEIGHT_BITS_FLOAT ? tr->p[i].q : tr->p[i].w;
 }
 
-static int new_conv(nn_trainer *tr, const char *path, int64_t cin, int64_t cout, int64_t k,
-                    int64_t stride, int64_t h, int64_t w, nn_error *err) {
-  char nm[96];
-  if (tr->nconv == NN_TRAIN_MAXMOD) return nn_fail(err, NN_EINVAL, "too many convs"), -1;
-  tconv *c = &tr->conv[tr->nconv];
-  snprintf(nm, sizeof nm, "%s.weight", path);
-  if ((c->w = add_param(tr, nm, cout * cin * k * k, 1, err)) < 0) return -1;
-  snprintf(c->path, sizeof c->path, "%s", path);
-  c->cin = cin, c->cout = cout, c->k = k, c->stride = stride, c->pad = k / 2, c->h = h, c->wd = w;
-  c->ho = (h + 2 * c->pad - k) / stride + 1;
-  c->wo = (w + 2 * c->pad - k) / stride + 1;
-  return tr->nconv++;
-}
-
-static int new_bn(nn_trainer *tr, const char *path, int64_t ch, int64_t hw, nn_error *err) {
-  char nm[96];
-  if (tr->nbn == NN_TRAIN_MAXMOD) return nn_fail(err, NN_EINVAL, "too many BNs"), -1;
-  tbn *b = &tr->bn[tr->nbn];
-  snprintf(b->path, sizeof b->path, "%s", path);
-  b->c = ch, b->hw = hw;
-  snprintf(nm, sizeof nm, "%s.weight", path);
-  if ((b->g = add_param(tr, nm, ch, 0, err)) < 0) return -1;
-  snprintf(nm, sizeof nm, "%s.bias", path);
-  if ((b->b = add_param(tr, nm, ch, 0, err)) < 0) return -1;
-  b->rm = calloc((size_t)ch, sizeof *b->rm);
-  b->rv = malloc((size_t)ch * sizeof *b->rv);
-  b->mean = calloc((size_t)(ch * tr->T), sizeof *b->mean);
-  b->istd = calloc((size_t)(ch * tr->T), sizeof *b->istd);
-  b->x = calloc((size_t)tr->T, sizeof *b->x);
-  if (!b->rm || !b->rv || !b->mean || !b->istd || !b->x) {
-    free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
-    return nn_fail(err, NN_ENOMEM, "out of memory (%s)", path), -1;
+/* 1 when the backward of step c reads its input from the forward's tape (a dropout passes its
+ * input on, in place, to the next step). */
+static int reads_input(const nn_plan *pl, int c) {
+  if (c >= pl->nsteps) return 0;
+  switch (pl->steps[c].op) {
+  case NN_STEP_BN:
+  case NN_STEP_CONV:
+  case NN_STEP_LINEAR:
+    return 1;
+  case NN_STEP_DROPOUT:
+    return reads_input(pl, c + 1);
+  default:
+    return 0;
   }
-  for (int64_t i = 0; i < ch; i++) b->rv[i] = 1, tr->p[b->g].w[i] = 1;
-  return tr->nbn++;
 }
 
-static int new_lif(nn_trainer *tr, int64_t m, nn_error *err) {
-  if (tr->nlif == NN_TRAIN_MAXMOD) return nn_fail(err, NN_EINVAL, "too many LIFs"), -1;
-  tlif *l = &tr->lif[tr->nlif];
-  l->m = m;
-  l->h = calloc((size_t)tr->T, sizeof *l->h);
-  l->s = calloc((size_t)tr->T, sizeof *l->s);
-  l->bits = calloc((size_t)tr->T, sizeof *l->bits);
-  l->fired = calloc((size_t)tr->T, sizeof *l->fired);
-  if (!l->h || !l->s || !l->bits || !l->fired) {
-    free(l->h), free(l->s), free(l->bits), free(l->fired);
-    return nn_fail(err, NN_ENOMEM, "out of memory (LIF tape)"), -1;
+/* The runtime of step s (tensors already made): tape slots and whether its output is kept. The
+ * output of a step inside an edge goes to the next step of the edge (the last one's is added
+ * into a node); a cell's to the step after its edges; a once step's is read at every timestep. */
+static nn_status step_runtime(nn_trainer *tr, int s, nn_error *err) {
+  const nn_plan *pl = &tr->plan;
+  const nn_plan_step *ps = &pl->steps[s];
+  tstep *r = &tr->rt[s];
+  const size_t T = (size_t)tr->T;
+  int edge = -1; /* the edge that s belongs to */
+  if (ps->cell >= 0 && ps->op != NN_STEP_CELL && ps->op != NN_STEP_EDGE)
+    for (edge = s - 1; pl->steps[edge].op != NN_STEP_EDGE; edge--) continue;
+  const int last_in_edge = edge >= 0 && s == edge + pl->steps[edge].nsub;
+  const int consumer = ps->op == NN_STEP_CELL ? s + 1 + ps->nsub : s + 1;
+  r->keep = ps->once || (!last_in_edge && reads_input(pl, consumer));
+  r->src = (ps->op == NN_STEP_CONV || ps->op == NN_STEP_LINEAR) && s > 0 && pl->steps[s - 1].op == NN_STEP_LIF
+               ? s - 1 : -1;
+  int fail = 0;
+  if (ps->op == NN_STEP_BN || (r->src < 0 && (ps->op == NN_STEP_CONV || ps->op == NN_STEP_LINEAR)))
+    fail |= !(r->x = calloc(T, sizeof *r->x));
+  if (ps->op == NN_STEP_BN) {
+    fail |= !(r->mean = calloc(T * (size_t)ps->in_c, sizeof *r->mean));
+    fail |= !(r->istd = calloc(T * (size_t)ps->in_c, sizeof *r->istd));
   }
-  return tr->nlif++;
+  if (ps->op == NN_STEP_DROPOUT) fail |= !(r->mask = calloc(T, sizeof *r->mask));
+  if (ps->op == NN_STEP_LIF) {
+    tlif *l = &r->lif;
+    l->m = ps->in_c * ps->in_h * ps->in_w;
+    fail |= !(l->h = calloc(T, sizeof *l->h)) | !(l->s = calloc(T, sizeof *l->s));
+    fail |= !(l->bits = calloc(T, sizeof *l->bits)) | !(l->fired = calloc(T, sizeof *l->fired));
+  }
+  if (ps->op == NN_STEP_CELL) {
+    tcell *c = &r->cell;
+    for (int e = s + 1; e <= s + ps->nsub; e += 1 + pl->steps[e].nsub) c->edge[c->nedge++] = e;
+    fail |= !(c->bx = calloc(T * 3, sizeof *c->bx));
+  }
+  return fail ? nn_fail(err, NN_ENOMEM, "out of memory (%s)", ps->path) : NN_OK;
 }
 
-
-static nn_status build_cell(nn_trainer *tr, tcell *cell, const char *name, const nn_cell *g,
-                            int64_t ch, int64_t h, int64_t w, nn_error *err) {
-  char path[64];
-  cell->ch = ch, cell->h = h, cell->w = w;
-  cell->has_back = 0;
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 4; j++) {
-      tedge *e = &cell->e[i][j];
-      memset(e, 0, sizeof *e);
-      e->op = i == j ? NN_OP_ZERO : g->m[i][j];
-      if (e->op >= NN_OP_COUNT)
-        return nn_fail(err, NN_EINVAL, "%s: edge %d%d has unknown op code %d", name, i, j, e->op);
-      if (e->op == NN_OP_ZERO) continue;
-      if (i > j && (j == 3 || i == 0)) continue; /* unreachable */
-      if (i > j) cell->has_back = 1;
-      int k = nn_op_kernel((nn_op)e->op);
-      if (k > 0) {
-        snprintf(path, sizeof path, "%s.e%d%d.lif", name, i, j);
-        if ((e->lif = new_lif(tr, ch * h * w, err)) < 0) return err ? err->code : NN_EINVAL;
-        snprintf(path, sizeof path, "%s.e%d%d.conv", name, i, j);
-        if ((e->conv = new_conv(tr, path, ch, ch, k, 1, h, w, err)) < 0)
-          return err ? err->code : NN_EINVAL;
-        snprintf(path, sizeof path, "%s.e%d%d.bn", name, i, j);
-        if ((e->bn = new_bn(tr, path, ch, h * w, err)) < 0) return err ? err->code : NN_EINVAL;
-      }
+/* The trainer's parameters and runtime from the plan: its trainable tensors (crossbar weights
+ * quantized under QAT), BN running statistics, per-step tapes. Constant inits are applied (BN
+ * weight and running variance 1); nn_trainer_new fills in the rest from a net. */
+static nn_status build_from_plan(nn_trainer *tr, nn_error *err) {
+  const nn_plan *pl = &tr->plan;
+  for (int s = 0; s < pl->nsteps; s++) {
+    tstep *r = &tr->rt[s];
+    r->w = r->b = r->src = -1;
+    if (pl->steps[s].cell < 0 || pl->steps[s].op == NN_STEP_CELL) tr->top[tr->ntop++] = s;
+    if (pl->steps[s].once) tr->nonce = tr->ntop;
+  }
+  for (int k = 0; k < pl->nparams; k++) {
+    const nn_plan_param *q = &pl->params[k];
+    tstep *r = &tr->rt[q->step];
+    float *v;
+    if (q->buffer) {
+      tr->pidx[k] = -1;
+      if (!(v = calloc((size_t)q->numel, sizeof *v)))
+        return nn_fail(err, NN_ENOMEM, "out of memory (%s)", q->name);
+      *(q->leaf[8] == 'm' ? &r->rm : &r->rv) = v; /* "running_mean" / "running_var" */
+    } else {
+      if ((tr->pidx[k] = add_param(tr, q, err)) < 0) return err ? err->code : NN_ENOMEM;
+      v = tr->p[tr->pidx[k]].w;
+      *(strcmp(q->leaf, "bias") ? &r->w : &r->b) = tr->pidx[k];
     }
-  cell->bx = calloc((size_t)tr->T * 3, sizeof *cell->bx);
-  if (!cell->bx) return nn_fail(err, NN_ENOMEM, "out of memory (cell state)");
+    if (q->init == NN_INIT_ONES)
+      for (int64_t i = 0; i < q->numel; i++) v[i] = 1;
+  }
+  for (int s = 0; s < pl->nsteps; s++) TRY(step_runtime(tr, s, err));
   return NN_OK;
 }
 
-#define FAILR(e)                       \
-  do {                                 \
-    if ((e) < 0) goto fail;            \
-  } while (0)
+/* Training needs more of the net's fields than scoring does: a leak (tau > 1) and a threshold
+ * above the reset potential 0. */
+static nn_status check_for_training(const nn_net_params *np, nn_error *err) {
+  if (!(np->tau > 1))
+    return nn_fail(err, NN_EINVAL, "net: tau=%g, expected a number > 1 for training", np->tau);
+  if (!(np->threshold > 0))
+    return nn_fail(err, NN_EINVAL, "net: threshold=%g, expected a number > 0 for training",
+                   np->threshold);
+  return NN_OK;
+}
 
 nn_trainer *nn_trainer_build(const nn_net_params *np, const nn_train_params *p, nn_error *err) {
-  nn_trainer *tr;
-  int64_t C, H1, W1, H2, W2, H3, W3;
   if (nn_train_params_check(p, err) != NN_OK) return NULL;
-  if (np->timesteps < 1 || np->timesteps > 1000 || np->channels < 1 || np->in_ch < 1 ||
-      np->in_h < 1 || np->in_w < 1 || np->stem_stride < 1 || np->second_pool < 1 ||
-      np->fc_width < 1 || np->classes < 1 || np->cluster < 1 || !(np->tau > 1) ||
-      !(np->threshold > 0)) {
-    nn_fail(err, NN_EINVAL, "network fields out of range for training");
-    return NULL;
-  }
-  tr = calloc(1, sizeof *tr);
+  nn_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) {
     nn_fail(err, NN_ENOMEM, "out of memory (trainer)");
     return NULL;
   }
-  tr->np_net = *np;
   tr->tp = *p;
-  tr->T = np->timesteps;
-  C = np->channels;
-  H1 = (np->in_h + 2 - 3) / np->stem_stride + 1;
-  W1 = (np->in_w + 2 - 3) / np->stem_stride + 1;
-  H2 = H1 / 2, W2 = W1 / 2;
-  H3 = H2 / np->second_pool, W3 = W2 / np->second_pool;
-  if (H2 < 1 || W2 < 1 || H3 < 1 || W3 < 1) {
-    nn_fail(err, NN_EINVAL, "input %lldx%lld too small for the pools (stem stride %lld, p=%lld)",
-            (long long)np->in_h, (long long)np->in_w, (long long)np->stem_stride,
-            (long long)np->second_pool);
+  if (nn_plan_build(&tr->plan, np, err) != NN_OK || check_for_training(np, err) != NN_OK) {
     free(tr);
     return NULL;
   }
-  tr->H1 = H1, tr->W1 = W1, tr->H2 = H2, tr->W2 = W2, tr->H3 = H3, tr->W3 = W3;
-  tr->D = 2 * C * H3 * W3;
-  FAILR(tr->stem_conv = new_conv(tr, "stem.conv", np->in_ch, C, 3, np->stem_stride, np->in_h,
-                                 np->in_w, err));
-  FAILR(tr->stem_bn = new_bn(tr, "stem.bn", C, H1 * W1, err));
-  if (build_cell(tr, &tr->cell[0], "cellA", &np->cell_a, C, H1, W1, err) != NN_OK) goto fail;
-  FAILR(tr->dc_bn1 = new_bn(tr, "downconv.bn1", C, H1 * W1, err));
-  FAILR(tr->dc_lif = new_lif(tr, C * H1 * W1, err));
-  FAILR(tr->dc_conv = new_conv(tr, "downconv.conv", C, 2 * C, 3, 1, H1, W1, err));
-  FAILR(tr->dc_bn2 = new_bn(tr, "downconv.bn2", 2 * C, H1 * W1, err));
-  if (build_cell(tr, &tr->cell[1], "cellB", &np->cell_b, 2 * C, H2, W2, err) != NN_OK) goto fail;
-  FAILR(tr->last_bn = new_bn(tr, "last.bn", 2 * C, H2 * W2, err));
-  FAILR(tr->last_lif = new_lif(tr, 2 * C * H2 * W2, err));
-  FAILR(tr->fc1 = add_param(tr, "classifier.fc1.weight", np->fc_width * tr->D, 1, err));
-  FAILR(tr->cls_lif = new_lif(tr, np->fc_width, err));
-  FAILR(tr->fc2 = add_param(tr, "classifier.fc2.weight",
-                            np->classes * np->cluster * np->fc_width, 1, err));
-  FAILR(tr->fc2b = add_param(tr, "classifier.fc2.bias", np->classes * np->cluster, 0, err));
-  tr->mask = calloc((size_t)tr->T, sizeof *tr->mask);
-  tr->fcin = calloc((size_t)tr->T, sizeof *tr->fcin);
-  if (!tr->mask || !tr->fcin) {
-    nn_fail(err, NN_ENOMEM, "out of memory (trainer)");
-    goto fail;
+  tr->T = (int)np->timesteps;
+  if (build_from_plan(tr, err) != NN_OK) {
+    nn_trainer_free(tr);
+    return NULL;
   }
-  {
-    nn_rng s0 = nn_rng_seed(p->seed);
-    tr->mask_root = nn_rng_split(&s0, "dropout");
-  }
+  nn_rng s0 = nn_rng_seed(p->seed);
+  tr->mask_root = nn_rng_split(&s0, "dropout");
   return tr;
-fail:
-  nn_trainer_free(tr);
-  return NULL;
 }
 
 void nn_trainer_free(nn_trainer *tr) {
@@ -351,16 +314,12 @@ void nn_trainer_free(nn_trainer *tr) {
     tparam *p = &tr->p[i];
     free(p->w), free(p->g), free(p->m1), free(p->m2), free(p->q);
   }
-  for (int i = 0; i < tr->nbn; i++) {
-    tbn *b = &tr->bn[i];
-    free(b->rm), free(b->rv), free(b->mean), free(b->istd), free(b->x);
+  for (int s = 0; s < tr->plan.nsteps; s++) {
+    tstep *r = &tr->rt[s];
+    free(r->x), free(r->rm), free(r->rv), free(r->mean), free(r->istd), free(r->mask);
+    free(r->lif.h), free(r->lif.s), free(r->lif.bits), free(r->lif.fired);
+    free(r->cell.bx);
   }
-  for (int i = 0; i < tr->nlif; i++) {
-    tlif *l = &tr->lif[i];
-    free(l->h), free(l->s), free(l->bits), free(l->fired);
-  }
-  for (int c = 0; c < 2; c++) free(tr->cell[c].bx);
-  free(tr->mask), free(tr->fcin);
   arena_free(&tr->arena);
   arena_free(&tr->tmp);
   nn_pool_free(tr->pool);
@@ -369,8 +328,14 @@ void nn_trainer_free(nn_trainer *tr) {
   free(tr);
 }
 
+float *nn_trainer_tensor(nn_trainer *tr, int k) {
+  const nn_plan_param *q = &tr->plan.params[k];
+  if (!q->buffer) return tr->p[tr->pidx[k]].w;
+  return q->leaf[8] == 'm' ? tr->rt[q->step].rm : tr->rt[q->step].rv;
+}
+
 const nn_train_params *nn_trainer_params(const nn_trainer *tr) { return &tr->tp; }
-const nn_net_params *nn_trainer_net_params(const nn_trainer *tr) { return &tr->np_net; }
+const nn_net_params *nn_trainer_net_params(const nn_trainer *tr) { return &tr->plan.p; }
 int64_t nn_trainer_steps(const nn_trainer *tr) { return tr->steps; }
 void nn_trainer_set_conv_mode(nn_trainer *tr, nn_conv_mode mode) { tr->conv_mode = mode; }
 void nn_trainer_set_total_steps(nn_trainer *tr, int64_t total) {
@@ -540,8 +505,8 @@ static nn_status pass_enter(nn_trainer *tr, nn_error *err) {
     if (!(tr->wws = calloc((size_t)tr->nworkers, sizeof *tr->wws)))
       return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
     int64_t mx = 1;
-    for (int i = 0; i < tr->nconv; i++)
-      if (tr->p[tr->conv[i].w].n > mx) mx = tr->p[tr->conv[i].w].n;
+    for (int s = 0; s < tr->plan.nsteps; s++)
+      if (tr->plan.steps[s].op == NN_STEP_CONV && tr->p[tr->rt[s].w].n > mx) mx = tr->p[tr->rt[s].w].n;
     tr->part_n = (mx + 15) & ~(int64_t)15;
     if (!(tr->part = malloc((size_t)(tr->part_n * NN_TRAIN_GROUPS) * sizeof *tr->part)))
       return nn_fail(err, NN_ENOMEM, "out of memory (training gradient buffers)");
@@ -590,32 +555,34 @@ static nn_status conv_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, in
   return nn_conv2d_events(&g, a->bits + s0 * nn_spike_words(in), a->wcl, a->y + s0 * out, err);
 }
 
-static nn_status conv_f(nn_trainer *tr, int ci, const float *x, float *y, nn_error *err) {
-  tconv *c = &tr->conv[ci];
-  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
-                 NULL, NULL, NULL, y, NULL, 0};
+static nn_conv_geom conv_geom(const nn_trainer *tr, int s) {
+  const nn_plan_step *ps = &tr->plan.steps[s];
+  nn_conv_geom g = {tr->n, ps->in_c, ps->in_h, ps->in_w, ps->out_c, ps->k, ps->stride, ps->pad};
+  return g;
+}
+
+/* Conv step s on x. */
+static nn_status conv_f(nn_trainer *tr, int s, const float *x, float *y, nn_error *err) {
+  conv_args a = {conv_geom(tr, s), x, fw(tr, tr->rt[s].w), NULL, NULL, NULL, y, NULL, 0};
   return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
-/* A conv on the spikes s of a LIF that fired `fired` times: event-driven on the bit-packed
- * spikes when the conv mode says so (AUTO: nn_conv2d_prefer_events, the per-kernel rate
- * threshold), exactly as nn_net_forward decides, so both give the same floats; dense in smooth
- * mode (s not binary). */
-static nn_status conv_fs(nn_trainer *tr, int ci, const tlif *l, int t, int64_t fired, float *y,
-                         nn_error *err) {
-  tconv *c = &tr->conv[ci];
-  nn_conv_geom g = {tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad};
+/* Conv step s on the spikes of LIF l at timestep t: event-driven on the bit-packed spikes when
+ * the conv mode says so (AUTO: nn_conv2d_prefer_events, the per-kernel rate threshold), exactly
+ * as nn_net_forward decides, so both give the same floats; dense in smooth mode (s not binary). */
+static nn_status conv_fs(nn_trainer *tr, int s, const tlif *l, int t, float *y, nn_error *err) {
+  nn_conv_geom g = conv_geom(tr, s);
   int events = !tr->smooth && (tr->conv_mode == NN_CONV_EVENTS ||
-                               (tr->conv_mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, fired)));
-  if (!events) return conv_f(tr, ci, l->s[t], y, err);
+                               (tr->conv_mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, l->fired[t])));
+  if (!events) return conv_f(tr, s, l->s[t], y, err);
   float *wcl;
   TALLOC(wcl, g.o * g.c * g.k * g.k);
-  nn_conv2d_weight_cl(&g, fw(tr, c->w), wcl);
+  nn_conv2d_weight_cl(&g, fw(tr, tr->rt[s].w), wcl);
   conv_args a = {g, NULL, NULL, wcl, NULL, l->bits[t], y, NULL, 0};
   return par_groups(tr, tr->n, conv_group, &a, err);
 }
 
-static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err);
+static nn_status spikes_f(nn_trainer *tr, tlif *l, int t, const float **s, nn_error *err);
 
 static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, int64_t grp,
                               int worker, nn_error *err) {
@@ -639,42 +606,44 @@ static nn_status conv_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, 
  * spikes of a LIF, pass x = NULL and the LIF and step instead (l = NULL otherwise): the weight
  * gradient is then event-driven (nn_conv2d_bwd_w_events) on the bit-packed spikes when their
  * rate is at most NN_TRAIN_EVENT_BWD_RATE, else dense on the unpacked spikes. */
-static nn_status conv_b(nn_trainer *tr, int ci, const float *x, const tlif *l, int t,
-                        const float *dy, float *dx, int acc, nn_error *err) {
-  tconv *c = &tr->conv[ci];
-  conv_args a = {{tr->n, c->cin, c->h, c->wd, c->cout, c->k, c->stride, c->pad}, x, fw(tr, c->w),
-                 NULL, dy, NULL, NULL, dx, acc};
-  const int64_t in = tr->n * c->cin * c->h * c->wd, wn = tr->p[c->w].n;
-  if (l && l->bits[t] && c->stride == 1 && c->pad <= c->k - 1 &&
+static nn_status conv_b(nn_trainer *tr, int s, const float *x, tlif *l, int t, const float *dy,
+                        float *dx, int acc, nn_error *err) {
+  const tparam *w = &tr->p[tr->rt[s].w];
+  conv_args a = {conv_geom(tr, s), x, fw(tr, tr->rt[s].w), NULL, dy, NULL, NULL, dx, acc};
+  const int64_t in = tr->n * a.g.c * a.g.h * a.g.w;
+  if (l && l->bits[t] && a.g.stride == 1 && a.g.pad <= a.g.k - 1 &&
       (double)l->fired[t] <= NN_TRAIN_EVENT_BWD_RATE * (double)in) {
     a.bits = l->bits[t];
     TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
-    reduce_parts_cl(tr, tr->p[c->w].g, c->cout, wn / c->cout);
+    reduce_parts_cl(tr, w->g, a.g.o, w->n / a.g.o);
     return NN_OK;
   }
-  if (l) TRY(spikes_f(tr, (int)(l - tr->lif), t, &a.x, err));
+  if (l) TRY(spikes_f(tr, l, t, &a.x, err));
   TRY(par_groups(tr, tr->n, conv_b_group, &a, err));
-  reduce_parts(tr, tr->p[c->w].g, wn);
+  reduce_parts(tr, w->g, w->n);
   return NN_OK;
 }
 
-static void bn_f(nn_trainer *tr, int bi, int t, const float *x, float *y) {
-  tbn *b = &tr->bn[bi];
-  const float *g = tr->p[b->g].w, *be = tr->p[b->b].w;
+/* BN step s at timestep t; in training it records its input and statistics on the tape. */
+static void bn_f(nn_trainer *tr, int s, int t, const float *x, float *y) {
+  const nn_plan_step *ps = &tr->plan.steps[s];
+  tstep *b = &tr->rt[s];
+  const int64_t c = ps->in_c, hw = ps->in_h * ps->in_w;
+  const float *g = tr->p[b->w].w, *be = tr->p[b->b].w;
   if (tr->mode_train) {
     b->x[t] = x;
-    nn_bn_forward(x, tr->n, b->c, b->hw, g, be, tr->update_running ? b->rm : NULL,
+    nn_bn_forward(x, tr->n, c, hw, g, be, tr->update_running ? b->rm : NULL,
                   tr->update_running ? b->rv : NULL, 1, NN_BN_MOMENTUM, NN_BN_EPS, y,
-                  b->mean + t * b->c, b->istd + t * b->c);
+                  b->mean + t * c, b->istd + t * c);
   } else {
-    nn_bn_forward(x, tr->n, b->c, b->hw, g, be, b->rm, b->rv, 0, NN_BN_MOMENTUM, NN_BN_EPS, y,
-                  NULL, NULL);
+    nn_bn_forward(x, tr->n, c, hw, g, be, b->rm, b->rv, 0, NN_BN_MOMENTUM, NN_BN_EPS, y, NULL, NULL);
   }
 }
 
 typedef struct bnb_args {
   nn_trainer *tr;
-  tbn *b;
+  const tstep *b;
+  int64_t c, hw;
   int t, acc;
   const float *dy;
   float *dx;
@@ -683,21 +652,21 @@ typedef struct bnb_args {
 
 static void bn_b_task(void *ctx, int64_t k, int worker) {
   const bnb_args *a = ctx;
-  const tbn *b = a->b;
+  const tstep *b = a->b;
   const nn_trainer *tr = a->tr;
-  int64_t c0 = k * a->chunk, c1 = c0 + a->chunk < b->c ? c0 + a->chunk : b->c;
+  int64_t c0 = k * a->chunk, c1 = c0 + a->chunk < a->c ? c0 + a->chunk : a->c;
   (void)worker;
-  nn_bn2d_bwd_channels(tr->n, b->c, b->hw, c0, c1, b->x[a->t], tr->p[b->g].w,
-                       b->mean + a->t * b->c, b->istd + a->t * b->c, a->dy, a->dx, a->acc,
-                       tr->p[b->g].g, tr->p[b->b].g);
+  nn_bn2d_bwd_channels(tr->n, a->c, a->hw, c0, c1, b->x[a->t], tr->p[b->w].w, b->mean + a->t * a->c,
+                       b->istd + a->t * a->c, a->dy, a->dx, a->acc, tr->p[b->w].g, tr->p[b->b].g);
 }
 
-/* Channels are independent: any split gives the same floats. */
-static void bn_b(nn_trainer *tr, int bi, int t, const float *dy, float *dx, int acc) {
-  tbn *b = &tr->bn[bi];
-  int64_t chunk = (b->c + 4 * tr->nworkers - 1) / (4 * tr->nworkers);
-  bnb_args a = {tr, b, t, acc, dy, dx, chunk};
-  nn_pool_run(tr->pool, (b->c + chunk - 1) / chunk, bn_b_task, &a);
+/* Backward of BN step s. Channels are independent: any split gives the same floats; dx may be
+ * dy (each channel's sums are taken before its dx is written). */
+static void bn_b(nn_trainer *tr, int s, int t, const float *dy, float *dx, int acc) {
+  const nn_plan_step *ps = &tr->plan.steps[s];
+  const int64_t c = ps->in_c, chunk = (c + 4 * tr->nworkers - 1) / (4 * tr->nworkers);
+  bnb_args a = {tr, &tr->rt[s], c, ps->in_h * ps->in_w, t, acc, dy, dx, chunk};
+  nn_pool_run(tr->pool, (c + chunk - 1) / chunk, bn_b_task, &a);
 }
 
 typedef struct lif_args {
@@ -714,8 +683,8 @@ static nn_status lif_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, i
   tlif *l = a->l;
   const int64_t lo = s0 * l->m;
   (void)worker, (void)err;
-  a->fired[g] = nn_lif_step(l->v + lo, a->x + lo, (s1 - s0) * l->m, (float)tr->np_net.tau,
-                            (float)tr->np_net.threshold, l->s[a->t] + lo, l->h[a->t] + lo);
+  a->fired[g] = nn_lif_step(l->v + lo, a->x + lo, (s1 - s0) * l->m, (float)tr->plan.p.tau,
+                            (float)tr->plan.p.threshold, l->s[a->t] + lo, l->h[a->t] + lo);
   if (l->bits[a->t]) {
     const int64_t words = nn_spike_words(l->m);
     nn_spikes_pack(l->s[a->t] + lo, s1 - s0, l->m, l->bits[a->t] + s0 * words);
@@ -723,9 +692,9 @@ static nn_status lif_f_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, i
   return NN_OK;
 }
 
-static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s, int64_t *fired,
-                       nn_error *err) {
-  tlif *l = &tr->lif[li];
+/* LIF step s at timestep t on x: *s gets its spikes. */
+static nn_status lif_f(nn_trainer *tr, int s_, int t, const float *x, float **s, nn_error *err) {
+  tlif *l = &tr->rt[s_].lif;
   int64_t m = tr->n * l->m, f = 0;
   if (!l->v) ZALLOC(l->v, m);
   ALLOC(l->h[t], m);
@@ -742,13 +711,12 @@ static nn_status lif_f(nn_trainer *tr, int li, int t, const float *x, float **s,
   TRY(par_groups(tr, tr->n, lif_f_group, &a, err));
   for (int64_t g = 0; g < ngroups(tr->n); g++) f += a.fired[g];
   l->fired[t] = f;
-  if (fired) *fired = f;
   if (tr->smooth) {
     for (int64_t i = 0; i < m; i++)
       if (l->s[t][i] != 0) tr->reset_hash = nn_rng_mix64(tr->reset_hash ^ (uint64_t)(i * 131 + t));
     const double za = M_PI / 2 * NN_ATAN_ALPHA;
     for (int64_t i = 0; i < m; i++)
-      l->s[t][i] = (float)(atan(za * (l->h[t][i] - tr->np_net.threshold)) / M_PI + 0.5);
+      l->s[t][i] = (float)(atan(za * (l->h[t][i] - tr->plan.p.threshold)) / M_PI + 0.5);
   }
   *s = l->s[t];
   return NN_OK;
@@ -763,10 +731,9 @@ static nn_status unpack_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, 
   return NN_OK;
 }
 
-/* The spikes of LIF li at step t as floats: the smooth pass's tape, else unpacked from the
+/* The spikes of LIF l at timestep t as floats: the smooth pass's tape, else unpacked from the
  * bits into a short-lived buffer. */
-static nn_status spikes_f(nn_trainer *tr, int li, int t, const float **s, nn_error *err) {
-  tlif *l = &tr->lif[li];
+static nn_status spikes_f(nn_trainer *tr, tlif *l, int t, const float **s, nn_error *err) {
   float *d;
   if (!l->bits[t]) {
     *s = l->s[t];
@@ -785,15 +752,15 @@ static nn_status lif_b_group(nn_trainer *tr, void *va, int64_t s0, int64_t s1, i
   tlif *l = a->l;
   const int64_t lo = s0 * l->m;
   (void)g, (void)worker, (void)err;
-  nn_lif_bwd_step((s1 - s0) * l->m, tr->np_net.tau, tr->np_net.threshold, NN_ATAN_ALPHA,
+  nn_lif_bwd_step((s1 - s0) * l->m, tr->plan.p.tau, tr->plan.p.threshold, NN_ATAN_ALPHA,
                   l->h[a->t] + lo, a->ds ? a->ds + lo : NULL, l->dv + lo, a->dx + lo, a->acc);
   return NN_OK;
 }
 
 /* ds may be NULL (no gradient reached the spikes at this step) */
-static nn_status lif_b(nn_trainer *tr, int li, int t, const float *ds, float *dx, int acc,
+static nn_status lif_b(nn_trainer *tr, int s, int t, const float *ds, float *dx, int acc,
                        nn_error *err) {
-  tlif *l = &tr->lif[li];
+  tlif *l = &tr->rt[s].lif;
   int64_t m = tr->n * l->m;
   if (!l->dv) ZALLOC(l->dv, m);
   lif_args a = {.l = l, .ds = ds, .dx = dx, .t = t, .acc = acc};
@@ -851,74 +818,33 @@ static nn_status linear_b(nn_trainer *tr, const float *x, int64_t in, const floa
   return NN_OK;
 }
 
-/* One edge's op on u; the result is added into y (all ch x h x w per sample). */
-static nn_status edge_f(nn_trainer *tr, tcell *cell, tedge *e, int t, const float *u, float *y,
-                        nn_error *err) {
-  int64_t m = tr->n * cell->ch * cell->h * cell->w, fired;
-  float *s, *c, *o;
-  switch (e->op) {
-  case NN_OP_SKIP:
-    addto(tr, m, y, u);
-    return NN_OK;
-  case NN_OP_AVGPOOL3X3:
-    TALLOC(o, m);
-    ew(tr, (ew_args){.op = EW_POOL3, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
-                     .w = cell->w, .x = u, .y = o});
-    addto(tr, m, y, o);
-    return NN_OK;
-  default:
-    TRY(lif_f(tr, e->lif, t, u, &s, &fired, err));
-    ALLOC(c, m); /* BN's input: kept for its backward */
-    TRY(conv_fs(tr, e->conv, &tr->lif[e->lif], t, fired, c, err));
-    TALLOC(o, m);
-    bn_f(tr, e->bn, t, c, o);
-    addto(tr, m, y, o);
-    return NN_OK;
-  }
+/* ------------------------------------------------------------------ the plan's steps
+ * The forward and the backward walk the plan (nn_plan.h): step_f runs one step forward,
+ * step_b one step backward, each with one case per step op; a CELL runs its edges (cell_f,
+ * cell_b) and a conv EDGE its LIF, CONV and BN steps through them. */
+
+static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y, nn_error *err);
+static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **dx, int acc,
+                        nn_error *err);
+
+/* A step op the trainer has no case for (one added to the plan but not here). */
+static nn_status not_trained(const nn_plan_step *ps, nn_error *err) {
+  return nn_fail(err, NN_EINVAL, "training: step %s has op %s, which the trainer does not run", ps->path,
+                 nn_step_op_name(ps->op));
 }
 
-/* dy -> du (+=) */
-static nn_status edge_b(nn_trainer *tr, tcell *cell, tedge *e, int t, const float *dy, float *du,
-                        nn_error *err) {
-  int64_t m = tr->n * cell->ch * cell->h * cell->w;
-  float *dc, *ds;
-  switch (e->op) {
-  case NN_OP_SKIP:
-    addto(tr, m, du, dy);
-    return NN_OK;
-  case NN_OP_AVGPOOL3X3:
-    ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / tr->n, .planes = cell->ch, .h = cell->h,
-                     .w = cell->w, .x = dy, .y = du, .acc = 1});
-    return NN_OK;
-  default:
-    TALLOC(dc, m);
-    bn_b(tr, e->bn, t, dy, dc, 0);
-    TALLOC(ds, m);
-    TRY(conv_b(tr, e->conv, NULL, &tr->lif[e->lif], t, dc, ds, 0, err));
-    return lif_b(tr, e->lif, t, ds, du, 1, err);
-  }
-}
-
-static int edge_on(const tcell *cell, int i, int j) { return cell->e[i][j].op != NN_OP_ZERO &&
-                                                             !(i > j && (j == 3 || i == 0)); }
-
-/* 1 when some backward edge j -> i (j > i) feeds bx_i. */
-static int has_bx(const tcell *cell, int i) {
-  for (int j = i + 1; j < 4; j++)
-    if (edge_on(cell, j, i)) return 1;
-  return 0;
-}
-
-/* docs/model.md cell at step t: u_i = x_i + bx_i (bx = 0 for forward cells);
- * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: BN's input,
- * kept); u0..u2 are short-lived, the bx_i kept for the next step. */
-static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, float **out,
-                        nn_error *err) {
-  int64_t m = tr->n * cell->ch * cell->h * cell->w;
-  float *u[4];
+/* docs/model.md cell at timestep t: u_i = x_i + bx_i (bx = 0 for forward cells);
+ * x_j = sum_{i<j} e_ij(u_i); bx_i(next) = sum_{j>i} e_ji(u_j). *out = x3 (arena: the next
+ * step's input, which a BN keeps); u0..u2 are short-lived, the bx_i kept for the next timestep. */
+static nn_status cell_f(nn_trainer *tr, int s, int t, const float *x0, float **out, nn_error *err) {
+  const nn_plan_step *cs = &tr->plan.steps[s];
+  tcell *cell = &tr->rt[s].cell;
+  const int64_t m = tr->n * cs->in_c * cs->in_h * cs->in_w;
+  const int has_back = cs->nfwd < cs->nedges;
+  float *u[4], *o;
   const float *prev[3] = {NULL, NULL, NULL};
   arena_mark mk = arena_pos(&tr->tmp);
-  if (cell->has_back && t > 0)
+  if (has_back && t > 0)
     for (int i = 0; i < 3; i++) prev[i] = cell->bx[(t - 1) * 3 + i];
   for (int j = 0; j < 4; j++) {
     float *x;
@@ -931,20 +857,26 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
       ew(tr, (ew_args){.op = EW_COPY, .m = m / tr->n, .x = x0, .y = x});
     } else {
       if (j < 3) TZALLOC(x, m);
-      else ZALLOC(x, m);
-      for (int i = 0; i < j; i++)
-        if (edge_on(cell, i, j)) TRY(edge_f(tr, cell, &cell->e[i][j], t, u[i], x, err));
+      else ZALLOC(x, m); /* outlives the cell's short-lived maps */
+      for (int k = 0; k < cs->nfwd; k++) {
+        const nn_plan_step *e = &tr->plan.steps[cell->edge[k]];
+        if (e->to != j) continue;
+        TRY(step_f(tr, cell->edge[k], t, u[e->from], &o, err));
+        addto(tr, m, x, o);
+      }
     }
     if (j < 3 && prev[j]) addto(tr, m, x, prev[j]);
     u[j] = x;
   }
-  if (cell->has_back) {
+  if (has_back) {
     for (int i = 0; i < 3; i++) {
       float *b = NULL;
-      if (has_bx(cell, i)) {
-        ZALLOC(b, m);
-        for (int j = i + 1; j < 4; j++)
-          if (edge_on(cell, j, i)) TRY(edge_f(tr, cell, &cell->e[j][i], t, u[j], b, err));
+      for (int k = cs->nfwd; k < cs->nedges; k++) {
+        const nn_plan_step *e = &tr->plan.steps[cell->edge[k]];
+        if (e->to != i) continue;
+        if (!b) ZALLOC(b, m);
+        TRY(step_f(tr, cell->edge[k], t, u[e->from], &o, err));
+        addto(tr, m, b, o);
       }
       cell->bx[t * 3 + i] = b;
     }
@@ -954,15 +886,17 @@ static nn_status cell_f(nn_trainer *tr, tcell *cell, int t, const float *x0, flo
   return NN_OK;
 }
 
-/* dout = dL/dx3 at step t; *dx0 gets dL/dx0 (short-lived, or the carry buffer). cell->dbx
- * carries dL/dbx_i(t) in and leaves with dL/dbx_i(t-1), in the buffers dub[t & 1] (the
- * previous step's carry is read from the other pair while these are written). */
-static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, float **dx0,
-                        nn_error *err) {
-  int64_t m = tr->n * cell->ch * cell->h * cell->w;
+/* dout = dL/dx3 at timestep t; *dx0 gets dL/dx0 (short-lived, or the carry buffer). The cell's
+ * dbx carries dL/dbx_i(t) in and leaves with dL/dbx_i(t-1), in the buffers dub[t & 1] (the
+ * previous timestep's carry is read from the other pair while these are written). */
+static nn_status cell_b(nn_trainer *tr, int s, int t, const float *dout, float **dx0, nn_error *err) {
+  const nn_plan_step *cs = &tr->plan.steps[s];
+  tcell *cell = &tr->rt[s].cell;
+  const int64_t m = tr->n * cs->in_c * cs->in_h * cs->in_w;
+  const int has_back = cs->nfwd < cs->nedges;
   float *du[4];
   for (int j = 0; j < 4; j++) {
-    if (cell->has_back && j < 3) {
+    if (has_back && j < 3) {
       float **slot = &cell->dub[t & 1][j];
       if (!*slot) ALLOC(*slot, m);
       memset(*slot, 0, (size_t)m * sizeof **slot);
@@ -971,17 +905,172 @@ static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, f
       TZALLOC(du[j], m);
     }
   }
-  if (cell->has_back && t < tr->T - 1)
-    for (int i = 0; i < 3; i++)
-      for (int j = i + 1; j < 4; j++)
-        if (edge_on(cell, j, i)) TRY(edge_b(tr, cell, &cell->e[j][i], t, cell->dbx[i], du[j], err));
+  if (has_back && t < tr->T - 1)
+    for (int k = cs->nfwd; k < cs->nedges; k++) {
+      const nn_plan_step *e = &tr->plan.steps[cell->edge[k]];
+      TRY(step_b(tr, cell->edge[k], t, cell->dbx[e->to], &du[e->from], 1, err));
+    }
   addto(tr, m, du[3], dout);
   for (int j = 3; j >= 1; j--)
-    for (int i = 0; i < j; i++)
-      if (edge_on(cell, i, j)) TRY(edge_b(tr, cell, &cell->e[i][j], t, du[j], du[i], err));
-  if (cell->has_back)
+    for (int k = 0; k < cs->nfwd; k++) {
+      const nn_plan_step *e = &tr->plan.steps[cell->edge[k]];
+      if (e->to == j) TRY(step_b(tr, cell->edge[k], t, du[j], &du[e->from], 1, err));
+    }
+  if (has_back)
     for (int i = 0; i < 3; i++) cell->dbx[i] = du[i]; /* u_i = x_i + bx_i(t-1) */
   *dx0 = du[0];
+  return NN_OK;
+}
+
+/* Step s forward at timestep t (once steps: t = 0) on x; *y gets its output: on the tape when
+ * the step's consumer reads it in the backward (tstep.keep), else short-lived. An EDGE's
+ * output is its op's; the cell adds it into the node. */
+static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y, nn_error *err) {
+  const nn_plan_step *ps = &tr->plan.steps[s];
+  tstep *r = &tr->rt[s];
+  const int64_t n = tr->n, m = n * ps->in_c * ps->in_h * ps->in_w;
+  const int64_t mo = n * ps->out_c * ps->out_h * ps->out_w;
+  float *o = NULL, *c;
+  if (ps->op == NN_STEP_CONV || ps->op == NN_STEP_BN || ps->op == NN_STEP_POOL ||
+      ps->op == NN_STEP_LINEAR || ps->op == NN_STEP_BOOST) {
+    if (r->keep) ALLOC(o, mo);
+    else TALLOC(o, mo);
+  }
+  switch (ps->op) {
+  case NN_STEP_CONV:
+    if (r->src >= 0) {
+      TRY(conv_fs(tr, s, &tr->rt[r->src].lif, t, o, err));
+    } else {
+      r->x[t] = x;
+      TRY(conv_f(tr, s, x, o, err));
+    }
+    break;
+  case NN_STEP_BN:
+    bn_f(tr, s, t, x, o);
+    break;
+  case NN_STEP_LIF:
+    TRY(lif_f(tr, s, t, x, &o, err));
+    break;
+  case NN_STEP_POOL:
+    ew(tr, (ew_args){.op = EW_POOL, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w, .k = ps->k,
+                     .x = x, .y = o});
+    break;
+  case NN_STEP_DROPOUT: /* in place: x is the previous step's own buffer */
+    o = (float *)x;
+    if (tr->mode_train && tr->tp.dropout > 0) {
+      ALLOC(r->mask[t], m);
+      if (t == 0) nn_dropout_mask(m, tr->tp.dropout, &tr->mask_rng, r->mask[0]);
+      else memcpy(r->mask[t], r->mask[0], (size_t)m * sizeof(float));
+      nn_mul(m, o, r->mask[t], o);
+    } else {
+      r->mask[t] = NULL;
+    }
+    break;
+  case NN_STEP_LINEAR:
+    if (r->src < 0) r->x[t] = x;
+    TRY(linear_f(tr, x, ps->in_c, fw(tr, r->w), ps->bias ? tr->p[r->b].w : NULL, ps->out_c, o, err));
+    break;
+  case NN_STEP_BOOST:
+    nn_boost_fwd(n, ps->out_c, ps->k, x, o);
+    break;
+  case NN_STEP_CELL:
+    TRY(cell_f(tr, s, t, x, &o, err));
+    break;
+  case NN_STEP_EDGE:
+    switch (ps->edge_op) {
+    case NN_OP_SKIP:
+      o = (float *)x; /* the cell only reads it */
+      break;
+    case NN_OP_AVGPOOL3X3:
+      TALLOC(o, m);
+      ew(tr, (ew_args){.op = EW_POOL3, .m = m / n, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w,
+                       .x = x, .y = o});
+      break;
+    default: /* LIF, conv, BN */
+      TRY(step_f(tr, s + 1, t, x, &c, err));
+      TRY(step_f(tr, s + 2, t, c, &c, err));
+      TRY(step_f(tr, s + 3, t, c, &o, err));
+      break;
+    }
+    break;
+  default:
+    return not_trained(ps, err);
+  }
+  *y = o;
+  return NN_OK;
+}
+
+/* Step s backward at timestep t (once steps: t = 0): dy = dL/d(its output). *dx gets dL/d(its
+ * input): a short-lived buffer, or dy itself for the steps that work in place (dropout; BN
+ * outside the cells, whose dy is no other step's), or the cell's own; the first step writes
+ * the net input's gradient (tr->dx_in, or nothing). With acc (an EDGE, or the LIF that starts
+ * a conv edge) it adds into the caller's *dx instead. */
+static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **dx, int acc,
+                        nn_error *err) {
+  const nn_plan_step *ps = &tr->plan.steps[s];
+  tstep *r = &tr->rt[s];
+  const int64_t n = tr->n, m = n * ps->in_c * ps->in_h * ps->in_w;
+  float *d = acc ? *dx : NULL, *dc, *ds;
+  const float *x;
+  switch (ps->op) {
+  case NN_STEP_CONV:
+    if (s == 0) d = tr->dx_in;
+    else TALLOC(d, m);
+    TRY(conv_b(tr, s, r->src < 0 ? r->x[t] : NULL, r->src < 0 ? NULL : &tr->rt[r->src].lif, t, dy, d,
+               0, err));
+    break;
+  case NN_STEP_BN:
+    if (ps->cell < 0) d = (float *)dy;
+    else TALLOC(d, m);
+    bn_b(tr, s, t, dy, d, 0);
+    break;
+  case NN_STEP_LIF:
+    if (!acc) TALLOC(d, m);
+    TRY(lif_b(tr, s, t, dy, d, acc, err));
+    break;
+  case NN_STEP_POOL:
+    TALLOC(d, m);
+    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w, .k = ps->k,
+                     .x = dy, .y = d});
+    break;
+  case NN_STEP_DROPOUT:
+    d = (float *)dy;
+    if (r->mask[t]) nn_mul(m, d, r->mask[t], d);
+    break;
+  case NN_STEP_LINEAR:
+    if (r->src >= 0) TRY(spikes_f(tr, &tr->rt[r->src].lif, t, &x, err));
+    else x = r->x[t];
+    TALLOC(d, m);
+    TRY(linear_b(tr, x, ps->in_c, fw(tr, r->w), ps->out_c, dy, d, tr->p[r->w].g,
+                 ps->bias ? tr->p[r->b].g : NULL, err));
+    break;
+  case NN_STEP_BOOST:
+    TALLOC(d, m);
+    nn_boost_bwd(n, ps->out_c, ps->k, dy, d, 0);
+    break;
+  case NN_STEP_CELL:
+    TRY(cell_b(tr, s, t, dy, &d, err));
+    break;
+  case NN_STEP_EDGE:
+    switch (ps->edge_op) {
+    case NN_OP_SKIP:
+      addto(tr, m, d, dy);
+      break;
+    case NN_OP_AVGPOOL3X3:
+      ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / n, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w,
+                       .x = dy, .y = d, .acc = 1});
+      break;
+    default: /* BN, conv, LIF in reverse; the LIF adds into the node's gradient */
+      TRY(step_b(tr, s + 3, t, dy, &dc, 0, err));
+      TRY(step_b(tr, s + 2, t, dc, &ds, 0, err));
+      TRY(step_b(tr, s + 1, t, ds, &d, 1, err));
+      break;
+    }
+    break;
+  default:
+    return not_trained(ps, err);
+  }
+  *dx = d;
   return NN_OK;
 }
 
@@ -989,7 +1078,7 @@ static nn_status cell_b(nn_trainer *tr, tcell *cell, int t, const float *dout, f
 
 static nn_status check_batch(const nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                              nn_error *err) {
-  const nn_net_params *np = &tr->np_net;
+  const nn_net_params *np = &tr->plan.p;
   if (x->ndim != 4 || x->shape[1] != np->in_ch || x->shape[2] != np->in_h ||
       x->shape[3] != np->in_w || x->shape[0] < 1) {
     char b[64];
@@ -1007,7 +1096,7 @@ static nn_status check_batch(const nn_trainer *tr, const nn_tensor *x, const nn_
 }
 
 static nn_status quantize_weights(nn_trainer *tr, nn_error *err) {
-  if (tr->tp.bits >= 32) return NN_OK;
+  if (tr->tp.bits >= NN_WEIGHT_BITS_FLOAT) return NN_OK;
   nn_quant_params qp = nn_quant_params_default();
   qp.bits = tr->tp.bits;
   for (int i = 0; i < tr->np; i++) {
@@ -1020,65 +1109,34 @@ static nn_status quantize_weights(nn_trainer *tr, nn_error *err) {
   return NN_OK;
 }
 
-/* Forward with tape; *out (arena) gets the T-averaged output, n x classes. */
+/* Forward with tape: the once steps (the stem), then at each timestep the other steps outside
+ * the cells in plan order; *out (arena) gets the last step's output averaged over the
+ * timesteps, n x classes. */
 static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, float **out,
                        nn_error *err) {
-  const nn_net_params *np = &tr->np_net;
-  const int64_t n = xin->shape[0], C = np->channels, K = np->classes, F = np->fc_width;
-  const int64_t m1 = n * C * tr->H1 * tr->W1, m2 = n * 2 * C * tr->H2 * tr->W2;
-  const int64_t KC = K * np->cluster;
-  float *stem_c, *x0, *avg;
+  const nn_plan *pl = &tr->plan;
+  const int64_t n = xin->shape[0], K = pl->steps[pl->nsteps - 1].out_c;
+  const float *x0 = xin->data;
+  float *o, *avg;
   arena_reset(&tr->arena);
   arena_reset(&tr->tmp);
-  for (int i = 0; i < tr->nlif; i++) tr->lif[i].v = tr->lif[i].dv = NULL;
+  for (int s = 0; s < pl->nsteps; s++) tr->rt[s].lif.v = tr->rt[s].lif.dv = NULL;
   tr->n = n;
-  tr->x_in = xin->data;
-  ALLOC(stem_c, m1);
-  TRY(conv_f(tr, tr->stem_conv, xin->data, stem_c, err));
-  ALLOC(x0, m1);
-  bn_f(tr, tr->stem_bn, 0, stem_c, x0);
+  for (int i = 0; i < tr->nonce; i++) {
+    TRY(step_f(tr, tr->top[i], 0, x0, &o, err));
+    x0 = o;
+  }
   ZALLOC(avg, n * K);
-  nn_rng mrng = nn_rng_split_u64(&tr->mask_root, mask_id);
+  tr->mask_rng = nn_rng_split_u64(&tr->mask_root, mask_id);
   for (int t = 0; t < tr->T; t++) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
-    float *a3, *d1, *ds, *dc, *d2, *bin, *b3, *l1, *ls, *pooled, *f1, *fs, *f2, *bo;
-    arena_mark mk = arena_pos(&tr->tmp); /* the step's intermediate maps go at its end */
-    TRY(cell_f(tr, &tr->cell[0], t, x0, &a3, err));
-    TALLOC(d1, m1);
-    bn_f(tr, tr->dc_bn1, t, a3, d1);
-    int64_t fired;
-    TRY(lif_f(tr, tr->dc_lif, t, d1, &ds, &fired, err));
-    ALLOC(dc, n * 2 * C * tr->H1 * tr->W1);
-    TRY(conv_fs(tr, tr->dc_conv, &tr->lif[tr->dc_lif], t, fired, dc, err));
-    TALLOC(d2, n * 2 * C * tr->H1 * tr->W1);
-    bn_f(tr, tr->dc_bn2, t, dc, d2);
-    TALLOC(bin, m2);
-    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2, .x = d2,
-                     .y = bin});
-    TRY(cell_f(tr, &tr->cell[1], t, bin, &b3, err));
-    TALLOC(l1, m2);
-    bn_f(tr, tr->last_bn, t, b3, l1);
-    TRY(lif_f(tr, tr->last_lif, t, l1, &ls, NULL, err));
-    ALLOC(pooled, n * tr->D);
-    ew(tr, (ew_args){.op = EW_POOL, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
-                     .k = np->second_pool, .x = ls, .y = pooled});
-    if (tr->mode_train && tr->tp.dropout > 0) {
-      ALLOC(tr->mask[t], n * tr->D);
-      if (t == 0) nn_dropout_mask(n * tr->D, tr->tp.dropout, &mrng, tr->mask[0]);
-      else memcpy(tr->mask[t], tr->mask[0], (size_t)(n * tr->D) * sizeof(float));
-      nn_mul(n * tr->D, pooled, tr->mask[t], pooled);
-    } else {
-      tr->mask[t] = NULL;
+    arena_mark mk = arena_pos(&tr->tmp); /* the timestep's intermediate maps go at its end */
+    const float *x = x0;
+    for (int i = tr->nonce; i < tr->ntop; i++) {
+      TRY(step_f(tr, tr->top[i], t, x, &o, err));
+      x = o;
     }
-    tr->fcin[t] = pooled;
-    TALLOC(f1, n * F);
-    TRY(linear_f(tr, pooled, tr->D, fw(tr, tr->fc1), NULL, F, f1, err));
-    TRY(lif_f(tr, tr->cls_lif, t, f1, &fs, NULL, err));
-    TALLOC(f2, n * KC);
-    TRY(linear_f(tr, fs, F, fw(tr, tr->fc2), tr->p[tr->fc2b].w, KC, f2, err));
-    TALLOC(bo, n * K);
-    nn_boost_fwd(n, K, np->cluster, f2, bo);
-    for (int64_t i = 0; i < n * K; i++) avg[i] += bo[i];
+    for (int64_t i = 0; i < n * K; i++) avg[i] += x[i];
     arena_release(&tr->tmp, mk);
   }
   for (int64_t i = 0; i < n * K; i++) avg[i] /= (float)tr->T; /* as nn_net_forward_suffix */
@@ -1086,66 +1144,42 @@ static nn_status net_f(nn_trainer *tr, const nn_tensor *xin, uint64_t mask_id, f
   return NN_OK;
 }
 
-/* Backward from dL/d(avg output); parameter gradients accumulate into p->g; dxin (optional)
- * gets dL/dx. */
+/* Backward from dL/d(avg output): at each timestep in reverse the per-timestep steps in
+ * reverse, their input gradients summed over the timesteps into the once steps' output
+ * gradient, then the once steps in reverse. Parameter gradients accumulate into p->g; dxin
+ * (optional) gets dL/dx. */
 static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error *err) {
-  const nn_net_params *np = &tr->np_net;
-  const int64_t n = tr->n, C = np->channels, K = np->classes, F = np->fc_width;
-  const int64_t m1 = n * C * tr->H1 * tr->W1, m2 = n * 2 * C * tr->H2 * tr->W2;
-  const int64_t KC = K * np->cluster, mh = n * 2 * C * tr->H1 * tr->W1;
-  float *dbo, *df2, *dfs, *df1, *dpool, *dls, *dl1, *db3, *dbin, *dd2, *ddc, *dds, *dd1, *dx0;
-  float *da3;
-  for (int i = 0; i < tr->nlif; i++) tr->lif[i].dv = NULL;
-  ZALLOC(dx0, m1);
+  const nn_plan *pl = &tr->plan;
+  const int64_t n = tr->n, K = pl->steps[pl->nsteps - 1].out_c;
+  const nn_plan_step *ps = &pl->steps[tr->top[tr->nonce]];
+  const int64_t m0 = n * ps->in_c * ps->in_h * ps->in_w;
+  float *dx0, *dbo, *d;
+  for (int s = 0; s < pl->nsteps; s++) {
+    tcell *c = &tr->rt[s].cell;
+    tr->rt[s].lif.dv = NULL;
+    for (int i = 0; i < 3; i++) c->dbx[i] = c->dub[0][i] = c->dub[1][i] = NULL;
+  }
+  tr->dx_in = dxin;
+  ZALLOC(dx0, m0);
   ALLOC(dbo, n * K);
   for (int64_t i = 0; i < n * K; i++) dbo[i] = dout[i] / (float)tr->T;
-  ALLOC(df2, n * KC);
-  ALLOC(dfs, n * F);
-  ALLOC(df1, n * F);
-  ALLOC(dpool, n * tr->D);
-  ALLOC(dls, m2);
-  ALLOC(dl1, m2);
-  ALLOC(dd2, mh);
-  ALLOC(ddc, mh);
-  ALLOC(dds, m1);
-  ALLOC(dd1, m1);
-  for (int c = 0; c < 2; c++)
-    for (int i = 0; i < 3; i++)
-      tr->cell[c].dbx[i] = tr->cell[c].dub[0][i] = tr->cell[c].dub[1][i] = NULL;
   for (int t = tr->T - 1; t >= 0; t--) {
     if (nn_cancelled()) return nn_fail(err, NN_EINTR, "training interrupted");
-    arena_mark mk = arena_pos(&tr->tmp); /* this step's gradient maps go at its end */
-    const float *fs;
-    nn_boost_bwd(n, K, np->cluster, dbo, df2, 0);
-    TRY(spikes_f(tr, tr->cls_lif, t, &fs, err));
-    TRY(linear_b(tr, fs, F, fw(tr, tr->fc2), KC, df2, dfs, tr->p[tr->fc2].g, tr->p[tr->fc2b].g,
-                 err));
-    TRY(lif_b(tr, tr->cls_lif, t, dfs, df1, 0, err));
-    TRY(linear_b(tr, tr->fcin[t], tr->D, fw(tr, tr->fc1), F, df1, dpool, tr->p[tr->fc1].g, NULL,
-                 err));
-    if (tr->mask[t]) nn_mul(n * tr->D, dpool, tr->mask[t], dpool);
-    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H2, .w = tr->W2,
-                     .k = np->second_pool, .x = dpool, .y = dls});
-    TRY(lif_b(tr, tr->last_lif, t, dls, dl1, 0, err));
-    bn_b(tr, tr->last_bn, t, dl1, dl1, 0); /* in place: each channel's sums are taken first */
-    db3 = dl1;
-    TRY(cell_b(tr, &tr->cell[1], t, db3, &dbin, err));
-    ew(tr, (ew_args){.op = EW_POOL_BWD, .planes = 2 * C, .h = tr->H1, .w = tr->W1, .k = 2,
-                     .x = dbin, .y = dd2});
-    bn_b(tr, tr->dc_bn2, t, dd2, ddc, 0);
-    TRY(conv_b(tr, tr->dc_conv, NULL, &tr->lif[tr->dc_lif], t, ddc, dds, 0, err));
-    TRY(lif_b(tr, tr->dc_lif, t, dds, dd1, 0, err));
-    bn_b(tr, tr->dc_bn1, t, dd1, dd1, 0);
-    da3 = dd1;
-    float *dcx0;
-    TRY(cell_b(tr, &tr->cell[0], t, da3, &dcx0, err));
-    addto(tr, m1, dx0, dcx0);
+    arena_mark mk = arena_pos(&tr->tmp); /* this timestep's gradient maps go at its end */
+    const float *dy = dbo;
+    for (int i = tr->ntop - 1; i >= tr->nonce; i--) {
+      TRY(step_b(tr, tr->top[i], t, dy, &d, 0, err));
+      dy = d;
+    }
+    addto(tr, m0, dx0, dy);
     arena_release(&tr->tmp, mk);
   }
-  float *dstem;
-  ALLOC(dstem, m1);
-  bn_b(tr, tr->stem_bn, 0, dx0, dstem, 0);
-  return conv_b(tr, tr->stem_conv, tr->x_in, NULL, 0, dstem, dxin, 0, err);
+  const float *dy = dx0;
+  for (int i = tr->nonce - 1; i >= 0; i--) {
+    TRY(step_b(tr, tr->top[i], 0, dy, &d, 0, err));
+    dy = d;
+  }
+  return NN_OK;
 }
 
 static void zero_grads(nn_trainer *tr) {
@@ -1163,8 +1197,8 @@ static nn_status forward_loss(nn_trainer *tr, const nn_tensor *x, const nn_tenso
   tr->smooth = smooth;
   tr->reset_hash = 0;
   TRY(net_f(tr, x, mask_id, &out, err));
-  if (dlogits) ALLOC(*dlogits, x->shape[0] * tr->np_net.classes);
-  return nn_softmax_ce(x->shape[0], tr->np_net.classes, out, y->data, loss,
+  if (dlogits) ALLOC(*dlogits, x->shape[0] * tr->plan.p.classes);
+  return nn_softmax_ce(x->shape[0], tr->plan.p.classes, out, y->data, loss,
                        dlogits ? *dlogits : NULL, correct, err);
 }
 
@@ -1241,7 +1275,7 @@ static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_
   nn_status st = net_f(tr, x, 0, &o, err);
   tr->tp.dropout = keep;
   if (st != NN_OK) return st;
-  if (!(t = nn_tensor_new4(2, x->shape[0], tr->np_net.classes, 0, 0, err))) return NN_ENOMEM;
+  if (!(t = nn_tensor_new4(2, x->shape[0], tr->plan.p.classes, 0, 0, err))) return NN_ENOMEM;
   memcpy(t->data, o, (size_t)t->numel * sizeof *o);
   *out = t;
   return NN_OK;
@@ -1278,12 +1312,6 @@ nn_status nn_trainer_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y
   IN_PASS(pass_loss(tr, x, y, mask_id, smooth, loss, err));
 }
 
-
-tbn *nn_trainer_find_bn(nn_trainer *tr, const char *path, size_t len) {
-  for (int i = 0; i < tr->nbn; i++)
-    if (strlen(tr->bn[i].path) == len && memcmp(tr->bn[i].path, path, len) == 0) return &tr->bn[i];
-  return NULL;
-}
 
 int nn_trainer_find_param(const nn_trainer *tr, const char *name) {
   for (int i = 0; i < tr->np; i++)

@@ -3,11 +3,10 @@
 #ifndef NEURONAS_NN_TRAIN_IMPL_H
 #define NEURONAS_NN_TRAIN_IMPL_H
 
+#include "neuronas/nn_plan.h"
 #include "neuronas/nn_train.h"
 #include "nn_grad_impl.h"
 
-#define NN_TRAIN_MAXPARAM 160
-#define NN_TRAIN_MAXMOD 64
 #define NN_ARENA_MAXBLK 256
 
 /* Worker threads for the parallel regions of a step (nn_train_pool.c). nn_pool_run runs
@@ -44,78 +43,65 @@ typedef struct nn_arena {
 /* One trainable tensor: master w, gradient g, optimizer state m1 (SGD momentum / Adam m),
  * m2 (Adam v), q the FxP copy the forward pass uses under QAT (quant = 1 for crossbar weights). */
 typedef struct tparam {
-  char name[96];
+  char name[NN_PLAN_NAME_LEN];
   int64_t n;
   int quant;
   float *w, *g, *m1, *m2, *q;
 } tparam;
 
-typedef struct tconv {
-  char path[64];
-  int w; /* param index */
-  int64_t cin, cout, k, stride, pad, h, wd, ho, wo;
-} tconv;
-
-/* BN: params g, b; running stats; per-step tape: input pointer, mean and 1/std per channel */
-typedef struct tbn {
-  char path[64];
-  int g, b;
-  int64_t c, hw;
-  float *rm, *rv;
-  float *mean, *istd; /* T x c */
-  const float **x;    /* T */
-} tbn;
-
-/* LIF: m neurons per sample; per-step tape h (pre-reset v) and the spikes, bit-packed
- * (bits[t]: nn_spikes_pack's layout) or, in smooth mode (not binary), as floats s[t]; s[t] of
- * a binary pass lives only until the consumer of the step has run. State v, grad dv. */
+/* LIF: per-timestep tape h (pre-reset v) and the spikes, bit-packed (bits[t]: nn_spikes_pack's
+ * layout) or, in smooth mode (not binary), as floats s[t]; s[t] of a binary pass lives only
+ * until the consumer of the step has run. State v, grad dv. */
 typedef struct tlif {
-  int64_t m;
+  int64_t m; /* neurons per sample */
   float **h, **s;  /* T */
   uint64_t **bits; /* T */
-  int64_t *fired;  /* T: spikes per step */
+  int64_t *fired;  /* T: spikes per timestep */
   float *v, *dv;
 } tlif;
 
-typedef struct tedge {
-  int op; /* nn_op */
-  int lif, conv, bn;
-} tedge;
-
+/* A cell's state: its edge steps in plan order (the first nfwd of the CELL step forward), the
+ * bx it passes from one timestep to the next and the backward pass's carry of their gradients. */
 typedef struct tcell {
-  tedge e[4][4];
-  int64_t ch, h, w;
-  int has_back;
-  float **bx;    /* T x 3: bx_i produced at step t (NULL: no backward edge into i) */
-  float *dbx[3]; /* backward carry */
+  int edge[12], nedge;
+  float **bx;       /* T x 3: bx_i produced at timestep t (NULL: no backward edge into i) */
+  float *dbx[3];    /* backward carry */
   float *dub[2][3]; /* the carry's two alternating buffers (a backward pass's arena) */
 } tcell;
 
+/* The trainer's runtime for one plan step, indexed like the plan's steps. */
+typedef struct tstep {
+  int w, b;         /* CONV, LINEAR: weight and bias (-1: none); BN: weight (gamma), bias (beta) */
+  int keep;         /* the forward output goes on the tape: the consumer's backward reads it */
+  int src;          /* CONV, LINEAR: the LIF step whose spikes are the input, else -1 */
+  const float **x;  /* T: the input of BN, and of CONV/LINEAR when not on spikes (once steps: [0]) */
+  float *rm, *rv;   /* BN running statistics */
+  float *mean, *istd; /* BN: T x channels */
+  float **mask;     /* DROPOUT: T */
+  tlif lif;         /* LIF */
+  tcell cell;       /* CELL */
+} tstep;
+
 struct nn_trainer {
-  nn_net_params np_net;
+  nn_plan plan; /* the architecture (nn_plan.h); plan.p the net's fields */
   nn_train_params tp;
   int T;
-  int64_t H1, W1, H2, W2, H3, W3, D;
   int64_t steps;
-  tparam p[NN_TRAIN_MAXPARAM];
+  tparam p[NN_PLAN_MAXPARAM]; /* the plan's trainable tensors, in plan order */
   int np;
-  tconv conv[NN_TRAIN_MAXMOD];
-  int nconv;
-  tbn bn[NN_TRAIN_MAXMOD];
-  int nbn;
-  tlif lif[NN_TRAIN_MAXMOD];
-  int nlif;
-  tcell cell[2];
-  int stem_conv, stem_bn, dc_bn1, dc_lif, dc_conv, dc_bn2, last_bn, last_lif;
-  int fc1, cls_lif, fc2, fc2b;
+  int pidx[NN_PLAN_MAXPARAM]; /* plan tensor -> index in p (-1: a BN running statistic) */
+  tstep rt[NN_PLAN_MAXSTEP];
+  int top[NN_PLAN_MAXSTEP], ntop; /* the steps outside cells' edges (cells included), in plan
+                                     order; the first nonce run once, before the timesteps */
+  int nonce;
   nn_rng mask_root;
+  nn_rng mask_rng; /* the pass's dropout stream */
   /* per step */
   int64_t n;
   int mode_train, update_running, smooth;
   nn_conv_mode conv_mode; /* convs on spikes: AUTO (default) / DENSE / EVENTS, as nets */
   uint64_t reset_hash; /* smooth mode: hash of the hard reset pattern (gradient checks) */
-  const float *x_in;
-  float **mask, **fcin; /* T */
+  float *dx_in;        /* backward: dL/d(net input), or NULL */
   nn_arena arena; /* tape and whole-pass buffers */
   nn_arena tmp;   /* short-lived buffers (TALLOC) */
   /* threads (created at the first pass) */
@@ -127,10 +113,12 @@ struct nn_trainer {
   int blas_saved;   /* OpenBLAS threads outside a pass */
 };
 
-/* The trainer's structure for np with zero weights (nn_train.c); nn_trainer_new fills them. */
+/* The trainer for np (its plan) with the plan's constant inits and other weights zero
+ * (nn_train.c); nn_trainer_new fills them in from a net. */
 nn_trainer *nn_trainer_build(const nn_net_params *np, const nn_train_params *p, nn_error *err);
-/* The BN module whose path is `path` ("cellA.e01.bn"), or NULL. */
-tbn *nn_trainer_find_bn(nn_trainer *tr, const char *path, size_t len);
+/* The trainer's storage of the plan's tensor k (a parameter's master values or a BN running
+ * statistic). */
+float *nn_trainer_tensor(nn_trainer *tr, int k);
 /* Index of the parameter named `name`, or -1. */
 int nn_trainer_find_param(const nn_trainer *tr, const char *name);
 

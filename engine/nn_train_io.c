@@ -18,25 +18,18 @@ static int ends_with(const char *s, const char *suf, size_t *stem) {
   return 1;
 }
 
-/* The trainer's storage for a net tensor name: a parameter's master values or a BN running
- * buffer; *n gets its size. NULL when the trainer has no such tensor. */
+/* The trainer's storage for a net tensor name (the plan's names): a parameter's master values
+ * or a BN running statistic; *n gets its size. NULL when the trainer has no such tensor. */
 static float *slot(nn_trainer *tr, const char *name, int64_t *n) {
-  size_t stem;
-  if (ends_with(name, ".running_mean", &stem) || ends_with(name, ".running_var", &stem)) {
-    tbn *b = nn_trainer_find_bn(tr, name, stem);
-    if (!b) return NULL;
-    *n = b->c;
-    return name[stem + 9] == 'm' ? b->rm : b->rv; /* ".running_" is 9 characters */
-  }
-  int i = nn_trainer_find_param(tr, name);
-  if (i < 0) return NULL;
-  *n = tr->p[i].n;
-  return tr->p[i].w;
+  int k = nn_plan_find_param(&tr->plan, name);
+  if (k < 0) return NULL;
+  *n = tr->plan.params[k].numel;
+  return nn_trainer_tensor(tr, k);
 }
 
 /* Every trainer tensor must be matched by one net tensor of the same size, and vice versa. */
 static nn_status transfer(nn_trainer *tr, nn_net *net, int to_net, nn_error *err) {
-  size_t cnt = nn_net_tensor_count(net), want = (size_t)tr->np + 2 * (size_t)tr->nbn;
+  size_t cnt = nn_net_tensor_count(net), want = (size_t)tr->plan.nparams;
   if (cnt != want)
     return nn_fail(err, NN_EINVAL, "trainer: the net has %zu tensors, the trainer %zu "
                    "(a different architecture)", cnt, want);
@@ -79,7 +72,7 @@ nn_trainer *nn_trainer_new_params(const nn_net_params *np, const nn_train_params
 
 nn_status nn_trainer_export(const nn_trainer *tr, nn_net *net, int quantized, nn_error *err) {
   nn_trainer *t = (nn_trainer *)tr; /* slot() hands out writable pointers; nothing is written */
-  const nn_net_params *a = nn_net_params_of(net), *b = &tr->np_net;
+  const nn_net_params *a = nn_net_params_of(net), *b = &tr->plan.p;
   if (memcmp(&a->cell_a, &b->cell_a, sizeof a->cell_a) || memcmp(&a->cell_b, &b->cell_b, sizeof a->cell_b))
     return nn_fail(err, NN_EINVAL, "export: the net's cells differ from the trainer's");
   nn_status st = transfer(t, net, 1, err);
@@ -116,7 +109,7 @@ typedef struct ckpt_item {
 
 /* Every tensor a checkpoint holds, in a fixed order; caller frees *items. */
 static nn_status ckpt_items(nn_trainer *tr, ckpt_item **items, size_t *count, nn_error *err) {
-  size_t cap = (size_t)tr->np * 3 + (size_t)tr->nbn * 2, k = 0;
+  size_t cap = (size_t)tr->plan.nparams * 3, k = 0;
   ckpt_item *it = calloc(cap, sizeof *it);
   if (!it) return nn_fail(err, NN_ENOMEM, "out of memory (checkpoint)");
   for (int i = 0; i < tr->np; i++) {
@@ -132,12 +125,11 @@ static nn_status ckpt_items(nn_trainer *tr, ckpt_item **items, size_t *count, nn
       it[k].p = p->m1, it[k++].n = p->n;
     }
   }
-  for (int i = 0; i < tr->nbn; i++) {
-    snprintf(it[k].name, sizeof it[k].name, "%s.running_mean", tr->bn[i].path);
-    it[k].p = tr->bn[i].rm, it[k++].n = tr->bn[i].c;
-    snprintf(it[k].name, sizeof it[k].name, "%s.running_var", tr->bn[i].path);
-    it[k].p = tr->bn[i].rv, it[k++].n = tr->bn[i].c;
-  }
+  for (int i = 0; i < tr->plan.nparams; i++) /* the BN running statistics */
+    if (tr->plan.params[i].buffer) {
+      snprintf(it[k].name, sizeof it[k].name, "%s", tr->plan.params[i].name);
+      it[k].p = nn_trainer_tensor(tr, i), it[k++].n = tr->plan.params[i].numel;
+    }
   *items = it;
   *count = k;
   return NN_OK;
@@ -188,8 +180,8 @@ nn_status nn_trainer_save(const nn_trainer *tr, const char *path, const char *us
   }
   if (st == NN_OK) {
     char ca[NN_CELL_TEXT_MAX], cb[NN_CELL_TEXT_MAX], steps[32], bits[16];
-    nn_cell_format(&tr->np_net.cell_a, ca, sizeof ca);
-    nn_cell_format(&tr->np_net.cell_b, cb, sizeof cb);
+    nn_cell_format(&tr->plan.p.cell_a, ca, sizeof ca);
+    nn_cell_format(&tr->plan.p.cell_b, cb, sizeof cb);
     snprintf(steps, sizeof steps, "%lld", (long long)tr->steps);
     snprintf(bits, sizeof bits, "%d", tr->tp.bits);
     const char *meta[] = {"format", CKPT_FORMAT, "cellA", ca, "cellB", cb, "steps", steps,
@@ -212,8 +204,8 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   const char *fmt = nn_st_meta(f, "format"), *opt = nn_st_meta(f, "optimizer"),
              *steps = nn_st_meta(f, "steps"), *fa = nn_st_meta(f, "cellA"),
              *fb = nn_st_meta(f, "cellB");
-  nn_cell_format(&tr->np_net.cell_a, ca, sizeof ca);
-  nn_cell_format(&tr->np_net.cell_b, cb, sizeof cb);
+  nn_cell_format(&tr->plan.p.cell_a, ca, sizeof ca);
+  nn_cell_format(&tr->plan.p.cell_b, cb, sizeof cb);
   if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0 || !steps)
     st = nn_fail(err, NN_EFORMAT, "%s: not a neuronas training checkpoint", path);
   else if (!opt || strcmp(opt, opt_name(tr->tp.optimizer)) != 0)

@@ -6,7 +6,8 @@ local nn = require("neuronas")
 local cli = require("neuronas.cli")
 local flags = cli.parse({ ... }, {
   { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" }, default = "fashion-mnist" },
-  { name = "bits", type = "integer", default = 8, range = require("neuronas.limits").bits },
+  { name = "bits", type = "integer", default = require("neuronas.limits").bits.default,
+    range = require("neuronas.limits").bits },
 }, { name = "calibrate.lua", usage = "neuronas run calibrate.lua [--preset P] [--bits N]" })
 
 local hw = nn.ela({ mode = "neuronas" })

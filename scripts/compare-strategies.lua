@@ -7,6 +7,7 @@
 -- All four share one hypervolume reference: the run's limits for the costs and, for the score,
 -- the lowest feasible score any of the four runs evaluated (docs/report.md).
 local cli = require("neuronas.cli")
+local L = require("neuronas.limits")
 local app = require("neuronas.app")
 local search = require("neuronas.search")
 local H = require("neuronas.search.hypervolume")
@@ -15,7 +16,7 @@ local nn = require("neuronas")
 local spec = app.extend(app.data_flags(), {
   { name = "seed", type = "integer", default = 1, help = "weights, data and sampling seed" },
   { name = "threads", type = "integer", default = 2, min = 1, max = 256, help = "candidates scored at once" },
-  { name = "bits", type = "integer", default = 8, min = 2, max = 32, help = "weight precision FxP-n" },
+  { name = "bits", type = "integer", default = L.bits.default, range = L.bits, help = "weight precision FxP-n" },
   { name = "json", type = "string", metavar = "FILE", help = "also write the figures as JSON" },
   { name = "quiet", type = "boolean", help = "no progress lines" },
 })

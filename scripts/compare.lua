@@ -5,11 +5,12 @@
 local search = require("neuronas.search")
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
+local L = require("neuronas.limits")
 
-local spec = app.extend(app.flags(8), {
-  { name = "num", type = "integer", default = 5000, range = require("neuronas.limits").num, help = "SNASNet baseline samples" },
+local spec = app.extend(app.flags(), {
+  { name = "num", type = "integer", default = 5000, range = L.num, help = "SNASNet baseline samples" },
   { name = "precisions", type = "string", default = "16,12,8", help = "NeuroNAS precisions, comma-separated" },
-  { name = "cells", type = "integer", range = require("neuronas.limits").cells, help = "NeuroNAS: only the first N cells of the space (quick trials)" },
+  { name = "cells", type = "integer", range = L.cells, help = "NeuroNAS: only the first N cells of the space (quick trials)" },
 })
 local opts = { name = "compare.lua", usage = "neuronas run compare.lua [--num N] [--precisions 16,12,8] [--preset P] [--json FILE] [--help]",
   description = "NeuroNAS at several precisions vs the SNASNet baseline at FxP32, under the same constraints." }
@@ -36,7 +37,9 @@ end
 
 for p in flags.precisions:gmatch("[^,]+") do
   local bits = math.tointeger(tonumber(p))
-  if not bits or bits < 2 or bits > 32 then cli.fail(opts, "--precisions: integers in 2..32 expected, got '" .. p .. "'") end
+  if not bits or not L.contains(L.bits, bits) then
+    cli.fail(opts, "--precisions: integers in " .. L.describe(L.bits) .. " expected, got '" .. p .. "'")
+  end
   local f = {}
   for k, v in pairs(flags) do f[k] = v end
   f.bits = bits
@@ -51,7 +54,7 @@ end
 do
   local f = {}
   for k, v in pairs(flags) do f[k] = v end
-  f.bits = 32
+  f.bits = L.bits.float
   local bar, hooks = app.progress(flags, flags.num, "snasnet FxP32")
   local setup = app.setup(f, data, nil)
   setup.num, setup.hooks = flags.num, hooks

@@ -13,7 +13,7 @@ local knobs = require("neuronas.search.knobs")
 local H = require("neuronas.search.hypervolume")
 
 local L = require("neuronas.limits")
-local spec = app.extend(app.flags(8), {
+local spec = app.extend(app.flags(), {
   { name = "population", type = "integer", default = 12, range = L.num, help = "NSGA-II population (candidates per generation)" },
   { name = "generations", type = "integer", default = 6, range = L.num, help = "generations (scored candidates = population x generations)" },
   { name = "knobs", type = "string", default = "xbar,device_bits,adc_bits,bits,timesteps", metavar = "LIST",

@@ -9,9 +9,10 @@ local nn = require("neuronas")
 local C = require("neuronas.constraints")
 
 local cli = require("neuronas.cli")
+local L = require("neuronas.limits")
 
 local spec = {
-  { name = "bits", type = "integer", default = 8, min = 1, max = 64, help = "weight precision FxP-n" },
+  { name = "bits", type = "integer", default = L.bits.default, range = L.bits, help = "weight precision FxP-n" },
   { name = "mode", type = "choice", choices = { "neuronas", "spikesim" }, default = "neuronas", help = "hardware model mode" },
   { name = "device", type = "choice", choices = { "rram", "sram" }, default = "rram", help = "crossbar device" },
   { name = "timesteps", type = "integer", default = 5, min = 1, help = "SNN timesteps T" },

@@ -33,9 +33,11 @@ local given = app.constraints(flags)
 local extra = { objectives = objectives, score_floor = flags["score-floor"] }
 
 -- a peek at the file's kind, to give a journal its limits and a way to cost the best network
-local f = io.open(pos[1], "r")
-local head = f and f:read("l") or ""
-if f then f:close() end
+local head
+do
+  local f <close> = io.open(pos[1], "r")
+  head = f and f:read("l") or ""
+end
 local ok, h = pcall(require("neuronas.json").decode, head)
 local is_journal = ok and type(h) == "table" and h.journal == "neuronas"
 

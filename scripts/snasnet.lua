@@ -5,7 +5,7 @@ local search = require("neuronas.search")
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 
-local spec = app.extend(app.flags(32), {
+local spec = app.extend(app.flags(require("neuronas.limits").bits.float), {
   { name = "num", type = "integer", default = 5000, range = require("neuronas.limits").num, help = "cells to sample" },
 })
 local opts = { name = "snasnet.lua", usage = "neuronas run snasnet.lua [--num N] [--preset P] [--bits N] [--json FILE] [--help]",

@@ -75,12 +75,14 @@ if flags.genotype then
     cellA, cellB = flags.genotype, flags.genotype
   end
 elseif flags.from then
-  local f, why = io.open(flags.from, "rb")
-  if not f then cli.fail(opts, "--from: " .. tostring(why)) end
-  -- a report is a few MB at most: read a bounded amount (a device or a huge file is refused)
   local MAX = 256 * 2 ^ 20
-  local text = f:read(MAX + 1)
-  f:close()
+  local text
+  do
+    local f <close>, why = io.open(flags.from, "rb")
+    if not f then cli.fail(opts, "--from: " .. tostring(why)) end
+    -- a report is a few MB at most: read a bounded amount (a device or a huge file is refused)
+    text = f:read(MAX + 1)
+  end
   if text and #text > MAX then
     cli.fail(opts, string.format("--from: %s is larger than 256 MiB (a search report expected)", flags.from))
   end
@@ -106,9 +108,8 @@ end
 local function open_data(split, limit) return app.open_data(flags, opts, split, limit) end
 
 local function readable(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  local f <close> = io.open(p, "rb")
+  return f ~= nil
 end
 
 local train_ds = open_data("train", flags.limit)
@@ -260,7 +261,6 @@ if flags["eval-variation"] then
     p.sigma, vbits, p.device_bits, pct(clean.accuracy), pct(sum / #accs), pct(worst), #accs))
 end
 if flags.json then
-  local f = assert(io.open(flags.json, "wb"))
+  local f <close> = assert(io.open(flags.json, "wb"))
   f:write(json.encode(result, { indent = "  ", nonfinite = "null" }), "\n")
-  f:close()
 end

@@ -246,12 +246,6 @@ static int pmain(lua_State *L) {
   }
 }
 
-static void log_to_stderr(void *ud, nn_log_level level, const char *msg) {
-  (void)ud;
-  if (level >= NN_LOG_WARN || getenv("NEURONAS_DEBUG"))
-    fprintf(stderr, "%s: %s\n", progname, msg);
-}
-
 /* A build without MPI started by mpirun/srun with several ranks would run the whole search
  * once per rank, all writing the same journal: refuse (docs/cluster.md). The launchers announce
  * the world size in the environment. MPI itself is initialised by neuronas.search.mpi on first
@@ -317,7 +311,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: cannot create Lua state: not enough memory\n", progname);
     return 1;
   }
-  nn_log_set(log_to_stderr, NULL);
   if (!a.script && !a.code) {
     char dir[PATH_MAX + 256];
     luaL_openlibs(L);

@@ -132,7 +132,7 @@ const nn_cell *l_tocell(lua_State *L, int idx, nn_cell *tmp) {
 }
 
 /* Raises "bad argument #arg to 'fname' (msg)" independent of how the function was reached
- * (nn.cell is called through a Lua __call wrapper, which hides the name from the debug info). */
+ * (nn.cell is called through its table's __call, which hides the name from the debug info). */
 static int argerror(lua_State *L, int arg, const char *fname, const char *msg) {
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
 }
@@ -148,8 +148,8 @@ static int c_new(lua_State *L) {
   return 1;
 }
 
-/* (callable, text | table | cell) -> cell: the __call of the nn.cell table (cells.lua); a C
- * function so that errors point at the user's line, not at a Lua wrapper. */
+/* (callable, text | table | cell) -> cell: the __call of the nn.cell table; a C function so that
+ * errors point at the user's line. */
 static int c_call(lua_State *L) {
   lua_remove(L, 1);
   return c_new(L);
@@ -351,17 +351,20 @@ int nn_lua_open_cell(lua_State *L) {
                                      {"tostring", c_tostring},
                                      {NULL, NULL}};
   l_newtype(L, NN_MT_CELL, meta, methods);
-  lua_pushcfunction(L, c_new);
-  lua_setfield(L, -2, "cell");
-  lua_pushcfunction(L, c_call);
-  lua_setfield(L, -2, "cell_call");
+  /* nn.cell: a callable table, nn.cell(x) -> Cell, nn.cell.parse(text[, form]), nn.cell.ops */
+  lua_createtable(L, 0, 2);
   lua_pushcfunction(L, c_parse);
-  lua_setfield(L, -2, "cell_parse");
+  lua_setfield(L, -2, "parse");
   lua_createtable(L, NN_OP_COUNT, 0); /* the op vocabulary of docs/model.md, in nn_op order */
   for (int op = 0; op < NN_OP_COUNT; op++) {
     lua_pushstring(L, nn_op_name((nn_op)op));
     lua_seti(L, -2, op + 1);
   }
-  lua_setfield(L, -2, "cell_ops");
+  lua_setfield(L, -2, "ops");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, c_call);
+  lua_setfield(L, -2, "__call");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "cell");
   return 0;
 }

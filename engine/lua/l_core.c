@@ -6,6 +6,7 @@
 #include "neuronas/nn_blas.h"
 #include "neuronas/nn_data.h"
 #include "neuronas/nn_fitness.h"
+#include "neuronas/nn_layer.h"
 #include "neuronas/nn_net.h"
 
 #define NN_BINDING(name) int nn_lua_open_##name(lua_State *L);
@@ -79,6 +80,14 @@ int luaopen_neuronas_core(lua_State *L) {
   LIMIT("fitness_many_nets", NN_FITNESS_MAX_NETS);
 #undef LIMIT
   lua_setfield(L, -2, "bounds");
+  /* nn.weight_bits: the one range and default of the weight precision (nn_layer.h), which every
+   * entry point checks against: nn.quantizer, nn.trainer, hw:evaluate, --bits (neuronas.limits) */
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, NN_WEIGHT_BITS_MIN), lua_setfield(L, -2, "min");
+  lua_pushinteger(L, NN_WEIGHT_BITS_MAX), lua_setfield(L, -2, "max");
+  lua_pushinteger(L, NN_WEIGHT_BITS_DEFAULT), lua_setfield(L, -2, "default");
+  lua_pushinteger(L, NN_WEIGHT_BITS_FLOAT), lua_setfield(L, -2, "float");
+  lua_setfield(L, -2, "weight_bits");
 #define NN_BINDING(name) nn_lua_open_##name(L);
 #include "nn_bindings.h"
 #undef NN_BINDING

@@ -2,14 +2,18 @@
  * (docs/hardware.md). The userdata holds an nn_ela_params value (a plain value: nothing to acquire
  * or close, so no box). Every constant is a field driven by one descriptor table (FIELDS):
  * construction (`nn.ela{...}`), reading (`hw.xbar`), validated writing (`hw.xbar = 128`),
- * `tostring(hw)` and `hw:config()`. Networks are handled in lua/neuronas/hardware.lua, which
- * wraps `evaluate` (the metatable's `methods` table) to accept anything with :layers(). */
+ * `tostring(hw)` and `hw:config()`. hw:evaluate costs a neuronas.Net (read here in C through
+ * nn_net_layer / nn_net_weight_bits: nothing of the caller's is called) or a plain layer list;
+ * hw:report, hw:active_energy and hw:evaluate_active are methods here too. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "l_aux.h"
+#include "l_variation.h"
 #include "neuronas/nn_ela.h"
+#include "neuronas/nn_net.h"
 
 static const char *const MODES[] = {"neuronas", "spikesim", NULL};
 static const char *const DEVICES[] = {"rram", "sram", NULL};
@@ -208,7 +212,7 @@ typedef struct eval_opts {
 
 static const char *const SCOPES[] = {"features", "all", NULL};
 static const l_field EVAL_FIELDS[] = {
-    {"bits", L_F_INT32, 1, 64, offsetof(eval_opts, bits), NULL,
+    {"bits", L_F_INT32, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX, offsetof(eval_opts, bits), NULL,
      "weight bits (default: the net's weight_bits(), for a list 32)"},
     {"timesteps", L_F_INT32, 1, 1e6, offsetof(eval_opts, timesteps), NULL, "T (default: the net's, else 5)"},
     {"scope", L_F_ENUM, 0, 0, offsetof(eval_opts, scope), SCOPES,
@@ -305,27 +309,6 @@ static int read_layer(lua_State *L, lua_Integer i, int scope_all, nn_layer_desc 
   return 1;
 }
 
-/* Is the value at idx a network rather than a layer list? A userdata, or a table with no
- * list part and a `layers` field. */
-static int is_net(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TUSERDATA) return 1;
-  if (lua_type(L, idx) != LUA_TTABLE || lua_rawlen(L, idx) > 0) return 0;
-  int t = lua_getfield(L, idx, "layers");
-  lua_pop(L, 1);
-  return t != LUA_TNIL;
-}
-
-/* An adapter result at idx: an integer in 1..hi (nil -> 0: use the default). */
-static lua_Integer net_int(lua_State *L, int idx, const char *what, double hi) {
-  if (lua_isnil(L, idx)) return 0;
-  int isint;
-  lua_Integer v = lua_tointegerx(L, idx, &isint);
-  if (!isint || v < 1 || (double)v > hi)
-    luaL_argerror(L, 2, lua_pushfstring(L, "network %s: integer in 1..%I expected, got %s", what,
-                                        (lua_Integer)hi, got(L, idx)));
-  return v;
-}
-
 #define SETI(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
 #define SETN(name, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, name))
 #define SETS(name, v) (lua_pushstring(L, v), lua_setfield(L, -2, name))
@@ -334,33 +317,49 @@ static double share(double part, double whole) { return whole > 0 ? part / whole
 
 enum { STACK_LAYERS = 64 };
 
-/* (hw, layers[, opts]) -> cost table. layers: a list of {kind, in_ch, out_ch, in_dim, out_dim,
- * k[, stride, name, weights, features]}; opts: bits (32), timesteps (5), scope ("features"),
- * breakdown (true). Units: mm2/uj/ms and raw um2/pj/ns (docs/hardware.md). */
-static int e_evaluate(lua_State *L) {
-  nn_ela_params *p = check_ela(L, 1);
+/* The layers of the list at idx (one table per layer) in scope, read into l[]/idx[] (sized for
+ * every entry); returns how many. */
+static size_t list_layers(lua_State *L, int list, lua_Integer n, int scope_all, nn_layer_desc *l,
+                          lua_Integer *idx) {
+  size_t m = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_geti(L, list, i) != LUA_TTABLE)
+      layer_error(L, i, lua_pushfstring(L, "table expected, got %s", got(L, lua_gettop(L))));
+    if (read_layer(L, i, scope_all, &l[m])) idx[m++] = i;
+    lua_pop(L, 1);
+  }
+  return m;
+}
+
+/* The layers of a net in scope (nn_net_layer order), read into l[]/idx[]; returns how many. */
+static size_t net_layers(const nn_net *net, int scope_all, nn_layer_desc *l, lua_Integer *idx) {
+  size_t m = 0, n = nn_net_layer_count(net);
+  for (size_t i = 0; i < n; i++) {
+    const nn_layer_desc *d = nn_net_layer(net, i);
+    if (!scope_all && !d->features) continue;
+    l[m] = *d;
+    idx[m++] = (lua_Integer)i + 1;
+  }
+  return m;
+}
+
+/* hw at 1, what at 2 (a neuronas.Net or a layer list), opts at 3 -> pushes the cost table.
+ * A net gives its layers, weight bits and timesteps from C (nn_net_layer, nn_net_weight_bits,
+ * its params); nothing of the caller's is called. Errors name argument 2 of the running
+ * function (evaluate or report). */
+static int evaluate_at(lua_State *L) {
   eval_opts o = {0, 0, 0, 1}; /* 0: not given */
   l_parse_fields(L, 3, 3, EVAL_FIELDS, &o);
   lua_settop(L, 3);
-  if (is_net(L, 2)) {
-    /* a network (duck typing, net-interfaces.md): the adapter installed by
-     * lua/neuronas/hardware.lua returns its layers(), weight_bits() and timesteps */
-    if (luaL_getmetafield(L, 1, "net_adapter") == LUA_TNIL)
-      return luaL_argerror(L, 2, "layer list expected (networks need require \"neuronas\")");
-    lua_pushvalue(L, 2);
-    lua_call(L, 1, 3);
-    if (!o.timesteps) o.timesteps = (int)net_int(L, -1, "timesteps()", 1e6);
-    if (!o.bits) o.bits = (int)net_int(L, -2, "weight_bits()", 64);
-    if (!lua_istable(L, -3))
-      return luaL_argerror(L, 2, lua_pushfstring(L, "network layers(): table expected, got %s",
-                                                  luaL_typename(L, -3)));
-    lua_pop(L, 2);
-    lua_replace(L, 2);
+  int is_net = luaL_testudata(L, 2, NN_MT_NET) != NULL, other = lua_type(L, 2) == LUA_TUSERDATA;
+  if (!is_net && lua_type(L, 2) == LUA_TTABLE && lua_rawlen(L, 2) == 0) {
+    lua_pushliteral(L, "layers"); /* raw: no __index of the caller's runs */
+    other = lua_rawget(L, 2) != LUA_TNIL;
+    lua_pop(L, 1);
   }
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (!o.bits) o.bits = 32;
-  if (!o.timesteps) o.timesteps = 5;
-  lua_Integer n = luaL_len(L, 2);
+  if (!is_net && other) return luaL_argerror(L, 2, "layer list or neuronas.Net expected");
+  if (!is_net) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = is_net ? (lua_Integer)nn_net_layer_count(l_checknet(L, 2)) : luaL_len(L, 2);
   nn_layer_desc sl[STACK_LAYERS];
   nn_ela_layer_cost sc[STACK_LAYERS];
   lua_Integer idx_s[STACK_LAYERS];
@@ -375,13 +374,18 @@ static int e_evaluate(lua_State *L) {
     lc = (nn_ela_layer_cost *)(s + (size_t)n * sizeof *l);
     idx = (lua_Integer *)(s + (size_t)n * (sizeof *l + sizeof *lc));
   }
-  size_t m = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_geti(L, 2, i) != LUA_TTABLE)
-      layer_error(L, i, lua_pushfstring(L, "table expected, got %s", got(L, lua_gettop(L))));
-    if (read_layer(L, i, o.scope == 1, &l[m])) idx[m++] = i;
-    lua_pop(L, 1);
+  size_t m;
+  if (is_net) { /* resolved after the allocation (l_aux.h); nothing below runs Lua code */
+    const nn_net *net = l_checknet(L, 2);
+    m = net_layers(net, o.scope == 1, l, idx);
+    if (!o.bits) o.bits = nn_net_weight_bits(net);
+    if (!o.timesteps) o.timesteps = (int)nn_net_params_of(net)->timesteps;
+  } else {
+    m = list_layers(L, 2, n, o.scope == 1, l, idx);
   }
+  const nn_ela_params *p = check_ela(L, 1);
+  if (!o.bits) o.bits = NN_WEIGHT_BITS_FLOAT;
+  if (!o.timesteps) o.timesteps = 5;
   nn_ela_cost c;
   nn_error err;
   if (nn_ela_evaluate(p, l, m, o.bits, o.timesteps, &c, o.breakdown ? lc : NULL, &err) != NN_OK)
@@ -459,14 +463,318 @@ static int e_evaluate(lua_State *L) {
   return 1;
 }
 
+/* (hw, net | layers[, opts]) -> cost table. layers: a list of {kind, in_ch, out_ch, in_dim,
+ * out_dim, k[, stride, name, weights, features]}; a neuronas.Net gives its own layers, weight
+ * bits and timesteps. opts: bits (the net's, for a list NN_WEIGHT_BITS_FLOAT), timesteps (the
+ * net's, for a list 5), scope ("features"), breakdown (true). Units: mm2/uj/ms and raw
+ * um2/pj/ns (docs/hardware.md). */
+static int e_evaluate(lua_State *L) {
+  check_ela(L, 1);
+  return evaluate_at(L);
+}
+
+/* ---- report: the per-layer cost table as text ---- */
+
+/* One column: header, cost field, printf format (its width is the column's). */
+static const struct col {
+  const char *head, *field, *fmt;
+} COLS[] = {
+    {"#", "index", "%3d"},          {"layer", "name", "%-18s"},        {"kind", "kind", "%-6s"},
+    {"k", "k", "%2d"},              {"in", "in_ch", "%5d"},            {"out", "out_ch", "%5d"},
+    {"dim", "out_dim", "%4d"},      {"weights", "weights", "%10d"},    {"PEs", "pes", "%6d"},
+    {"tiles", "tiles", "%5d"},      {"area mm2", "area_mm2", "%10.4f"}, {"energy uJ", "energy_uj", "%10.4f"},
+    {"latency ms", "latency_ms", "%10.4f"}, {"lat %", "latency_share", "%6.1f"},
+};
+enum { NCOLS = sizeof COLS / sizeof COLS[0] };
+
+/* The width of a column and whether it is left-aligned. */
+static int col_width(const struct col *c, int *left) {
+  *left = c->fmt[1] == '-';
+  return atoi(c->fmt + 1 + *left);
+}
+
+/* "integer", "float" or the type name of the value at idx (math.type(v) or type(v)). */
+static const char *type_of(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return lua_isinteger(L, idx) ? "integer" : "float";
+  return luaL_typename(L, idx);
+}
+
+/* The integer at idx (an integer-valued float counts), or 0 with *ok = 0. */
+static lua_Integer int_of(lua_State *L, int idx, int *ok) {
+  *ok = 0;
+  return lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, ok) : 0;
+}
+
+/* Appends to row[] (size cap, used *len) the printf of fmt with one value. */
+#define APPEND(...) (*len += (size_t)snprintf(row + *len, *len < cap ? cap - *len : 0, __VA_ARGS__), \
+                     *len = *len < cap ? *len : cap - 1)
+
+/* Formats one layer row (the layer table at top of the stack, entry i of cost.layers) into row[]
+ * and adds its columns to the sums; leaves the stack as it was. */
+static void report_row(lua_State *L, lua_Integer i, double *sum, char *row, size_t cap, size_t *len) {
+  static const char *const SUMS[] = {"weights", "pes", "tiles", "area_mm2", "energy_uj", "latency_ms"};
+  int t = lua_gettop(L);
+  for (int j = 0; j < NCOLS; j++) {
+    const struct col *c = &COLS[j];
+    char fmt[16];
+    char kind = c->fmt[strlen(c->fmt) - 1];
+    int left, w = col_width(c, &left), ok = 1;
+    if (j) APPEND(" ");
+    lua_getfield(L, t, c->field);
+    if (lua_isnil(L, -1) && j == 0) lua_pushinteger(L, i), lua_replace(L, -2);
+    if (lua_isnil(L, -1) && j == 1) lua_pushliteral(L, "-"), lua_replace(L, -2);
+    if (lua_isnil(L, -1)) {
+      APPEND("%*s", w, "-");
+    } else if (kind == 's') {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bad argument #1 to 'report' (layers[%I].%s: string expected, got %s)", i, c->field,
+                   type_of(L, -1));
+      APPEND(c->fmt, lua_tostring(L, -1));
+    } else if (kind == 'd') {
+      lua_Integer v = int_of(L, -1, &ok);
+      if (!ok)
+        luaL_error(L, "bad argument #1 to 'report' (layers[%I].%s: integer expected, got %s)", i, c->field,
+                   type_of(L, -1));
+      snprintf(fmt, sizeof fmt, "%%%s%dlld", left ? "-" : "", w);
+      APPEND(fmt, (long long)v);
+    } else {
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "bad argument #1 to 'report' (layers[%I].%s: number expected, got %s)", i, c->field,
+                   type_of(L, -1));
+      double v = lua_tonumber(L, -1);
+      APPEND(c->fmt, strcmp(c->field, "latency_share") == 0 ? 100 * v : v);
+    }
+    lua_pop(L, 1);
+  }
+  for (int k = 0; k < 6; k++) {
+    lua_getfield(L, t, SUMS[k]);
+    sum[k] += lua_tonumber(L, -1); /* tonumber(v) or 0 */
+    lua_pop(L, 1);
+  }
+}
+
+/* The per-layer table of the cost at idx (a table with a `layers` list) plus a totals line:
+ * the cost's own totals when it has them (area_mm2), else sums over the layers. Rows are
+ * formatted in C buffers and added while the luaL_Buffer is at the top of the stack. */
+static int push_report(lua_State *L, int cost) {
+  static const char *const TOTALS[] = {"n_layers", "memory_params", "bits", "memory_bytes",
+                                       "cells_per_weight", "pes", "tiles", "area_mm2",
+                                       "energy_uj", "latency_ms", "timesteps"};
+  enum { CAP = 4096 };
+  char row[CAP];
+  size_t used = 0, *len = &used, cap = CAP;
+  lua_getfield(L, cost, "layers");
+  int layers = lua_gettop(L);
+  lua_Integer n = luaL_len(L, layers);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int j = 0; j < NCOLS; j++) {
+    int left, w = col_width(&COLS[j], &left);
+    if (j) APPEND(" ");
+    APPEND(left ? "%-*s" : "%*s", w, COLS[j].head);
+  }
+  luaL_addlstring(&b, row, used);
+  double sum[6] = {0};
+  for (lua_Integer i = 1; i <= n; i++) {
+    used = 0;
+    APPEND("\n");
+    if (lua_geti(L, layers, i) != LUA_TTABLE)
+      luaL_error(L, "bad argument #1 to 'report' (layers[%I]: table expected, got %s)", i, luaL_typename(L, -1));
+    report_row(L, i, sum, row, cap, len);
+    lua_pop(L, 1);
+    luaL_addlstring(&b, row, used);
+  }
+  used = 0;
+  lua_getfield(L, cost, "area_mm2");
+  int totals = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (totals) {
+    lua_Integer iv[8];
+    double nv[3];
+    int ni = 0, nn = 0;
+    for (int k = 0; k < 11; k++) {
+      const char *f = TOTALS[k];
+      size_t fl = strlen(f);
+      int num = fl > 4 && (strcmp(f + fl - 4, "_mm2") == 0 || strcmp(f + fl - 3, "_uj") == 0 ||
+                           strcmp(f + fl - 3, "_ms") == 0);
+      int ok = 0;
+      lua_getfield(L, cost, f);
+      if (num && lua_type(L, -1) == LUA_TNUMBER) nv[nn++] = lua_tonumber(L, -1), ok = 1;
+      if (!num) iv[ni++] = int_of(L, -1, &ok);
+      if (!ok)
+        luaL_error(L, "bad argument #1 to 'report' (field '%s': %s expected, got %s)", f,
+                   num ? "number" : "integer", type_of(L, -1));
+      lua_pop(L, 1);
+    }
+    const char *mode = (lua_getfield(L, cost, "mode"), luaL_tolstring(L, -1, NULL));
+    const char *device = (lua_getfield(L, cost, "device"), luaL_tolstring(L, -1, NULL));
+    const char *scope = (lua_getfield(L, cost, "scope"), luaL_tolstring(L, -1, NULL));
+    APPEND("\ntotal: %lld layers, %lld weights (FxP%lld, %lld bytes, %lld cells each), %lld PEs, %lld "
+           "tiles, %.4f mm^2, %.4f uJ, %.4f ms (mode %s, device %s, T=%lld, scope %s)",
+           (long long)iv[0], (long long)iv[1], (long long)iv[2], (long long)iv[3], (long long)iv[4],
+           (long long)iv[5], (long long)iv[6], nv[0], nv[1], nv[2], mode, device, (long long)iv[7], scope);
+    lua_pop(L, 6);
+  } else {
+    APPEND("\ntotal: %lld layers, %lld weights, %lld PEs, %lld tiles, %.4f mm^2, %.4f uJ, %.4f ms",
+           (long long)n, (long long)sum[0], (long long)sum[1], (long long)sum[2], sum[3], sum[4], sum[5]);
+  }
+  luaL_addlstring(&b, row, used);
+  luaL_pushresult(&b);
+  return 1;
+}
+#undef APPEND
+
+/* hw:report(cost) (or any { layers = per-layer list }) or hw:report(net | layers[, opts])
+ * -> the per-layer table as text */
+static int e_report(lua_State *L) {
+  if (!luaL_testudata(L, 1, NN_MT_ELA))
+    return luaL_error(L, "calling 'report' on bad self (neuronas.ELA expected, got %s)", luaL_typename(L, 1));
+  if (lua_type(L, 2) == LUA_TTABLE) { /* a cost: { layers = per-layer list, ... } */
+    lua_pushliteral(L, "layers");
+    int cost = lua_rawget(L, 2) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (cost) return lua_settop(L, 2), push_report(L, 2);
+  }
+  lua_settop(L, 3);
+  evaluate_at(L);
+  if (lua_getfield(L, -1, "layers") == LUA_TNIL)
+    return luaL_error(L, "bad argument #2 to 'report' (breakdown = false leaves nothing to report)");
+  lua_pop(L, 1);
+  return push_report(L, lua_gettop(L));
+}
+
+/* ---- activity-aware energy (docs/hardware.md, "Activity-aware energy") ---- */
+
+static const nn_ela_params *check_self(lua_State *L, const char *fname) {
+  nn_ela_params *p = luaL_testudata(L, 1, NN_MT_ELA);
+  if (!p) luaL_error(L, "bad argument #1 to '%s' (neuronas.ELA expected, got %s)", fname, luaL_typename(L, 1));
+  return p;
+}
+
+/* The number in field `name` of the table at idx; raises naming it when it is no number. */
+static double num_field(lua_State *L, int idx, const char *name, lua_Integer i) {
+  lua_getfield(L, idx, name);
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #1 to 'active_energy' (layers[%I].%s: number expected, got %s)", i, name,
+               type_of(L, -1));
+  double v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* (hw, cost, activity) -> cost with energy_active_uj / _pj, and per layer energy_active_uj and
+ * active_fraction (a layer without a measurement keeps its energy). Per layer, a cycle's energy
+ * splits into a part that scales with active reads (crossbar reads, ADC conversions, mux,
+ * shift-and-subtract accumulation) and a fixed rest (H-tree, fetch, neuron update, temporary
+ * and tile buffers), docs/hardware.md. */
+static int e_active_energy(lua_State *L) {
+  const nn_ela_params *p = check_self(L, "active_energy");
+  lua_settop(L, 3);
+  if (lua_type(L, 2) != LUA_TTABLE || lua_getfield(L, 2, "layers") != LUA_TTABLE)
+    return luaL_error(L, "bad argument #1 to 'active_energy' (a cost with its per-layer list expected)");
+  int cl = lua_gettop(L);
+  if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "layers") != LUA_TTABLE)
+    return luaL_error(L, "bad argument #2 to 'active_energy' (nn.activity's result expected)");
+  int al = lua_gettop(L);
+  lua_getfield(L, 3, "xbar");
+  int ok = 1;
+  lua_Integer xbar = lua_isnil(L, -1) ? p->xbar : int_of(L, -1, &ok);
+  if (!ok || xbar != p->xbar)
+    return luaL_error(L, "bad argument #2 to 'active_energy' (activity counted for xbar %s, the model has %I)",
+                      luaL_tolstring(L, -1, NULL), (lua_Integer)p->xbar);
+  lua_pop(L, 1);
+  lua_newtable(L); /* layer name -> fraction */
+  int frac = lua_gettop(L);
+  lua_Integer na = luaL_len(L, al);
+  for (lua_Integer i = 1; i <= na; i++) {
+    if (lua_geti(L, al, i) == LUA_TTABLE) {
+      if (lua_getfield(L, -1, "name") != LUA_TNIL) {
+        lua_getfield(L, -2, "fraction");
+        lua_rawset(L, frac);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 2, "mode");
+  int spikesim = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "spikesim") == 0;
+  lua_pop(L, 1);
+  double a = (double)p->xbar / (double)p->mux, total = 0;
+  double fixed = p->e_htree_pj + p->e_fetch_pj + p->e_neuron_pj + a * p->e_temp_buf_pj + p->e_tile_buf_pj;
+  lua_Integer n = luaL_len(L, cl);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_geti(L, cl, i) != LUA_TTABLE)
+      return luaL_error(L, "bad argument #1 to 'active_energy' (layers[%I]: table expected, got %s)", i,
+                        luaL_typename(L, -1));
+    int l = lua_gettop(L);
+    double f = 1, k = (double)p->kernel;
+    lua_getfield(L, l, "name");
+    if (lua_isnil(L, -1) || lua_rawget(L, frac) != LUA_TNUMBER) lua_pop(L, 1), lua_pushinteger(L, 1);
+    f = lua_tonumber(L, -1);
+    lua_setfield(L, l, "active_fraction"); /* the measured value, or 1 */
+    if (!spikesim) {
+      lua_getfield(L, l, "k");
+      k = lua_isnil(L, -1) ? 1 : lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+    double pe = k * k * p->e_xbar_pj + a * (p->e_adc_pj + p->e_mux_pj);
+    double scaled = a * pe + a * (double)p->sub_per_adc * p->e_sub_pj;
+    double e = num_field(L, l, "energy_uj", i) * (fixed + f * scaled) / (fixed + scaled);
+    lua_pushnumber(L, e), lua_setfield(L, l, "energy_active_uj");
+    total += e;
+    lua_pop(L, 1);
+  }
+  lua_pushnumber(L, total), lua_setfield(L, 2, "energy_active_uj");
+  lua_pushnumber(L, total * 1e6), lua_setfield(L, 2, "energy_active_pj");
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* (hw, net, x[, opts]) -> hw:active_energy(hw:evaluate(net, opts with breakdown), nn.activity(net,
+ * x, { xbar = hw.xbar })). The three calls below go to C functions of this file and of
+ * l_variation.c, each in its own frame; no Lua code runs. */
+static int e_evaluate_active(lua_State *L) {
+  const nn_ela_params *p = check_self(L, "evaluate_active");
+  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
+    return luaL_error(L, "bad argument #3 to 'evaluate_active' (table of options expected, got %s)",
+                      luaL_typename(L, 4));
+  lua_Integer xbar = p->xbar;
+  lua_settop(L, 4);
+  lua_newtable(L); /* opts copy with breakdown = true at 5 */
+  if (lua_istable(L, 4))
+    for (lua_pushnil(L); lua_next(L, 4);) { /* key value -> key key value -> key */
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, 5);
+    }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, 5, "breakdown");
+  lua_pushcfunction(L, e_evaluate); /* 6: cost */
+  lua_pushvalue(L, 1), lua_pushvalue(L, 2), lua_pushvalue(L, 5);
+  lua_call(L, 3, 1);
+  lua_pushcfunction(L, nn_lua_activity); /* 7: activity */
+  lua_pushvalue(L, 2), lua_pushvalue(L, 3);
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
+  lua_call(L, 3, 1);
+  lua_pushcfunction(L, e_active_energy);
+  lua_pushvalue(L, 1), lua_pushvalue(L, 6), lua_pushvalue(L, 7);
+  lua_call(L, 3, 1);
+  return 1;
+}
+
 int nn_lua_open_ela(lua_State *L) {
-  static const luaL_Reg methods[] = {{"evaluate", e_evaluate}, {"config", e_config},
-                                     {"copy", e_copy},         {"fields", e_fields},
+  static const luaL_Reg methods[] = {{"evaluate", e_evaluate},
+                                     {"report", e_report},
+                                     {"active_energy", e_active_energy},
+                                     {"evaluate_active", e_evaluate_active},
+                                     {"config", e_config},
+                                     {"copy", e_copy},
+                                     {"fields", e_fields},
                                      {NULL, NULL}};
   luaL_newmetatable(L, NN_MT_ELA);
   luaL_newlib(L, methods);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "methods"); /* hardware.lua wraps methods.evaluate for networks */
   lua_pushcclosure(L, e_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, e_newindex);

@@ -17,7 +17,8 @@ static const char *const rounding_choices[] = {"nearest", "floor", "zero", "stoc
 static const char *const scale_choices[] = {"pow2", "maxabs", NULL};
 
 static const l_field q_fields[] = {
-    {"bits", L_F_INT32, 2, 32, offsetof(nn_quant_params, bits), NULL, "FxP-n word length"},
+    {"bits", L_F_INT32, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX, offsetof(nn_quant_params, bits), NULL,
+     "FxP-n word length"},
     {"rounding", L_F_ENUM, 0, 0, offsetof(nn_quant_params, rounding), rounding_choices,
      "rounding scheme"},
     {"scale", L_F_ENUM, 0, 0, offsetof(nn_quant_params, scale), scale_choices,

@@ -1,11 +1,12 @@
 /* l_variation.c: device variation and measured crossbar activity (docs/variation.md,
  * docs/hardware.md "Activity-aware energy"). The Lua half (neuronas/variation.lua) builds
- * nn.fitness's `variation` option and the activity-aware energy on these. */
+ * nn.fitness's `variation` option on these; hw:evaluate_active (l_ela.c) counts activity here. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "l_aux.h"
 #include "l_net.h"
+#include "l_variation.h"
 #include "neuronas/nn_activity.h"
 #include "neuronas/nn_variation.h"
 
@@ -122,26 +123,42 @@ static int v_count(lua_State *L) {
   return 2;
 }
 
-/* net, batch | { batches }, xbar -> { { name, active, reads, measured }, ... } per layer */
-static int v_activity(lua_State *L) {
-  nn_net *net = l_checknet(L, 1);
-  const nn_tensor *batches[64];
-  int nb = 0;
+/* nn.activity(net, x | { batches }[, { xbar = 64 }]) -> { layers = { {name, active, reads,
+ * fraction, measured}, ... }, active =, reads =, fraction =, xbar = }: the crossbar reads of each
+ * layer that see a nonzero input, over the measured layers (docs/hardware.md) */
+int nn_lua_activity(lua_State *L) {
+  lua_Integer xbar = 64;
+  if (!lua_isnoneornil(L, 3)) {
+    if (lua_type(L, 3) != LUA_TTABLE)
+      return luaL_error(L, "bad argument #3 to 'activity' (table of options expected, got %s)", luaL_typename(L, 3));
+    if (lua_getfield(L, 3, "xbar") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+        return luaL_error(L, "bad argument #3 to 'activity' (field 'xbar': positive integer expected, got %s)",
+                          luaL_tolstring(L, -1, NULL));
+      xbar = lua_tointeger(L, -1);
+    }
+    luaL_argcheck(L, xbar <= 1073741824, 3, "crossbar rows in 1..1073741824 expected");
+  }
+  lua_settop(L, 2);
+  l_checknet(L, 1);
+  int nb = 1, base = 3; /* the batches, pushed at base.. before any pointer is taken (l_aux.h) */
   if (lua_type(L, 2) == LUA_TTABLE) {
-    nb = (int)luaL_len(L, 2);
-    luaL_argcheck(L, nb >= 1 && nb <= 64, 2, "list of 1..64 batches expected");
+    lua_Integer len = luaL_len(L, 2);
+    luaL_argcheck(L, len >= 1 && len <= 64, 2, "list of 1..64 batches expected");
+    nb = (int)len;
+    luaL_checkstack(L, nb, "activity");
     for (int i = 0; i < nb; i++) {
       lua_geti(L, 2, i + 1);
       if (!l_testopen(L, -1, NN_MT_TENSOR))
         luaL_argerror(L, 2, lua_pushfstring(L, "batch %d: neuronas.Tensor expected", i + 1));
-      batches[i] = l_checktensor(L, -1);
-      lua_pop(L, 1);
     }
   } else {
-    batches[nb++] = l_checktensor(L, 2);
+    l_checktensor(L, 2);
+    lua_pushvalue(L, 2);
   }
-  lua_Integer xbar = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, xbar >= 1 && xbar <= 1073741824, 3, "crossbar rows in 1..1073741824 expected");
+  const nn_tensor *batches[64];
+  for (int i = 0; i < nb; i++) batches[i] = l_checktensor(L, base + i);
+  nn_net *net = l_checknet(L, 1);
   size_t n = nn_net_layer_count(net);
   nn_activity_layer *ls = calloc(n ? n : 1, sizeof *ls);
   if (!ls) return luaL_error(L, "activity: out of memory");
@@ -150,16 +167,30 @@ static int v_activity(lua_State *L) {
     free(ls);
     return l_raise(L, &err);
   }
+  lua_settop(L, 2);
+  lua_createtable(L, 0, 5);
   lua_createtable(L, (int)n, 0);
+  int64_t active = 0, reads = 0;
   for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, nn_net_layer(net, i)->name), lua_setfield(L, -2, "name");
     lua_pushinteger(L, ls[i].active), lua_setfield(L, -2, "active");
     lua_pushinteger(L, ls[i].reads), lua_setfield(L, -2, "reads");
+    if (ls[i].reads > 0) lua_pushnumber(L, (double)ls[i].active / (double)ls[i].reads);
+    else lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "fraction");
     lua_pushboolean(L, ls[i].measured), lua_setfield(L, -2, "measured");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
+    if (ls[i].measured) active += ls[i].active, reads += ls[i].reads;
   }
   free(ls);
+  lua_setfield(L, -2, "layers");
+  lua_pushinteger(L, active), lua_setfield(L, -2, "active");
+  lua_pushinteger(L, reads), lua_setfield(L, -2, "reads");
+  if (reads > 0) lua_pushnumber(L, (double)active / (double)reads);
+  else lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "fraction");
+  lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
   return 1;
 }
 
@@ -167,7 +198,7 @@ int nn_lua_open_variation(lua_State *L) {
   static const luaL_Reg fns[] = {{"variation_net", v_net},
                                  {"variation_tensor", v_tensor},
                                  {"activity_count", v_count},
-                                 {"activity", v_activity},
+                                 {"activity", nn_lua_activity},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   return 0;

@@ -38,23 +38,14 @@ nn_status nn_fail(nn_error *err, nn_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Logging: the engine never prints. The host installs a callback (NULL = silent).
- * This and the cancel flag are the engine's only process-wide settings. */
-typedef enum nn_log_level { NN_LOG_DEBUG, NN_LOG_INFO, NN_LOG_WARN } nn_log_level;
-typedef void (*nn_log_fn)(void *ud, nn_log_level level, const char *msg);
-void nn_log_set(nn_log_fn fn, void *ud);
-void nn_log(nn_log_level level, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
 /* Bytes the engine holds on the heap right now, over all threads (engine/nn_mem.h). Bindings
  * tell their host's garbage collector about growth of it, since the memory of a net, trainer
  * or tensor sits outside the host's own heap. */
 int64_t nn_mem_live_bytes(void);
 
-/* Cooperative cancellation (Ctrl-C): long loops poll nn_cancelled() and return NN_EINTR. */
+/* Cooperative cancellation (Ctrl-C): long loops poll nn_cancelled() and return NN_EINTR. The
+ * engine never prints (failures come back as nn_status + nn_error); this flag is its only
+ * process-wide setting. */
 void nn_cancel_set(int on);
 int nn_cancelled(void);
 

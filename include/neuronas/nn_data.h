@@ -158,21 +158,9 @@ typedef nn_status (*nn_tar_fn)(void *ud, const char *name, const uint8_t *data, 
 nn_status nn_tar_parse(const uint8_t *buf, size_t n, const char *what, nn_tar_fn fn, void *ud,
                        nn_error *err);
 
-/* ---- gzip (nn_gz.c, the sole zlib user) ---- */
 /* Bound of a file read whole, and of what a gzip stream inflates to, when the caller gives none
  * (docs/reliability.md "Bounds"): 4 GiB, above every supported dataset file. */
 #define NN_FILE_MAX_BYTES ((size_t)4 << 30)
-/* Reads a whole file into memory, inflating it when it starts with the gzip magic (multi-member
- * streams are concatenated). Caller frees *out with free(). Errors name the path: missing file,
- * not a regular file (a device, a pipe, a folder), larger than the bound (checked from the
- * file's size before reading), read error, corrupt or truncated gzip data. max_bytes bounds the
- * file and the output (0 = NN_FILE_MAX_BYTES). */
-nn_status nn_gz_read_file(const char *path, uint8_t **out, size_t *out_n, size_t max_bytes,
-                          nn_error *err);
-/* The same for a buffer already in memory (`what` names it in errors; max_bytes 0 =
- * NN_FILE_MAX_BYTES). */
-nn_status nn_gz_inflate(const uint8_t *src, size_t n, const char *what, uint8_t **out,
-                        size_t *out_n, size_t max_bytes, nn_error *err);
 
 #ifdef __cplusplus
 }

@@ -106,7 +106,7 @@ typedef struct nn_ela_cost {
 } nn_ela_cost;
 
 /* Evaluates n layers (all of them: scope filtering is the caller's) with weights of `bits`
- * bits (1..64) over `timesteps` (>= 1). per_layer, when non-NULL, receives n entries.
+ * bits (NN_WEIGHT_BITS_MIN..MAX) over `timesteps` (>= 1). per_layer, when non-NULL, receives n entries.
  * Fails with NN_EINVAL naming the bad parameter or "layer i: field 'x'" (1-based index);
  * out is then zeroed. n = 0 gives an all-zero cost. No allocation. */
 nn_status nn_ela_evaluate(const nn_ela_params *p, const nn_layer_desc *layers, size_t n, int bits,

@@ -2,8 +2,8 @@
  * integer codes for a chip (docs/interop.md).
  *
  * Namings: NN_NAMES_NEURONAS is ours ("cellA.e01.conv.weight"), NN_NAMES_SNASNET is the key of
- * the same tensor in SNASNet's model.state_dict() ("cell1.cell_architecture.0.1.weight"). One
- * table in nn_interop.c holds the correspondence. */
+ * the same tensor in SNASNet's model.state_dict() ("cell1.cell_architecture.0.1.weight"). The
+ * plan holds the correspondence: each step's path and SNASNet's module path (nn_plan.h). */
 #ifndef NEURONAS_NN_INTEROP_H
 #define NEURONAS_NN_INTEROP_H
 

@@ -24,6 +24,16 @@ typedef struct nn_layer_desc {
   int features;
 } nn_layer_desc;
 
+/* The weight precision of crossbar-mapped layers, FxP word length n (docs/quantizer.md): one
+ * range at every entry point (nn_quant_params_check, the trainer's QAT, nn_ela_evaluate, and in
+ * Lua nn.quantizer, hw:evaluate and the scripts' --bits flag, which read it as nn.weight_bits),
+ * one default (the quantizer's and --bits'), and what an unquantized net reports (float32, which
+ * is also what the hardware model assumes for a bare layer list). */
+#define NN_WEIGHT_BITS_MIN 2
+#define NN_WEIGHT_BITS_MAX 32
+#define NN_WEIGHT_BITS_DEFAULT 8
+#define NN_WEIGHT_BITS_FLOAT 32
+
 const char *nn_layer_kind_str(nn_layer_kind k); /* "conv" / "linear" */
 
 #ifdef __cplusplus

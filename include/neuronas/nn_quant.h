@@ -13,6 +13,7 @@
 #define NEURONAS_NN_QUANT_H
 
 #include "nn.h"
+#include "nn_layer.h"
 #include "nn_rng.h"
 #include "nn_tensor.h"
 
@@ -34,7 +35,7 @@ typedef enum nn_qscale { NN_QSCALE_POW2 = 0, NN_QSCALE_MAXABS } nn_qscale;
 #define NN_QUANT_INT_BITS_MAX 64
 
 typedef struct nn_quant_params {
-  int bits;             /* n, 2..32 */
+  int bits;             /* n, NN_WEIGHT_BITS_MIN..MAX (2..32, nn_layer.h) */
   nn_rounding rounding;
   nn_qscale scale;
   int int_bits;         /* NN_QUANT_INT_BITS_DYNAMIC, or a fixed Qm.f (pow2 scale only) */

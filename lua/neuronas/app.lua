@@ -27,10 +27,12 @@ function M.data_flags()
   }
 end
 
--- Flags shared by the search scripts; `bits` defaults per script.
+-- Flags shared by the search scripts; `bits` defaults to the quantizer's (L.bits.default) unless
+-- a script gives its own (the SNASNet baseline: L.bits.float).
 function M.flags(bits_default)
   return M.extend(M.data_flags(), {
-    { name = "bits", type = "integer", default = bits_default, range = L.bits, help = "weight precision FxP-n" },
+    { name = "bits", type = "integer", default = bits_default or L.bits.default, range = L.bits,
+      help = "weight precision FxP-n" },
     { name = "rounding", type = "choice", choices = { "nearest", "floor", "zero", "stochastic" },
       default = "nearest", help = "quantizer rounding" },
     { name = "memory", type = "number", range = L.limit, help = "max weight parameters" },
@@ -297,14 +299,14 @@ end
 --   constraints  a constraints table over the preset's defaults (--constraints, flags win)
 --   defaults     false: no default limits (the preset's otherwise)
 --   hardware     nn.ela options or an nn.ela object (--hardware wins)
---   bits         default --bits (8);  flags: extra flag specs, read back from ctx.flags
+--   bits         default --bits (neuronas.limits: the quantizer's, 8);  flags: extra flag specs, read back from ctx.flags
 -- ctx (what a strategy function or file receives) = { flags, cells, space, seed, threads }.
 -- Every strategy gets the progress display, summary, journal/--resume, --json and --csv.
 function M.main(o)
   o = o or {}
   local nn = require("neuronas")
   local search = require("neuronas.search")
-  local spec = M.extend(M.extend(M.flags(o.bits or 8), M.main_flags()), o.flags or {})
+  local spec = M.extend(M.extend(M.flags(o.bits), M.main_flags()), o.flags or {})
   local opts = { name = o.name or "neuronas.lua",
     usage = o.usage or ("neuronas run " .. (o.name or "neuronas.lua") .. " [--strategy NAME|FILE] [--constraints FILE]"
       .. " [--hardware FILE] [--memory N] [--area MM2] [--latency MS] [--energy UJ] [--json FILE] [--csv FILE]"

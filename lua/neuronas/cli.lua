@@ -167,10 +167,9 @@ function M.check_writable(path, flag, opts)
   local fail = opts.noexit and function(_, msg) error(msg, 0) end or die
   -- whether p exists (a file that cannot be read still exists: only ENOENT says it does not)
   local function exists(p)
-    local f, _, code = io.open(p, "r")
+    local f <close>, _, code = io.open(p, "r")
     if not f then return code ~= 2 end
     local _, rerr, rcode = f:read(0)
-    f:close()
     if rcode == 21 or (rerr and rerr:find("Is a directory", 1, true)) then
       fail(opts, string.format("--%s %s: is a directory (a file path expected)", flag, p))
     end
@@ -178,9 +177,10 @@ function M.check_writable(path, flag, opts)
   end
   for _, p in ipairs({ path, path .. ".tmp" }) do
     local existed = exists(p)
-    local f, err = io.open(p, "a")
-    if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
-    f:close()
+    do
+      local f <close>, err = io.open(p, "a")
+      if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
+    end
     if not existed then os.remove(p) end
   end
 end

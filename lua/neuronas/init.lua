@@ -1,6 +1,11 @@
 -- neuronas/init.lua: require "neuronas", the Lua face of the engine.
--- The C half is neuronas.core; this file adds only defaults and sugar, and sets no globals.
+-- The C half is neuronas.core; each Lua half below is an ordinary module returning a table, and
+-- this file picks the names the user sees from them. It sets no globals.
 local core = require("neuronas.core")
+local data = require("neuronas.data")
+local quant = require("neuronas.quant")
+local train = require("neuronas.train")
+local variation = require("neuronas.variation")
 
 local M = {}
 
@@ -13,19 +18,18 @@ M.tensor = setmetatable({ from = core.tensor_from, load = core.tensor_load, save
   __call = function(_, ...) return core.tensor(...) end,
 })
 
-M.rng = core.rng
-
--- Every other constructor the C half registers (cell, space, net, data, quantizer, fitness,
--- ela, ...) is exposed under its own name unless a Lua module below wraps it.
+-- Every other constructor the C half registers is exposed under the name it registers: cell
+-- (a callable table with parse and ops), space, net, quantizer, ela (hw:evaluate, hw:report,
+-- hw:active_energy, hw:evaluate_active are its C methods), activity, trainer, ...
 for k, v in pairs(core) do
   if M[k] == nil and not k:find("^tensor_") then M[k] = v end
 end
 
--- Lua halves of engine parts: each neuronas/<name>.lua listed here returns a
--- function(M, core) that adds its sugar to M (cells: genotypes and spaces; data: datasets;
--- quant: quantizer and fitness; hardware: the ELA model; train: training).
-for _, name in ipairs({ "cells", "data", "quant", "hardware", "train", "variation" }) do
-  require("neuronas." .. name)(M, core)
-end
+M.data = data                                -- nn.data.open / probe (C) and nn.data.default
+M.quantize = quant.quantize                  -- nn.quantize(net_or_tensor, bits | opts)
+M.train = train                              -- nn.train.epoch / nn.train.evaluate
+M.fitness = variation.fitness                -- nn.fitness with the `variation` option
+M.fitness_many = variation.fitness_many
+M.variation = core.variation_net             -- nn.variation(net, opts, draw) -> noisy copy
 
 return M

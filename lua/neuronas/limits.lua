@@ -6,7 +6,10 @@
 --   range = { min =, max = } (inclusive) or { gt = } (exclusive lower bound); numbers are finite.
 local M = {}
 
-M.bits = { min = 2, max = 32 }               -- nn.quantizer's bits
+-- The weight precision FxP-n: the engine's one range and default (nn.weight_bits, nn_layer.h),
+-- which nn.quantizer, nn.trainer and hw:evaluate check too; `float` is an unquantized net's 32.
+local wb = require("neuronas.core").weight_bits
+M.bits = { min = wb.min, max = wb.max, default = wb.default, float = wb.float }
 M.threads = { min = 1, max = 64 }            -- nn.fitness_many's threads
 M.blas_threads = { min = 1, max = 1024 }     -- nn.blas_threads
 M.train_threads = { min = 0, max = 64 }      -- nn.trainer's threads (0 = one per idle core)

@@ -445,10 +445,11 @@ end
 -- Writes text to path atomically (temp file + rename), so a crash never leaves a torn report.
 function M.write_file(path, text)
   local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then error(string.format("cannot write '%s': %s", path, err), 0) end
-  f:write(text)
-  f:close()
+  do
+    local f <close>, err = io.open(tmp, "w")
+    if not f then error(string.format("cannot write '%s': %s", path, err), 0) end
+    f:write(text)
+  end -- closed (flushed) before the rename
   local ok, rerr = os.rename(tmp, path)
   if not ok then error(string.format("cannot write '%s': %s", path, rerr), 0) end
 end

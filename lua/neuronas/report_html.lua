@@ -175,10 +175,12 @@ end
 
 -- Reads RUN.json or a journal -> model (a clear error naming the file otherwise).
 function M.load(path, extra)
-  local f, err = io.open(path, "r")
-  if not f then error(string.format("cannot read '%s': %s", path, err), 0) end
-  local text = f:read("a")
-  f:close()
+  local text
+  do
+    local f <close>, err = io.open(path, "r")
+    if not f then error(string.format("cannot read '%s': %s", path, err), 0) end
+    text = f:read("a")
+  end
   local first = text:match("^[^\n]*") or ""
   local ok, head = pcall(json.decode, first)
   if ok and type(head) == "table" and head.journal == "neuronas" then

@@ -57,75 +57,73 @@ end
 local EPOCH_OPTS = { batch = true, seed = true, epoch = true, augment = true, on_batch = true }
 local EVAL_OPTS = { batch = true, on_batch = true }
 
-return function(M, core)
-  local clock = core.clock or os.clock
-  local train = {}
+local clock = require("neuronas.core").clock
+local train = {}
 
-  -- nn.train.epoch(tr, ds, { batch = 64, seed = 1, epoch = 0, augment = true,
-  --                          on_batch = function(done, total, loss, correct, images) end })
-  -- One pass over ds in a shuffled order (seed, epoch) with crop/flip augmentation (docs/training.md),
-  -- one tr:step per batch (a short last batch is dropped: BN statistics of a few images are
-  -- noise). Returns { loss = mean, accuracy = 0..1, images =, steps =, seconds =,
-  -- images_per_s =, forward_s =, backward_s = } (forward/backward: summed step times).
-  function train.epoch(tr, ds, opts)
-    check_args("epoch", tr, ds)
-    opts = check_opts("epoch", opts, EPOCH_OPTS)
-    local batch = opts.batch or 64
-    local aug = opts.augment
-    if aug == nil then aug = true end
-    local it = ds:iter({ batch = batch, shuffle = true, seed = opts.seed or 1, epoch = opts.epoch or 0,
-                         augment = aug, drop_last = true })
-    local total = #ds // batch
-    local t0 = clock()
-    local r = { loss = 0, accuracy = 0, images = 0, steps = 0, forward_s = 0, backward_s = 0 }
-    local correct = 0
-    for x, y in it do
-      local loss, ok, info = tr:step(x, y)
-      r.steps = r.steps + 1
-      r.images = r.images + info.samples
-      r.loss = r.loss + loss * info.samples
-      correct = correct + ok
-      r.forward_s = r.forward_s + info.forward_s
-      r.backward_s = r.backward_s + info.backward_s
-      if opts.on_batch then opts.on_batch(r.steps, total, loss, ok, info.samples) end
-    end
-    r.seconds = clock() - t0
-    if r.images > 0 then
-      r.loss = r.loss / r.images
-      r.accuracy = correct / r.images
-      r.images_per_s = r.images / math.max(r.seconds, 1e-9)
-    else
-      r.images_per_s = 0
-    end
-    return r
+-- nn.train.epoch(tr, ds, { batch = 64, seed = 1, epoch = 0, augment = true,
+--                          on_batch = function(done, total, loss, correct, images) end })
+-- One pass over ds in a shuffled order (seed, epoch) with crop/flip augmentation (docs/training.md),
+-- one tr:step per batch (a short last batch is dropped: BN statistics of a few images are
+-- noise). Returns { loss = mean, accuracy = 0..1, images =, steps =, seconds =,
+-- images_per_s =, forward_s =, backward_s = } (forward/backward: summed step times).
+function train.epoch(tr, ds, opts)
+  check_args("epoch", tr, ds)
+  opts = check_opts("epoch", opts, EPOCH_OPTS)
+  local batch = opts.batch or 64
+  local aug = opts.augment
+  if aug == nil then aug = true end
+  local it = ds:iter({ batch = batch, shuffle = true, seed = opts.seed or 1, epoch = opts.epoch or 0,
+                       augment = aug, drop_last = true })
+  local total = #ds // batch
+  local t0 = clock()
+  local r = { loss = 0, accuracy = 0, images = 0, steps = 0, forward_s = 0, backward_s = 0 }
+  local correct = 0
+  for x, y in it do
+    local loss, ok, info = tr:step(x, y)
+    r.steps = r.steps + 1
+    r.images = r.images + info.samples
+    r.loss = r.loss + loss * info.samples
+    correct = correct + ok
+    r.forward_s = r.forward_s + info.forward_s
+    r.backward_s = r.backward_s + info.backward_s
+    if opts.on_batch then opts.on_batch(r.steps, total, loss, ok, info.samples) end
   end
-
-  -- nn.train.evaluate(tr, ds, { batch = 256, on_batch = }) -> { loss =, accuracy =, images = }
-  -- Evaluation mode (running BN statistics, no dropout, QAT weights) over all of ds, in order.
-  function train.evaluate(tr, ds, opts)
-    check_args("evaluate", tr, ds)
-    opts = check_opts("evaluate", opts, EVAL_OPTS)
-    local batch = opts.batch or 256
-    local n = #ds
-    local r = { loss = 0, accuracy = 0, images = 0 }
-    local correct, done = 0, 0
-    local total = (n + batch - 1) // batch
-    for off = 0, n - 1, batch do
-      local x, y = ds:batch(math.min(batch, n - off), { offset = off })
-      local loss, ok = tr:evaluate(x, y)
-      local m = math.min(batch, n - off)
-      r.loss = r.loss + loss * m
-      correct = correct + ok
-      r.images = r.images + m
-      done = done + 1
-      if opts.on_batch then opts.on_batch(done, total, loss, ok, m) end
-    end
-    if r.images > 0 then
-      r.loss = r.loss / r.images
-      r.accuracy = correct / r.images
-    end
-    return r
+  r.seconds = clock() - t0
+  if r.images > 0 then
+    r.loss = r.loss / r.images
+    r.accuracy = correct / r.images
+    r.images_per_s = r.images / math.max(r.seconds, 1e-9)
+  else
+    r.images_per_s = 0
   end
-
-  M.train = train
+  return r
 end
+
+-- nn.train.evaluate(tr, ds, { batch = 256, on_batch = }) -> { loss =, accuracy =, images = }
+-- Evaluation mode (running BN statistics, no dropout, QAT weights) over all of ds, in order.
+function train.evaluate(tr, ds, opts)
+  check_args("evaluate", tr, ds)
+  opts = check_opts("evaluate", opts, EVAL_OPTS)
+  local batch = opts.batch or 256
+  local n = #ds
+  local r = { loss = 0, accuracy = 0, images = 0 }
+  local correct, done = 0, 0
+  local total = (n + batch - 1) // batch
+  for off = 0, n - 1, batch do
+    local x, y = ds:batch(math.min(batch, n - off), { offset = off })
+    local loss, ok = tr:evaluate(x, y)
+    local m = math.min(batch, n - off)
+    r.loss = r.loss + loss * m
+    correct = correct + ok
+    r.images = r.images + m
+    done = done + 1
+    if opts.on_batch then opts.on_batch(done, total, loss, ok, m) end
+  end
+  if r.images > 0 then
+    r.loss = r.loss / r.images
+    r.accuracy = correct / r.images
+  end
+  return r
+end
+
+return train

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "neuronas/nn_data.h"
+#include "nn_gz.h"
 #include "nn_tensor_impl.h"
 #include "nn_test.h"
 

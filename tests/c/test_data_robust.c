@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "neuronas/nn_data.h"
+#include "nn_gz.h"
 #include "nn_test.h"
 
 static char tmpdir[256];

@@ -175,10 +175,12 @@ static void test_neuronas_kernels(void) {
   CHECK_REL(c.energy_pj, 915936.546816, REL);
   CHECK_REL(c.area_um2, TILE_A1 + 2 * 4096 * MEM_A, REL);
   CHECK_REL(c.area_um2, 728234.056639, REL);
-  /* k=5: D=F=32, 4x4 -> 4x4, FxP1: 1 block, 3 PEs, 25 crossbars, 1 tile;
-   * E = 16*1054.3075872*5; A = tile_a(5) + 2*32*16*16.2602 */
+  /* k=5: D=F=32, 4x4 -> 4x4, FxP2 on 2-bit cells (one cell per weight): 1 block, 3 PEs,
+   * 25 crossbars, 1 tile; E = 16*1054.3075872*5; A = tile_a(5) + 2*32*16*16.2602 */
   l = conv(32, 32, 4, 4, 5);
-  CHECK(nn_ela_evaluate(&p, &l, 1, 1, 5, &c, NULL, NULL) == NN_OK);
+  p.device_bits = 2;
+  CHECK(nn_ela_evaluate(&p, &l, 1, 2, 5, &c, NULL, NULL) == NN_OK);
+  p.device_bits = 1;
   CHECK(c.pes == 3 && c.tiles == 1 && c.xbars == 25);
   CHECK_REL(c.energy_pj, 16 * CYC_E5 * 5, REL);
   CHECK_REL(c.energy_pj, 84344.606976, REL);
@@ -201,8 +203,9 @@ static void test_latency_and_tiles(void) {
   nn_layer_desc l[2] = {conv(4, 5, 3, 3, 3), linear(45, 1)};
   nn_ela_cost c;
   nn_ela_layer_cost pl[2];
+  p.device_bits = 2; /* FxP2 weights below take one 2-bit cell each */
   /* T=2: floor(0.75*9*5) = floor(33.75) = 33 -> 66 cycles; last: 1*1*2 = 2 cycles */
-  CHECK(nn_ela_evaluate(&p, l, 2, 1, 2, &c, pl, NULL) == NN_OK);
+  CHECK(nn_ela_evaluate(&p, l, 2, 2, 2, &c, pl, NULL) == NN_OK);
   CHECK_REL(c.latency_ns, 68 * PE_NS, REL);
   CHECK_REL(pl[0].latency_ns, 66 * PE_NS, REL);
   CHECK_REL(pl[1].latency_ns, 2 * PE_NS, REL);
@@ -210,13 +213,13 @@ static void test_latency_and_tiles(void) {
   /* the neuron-memory term covers every layer in neuronas mode (6 layers, all counted) */
   nn_layer_desc six[6];
   for (int i = 0; i < 6; i++) six[i] = conv(8, 8, 2, 2, 3);
-  CHECK(nn_ela_evaluate(&p, six, 6, 1, 1, &c, NULL, NULL) == NN_OK);
+  CHECK(nn_ela_evaluate(&p, six, 6, 2, 1, &c, NULL, NULL) == NN_OK);
   CHECK(c.tiles == 6);
   CHECK_REL(c.area_um2, 6 * TILE_A3 + 6 * 32 * MEM_A + 6 * 32 * MEM_A, REL);
   /* changing the clock scales latency only */
   p.clock_mhz = 500;
   nn_ela_cost c2;
-  CHECK(nn_ela_evaluate(&p, six, 6, 1, 1, &c2, NULL, NULL) == NN_OK);
+  CHECK(nn_ela_evaluate(&p, six, 6, 2, 1, &c2, NULL, NULL) == NN_OK);
   CHECK_REL(c2.latency_ns, c.latency_ns / 2, REL);
   CHECK(c2.energy_pj == c.energy_pj);
 }
@@ -263,8 +266,8 @@ static void test_monotone(void) {
       nn_layer_desc l[3] = {conv(3, 40, 20, 20, 3), conv(40, 90, 20, 10, 1), linear(900, 10)};
       nn_ela_cost prev, c;
       int ok = 1;
-      CHECK(nn_ela_evaluate(&p, l, 3, 1, 5, &prev, NULL, NULL) == NN_OK);
-      for (int b = 2; b <= 32; b++) {
+      CHECK(nn_ela_evaluate(&p, l, 3, NN_WEIGHT_BITS_MIN, 5, &prev, NULL, NULL) == NN_OK);
+      for (int b = NN_WEIGHT_BITS_MIN + 1; b <= NN_WEIGHT_BITS_MAX; b++) {
         ok &= nn_ela_evaluate(&p, l, 3, b, 5, &c, NULL, NULL) == NN_OK && not_less(&c, &prev);
         prev = c;
       }
@@ -316,7 +319,7 @@ static void test_errors(void) {
   CHECK(strcmp(err.msg, "layer 2: field 'k': 1 expected for a linear layer, got 3") == 0);
   l[1].k = 1;
   CHECK(nn_ela_evaluate(&p, l, 2, 0, 5, &c, NULL, &err) == NN_EINVAL);
-  CHECK(strcmp(err.msg, "ela: bits=0 (integer in 1..64 expected)") == 0);
+  CHECK(strcmp(err.msg, "ela: bits=0 (integer in 2..32 expected)") == 0);
   CHECK(nn_ela_evaluate(&p, l, 2, 8, 0, &c, NULL, &err) == NN_EINVAL);
   CHECK(strcmp(err.msg, "ela: timesteps=0 (integer >= 1 expected)") == 0);
   p.xbar = 0;
@@ -334,7 +337,7 @@ static void test_errors(void) {
   p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
   p.device_bits = 1;
   nn_layer_desc big = conv(NN_ELA_MAX_SIZE, NN_ELA_MAX_SIZE, 1, 1, 1024);
-  CHECK(nn_ela_evaluate(&p, &big, 1, 64, 5, &c, NULL, &err) == NN_EINVAL);
+  CHECK(nn_ela_evaluate(&p, &big, 1, NN_WEIGHT_BITS_MAX, 5, &c, NULL, &err) == NN_EINVAL);
   CHECK(strcmp(err.msg, "layer 1: sizes too large (int64 overflow)") == 0);
   /* empty list: all zero */
   CHECK(nn_ela_evaluate(&p, NULL, 0, 8, 5, &c, NULL, &err) == NN_OK);

@@ -162,7 +162,8 @@ static void loss_decreases_and_qat(void) {
   if (!tr) return;
   /* fc1 has only 4 inputs here: at N(0, 0.01) the classifier LIF would never fire and the
    * balanced batch would keep the loss at ln 3 (the bias gradient sums to zero) */
-  for (int64_t j = 0; j < tr->p[tr->fc1].n; j++) tr->p[tr->fc1].w[j] *= 100;
+  const int fc1 = nn_trainer_find_param(tr, "classifier.fc1.weight");
+  for (int64_t j = 0; j < tr->p[fc1].n; j++) tr->p[fc1].w[j] *= 100;
   make_batch(&x, &y, 12, 4);
   nn_train_result r0, r;
   double last = 0;
@@ -215,6 +216,62 @@ static void rejects_bad_batches(void) {
   CHECK(nn_trainer_new_params(&np, &tp, &err) == NULL);
   CHECK(strcmp(err.msg, "bits=40 outside 2..32") == 0);
   nn_tensor_free(x), nn_tensor_free(y);
+  nn_trainer_free(tr);
+}
+
+/* The trainer takes the net's fields through the plan's checks (one message per field) and
+ * adds what training needs: a leak and a positive threshold. */
+static void rejects_untrainable_nets(void) {
+  nn_error err;
+  nn_net_params np = tiny_params();
+  nn_train_params tp = nn_train_params_default();
+  np.timesteps = 2000;
+  CHECK(nn_trainer_build(&np, &tp, &err) == NULL);
+  CHECK(strcmp(err.msg, "net: timesteps=2000, expected 1..1024") == 0);
+  np = tiny_params();
+  np.cell_b.m[1][1] = NN_OP_SKIP;
+  CHECK(nn_trainer_build(&np, &tp, &err) == NULL);
+  CHECK(strcmp(err.msg, "cell: m[1][1] is skip, expected zero on the diagonal (no self-loops)") == 0);
+  np = tiny_params();
+  np.tau = 1; /* a net scores with it, training needs tau > 1 */
+  nn_net *net = nn_net_new(&np, &err);
+  CHECK(net != NULL);
+  CHECK(nn_trainer_new(net, &tp, &err) == NULL);
+  CHECK(strcmp(err.msg, "net: tau=1, expected a number > 1 for training") == 0);
+  nn_net_free(net);
+  np = tiny_params();
+  np.threshold = 0;
+  CHECK(nn_trainer_new_params(&np, &tp, &err) == NULL);
+  CHECK(strcmp(err.msg, "net: threshold=0, expected a number > 0 for training") == 0);
+}
+
+/* The trainer's tensors are the plan's: trainable ones in plan order (the crossbar weights
+ * quantized), BN running statistics beside them; before a net fills them in, BN weights and
+ * running variances are 1 and everything else 0. */
+static void tensors_from_plan(void) {
+  nn_error err;
+  nn_net_params np = tiny_params();
+  nn_train_params tp = nn_train_params_default();
+  nn_trainer *tr = nn_trainer_build(&np, &tp, &err);
+  CHECK(tr != NULL);
+  if (!tr) return;
+  /* by hand: stem conv + BN; cell A 3 conv edges (01 12 13), each a conv and a BN; downconv
+   * BN, conv, BN; cell B 4 conv edges (01 12 23 20); last BN; fc1, fc2 + bias: 11 crossbar
+   * weights, 11 BNs (weight, bias; 2 running statistics) */
+  CHECK(tr->np == 11 + 1 + 2 * 11);
+  CHECK(tr->plan.nparams == tr->np + 2 * 11);
+  int k = 0, quant = 0, bad = 0;
+  for (int i = 0; i < tr->plan.nparams; i++) {
+    const nn_plan_param *q = &tr->plan.params[i];
+    const float *v = nn_trainer_tensor(tr, i);
+    const float want = q->init == NN_INIT_ONES ? 1.0f : 0.0f;
+    for (int64_t j = 0; j < q->numel; j++) bad += v[j] != want;
+    if (q->buffer) continue;
+    CHECK(strcmp(tr->p[k].name, q->name) == 0 && tr->p[k].n == q->numel && tr->p[k].quant == q->crossbar);
+    quant += tr->p[k++].quant;
+  }
+  CHECK(bad == 0 && quant == 11);
+  CHECK(strcmp(tr->p[0].name, "stem.conv.weight") == 0 && tr->p[0].n == 2 * 2 * 9);
   nn_trainer_free(tr);
 }
 
@@ -326,9 +383,10 @@ static void threads_bit_identical(void) {
         differ += memcmp(g, nn_trainer_param_grad(tr[k], i), bytes) != 0;
       }
     }
-    for (int i = 0; i < tr[0]->nbn; i++)
+    for (int i = 0; i < tr[0]->plan.nparams; i++) /* the BN running statistics too */
       for (int k = 1; k < 3; k++)
-        differ += memcmp(tr[0]->bn[i].rv, tr[k]->bn[i].rv, (size_t)tr[0]->bn[i].c * sizeof(float)) != 0;
+        differ += memcmp(nn_trainer_tensor(tr[0], i), nn_trainer_tensor(tr[k], i),
+                         (size_t)tr[0]->plan.params[i].numel * sizeof(float)) != 0;
     CHECK(differ == 0);
     CHECK(nonzero > 1000); /* gradients flowed: the comparison is not between zeros */
     /* the 2-thread training forward is the scoring forward */
@@ -431,5 +489,7 @@ int main(void) {
   NN_TEST_RUN(whole_network_gradient);
   NN_TEST_RUN(loss_decreases_and_qat);
   NN_TEST_RUN(rejects_bad_batches);
+  NN_TEST_RUN(rejects_untrainable_nets);
+  NN_TEST_RUN(tensors_from_plan);
   return NN_TEST_END();
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "neuronas/nn_data.h"
+#include "nn_gz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *out;

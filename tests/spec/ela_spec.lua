@@ -25,13 +25,12 @@ describe("nn.ela", function()
 
   it("loads without touching _G", function()
     local before = H.globals()
-    package.loaded["neuronas.hardware"] = nil
-    local M = {}
-    require("neuronas.hardware")(M, require("neuronas.core"))
-    local hw = nn.ela()
+    package.loaded["neuronas"] = nil
+    local m = require("neuronas")
+    local hw = m.ela()
     hw:evaluate({ conv(3, 8, 4, 4) })
     hw:report({ conv(3, 8, 4, 4) })
-    hw:evaluate({ layers = function() return { conv(3, 8, 4, 4) } end })
+    hw:evaluate(m.net { cellA = "102101" })
     assert.are.same({}, H.new_globals(before))
   end)
 
@@ -217,42 +216,69 @@ describe("nn.ela", function()
         return a.area_um2 >= b.area_um2 and a.energy_pj >= b.energy_pj
           and a.latency_ns >= b.latency_ns and a.tiles >= b.tiles and a.xbars >= b.xbars
       end
-      for b = 2, 16 do assert.is_true(ge(cost(b, 5, 40), cost(b - 1, 5, 40))) end
+      for b = 3, 16 do assert.is_true(ge(cost(b, 5, 40), cost(b - 1, 5, 40))) end
       for t = 2, 10 do assert.is_true(ge(cost(8, t, 40), cost(8, t - 1, 40))) end
       for ch = 41, 140, 3 do assert.is_true(ge(cost(8, 5, ch), cost(8, 5, ch - 3))) end
     end
   end)
 
-  it("evaluates networks by duck typing (layers(), weight_bits(), timesteps)", function()
-    local layers = { conv(3, 16, 8, 8), conv(16, 32, 8, 8),
-      { kind = "linear", in_ch = 512, out_ch = 10, features = false } }
-    local net = {
-      layers = function() return layers end,
-      weight_bits = function() return 4 end,
-      timesteps = 3,
-    }
+  it("costs a neuronas.Net from C: its layers, weight bits and timesteps, no Lua called", function()
+    local net = nn.quantize(nn.net { cellA = "102101", cellB = "200100", timesteps = 3 }, 4)
     local hw = nn.ela()
+    local layers = net:layers()
+    -- the same costs as the net's own layer list with its bits and T given by hand
     local c = hw:evaluate(net)
     assert.are.equal(4, c.bits)
     assert.are.equal(3, c.timesteps)
-    assert.are.equal(2, c.n_layers)
-    local same = hw:evaluate({ layers[1], layers[2] }, { bits = 4, timesteps = 3 })
-    assert.are.equal(same.energy_pj, c.energy_pj)
+    assert.are.equal(hw:evaluate(layers, { bits = 4, timesteps = 3 }).energy_pj, c.energy_pj)
     assert.are.equal(8, hw:evaluate(net, { bits = 8 }).bits)
-    assert.are.equal(3, hw:evaluate(net, { scope = "all" }).n_layers)
-    -- no timesteps: 5; a method works too
-    net.timesteps = nil
-    assert.are.equal(5, hw:evaluate(net).timesteps)
-    net.timesteps = function() return 7 end
-    assert.are.equal(7, hw:evaluate(net).timesteps)
-    assert.truthy(hw:report(net):find("total: 2 layers", 1, true))
+    assert.are.equal(5, hw:evaluate(net, { timesteps = 5 }).timesteps)
+    assert.are.equal(#layers, hw:evaluate(net, { scope = "all" }).n_layers)
+    assert.are.equal(#layers - 2, c.n_layers) -- scope "features": no classifier (fc1, fc2)
+    for i, l in ipairs(c.layers) do
+      assert.are.equal(layers[i].name, l.name)
+      assert.are.equal(i, l.index)
+    end
+    -- evaluate reads the net in C: the Lua-visible methods are never called
+    local methods = getmetatable(net).__index
+    local saved = { layers = methods.layers, weight_bits = methods.weight_bits, config = methods.config }
+    local calls = 0
+    for k in pairs(saved) do methods[k] = function() calls = calls + 1; error("called " .. k) end end
+    local ok, again = pcall(hw.evaluate, hw, net)
+    local ok2, text = pcall(hw.report, hw, net)
+    local ok3, active = pcall(hw.evaluate_active, hw, net, nn.tensor(2, 1, 28, 28))
+    for k, f in pairs(saved) do methods[k] = f end
+    assert.is_true(ok, again)
+    assert.is_true(ok2, text)
+    assert.is_true(ok3, active)
+    assert.are.equal(0, calls)
+    assert.are.equal(c.energy_pj, again.energy_pj)
+    assert.truthy(text:find("total: " .. c.n_layers .. " layers", 1, true))
+    assert.are.equal(c.energy_pj, active.energy_pj)
+    net:close()
+    assert.has_error(function() hw:evaluate(net) end, "attempt to use a closed neuronas.Net")
+  end)
+
+  it("never calls a net-like table: only a neuronas.Net or a plain layer list is costed", function()
+    local calls = 0
+    local function count() calls = calls + 1; return { conv(3, 8, 4, 4) } end
+    local fake = { layers = count, weight_bits = function() calls = calls + 1; return 4 end, timesteps = 3 }
+    local hw = nn.ela()
+    assert.has_error(function() hw:evaluate(fake) end,
+      "bad argument #1 to 'evaluate' (layer list or neuronas.Net expected)")
+    assert.has_error(function() hw:report(fake) end,
+      "bad argument #1 to 'report' (layer list or neuronas.Net expected)")
+    -- an __index of the caller's is not consulted either
+    local proxy = setmetatable({}, { __index = function(_, k) calls = calls + 1; return k == "layers" and count or nil end })
+    assert.are.equal(0, hw:evaluate(proxy).n_layers) -- an empty list
     assert.has_error(function() hw:evaluate(nn.tensor(2)) end,
-      "bad argument #1 to 'evaluate' (layer list or network with :layers() expected)")
-    assert.has_error(function() hw:evaluate({ layers = function() return 5 end }) end,
-      "bad argument #1 to 'evaluate' (network layers(): table expected, got number)")
-    net.weight_bits = function() return 99 end
-    assert.has_error(function() hw:evaluate(net) end,
-      "bad argument #1 to 'evaluate' (network weight_bits(): integer in 1..64 expected, got 99)")
+      "bad argument #1 to 'evaluate' (layer list or neuronas.Net expected)")
+    assert.are.equal(0, calls)
+    -- the C half alone costs a net: no Lua module of neuronas is needed
+    local core = require("neuronas.core")
+    local n = core.net { cellA = "102101" }
+    assert.are.equal(hw:evaluate(n:layers(), { bits = 32, timesteps = 5 }).energy_pj, core.ela():evaluate(n).energy_pj)
+    n:close()
   end)
 
   it("costs an nn.net like its layer list: the docs/hardware.md cross-check range on cifar100", function()
@@ -307,7 +333,7 @@ describe("nn.ela", function()
     assert.has_error(ev({ { kind = "conv", in_ch = 8, out_ch = 2, in_dim = 1, out_dim = 1, k = 1, features = 1 } }),
       "bad argument #1 to 'evaluate' (layer 1: field 'features': boolean expected, got 1)")
     assert.has_error(ev({ conv(3, 8, 4, 4) }, { bits = 0 }),
-      "bad argument #2 to 'evaluate' (field 'bits': integer in 1..64 expected, got 0)")
+      "bad argument #2 to 'evaluate' (field 'bits': integer in 2..32 expected, got 0)")
     assert.has_error(ev({ conv(3, 8, 4, 4) }, { timestep = 5 }),
       "bad argument #2 to 'evaluate' (unknown field 'timestep' (expected: bits, timesteps, scope, breakdown))")
     assert.has_error(ev({ conv(3, 8, 4, 4) }, { scope = "everything" }),
@@ -342,10 +368,36 @@ describe("nn.ela", function()
         end
       else
         assert.are.equal("string", type(c))
-        assert.truthy(c:find("bad argument #1 to 'evaluate' (layer ", 1, true) or c:find("overflow", 1, true), c)
+        assert.truthy(c:find("bad argument #1 to 'evaluate' (layer ", 1, true) or c:find("overflow", 1, true)
+          or (bits < 2 or bits > 32) and c:find("bad argument #2 to 'evaluate' (field 'bits': integer in 2..32", 1, true), c)
       end
     end
     assert.is_true(ok_count > 100)
+  end)
+
+  it("active_energy scales only the measured layers, by hand", function()
+    local hw = nn.ela()
+    local L = { conv(3, 8, 4, 4), conv(8, 8, 4, 4) }
+    L[1].name, L[2].name = "a", "b"
+    local cost = hw:evaluate(L, { bits = 8 })
+    local out = hw:active_energy(cost, { xbar = 64, layers = { 7, { name = "b", fraction = 0.25 } } })
+    assert.are.equal(cost, out) -- filled in place
+    -- layer a has no measurement: fraction 1, energy unchanged
+    assert.are.equal(1, out.layers[1].active_fraction)
+    assert.is_true(rel(out.layers[1].energy_active_uj, out.layers[1].energy_uj) < 1e-15)
+    -- layer b: e (fixed + f scaled) / (fixed + scaled), the 3x3 cycle of docs/hardware.md
+    local scaled = 8 * (9 * 1.76423 + 8 * (2.03084 + 0.094245)) + 8 * 16 * 1.15e-6
+    local fixed = 19.64 * 8 + 4.64 + 1.274 * 4 + 8 * 0.2 + 397
+    local want = out.layers[2].energy_uj * (fixed + 0.25 * scaled) / (fixed + scaled)
+    assert.is_true(rel(out.layers[2].energy_active_uj, want) < 1e-12)
+    assert.is_true(rel(out.energy_active_uj, out.layers[1].energy_active_uj + want) < 1e-12)
+    assert.are.equal(out.energy_active_uj * 1e6, out.energy_active_pj)
+    assert.has_error(function() hw:active_energy(cost, { layers = {}, xbar = 128 }) end,
+      "bad argument #2 to 'active_energy' (activity counted for xbar 128, the model has 64)")
+    assert.has_error(function() hw:active_energy({}, { layers = {} }) end,
+      "bad argument #1 to 'active_energy' (a cost with its per-layer list expected)")
+    assert.has_error(function() hw.active_energy(5, cost, {}) end,
+      "bad argument #1 to 'active_energy' (neuronas.ELA expected, got number)")
   end)
 
   it("rejects bad constants with the field's name", function()

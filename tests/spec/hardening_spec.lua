@@ -136,9 +136,9 @@ describe("metamethods check their self", function()
     assert.is_nil(nn.quantizer()[true])
   end)
 
-  it("ELA:evaluate with a table whose layers is not a method names it", function()
+  it("ELA:evaluate with a table that has a layers field names what it takes", function()
     assert.has_error(function() nn.ela():evaluate({ layers = { { pes = "x" } } }) end,
-      "bad argument #1 to 'evaluate' (layer list or network with :layers() expected)")
+      "bad argument #1 to 'evaluate' (layer list or neuronas.Net expected)")
   end)
 
   it("ELA:report with a wrong self names it", function()
@@ -365,7 +365,7 @@ describe("net:load refuses bad safetensors files and leaves the net unchanged", 
     refused(st_file(build(E, ',"__metadata__":{"a":"1","a":"2"}')), "__metadata__: key 'a' repeats")
     refused(st_file(build(E, ',"__metadata__":{},"__metadata__":{}')), "__metadata__ repeats")
     refused(st_file(build(E, ',"__metadata__":{"weight_bits":"8abc"}')),
-      '__metadata__ weight_bits is "8abc", an integer in 1..32 expected')
+      '__metadata__ weight_bits is "8abc", an integer in 2..32 expected')
   end)
 
   it("refuses a BN running variance <= 0", function()

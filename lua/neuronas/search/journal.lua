@@ -106,24 +106,21 @@ end
 -- The journal's text, or nil when there is none (absent file); raises naming the path when it
 -- cannot be read (a directory, no permission) or is implausibly large.
 local function read_all(path)
-  local f, err, code = io.open(path, "r")
+  local f <close>, err, code = io.open(path, "r")
   if not f then
     if code == 2 then return nil end -- ENOENT: no journal yet
     error(string.format("cannot read journal '%s': %s", path, tostring(err)), 0)
   end
   local probe, perr = f:read(0) -- a directory opens but does not read
   if probe == nil and perr then
-    f:close()
     error(string.format("cannot read journal '%s': %s", path, tostring(perr)), 0)
   end
   local size = f:seek("end")
   if size and size > M.MAX_BYTES then
-    f:close()
     error(string.format("%s: %d bytes is too large for a journal (at most %d)", path, size, M.MAX_BYTES), 0)
   end
   f:seek("set")
   local text, rerr = f:read("a")
-  f:close()
   if not text then error(string.format("cannot read journal '%s': %s", path, tostring(rerr)), 0) end
   return text
 end

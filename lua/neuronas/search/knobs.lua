@@ -1,6 +1,7 @@
 -- neuronas/search/knobs.lua: hardware knobs a candidate may carry next to its cells (docs/search.md,
 -- "Hardware co-search"): { cellA, cellB, hw = { xbar =, device_bits =, adc_bits = }, bits =,
 -- timesteps = }. A candidate without them is costed and scored with the setup's chip, bits and T.
+local L = require("neuronas.limits")
 local M = {}
 
 -- The chip fields a candidate may set (nn.ela fields).
@@ -21,8 +22,8 @@ function M.check(cand)
       end
     end
   end
-  if cand.bits ~= nil and not is_int(cand.bits, 2, 32) then
-    error("candidate: field 'bits': integer in 2..32 expected, got " .. tostring(cand.bits), 3)
+  if cand.bits ~= nil and not is_int(cand.bits, L.bits.min, L.bits.max) then
+    error("candidate: field 'bits': integer in " .. L.describe(L.bits) .. " expected, got " .. tostring(cand.bits), 3)
   end
   if cand.timesteps ~= nil and not is_int(cand.timesteps, 1, 1 << 20) then
     error("candidate: field 'timesteps': positive integer expected, got " .. tostring(cand.timesteps), 3)

@@ -52,7 +52,7 @@ function M.setup(opts)
   s._is_setup = true
   s.preset = s.preset or "fashion-mnist"
   s.seed = s.seed or 1
-  s.bits = s.bits or 8
+  s.bits = s.bits or L.bits.default
   s.rounding = s.rounding or "nearest"
   s.batch = s.batch or 64
   s["repeat"] = s["repeat"] or 1

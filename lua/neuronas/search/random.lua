@@ -1,5 +1,6 @@
 -- neuronas/search/random.lua: SNASNet's baseline: `num` cells drawn by the SNASNet sampler, the
 -- same cell at both positions, no constraints unless given.
+local limits = require("neuronas.limits")
 local options = require("neuronas.search.options")
 local run = require("neuronas.search.run")
 
@@ -27,10 +28,11 @@ function M.strategy(opts)
   return st
 end
 
--- search.random{ num = 5000, bits = 32, ... } -> report
+-- search.random{ num = 5000, bits = 32, ... } -> report; bits defaults to float weights (SNASNet's
+-- baseline scores unquantized nets)
 function M.search(opts)
   opts = options.copy(opts)
-  if opts.bits == nil then opts.bits = 32 end
+  if opts.bits == nil then opts.bits = limits.bits.float end
   local setup, strat, hooks = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true },
     "search.random")
   local st = options.setup(setup)

@@ -1,7 +1,9 @@
-/* nn_data_impl.h: the dataset structs shared by nn_data.c and the format readers
- * (nn_data_idx.c, nn_data_cifar.c, nn_data_npy.c); docs/data.md. */
-#ifndef NEURONAS_NN_DATA_IMPL_H
-#define NEURONAS_NN_DATA_IMPL_H
+/* nn_data_store.h: the records of a dataset (docs/data.md) and what a format reader hands back.
+ * Shared by the format readers (nn_data_idx.c, nn_data_cifar.c, nn_data_npy.c), which fill a
+ * store, and nn_data.c, which wraps it into a dataset (views, normalisation, batches); neither
+ * side sees the other's internals. */
+#ifndef NEURONAS_NN_DATA_STORE_H
+#define NEURONAS_NN_DATA_STORE_H
 
 #include "neuronas/nn_data.h"
 
@@ -23,30 +25,25 @@ typedef struct nn_data_store {
   int32_t *labels;  /* n labels */
 } nn_data_store;
 
-struct nn_data {
-  nn_data_store *s;
-  int64_t n;         /* records in this view */
-  int64_t *idx;      /* view -> store record, or NULL for the identity */
-  int classes;
-  char *name, *path, *source;
-  double *mean, *std; /* c each */
-  float *lut;         /* uint8 store: c*256 normalised values, lut[c*256 + v] */
-};
-
 /* New store with room for n records (labels zeroed); NULL on failure. */
 nn_data_store *nn_data_store_new(int64_t n, int c, int h, int w, int is_float, nn_error *err);
 void nn_data_store_release(nn_data_store *s); /* NULL is a no-op */
 
-/* Wraps a filled store (ownership passes to the dataset, also on failure). classes: 0 = max
- * label + 1, else labels are checked against it. mean/std: NULL = computed over the store.
- * `what` names the source in errors. */
-nn_data *nn_data_from_store(nn_data_store *s, int classes, const char *name, const char *path,
-                            const char *source, const double *mean, const double *std,
-                            const char *what, nn_error *err);
+/* How a reader's store becomes a dataset (nn_data_open): classes 0 = max label + 1, else the
+ * labels are checked against it; mean/std NULL = computed over the store (else static tables of
+ * c entries); name and what (the source named in errors) point at the caller's params, a
+ * literal, or the buffers here. */
+typedef struct nn_data_meta {
+  int classes;
+  const double *mean, *std;
+  const char *name, *what;
+  char name_buf[256], what_buf[4096];
+} nn_data_meta;
 
-nn_data *nn_data_open_idx(const nn_data_params *p, nn_error *err);
-nn_data *nn_data_open_cifar(const nn_data_params *p, nn_error *err);
-nn_data *nn_data_open_npy(const nn_data_params *p, nn_error *err);
+/* The format readers: a filled store and *m, or NULL (err set). */
+nn_data_store *nn_data_read_idx(const nn_data_params *p, nn_data_meta *m, nn_error *err);
+nn_data_store *nn_data_read_cifar(const nn_data_params *p, nn_data_meta *m, nn_error *err);
+nn_data_store *nn_data_read_npy(const nn_data_params *p, nn_data_meta *m, nn_error *err);
 
 /* Path helpers: 1 when path is a directory / a regular file. */
 int nn_data_is_dir(const char *path);

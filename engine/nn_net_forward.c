@@ -1,0 +1,617 @@
+/* nn_net_forward.c: the spiking forward pass (docs/model.md), a walk over the net's plan
+ * (include/neuronas/nn_plan.h): the prefix runs part 0 (its `once` steps, then its other steps
+ * at every timestep), the suffix part 1 at every timestep. One switch on the step's op
+ * (step_run); the arithmetic is in nn_ops.c, split over the pass's threads here. */
+#include <math.h>
+#include <string.h>
+
+#include "nn_net_impl.h"
+#include "nn_par.h"
+#include "nn_scratch.h"
+
+/* One forward call's scratch. Every buffer comes from nn_scratch (recycled across calls: no
+ * page faults in a search's steady state) and goes back in run_free. */
+typedef struct run {
+  nn_net *net;
+  const nn_plan *pl;
+  const nn_forward_opts *o;
+  int64_t S;
+  int step;
+  nn_par *par;             /* the pass's worker team (NULL: the calling thread only) */
+  float *v[NN_PLAN_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
+  float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
+  int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
+  uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
+  int64_t lif_neurons;     /* neurons per sample of the current LIF call */
+  float *tmp;              /* conv and BN outputs (the largest per-timestep map) */
+  float *wcl;              /* channels-last weights of the current event-driven conv */
+} run;
+
+static void run_free(run *r) {
+  for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]);
+  nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp), nn_scratch_put(r->wcl);
+  nn_par_free(r->par);
+  r->par = NULL;
+}
+
+/* ---- work split over the pass's threads (nn_par.h). Each piece computes its outputs exactly as
+ * the whole loop does (LIF, convs and unpacking per sample, BatchNorm per channel, pools per
+ * plane, sums per element), so the bits do not depend on the thread count. ---- */
+typedef struct par_job {
+  const float *x, *x2;
+  float *y, *v;
+  const uint64_t *bits;
+  uint64_t *bout;
+  const float *w;
+  nn_conv_geom g;
+  int64_t a, b, c;    /* per-kind sizes */
+  float tau, thr;
+  int flag;
+  nn_tensor *const *bn; /* a BN's weight, bias, running mean, running variance */
+  int train;
+  int64_t fired;      /* summed atomically (integers: order-free) */
+  int failed;         /* the first failing piece fills st/err */
+  nn_status st;
+  nn_error err;
+} par_job;
+
+static void job_fail(par_job *j, nn_status st, const nn_error *e) {
+  if (st != NN_OK && __atomic_exchange_n(&j->failed, 1, __ATOMIC_ACQ_REL) == 0) j->st = st, j->err = *e;
+}
+
+/* samples [lo, hi): v, x are a = neurons per sample, bout b = words per sample */
+static void lif_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  int64_t f = nn_lif_step_bits(j->v + lo * j->a, j->x + lo * j->a, hi - lo, j->a, j->tau, j->thr, j->flag,
+                               j->bout + lo * j->b);
+  __atomic_fetch_add(&j->fired, f, __ATOMIC_RELAXED);
+}
+
+/* samples [lo, hi) of a conv: event-driven on bits (b words per sample) or dense on x (a floats
+ * per sample); y has c floats per sample */
+static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_conv_geom g = j->g;
+  nn_error e;
+  nn_status st;
+  g.n = hi - lo;
+  if (j->flag) st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
+  else st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
+  job_fail(j, st, &e);
+}
+
+/* channels [lo, hi) of a BatchNorm of c channels over a samples of hw = b */
+static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_tensor *const *t = j->bn;
+  nn_bn_forward_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
+                         NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->flag);
+}
+
+/* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
+static void pool_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  const int64_t in = j->a * j->b, out = j->flag == 2 ? (j->a / j->c) * (j->b / j->c) : in;
+  if (j->flag == 0) nn_avgpool3x3(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else if (j->flag == 1) nn_avgpool3x3_add(j->x + lo * in, hi - lo, j->a, j->b, j->y + lo * out);
+  else nn_avgpool(j->x + lo * in, hi - lo, j->a, j->b, j->c, j->y + lo * out);
+}
+
+/* elements [lo, hi): flag 0 y = x, 1 y += x, 2 y = x + x2, 3 y = 0 */
+static void elem_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  float *restrict y = j->y + lo;
+  const float *restrict x = j->x ? j->x + lo : NULL, *restrict x2 = j->x2 ? j->x2 + lo : NULL;
+  const int64_t n = hi - lo;
+  switch (j->flag) {
+  case 0: memcpy(y, x, (size_t)n * sizeof *y); break;
+  case 1: for (int64_t i = 0; i < n; i++) y[i] += x[i]; break;
+  case 2: for (int64_t i = 0; i < n; i++) y[i] = x[i] + x2[i]; break;
+  default: memset(y, 0, (size_t)n * sizeof *y); break;
+  }
+}
+
+/* samples [lo, hi) of nn_spikes_unpack (a neurons, b words per sample) */
+static void unpack_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_spikes_unpack(j->bits + lo * j->b, hi - lo, j->a, j->y + lo * j->a);
+}
+
+#define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
+
+static void par_elem(run *r, int kind, float *y, const float *x, const float *x2, int64_t n) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.y = y, j.x = x, j.x2 = x2, j.flag = kind;
+  nn_par_for(r->par, n, ELEM_GRAIN, elem_piece, &j);
+}
+
+static void par_pool(run *r, int kind, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = h, j.b = w, j.c = k, j.flag = kind;
+  nn_par_for(r->par, planes, 1, pool_piece, &j);
+}
+
+/* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
+ * multiples of nn_conv2d's sample chunk, so every sgemm call is the one the whole call makes. */
+static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float *x, const float *w, float *y,
+                          nn_error *err) {
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->bits;
+  j.a = g->c * g->h * g->w, j.b = nn_spike_words(j.a), j.c = g->o * nn_conv_ho(g) * nn_conv_wo(g);
+  nn_par_for(r->par, g->n, events ? 1 : nn_conv2d_chunk(g), conv_piece, &j);
+  if (j.failed) {
+    if (err) *err = j.err;
+    return j.st;
+  }
+  return NN_OK;
+}
+
+/* Scratch for a pass over the whole plan: r.tmp holds the largest per-timestep output of any
+ * step, r.bits the largest LIF call, r.wcl the largest conv weight. */
+static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t S, nn_error *err) {
+  const nn_plan *pl = &net->plan;
+  memset(r, 0, sizeof *r);
+  r->net = net, r->pl = pl, r->o = o, r->S = S;
+  if (o && (o->threads < 0 || o->threads > NN_PAR_MAX_THREADS))
+    return nn_fail(err, NN_EINVAL, "forward: threads=%d outside 0..%d", o->threads, NN_PAR_MAX_THREADS);
+  int64_t m = 1, wmax = 0, smax = 1;
+  for (int i = 0; i < pl->nsteps; i++) {
+    const nn_plan_step *s = &pl->steps[i];
+    if (!s->once && nn_plan_step_out_numel(s) > m) m = nn_plan_step_out_numel(s);
+    if (s->op == NN_STEP_LIF && nn_plan_step_out_numel(s) > smax) smax = nn_plan_step_out_numel(s);
+  }
+  for (int i = 0; i < pl->nlayers; i++)
+    if (pl->layers[i].kind == NN_LAYER_CONV && pl->layers[i].weights > wmax) wmax = pl->layers[i].weights;
+  r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
+  r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
+  r->wcl = nn_scratch_get((size_t)wmax * sizeof *r->wcl);
+  if (!r->tmp || !r->bits || !r->wcl) {
+    run_free(r);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
+  }
+  /* a team that cannot start leaves the pass to the calling thread (the same bits, slower) */
+  if (o && o->threads > 1) r->par = nn_par_new(o->threads);
+  return NN_OK;
+}
+
+/* LIF `li` (plan.lif_step[li]) on x (S x neurons): spikes into r->bits, observer, statistics. */
+static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[r->pl->lif_step[li]];
+  const int64_t neurons = nn_plan_step_out_numel(s), n = r->S * neurons;
+  const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
+  if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", s->path);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.v = r->v[li], j.x = x, j.a = neurons, j.b = nn_spike_words(neurons), j.bout = r->bits;
+  j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
+  nn_par_for(r->par, r->S, 1, lif_piece, &j);
+  const int64_t f = j.fired;
+  r->lif_neurons = neurons;
+  r->net->lifs[li].fired += f;
+  r->net->lifs[li].seen += n;
+  if (r->o && r->o->on_spikes) {
+    nn_spike_call c = {s->path, r->step, r->S, neurons, nn_spike_words(neurons), r->bits, f};
+    r->o->on_spikes(r->o->ud, &c);
+  }
+  *fired = f;
+  return NN_OK;
+}
+
+/* The current LIF call's spikes as 0/1 floats (for the dense conv and the classifier) in *s. */
+static nn_status run_spikes_f(run *r, const float **s, nn_error *err) {
+  const int64_t need = r->S * r->lif_neurons;
+  if (need > r->s_floats) {
+    nn_scratch_put(r->s);
+    r->s_floats = 0;
+    if (!(r->s = nn_scratch_get((size_t)need * sizeof *r->s)))
+      return nn_fail(err, NN_ENOMEM, "forward: out of memory for %lld spikes", (long long)need);
+    r->s_floats = need;
+  }
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.bits = r->bits, j.y = r->s, j.a = r->lif_neurons, j.b = nn_spike_words(r->lif_neurons);
+  nn_par_for(r->par, r->S, 1, unpack_piece, &j);
+  *s = r->s;
+  return NN_OK;
+}
+
+/* The value passed from step to step: dense floats x, or the spikes of the last LIF call (in
+ * r->bits, `fired` of them). */
+typedef struct val {
+  const float *x;
+  int spikes;
+  int64_t fired;
+} val;
+
+static nn_status floats_of(run *r, const val *v, const float **x, nn_error *err) {
+  if (!v->spikes) return *x = v->x, NN_OK;
+  return run_spikes_f(r, x, err);
+}
+
+static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
+
+/* BN step i: y = BN(x), or y += BN(x) when add (a cell edge adding into its node). */
+static void bn_run(run *r, int i, const float *x, float *y, int add) {
+  const nn_plan_step *s = &r->pl->steps[i];
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = y, j.a = r->S, j.b = s->in_h * s->in_w, j.c = s->in_c, j.bn = &r->net->t[s->param0];
+  j.train = train_mode(r), j.flag = add;
+  nn_par_for(r->par, s->in_c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
+}
+
+/* CONV step i on v into y: event-driven or dense on spikes (by the net's conv mode and the
+ * firing rate), dense on floats. */
+static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[i];
+  const float *w = nn_net_step_tensor(r->net, i, 0)->data;
+  nn_conv_geom g = nn_plan_step_geom(s, r->S);
+  if (!v->spikes) return par_conv(r, &g, 0, v->x, w, y, err);
+  nn_conv_mode mode = r->net->conv_mode;
+  if (mode == NN_CONV_EVENTS || (mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, v->fired))) {
+    nn_conv2d_weight_cl(&g, w, r->wcl);
+    return par_conv(r, &g, 1, NULL, r->wcl, y, err);
+  }
+  const float *x = NULL;
+  nn_status st = run_spikes_f(r, &x, err);
+  return st != NN_OK ? st : par_conv(r, &g, 0, x, w, y, err);
+}
+
+/* Per-cell state across the timesteps of one forward: x[1..3] hold the node values (x1, x2
+ * replaced in place by y_i = x_i + bx_i once complete, since only y_i feeds later edges), y0 =
+ * x0 + bx0, bx[0..2] the backward state. A forward cell needs x[1..3] only. edge[] are the
+ * cell's EDGE steps in plan order (forward edges first). */
+typedef struct cell_run {
+  float *x[4], *y0, *bx[3];
+  int back;
+  int cell, nedges, nfwd, edge[12];
+} cell_run;
+
+/* One part's walk: steps [lo, hi) per timestep, after the once steps [lo0, lo). Where the
+ * values live: the once steps' output in keep, a CONV's or BN's in r.tmp (a BN in place when its
+ * input is there already; a conv never reads r.tmp: the stem reads the input, the others
+ * spikes), a POOL's, LINEAR's or BOOST's in buf[step], the last step's in slot when the part
+ * has one (the prefix: this timestep's cell B input). A cell's maps are its own (cell_run). */
+typedef struct walk {
+  int lo0, lo, hi;
+  float *keep, *slot;
+  float *buf[NN_PLAN_MAXSTEP];
+  cell_run cells[2];
+} walk;
+
+static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err);
+
+/* out += op(in) for the cell edge at step ei; in/out are S x c x h x w. While *fresh (no edge has
+ * written out yet), out is written instead of added to (0 + y is y; only the sign of a zero
+ * could differ, which nothing downstream can tell), and *fresh is cleared. A conv edge runs its
+ * sub-steps (LIF, conv) as any step, the last one (BN) into out. */
+static nn_status edge_apply(run *r, walk *w, int ei, const float *in, float *out, int *fresh, nn_error *err) {
+  const nn_plan_step *e = &r->pl->steps[ei];
+  const int64_t n = r->S * nn_plan_step_in_numel(e);
+  const int add = !*fresh;
+  nn_status st = NN_OK;
+  if (e->edge_op == NN_OP_ZERO) return NN_OK;
+  *fresh = 0;
+  switch (e->edge_op) {
+  case NN_OP_SKIP:
+    par_elem(r, add ? 1 : 0, out, in, NULL, n);
+    return NN_OK;
+  case NN_OP_AVGPOOL3X3:
+    par_pool(r, add ? 1 : 0, in, r->S * e->in_c, e->in_h, e->in_w, 3, out);
+    return NN_OK;
+  default: {
+    val v = {in, 0, 0};
+    const int last = ei + e->nsub;
+    if (e->nsub < 1 || r->pl->steps[last].op != NN_STEP_BN)
+      return nn_fail(err, NN_EINVAL, "forward: edge %s (%s) does not end in a BatchNorm", e->path, nn_op_name(e->edge_op));
+    for (int k = ei + 1; k < last && st == NN_OK; k++) st = step_run(r, w, k, &v, err);
+    if (st == NN_OK) bn_run(r, last, v.x, out, add);
+    return st;
+  }
+  }
+}
+
+static void cell_run_free(cell_run *c) {
+  for (int i = 0; i < 4; i++) nn_scratch_put(c->x[i]), c->x[i] = NULL;
+  for (int i = 0; i < 3; i++) nn_scratch_put(c->bx[i]), c->bx[i] = NULL;
+  nn_scratch_put(c->y0), c->y0 = NULL;
+}
+
+/* State for the CELL step ci. */
+static nn_status cell_run_init(cell_run *c, const nn_plan *pl, int ci, int64_t S, nn_error *err) {
+  const nn_plan_step *cs = &pl->steps[ci];
+  size_t n = (size_t)(S * nn_plan_step_in_numel(cs));
+  memset(c, 0, sizeof *c);
+  c->cell = cs->cell, c->nfwd = cs->nfwd;
+  for (int i = ci + 1; i <= ci + cs->nsub; i += 1 + pl->steps[i].nsub) c->edge[c->nedges++] = i;
+  c->back = c->nedges > c->nfwd;
+  int ok = 1;
+  for (int i = 1; i < 4; i++) ok &= (c->x[i] = nn_scratch_get(n * sizeof(float))) != NULL;
+  if (c->back) {
+    ok &= (c->y0 = nn_scratch_get(n * sizeof(float))) != NULL;
+    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = nn_scratch_zeroed(n * sizeof(float))) != NULL;
+  }
+  if (!ok) {
+    cell_run_free(c);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", cs->path);
+  }
+  return NN_OK;
+}
+
+/* One timestep of the CELL step ci (docs/model.md): x0 in, returns x3 (owned by the cell's run). */
+static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float **x3, nn_error *err) {
+  const nn_plan_step *cs = &r->pl->steps[ci];
+  cell_run *c = &w->cells[cs->cell];
+  const nn_plan_step *st0 = r->pl->steps;
+  const int64_t n = r->S * nn_plan_step_in_numel(cs);
+  const float *in[4];
+  nn_status st;
+  int e = 0;
+  in[0] = x0;
+  if (c->back) {
+    par_elem(r, 2, c->y0, x0, c->bx[0], n);
+    in[0] = c->y0;
+  }
+  for (int j = 1; j <= 3; j++) {
+    int fresh = 1;
+    for (; e < c->nfwd && st0[c->edge[e]].to == j; e++)
+      if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], c->x[j], &fresh, err)) != NN_OK) return st;
+    if (fresh) par_elem(r, 3, c->x[j], NULL, NULL, n);
+    if (c->back && j < 3) par_elem(r, 1, c->x[j], c->bx[j], NULL, n); /* x_j -> y_j */
+    in[j] = c->x[j];
+  }
+  if (c->back) {
+    /* every edge input (y0, y1, y2, x3) is computed: the old backward state is no longer needed */
+    int fresh[3] = {1, 1, 1};
+    for (; e < c->nedges; e++) {
+      const nn_plan_step *es = &st0[c->edge[e]];
+      if ((st = edge_apply(r, w, c->edge[e], in[es->from], c->bx[es->to], &fresh[es->to], err)) != NN_OK) return st;
+    }
+    for (int i = 0; i < 3; i++)
+      if (fresh[i]) par_elem(r, 3, c->bx[i], NULL, NULL, n);
+  }
+  *x3 = c->x[3];
+  return NN_OK;
+}
+
+/* Where step i writes a new map: the part's slot for its last step, else the step's buffer. */
+static float *out_of(walk *w, int i) { return i == w->hi - 1 && w->slot ? w->slot : w->buf[i]; }
+
+/* Runs step i (not an EDGE: its CELL runs it) on *v, leaving its output in *v. */
+static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[i];
+  const float *x = NULL;
+  nn_status st = NN_OK;
+  float *y;
+  switch (s->op) {
+  case NN_STEP_CONV:
+    y = s->once ? w->keep : r->tmp;
+    st = conv_run(r, i, v, y, err);
+    *v = (val){y, 0, 0};
+    break;
+  case NN_STEP_BN:
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    /* a once step's output is kept for every timestep; other BNs write r.tmp (in place when x
+     * is there). So the downconv's first BN output lives in r.tmp: its LIF reads it before the
+     * conv writes r.tmp, one map less alive (134 MB at the cifar presets' batch 256) */
+    y = s->once ? w->keep : x == r->tmp ? (float *)x : r->tmp;
+    bn_run(r, i, x, y, 0);
+    *v = (val){y, 0, 0};
+    break;
+  case NN_STEP_LIF:
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    v->x = NULL, v->spikes = 1;
+    st = lif_call(r, s->lif, x, &v->fired, err);
+    break;
+  case NN_STEP_POOL:
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    y = out_of(w, i);
+    par_pool(r, 2, x, r->S * s->in_c, s->in_h, s->in_w, s->k, y);
+    *v = (val){y, 0, 0};
+    break;
+  case NN_STEP_DROPOUT: /* off during scoring and evaluation (docs/model.md [choice]) */
+    break;
+  case NN_STEP_LINEAR: {
+    const float *b = s->bias ? nn_net_step_tensor(r->net, i, 1)->data : NULL;
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    y = out_of(w, i);
+    st = nn_linear(x, r->S, s->in_c, nn_net_step_tensor(r->net, i, 0)->data, b, s->out_c, y, err);
+    *v = (val){y, 0, 0};
+    break;
+  }
+  case NN_STEP_BOOST: { /* AvgPool1d(k) over the outputs: mean of each class's cluster */
+    const int64_t K = s->out_c, CL = s->k;
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    y = out_of(w, i);
+    for (int64_t j = 0; j < r->S; j++)
+      for (int64_t k = 0; k < K; k++) {
+        float sum = 0;
+        for (int64_t q = 0; q < CL; q++) sum += x[j * K * CL + k * CL + q];
+        y[j * K + k] = sum / (float)CL;
+      }
+    *v = (val){y, 0, 0};
+    break;
+  }
+  case NN_STEP_CELL:
+    if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
+    st = cell_step(r, w, i, x, &v->x, err);
+    v->spikes = 0;
+    break;
+  default:
+    st = nn_fail(err, NN_EINVAL, "forward: step %s (%s) cannot run on its own", s->path, nn_step_op_name(s->op));
+    break;
+  }
+  return st;
+}
+
+static void walk_free(walk *w) {
+  for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(w->buf[i]);
+  nn_scratch_put(w->keep);
+  for (int c = 0; c < 2; c++) cell_run_free(&w->cells[c]);
+}
+
+/* Buffers of a walk over part `part`, its steps up to `end` (spikes only: the last LIF); with
+ * `slotted`, the last step writes into w->slot (set per timestep by the caller) and gets no
+ * buffer. The caller frees them with walk_free, also when this fails. */
+static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int slotted, int64_t S, nn_error *err) {
+  nn_status st = NN_OK;
+  int64_t keep = 0;
+  memset(w, 0, sizeof *w);
+  w->lo0 = part ? pl->boundary : 0, w->hi = end;
+  for (w->lo = w->lo0; w->lo < w->hi && pl->steps[w->lo].once; w->lo++)
+    if (nn_plan_step_out_numel(&pl->steps[w->lo]) > keep) keep = nn_plan_step_out_numel(&pl->steps[w->lo]);
+  if (keep && !(w->keep = nn_scratch_get((size_t)(S * keep) * sizeof(float)))) st = NN_ENOMEM;
+  for (int i = w->lo; i < w->hi && st == NN_OK; i++) {
+    const nn_plan_step *s = &pl->steps[i];
+    if (s->op == NN_STEP_CELL) st = cell_run_init(&w->cells[s->cell], pl, i, S, err);
+    else if ((s->op == NN_STEP_POOL || s->op == NN_STEP_LINEAR || s->op == NN_STEP_BOOST) &&
+             !(slotted && i == w->hi - 1) && !(w->buf[i] = nn_scratch_get((size_t)(S * nn_plan_step_out_numel(s)) * sizeof(float))))
+      st = NN_ENOMEM;
+  }
+  if (st == NN_ENOMEM) nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
+  return st;
+}
+
+/* Runs steps [lo, hi) of a walk on *v (a CELL runs its edges and steps over them). */
+static nn_status walk_steps(run *r, walk *w, int lo, int hi, val *v, nn_error *err) {
+  nn_status st = NN_OK;
+  for (int i = lo; i < hi && st == NN_OK; i += 1 + (r->pl->steps[i].op == NN_STEP_CELL ? r->pl->steps[i].nsub : 0))
+    st = step_run(r, w, i, v, err);
+  return st;
+}
+
+static void reset_stats(nn_net *net, int part) {
+  for (int i = 0; i < net->plan.nlifs; i++)
+    if (net->plan.steps[net->plan.lif_step[i]].part == part) net->lifs[i].fired = net->lifs[i].seen = 0;
+}
+
+static nn_status check_finite(const nn_tensor *x, const char *what, nn_error *err) {
+  for (int64_t i = 0; i < x->numel; i++)
+    if (!isfinite(x->data[i]))
+      return nn_fail(err, NN_EINVAL, "forward: %s element %lld is not finite", what, (long long)i + 1);
+  return NN_OK;
+}
+
+nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forward_opts *o,
+                                nn_tensor **cellb_in, nn_error *err) {
+  const nn_plan *pl = &net->plan;
+  const nn_net_params *p = &pl->p;
+  const nn_plan_step *last = &pl->steps[pl->boundary - 1];
+  const int64_t T = p->timesteps;
+  nn_status st;
+  *cellb_in = NULL;
+  if (x->ndim != 4 || x->shape[0] < 1 || x->shape[1] != p->in_ch || x->shape[2] != p->in_h ||
+      x->shape[3] != p->in_w) {
+    char buf[64];
+    return nn_fail(err, NN_EINVAL, "forward: input has shape %s, expected Sx%lldx%lldx%lld (S >= 1)",
+                   nn_tensor_shape_str(x, buf, sizeof buf), (long long)p->in_ch, (long long)p->in_h,
+                   (long long)p->in_w);
+  }
+  if ((st = check_finite(x, "input", err)) != NN_OK) return st;
+  const int64_t S = x->shape[0], per = S * nn_plan_step_out_numel(last);
+  nn_tensor *out = nn_tensor_new4(4, T, S, last->out_c, last->out_h * last->out_w, err);
+  if (!out) return err ? err->code : NN_ENOMEM;
+  int64_t shp[5] = {T, S, last->out_c, last->out_h, last->out_w};
+  nn_tensor_reshape(out, 5, shp, NULL);
+  run r;
+  walk w;
+  if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
+    nn_tensor_free(out);
+    return st;
+  }
+  reset_stats(net, 0);
+  st = walk_init(&w, pl, 0, pl->boundary, 1, S, err);
+  val v0 = {x->data, 0, 0};
+  if (st == NN_OK) st = walk_steps(&r, &w, w.lo0, w.lo, &v0, err); /* the stem: once (docs/model.md) */
+  for (int t = 0; t < T && st == NN_OK; t++) {
+    val v = v0;
+    r.step = t;
+    if (nn_cancelled()) {
+      st = nn_fail(err, NN_EINTR, "forward: interrupted");
+      break;
+    }
+    w.slot = out->data + t * per;
+    if ((st = walk_steps(&r, &w, w.lo, w.hi, &v, err)) != NN_OK) break;
+    if (v.x != w.slot) { /* the last step is not one that writes a new map (a BN, a LIF, ...) */
+      const float *y;
+      if ((st = floats_of(&r, &v, &y, err)) != NN_OK) break;
+      par_elem(&r, 0, w.slot, y, NULL, per);
+    }
+  }
+  walk_free(&w);
+  run_free(&r);
+  if (st != NN_OK) {
+    nn_tensor_free(out);
+    return st;
+  }
+  *cellb_in = out;
+  return NN_OK;
+}
+
+nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn_forward_opts *o,
+                                nn_tensor **out, nn_error *err) {
+  const nn_plan *pl = &net->plan;
+  const nn_plan_step *first = &pl->steps[pl->boundary], *last = &pl->steps[pl->nsteps - 1];
+  const int64_t T = pl->p.timesteps;
+  nn_status st;
+  *out = NULL;
+  if (cellb_in->ndim != 5 || cellb_in->shape[0] != T || cellb_in->shape[1] < 1 ||
+      cellb_in->shape[2] != first->in_c || cellb_in->shape[3] != first->in_h || cellb_in->shape[4] != first->in_w) {
+    char buf[64];
+    return nn_fail(err, NN_EINVAL, "forward: cell B input has shape %s, expected %lldxSx%lldx%lldx%lld",
+                   nn_tensor_shape_str(cellb_in, buf, sizeof buf), (long long)T, (long long)first->in_c,
+                   (long long)first->in_h, (long long)first->in_w);
+  }
+  const int64_t S = cellb_in->shape[1], per = S * nn_plan_step_in_numel(first);
+  /* spikes only: nothing after the last LIF makes spikes, so the walk stops there */
+  const int spikes_only = o && o->spikes_only;
+  const int end = spikes_only ? pl->lif_step[pl->nlifs - 1] + 1 : pl->nsteps;
+  const int64_t K = nn_plan_step_out_numel(last);
+  nn_tensor *res = spikes_only ? NULL : nn_tensor_new4(2, S, K, 0, 0, err);
+  if (!res && !spikes_only) return err ? err->code : NN_ENOMEM;
+  run r;
+  walk w;
+  if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
+    nn_tensor_free(res);
+    return st;
+  }
+  reset_stats(net, 1);
+  st = walk_init(&w, pl, 1, end, 0, S, err);
+  for (int t = 0; t < T && st == NN_OK; t++) {
+    val v = {cellb_in->data + t * per, 0, 0};
+    const float *y;
+    r.step = t;
+    if (nn_cancelled()) {
+      st = nn_fail(err, NN_EINTR, "forward: interrupted");
+      break;
+    }
+    if ((st = walk_steps(&r, &w, w.lo, w.hi, &v, err)) != NN_OK || spikes_only) continue;
+    /* the output: the last step's, averaged over T */
+    if ((st = floats_of(&r, &v, &y, err)) != NN_OK) break;
+    for (int64_t i = 0; i < S * K; i++) res->data[i] += y[i];
+  }
+  for (int64_t i = 0; res && i < res->numel; i++) res->data[i] /= (float)T;
+  walk_free(&w);
+  run_free(&r);
+  if (st != NN_OK) {
+    nn_tensor_free(res);
+    return st;
+  }
+  *out = res;
+  return NN_OK;
+}
+
+nn_status nn_net_forward(nn_net *net, const nn_tensor *x, const nn_forward_opts *o, nn_tensor **out,
+                         nn_error *err) {
+  nn_tensor *mid = NULL;
+  *out = NULL;
+  nn_status st = nn_net_forward_prefix(net, x, o, &mid, err);
+  if (st != NN_OK) return st;
+  st = nn_net_forward_suffix(net, mid, o, out, err);
+  nn_tensor_free(mid);
+  return st;
+}

@@ -1,0 +1,141 @@
+/* nn_net_io.c: a net's weights as safetensors (float32), named by the plan's params (docs/interop.md;
+ * nn_interop.c adds other namings and integer codes). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "neuronas/nn_safetensors.h"
+#include "nn_net_impl.h"
+
+nn_status nn_net_save(const nn_net *net, const char *path, nn_error *err) {
+  nn_st_entry e[NN_PLAN_MAXPARAM];
+  char ca[NN_CELL_TEXT_MAX], cb[NN_CELL_TEXT_MAX], bits[16];
+  for (int i = 0; i < net->plan.nparams; i++) e[i].name = net->plan.params[i].name, e[i].t = net->t[i];
+  nn_cell_format(&net->plan.p.cell_a, ca, sizeof ca);
+  nn_cell_format(&net->plan.p.cell_b, cb, sizeof cb);
+  snprintf(bits, sizeof bits, "%d", net->weight_bits);
+  const char *meta[] = {"format", "neuronas.net", "cellA", ca, "cellB", cb, "weight_bits", bits, NULL};
+  return nn_st_write(path, e, (size_t)net->plan.nparams, meta, err);
+}
+
+static void shape_str(int nd, const int64_t *s, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  if (nd == 0) snprintf(buf, n, "scalar");
+  for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "x" : "", (long long)s[i]);
+}
+
+/* The index of the param stored under `name` (keys[i], or the param's own name), or -1. */
+static int key_index(const nn_net *net, const char *const *keys, const char *name) {
+  for (int i = 0; i < net->plan.nparams; i++)
+    if (!strcmp(keys ? keys[i] : net->plan.params[i].name, name)) return i;
+  return -1;
+}
+
+/* A "<key>.exponent" tensor (integer-code files, docs/interop.md): its param's index, or -1. */
+static int exponent_of(const nn_net *net, const char *const *keys, const char *name) {
+  static const char suf[] = ".exponent";
+  size_t n = strlen(name), k = sizeof suf - 1;
+  char base[NN_PLAN_NAME_LEN + 64];
+  if (n <= k || n - k >= sizeof base || strcmp(name + n - k, suf)) return -1;
+  memcpy(base, name, n - k);
+  base[n - k] = 0;
+  return key_index(net, keys, base);
+}
+
+/* Reads param i (stored as `key`) into dst: floats, or integer codes times 2^exponent. */
+static nn_status read_param(nn_st_file *f, const char *path, const char *key, nn_tensor *dst, nn_error *err) {
+  char ek[NN_PLAN_NAME_LEN + 64];
+  snprintf(ek, sizeof ek, "%s.exponent", key);
+  int k = nn_st_find(f, ek);
+  if (k < 0) return nn_st_read_f32(f, key, dst->data, dst->numel, err);
+  double e;
+  nn_status st;
+  if (nn_st_numel(f, (size_t)k) != 1) return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' must be one integer", path, ek);
+  if ((st = nn_st_read_f64(f, ek, &e, 1, err)) != NN_OK) return st;
+  if (e != floor(e) || e < -200 || e > 200)
+    return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' is %g, expected an integer in -200..200", path, ek, e);
+  double *codes = malloc((size_t)(dst->numel ? dst->numel : 1) * sizeof *codes);
+  if (!codes) return nn_fail(err, NN_ENOMEM, "%s: out of memory for '%s'", path, key);
+  if ((st = nn_st_read_f64(f, key, codes, dst->numel, err)) == NN_OK)
+    for (int64_t j = 0; j < dst->numel; j++) dst->data[j] = (float)ldexp(codes[j], (int)e);
+  free(codes);
+  return st;
+}
+
+nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *keys,
+                           int (*extra)(const char *name), nn_error *err) {
+  nn_st_file *f = nn_st_open(path, err);
+  nn_tensor *tmp[NN_PLAN_MAXPARAM] = {0};
+  nn_status st = NN_OK;
+  if (!f) return err ? err->code : NN_EIO;
+  /* every file tensor must be one of ours (a different architecture fails loudly) */
+  for (size_t i = 0; i < nn_st_count(f) && st == NN_OK; i++) {
+    const char *name = nn_st_name(f, i);
+    if (key_index(net, keys, name) < 0 && exponent_of(net, keys, name) < 0 && !(extra && extra(name)))
+      st = nn_fail(err, NN_EINVAL, "%s: unexpected tensor '%s' (the net has no such parameter)", path, name);
+  }
+  for (int i = 0; i < net->plan.nparams && st == NN_OK; i++) {
+    const nn_tensor *t = net->t[i];
+    const char *key = keys ? keys[i] : net->plan.params[i].name;
+    int k = nn_st_find(f, key);
+    if (k < 0) {
+      st = nn_fail(err, NN_EINVAL, "%s: no tensor '%s'", path, key);
+      break;
+    }
+    int nd = nn_st_ndim(f, (size_t)k), same = nd == t->ndim;
+    for (int d = 0; same && d < nd; d++) same = nn_st_shape(f, (size_t)k)[d] == t->shape[d];
+    if (!same) {
+      char a[64], b[64];
+      shape_str(nd, nn_st_shape(f, (size_t)k), a, sizeof a);
+      shape_str(t->ndim, t->shape, b, sizeof b);
+      st = nn_fail(err, NN_EINVAL, "%s: tensor '%s' has shape %s, expected %s", path, key, a, b);
+      break;
+    }
+    /* integers would pass as huge weights: only integer codes with their KEY.exponent (a codes
+     * file, read_param) are converted */
+    const char *dt = nn_st_dtype(f, (size_t)k);
+    char ek[NN_PLAN_NAME_LEN + 64];
+    snprintf(ek, sizeof ek, "%s.exponent", key);
+    if (strcmp(dt, "F32") != 0 && strcmp(dt, "F64") != 0 && nn_st_find(f, ek) < 0) {
+      st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F64 (or integer codes "
+                   "with '%s')", path, key, dt, ek);
+      break;
+    }
+    if (!(tmp[i] = nn_tensor_new(t->ndim, t->shape, err))) {
+      st = err ? err->code : NN_ENOMEM;
+      break;
+    }
+    if ((st = read_param(f, path, key, tmp[i], err)) != NN_OK) break;
+    size_t nl = strlen(key);
+    int var = nl >= 12 && strcmp(key + nl - 12, ".running_var") == 0;
+    for (int64_t j = 0; j < t->numel && st == NN_OK; j++)
+      if (!isfinite(tmp[i]->data[j]))
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, key, (long long)j + 1);
+      else if (var && !(tmp[i]->data[j] > 0))
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
+                     key, (long long)j + 1, (double)tmp[i]->data[j]);
+  }
+  int bits = net->weight_bits;
+  const char *b = st == NN_OK ? nn_st_meta(f, "weight_bits") : NULL;
+  if (b) {
+    char *end;
+    long v = strtol(b, &end, 10);
+    if (end == b || *end || v < NN_WEIGHT_BITS_MIN || v > NN_WEIGHT_BITS_MAX)
+      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in %d..%d expected",
+                   path, b, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
+    bits = (int)v;
+  }
+  if (st == NN_OK) {
+    for (int i = 0; i < net->plan.nparams; i++) nn_tensor_copy(net->t[i], tmp[i], NULL);
+    net->weight_bits = bits;
+  }
+  for (int i = 0; i < net->plan.nparams; i++) nn_tensor_free(tmp[i]);
+  nn_st_close(f);
+  return st;
+}
+
+nn_status nn_net_load(nn_net *net, const char *path, nn_error *err) {
+  return nn_net_load_keys(net, path, NULL, NULL, err);
+}
