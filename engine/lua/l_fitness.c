@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "l_aux.h"
+#include "l_variation.h"
 #include "neuronas/nn_activity.h"
 #include "neuronas/nn_fitness.h"
 
@@ -117,31 +118,6 @@ static lua_Integer activity_xbar(lua_State *L, int opts) {
   }
   lua_pop(L, 1);
   return xbar;
-}
-
-/* { layers = { { name, active, reads, measured, fraction }, ... }, active, reads, fraction, xbar }
- * with the totals over the measured layers: what nn.activity returns. */
-static void push_activity(lua_State *L, const nn_net *net, const nn_activity_layer *ls, lua_Integer xbar) {
-  size_t n = nn_net_layer_count(net);
-  int64_t act = 0, reads = 0;
-  lua_createtable(L, 0, 5);
-  lua_createtable(L, (int)n, 0);
-  for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, nn_net_layer(net, i)->name), lua_setfield(L, -2, "name");
-    lua_pushinteger(L, ls[i].active), lua_setfield(L, -2, "active");
-    lua_pushinteger(L, ls[i].reads), lua_setfield(L, -2, "reads");
-    lua_pushboolean(L, ls[i].measured), lua_setfield(L, -2, "measured");
-    lua_pushnumber(L, ls[i].reads > 0 ? (double)ls[i].active / (double)ls[i].reads : 1);
-    lua_setfield(L, -2, "fraction");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-    if (ls[i].measured) act += ls[i].active, reads += ls[i].reads;
-  }
-  lua_setfield(L, -2, "layers");
-  lua_pushinteger(L, act), lua_setfield(L, -2, "active");
-  lua_pushinteger(L, reads), lua_setfield(L, -2, "reads");
-  lua_pushnumber(L, reads > 0 ? (double)act / (double)reads : 1), lua_setfield(L, -2, "fraction");
-  lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
 }
 
 static void push_diag(lua_State *L, const nn_fitness_diag *d) {
@@ -308,7 +284,7 @@ static int f_fitness(lua_State *L) {
   lua_pushnumber(L, score);
   push_diag(L, d);
   if (xbar) {
-    push_activity(L, net, ls, xbar);
+    l_push_activity(L, net, ls, xbar);
     lua_setfield(L, -2, "activity");
   }
   return 2;
