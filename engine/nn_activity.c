@@ -118,26 +118,25 @@ nn_status nn_activity_count_ref(const nn_activity_geom *g, const uint64_t *bits,
 }
 
 /* ---- a net's layers ---- */
-typedef struct act_ud {
-  const nn_net *net;
+struct nn_activity_counter {
   size_t n;
   nn_activity_layer *layers;
   nn_activity_geom *geom;
   char (*lif)[NN_NET_MAXNAME_LEN + 8]; /* per layer: the LIF path feeding it, "" when none */
   nn_status st;
-  nn_error *err;
-} act_ud;
+  nn_error err;
+};
 
-static void on_spikes(void *ud, const nn_spike_call *c) {
-  act_ud *a = ud;
+void nn_activity_observe(void *ud, const nn_spike_call *c) {
+  nn_activity_counter *a = ud;
   if (a->st != NN_OK) return;
   for (size_t i = 0; i < a->n; i++) {
     if (!a->layers[i].measured || strcmp(a->lif[i], c->module) != 0) continue;
     const nn_activity_geom *g = &a->geom[i];
     if (c->neurons != g->channels * g->height * g->width) continue;
     int64_t act = 0, oh, ow, reads;
-    a->st = nn_activity_count(g, c->bits, c->samples, c->words, &act, a->err);
-    if (a->st == NN_OK) a->st = nn_activity_reads(g, &oh, &ow, &reads, a->err);
+    a->st = nn_activity_count(g, c->bits, c->samples, c->words, &act, &a->err);
+    if (a->st == NN_OK) a->st = nn_activity_reads(g, &oh, &ow, &reads, &a->err);
     if (a->st != NN_OK) return;
     a->layers[i].active += act;
     a->layers[i].reads += reads * c->samples;
@@ -158,21 +157,30 @@ static int lif_name(const nn_net *net, const char *layer, char *out, size_t cap)
   return 0;
 }
 
-nn_status nn_activity_net(const nn_net *net, const nn_tensor *const *batches, int repeats,
-                          int64_t xbar, nn_activity_layer *layers, nn_error *err) {
-  if (repeats < 1 || repeats > 64) return nn_fail(err, NN_EINVAL, "activity: repeats=%d outside 1..64", repeats);
-  if (xbar < 1) return nn_fail(err, NN_EINVAL, "activity: xbar=%lld < 1", (long long)xbar);
-  size_t n = nn_net_layer_count(net);
-  act_ud a = {.net = net, .n = n, .layers = layers, .st = NN_OK, .err = err};
-  a.geom = calloc(n ? n : 1, sizeof *a.geom);
-  a.lif = calloc(n ? n : 1, sizeof *a.lif);
-  if (!a.geom || !a.lif) {
-    free(a.geom);
-    free(a.lif);
-    return nn_fail(err, NN_ENOMEM, "activity: out of memory");
+nn_activity_counter *nn_activity_counter_new(const nn_net *net, int64_t samples, int64_t xbar,
+                                             nn_activity_layer *layers, nn_error *err) {
+  if (xbar < 1) {
+    nn_fail(err, NN_EINVAL, "activity: xbar=%lld < 1", (long long)xbar);
+    return NULL;
   }
-  int64_t samples = 0;
-  for (int r = 0; r < repeats; r++) samples += nn_tensor_dim(batches[r], 0);
+  if (samples < 1) {
+    nn_fail(err, NN_EINVAL, "activity: samples=%lld < 1", (long long)samples);
+    return NULL;
+  }
+  size_t n = nn_net_layer_count(net);
+  nn_activity_counter *a = calloc(1, sizeof *a);
+  if (a) {
+    a->geom = calloc(n ? n : 1, sizeof *a->geom);
+    a->lif = calloc(n ? n : 1, sizeof *a->lif);
+  }
+  if (!a || !a->geom || !a->lif) {
+    nn_activity_counter_free(a);
+    nn_fail(err, NN_ENOMEM, "activity: out of memory");
+    return NULL;
+  }
+  a->n = n;
+  a->layers = layers;
+  a->st = NN_OK;
   int64_t T = nn_net_params_of(net)->timesteps;
   for (size_t i = 0; i < n; i++) {
     const nn_layer_desc *d = nn_net_layer(net, i);
@@ -180,27 +188,52 @@ nn_status nn_activity_net(const nn_net *net, const nn_tensor *const *batches, in
                           .k = d->k, .stride = d->stride, .xbar = xbar};
     int64_t oh = 0, ow = 0, reads = 0;
     layers[i] = (nn_activity_layer){0};
-    a.geom[i] = g;
-    a.lif[i][0] = 0;
+    a->geom[i] = g;
+    a->lif[i][0] = 0;
     int ok = nn_activity_reads(&g, &oh, &ow, &reads, NULL) == NN_OK && oh == d->out_dim && ow == d->out_dim;
-    layers[i].measured = ok && lif_name(net, d->name, a.lif[i], sizeof a.lif[i]);
+    layers[i].measured = ok && lif_name(net, d->name, a->lif[i], sizeof a->lif[i]);
     if (!layers[i].measured) {
       /* every read of an unmeasured layer counts as active: out^2 ceil(C/X) per sample and step */
       int64_t all = d->out_dim * d->out_dim * ((d->in_ch + xbar - 1) / xbar) * samples * T;
       layers[i].active = layers[i].reads = all;
     }
   }
+  return a;
+}
+
+nn_status nn_activity_counter_status(const nn_activity_counter *a, nn_error *err) {
+  if (a->st != NN_OK && err) *err = a->err;
+  return a->st;
+}
+
+void nn_activity_counter_free(nn_activity_counter *a) {
+  if (!a) return;
+  free(a->geom);
+  free(a->lif);
+  free(a);
+}
+
+nn_status nn_activity_net(const nn_net *net, const nn_tensor *const *batches, int repeats,
+                          int64_t xbar, nn_activity_layer *layers, nn_error *err) {
+  if (repeats < 1 || repeats > 64) return nn_fail(err, NN_EINVAL, "activity: repeats=%d outside 1..64", repeats);
+  int64_t samples = 0;
+  for (int r = 0; r < repeats; r++) samples += nn_tensor_dim(batches[r], 0);
+  nn_error e;
+  nn_activity_counter *a = nn_activity_counter_new(net, samples, xbar, layers, &e);
+  if (!a) {
+    if (err) *err = e;
+    return e.code;
+  }
   nn_net *clone = nn_net_clone(net, err);
   nn_status st = clone ? NN_OK : (err ? err->code : NN_ENOMEM);
-  nn_forward_opts o = {.train = 1, .on_spikes = on_spikes, .ud = &a, .spikes_only = 1};
+  nn_forward_opts o = {.train = 1, .on_spikes = nn_activity_observe, .ud = a, .spikes_only = 1};
   for (int r = 0; st == NN_OK && r < repeats; r++) {
     nn_tensor *out = NULL;
     st = nn_net_forward(clone, batches[r], &o, &out, err);
     nn_tensor_free(out);
-    if (st == NN_OK && a.st != NN_OK) st = a.st;
+    if (st == NN_OK) st = nn_activity_counter_status(a, err);
   }
   nn_net_free(clone);
-  free(a.geom);
-  free(a.lif);
+  nn_activity_counter_free(a);
   return st;
 }

@@ -48,6 +48,8 @@ typedef struct obs {
   mod_list *mods;   /* where this phase's module statistics go */
   int64_t calls;    /* LIF calls seen */
   double kernel_s;  /* seconds inside nn_kernel_add */
+  nn_spike_fn also; /* the caller's observer (nn_fitness_opts.on_spikes), or NULL */
+  void *also_ud;
   nn_status st;
   nn_error err;
 } obs;
@@ -61,6 +63,7 @@ static void on_spikes(void *ud, const nn_spike_call *c) {
   o->kernel_s += now_s() - t0;
   o->calls++;
   mod_add(&o->mods->n, o->mods->m, c->module ? c->module : "?", 1, c->fired, c->neurons);
+  if (o->also && o->st == NN_OK) o->also(o->also_ud, c);
 }
 
 /* ---- the cache ---- */
@@ -387,9 +390,10 @@ static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
 }
 
 /* Runs the prefix of net on x into r (kernel, cell-B inputs, call statistics); r->ready on
- * success. Timings go to d. par: the threads for the forward and the kernel (NULL: one). */
+ * success. Timings go to d. par: the threads for the forward and the kernel (NULL: one).
+ * also (may be NULL): the caller's observer, handed every LIF call too. */
 static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness_diag *d,
-                            nn_par *par, nn_error *err) {
+                            nn_par *par, const nn_fitness_opts *also, nn_error *err) {
   nn_forward_opts fo;
   obs o;
   nn_status st;
@@ -400,6 +404,7 @@ static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness
   o.k = r->k;
   o.mods = &r->mods;
   o.par = par;
+  if (also) o.also = also->on_spikes, o.also_ud = also->spikes_ud;
   fo.threads = nn_par_threads(par);
   fo.train = 1;
   fo.on_spikes = on_spikes;
@@ -417,7 +422,7 @@ static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness
 
 /* One repeat from a ready prefix result: k = the prefix kernel plus every suffix LIF call. */
 static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness_diag *d,
-                            nn_par *par, nn_error *err) {
+                            nn_par *par, const nn_fitness_opts *also, nn_error *err) {
   nn_forward_opts fo;
   mod_list *suf = calloc(1, sizeof *suf);
   nn_tensor *out = NULL;
@@ -433,6 +438,7 @@ static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness
   o.k = k;
   o.mods = suf;
   o.par = par;
+  if (also) o.also = also->on_spikes, o.also_ud = also->spikes_ud;
   fo.threads = nn_par_threads(par);
   fo.train = 1;
   fo.on_spikes = on_spikes;
@@ -478,18 +484,21 @@ static pres *prefix_lookup(nn_net *net, const nn_tensor *x, nn_fitness_cache *ca
   return r;
 }
 
-/* One repeat: the prefix (cached or run, then stored) and the suffix into k. */
+/* One repeat: the prefix (cached or run, then stored) and the suffix into k. With an observer
+ * (also) the prefix is run here, without the cache, so the observer sees all its calls. */
 static nn_status one_batch(nn_net *net, const nn_tensor *x, nn_fitness_cache *cache,
-                           nn_kernel *k, nn_fitness_diag *d, nn_par *par, nn_error *err) {
+                           nn_kernel *k, nn_fitness_diag *d, nn_par *par,
+                           const nn_fitness_opts *also, nn_error *err) {
   int produce;
   nn_status st = NN_OK;
+  if (also) cache = NULL;
   pres *r = prefix_lookup(net, x, cache, d, &produce);
   if (!r) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
   if (produce) {
-    st = run_prefix(net, x, r, d, par, err);
+    st = run_prefix(net, x, r, d, par, also, err);
     if (st != NN_OK && cache) cache_drop_unready(cache);
   }
-  if (st == NN_OK) st = run_suffix(net, r, k, d, par, err);
+  if (st == NN_OK) st = run_suffix(net, r, k, d, par, also, err);
   pres_unref(r);
   return st;
 }
@@ -566,7 +575,8 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
       st = nn_fail(err, NN_EINTR, "fitness: interrupted");
       break;
     }
-    st = one_batch(net, batches[r], opts ? opts->cache : NULL, k, d, par, err);
+    st = one_batch(net, batches[r], opts ? opts->cache : NULL, k, d, par,
+                   r == 0 && opts && opts->on_spikes ? opts : NULL, err);
     if (st != NN_OK) break;
     double t0 = now_s();
     st = nn_kernel_score(k, &d->scores[r], &d->signs[r], err);
@@ -641,7 +651,7 @@ static void many_job(many_ctx *c, many_net *m) {
   if (m->st != NN_OK) return;
   if (c->phase == 2) {
     for (int r = 0; r < c->repeats && m->st == NN_OK; r++)
-      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, &m->err);
+      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, NULL, &m->err);
     return;
   }
   nn_kernel *k = nn_kernel_new(c->S, &m->err);
@@ -656,9 +666,9 @@ static void many_job(many_ctx *c, many_net *m) {
       break;
     }
     if (m->produce[r] == 2 &&
-        (m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, &m->err)) != NN_OK)
+        (m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, NULL, &m->err)) != NN_OK)
       break;
-    m->st = run_suffix(m->net, m->src[r], k, m->d, NULL, &m->err);
+    m->st = run_suffix(m->net, m->src[r], k, m->d, NULL, NULL, &m->err);
     if (m->produce[r] == 2) { /* private: nobody reads it again */
       nn_tensor_free(m->src[r]->cellb_in);
       m->src[r]->cellb_in = NULL;

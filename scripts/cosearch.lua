@@ -1,14 +1,16 @@
 -- scripts/cosearch.lua: hardware co-search against the fixed-hardware search at the same number of
--- scored candidates (docs/search.md, "Hardware co-search"). Both runs are search.cosearch (NSGA-II
--- on score up, energy down, same seed, same population and generations); the first searches cells
--- only on the default chip at --bits and the preset's T, the second cells plus the chip's crossbar
--- size, bits per cell and ADC bits, the weight precision and T. Prints both Pareto fronts and
--- their hypervolumes against one reference point; --json writes them.
+-- scored candidates (docs/search.md, "Hardware co-search"). Both runs are search.nsga2 on score
+-- up and energy down, with the same seed, population and scored budget (population x
+-- generations); the first searches cells only on the default chip at --bits and the preset's T,
+-- the second cells plus the knobs of --knobs (crossbar size, bits per cell, ADC bits, weight
+-- precision, T). Prints both Pareto fronts and their hypervolumes against one reference point;
+-- --json writes them.
 local search = require("neuronas.search")
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
 local json = require("neuronas.json")
 local knobs = require("neuronas.search.knobs")
+local H = require("neuronas.search.hypervolume")
 
 local L = require("neuronas.limits")
 local spec = app.extend(app.flags(), {
@@ -30,23 +32,21 @@ local field = flags.objective
 
 local function run(label, kn)
   local setup = app.setup(flags, data, constraints)
-  setup.knobs, setup.population, setup.generations, setup.objective = kn, flags.population, flags.generations, field
+  setup.knobs, setup.population, setup.scored = kn, flags.population, flags.population * flags.generations
+  setup.objectives = { "score", field }
   if field == "energy_active_uj" then setup.activity = true end
   local bar, hooks = app.progress(flags, flags.population * flags.generations, label)
   setup.hooks = hooks
-  local rep = search.cosearch(setup)
+  local rep = search.nsga2(setup)
   bar:finish()
+  -- the feasible results no other dominates (score up, energy down), by rising energy
+  rep.front = H.front(rep.results, { objectives = setup.objectives }).front
+  table.sort(rep.front, function(x, y) return x.cost[field] < y.cost[field] end)
   return rep
 end
 
-local fixed = run("fixed hardware", {})
-local all_knobs, chosen = require("neuronas.search.cosearch").KNOBS, {}
-for name in flags.knobs:gmatch("[^,%s]+") do
-  if not all_knobs[name] then
-    cli.fail(opts, string.format("--knobs: unknown knob '%s' (expected: xbar, device_bits, adc_bits, bits, timesteps)", name))
-  end
-  chosen[name] = all_knobs[name]
-end
+local chosen = app.knob_space(flags.knobs, opts)
+local fixed = run("fixed hardware", nil)
 local co = run("co-search", chosen)
 
 -- one reference point for both fronts: below every feasible score, above every feasible energy
@@ -63,7 +63,10 @@ sref, eref = sref - 1, eref * 1.01
 local out = { settings = app.settings(flags, data, constraints), objective = field, reference = { score = sref, energy = eref } }
 for _, x in ipairs({ { "fixed", fixed }, { "cosearch", co } }) do
   local name, rep = x[1], x[2]
-  local hv = sref < math.huge and search.cosearch_hypervolume(rep.front, field, sref, eref) or 0
+  local hv = 0
+  if sref < math.huge then
+    hv = H.front(rep.front, { objectives = { "score", field }, score_floor = sref, reference = { [field] = eref } }).hypervolume
+  end
   io.stdout:write(string.format("\n%s: %d scored, %d feasible, front of %d, hypervolume %.4f (%.1f s)\n", name,
     rep.counts.scored, rep.counts.feasible, #rep.front, hv, rep.seconds))
   io.stdout:write(string.format("  %10s %10s %9s %10s  %s\n", "score", field, "area mm2", "latency ms", "cells A | B, knobs"))

@@ -17,7 +17,7 @@ local spec = {
     help = "objectives of the front, comma-separated (default score,energy,area,latency)" },
   { name = "score-floor", type = "number", help = "score reference of the hypervolume (default: lowest feasible score)" },
 }
-local opts = { name = "report.lua", usage = "neuronas run report.lua RUN.json|JOURNAL --html FILE [--memory N ...]",
+local opts = { name = "report.lua", positional = true, usage = "neuronas run report.lua RUN.json|JOURNAL --html FILE [--memory N ...]",
   description = "HTML report of a search from its --json report or journal (docs/report.md)." }
 local flags, pos = cli.parse({ ... }, spec, opts)
 if #pos ~= 1 then cli.fail(opts, "one RUN.json or JOURNAL expected, got " .. #pos) end

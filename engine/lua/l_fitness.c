@@ -1,5 +1,7 @@
 /* l_fitness.c: the fitness score for Lua (docs/fitness.md; docs/search.md).
- * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=, threads=}) -> score, diagnostics
+ * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=, threads=, activity={xbar=}}) -> score, diagnostics
+ *   (with activity, diagnostics.activity: the active crossbar reads counted from the first
+ *   batch's spikes, as nn.activity gives them; docs/hardware.md "Activity-aware energy")
  * nn.fitness_cache{max_entries=, max_bytes=} -> neuronas.FitnessCache (the stage-2 prefix
  * cache: pass it as opts.cache to every candidate that shares cell A).
  * nn.fitness_many({net1, ...}, x|{x1, ..., xR}[, {threads=, cache=, ["repeat"]=, dataset=, seed=}])
@@ -8,6 +10,8 @@
 #include <string.h>
 
 #include "l_aux.h"
+#include "l_variation.h"
+#include "neuronas/nn_activity.h"
 #include "neuronas/nn_fitness.h"
 
 #define NN_MT_FITNESS_CACHE "neuronas.FitnessCache"
@@ -93,7 +97,28 @@ static const l_field fit_fields[] = {
     {"cache", L_F_SKIP, 0, 0, 0, NULL, "a neuronas.FitnessCache (stage-2 prefix reuse)"},
     {"threads", L_F_INT32, 1, NN_FITNESS_MAX_THREADS, offsetof(fopts, threads), NULL,
      "threads for this one net (default 1; the same score for any count)"},
+    {"activity", L_F_SKIP, 0, 0, 0, NULL, "{ xbar = rows }: count active crossbar reads from the first batch's spikes"},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
+
+/* opts.activity = { xbar = X } -> X (0: none). Reads the caller's table (phase 1). */
+static lua_Integer activity_xbar(lua_State *L, int opts) {
+  lua_Integer xbar = 0;
+  if (!l_opttable(L, opts)) return 0;
+  lua_getfield(L, opts, "activity");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1))
+      luaL_argerror(L, opts, lua_pushfstring(L, "field 'activity': table { xbar = rows } expected, got %s",
+                                             luaL_typename(L, -1)));
+    lua_getfield(L, -1, "xbar");
+    int ok = lua_isinteger(L, -1);
+    xbar = lua_tointeger(L, -1);
+    if (!ok || xbar < 1 || xbar > 1073741824)
+      luaL_argerror(L, opts, "field 'activity.xbar': crossbar rows in 1..1073741824 expected");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return xbar;
+}
 
 static void push_diag(lua_State *L, const nn_fitness_diag *d) {
   lua_createtable(L, 0, 12);
@@ -238,15 +263,30 @@ static int f_fitness(lua_State *L) {
   double score;
   luaL_checkudata(L, 1, NN_MT_NET);
   l_parse_fields(L, 3, 3, fit_fields, &o);
+  lua_Integer xbar = activity_xbar(L, 3);
   gather_batches(L, &o);
   nn_fitness_diag *d = lua_newuserdatauv(L, sizeof *d, 0); /* freed by the GC, also when raising */
   nn_net *net = l_checknet(L, 1);
+  /* the activity counts: layers in a userdata (freed by the GC), the counter freed here */
+  size_t nl = nn_net_layer_count(net);
+  nn_activity_layer *ls = xbar ? lua_newuserdatauv(L, (nl ? nl : 1) * sizeof *ls, 0) : NULL;
   resolve_batches(L, o.repeat, batches, &cache);
   nn_fitness_opts fo = {.cache = cache, .threads = o.threads};
-  if (nn_fitness_eval(net, batches, o.repeat, &fo, &score, d, &err) != NN_OK)
+  nn_activity_counter *counter = NULL;
+  if (xbar && !(counter = nn_activity_counter_new(net, nn_tensor_dim(batches[0], 0), xbar, ls, &err)))
     return l_raise(L, &err);
+  fo.on_spikes = counter ? nn_activity_observe : NULL;
+  fo.spikes_ud = counter;
+  nn_status st = nn_fitness_eval(net, batches, o.repeat, &fo, &score, d, &err);
+  if (st == NN_OK && counter) st = nn_activity_counter_status(counter, &err);
+  nn_activity_counter_free(counter);
+  if (st != NN_OK) return l_raise(L, &err);
   lua_pushnumber(L, score);
   push_diag(L, d);
+  if (xbar) {
+    l_push_activity(L, net, ls, xbar);
+    lua_setfield(L, -2, "activity");
+  }
   return 2;
 }
 

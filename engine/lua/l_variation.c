@@ -123,6 +123,33 @@ static int v_count(lua_State *L) {
   return 2;
 }
 
+/* Pushes nn.activity's result for counts ls of net's layers (also nn.fitness's `activity`). */
+void l_push_activity(lua_State *L, const nn_net *net, const nn_activity_layer *ls, lua_Integer xbar) {
+  size_t n = nn_net_layer_count(net);
+  lua_createtable(L, 0, 5);
+  lua_createtable(L, (int)n, 0);
+  int64_t active = 0, reads = 0;
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, nn_net_layer(net, i)->name), lua_setfield(L, -2, "name");
+    lua_pushinteger(L, ls[i].active), lua_setfield(L, -2, "active");
+    lua_pushinteger(L, ls[i].reads), lua_setfield(L, -2, "reads");
+    if (ls[i].reads > 0) lua_pushnumber(L, (double)ls[i].active / (double)ls[i].reads);
+    else lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "fraction");
+    lua_pushboolean(L, ls[i].measured), lua_setfield(L, -2, "measured");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    if (ls[i].measured) active += ls[i].active, reads += ls[i].reads;
+  }
+  lua_setfield(L, -2, "layers");
+  lua_pushinteger(L, active), lua_setfield(L, -2, "active");
+  lua_pushinteger(L, reads), lua_setfield(L, -2, "reads");
+  if (reads > 0) lua_pushnumber(L, (double)active / (double)reads);
+  else lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "fraction");
+  lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
+}
+
 /* nn.activity(net, x | { batches }[, { xbar = 64 }]) -> { layers = { {name, active, reads,
  * fraction, measured}, ... }, active =, reads =, fraction =, xbar = }: the crossbar reads of each
  * layer that see a nonzero input, over the measured layers (docs/hardware.md) */
@@ -168,29 +195,8 @@ int nn_lua_activity(lua_State *L) {
     return l_raise(L, &err);
   }
   lua_settop(L, 2);
-  lua_createtable(L, 0, 5);
-  lua_createtable(L, (int)n, 0);
-  int64_t active = 0, reads = 0;
-  for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, nn_net_layer(net, i)->name), lua_setfield(L, -2, "name");
-    lua_pushinteger(L, ls[i].active), lua_setfield(L, -2, "active");
-    lua_pushinteger(L, ls[i].reads), lua_setfield(L, -2, "reads");
-    if (ls[i].reads > 0) lua_pushnumber(L, (double)ls[i].active / (double)ls[i].reads);
-    else lua_pushinteger(L, 1);
-    lua_setfield(L, -2, "fraction");
-    lua_pushboolean(L, ls[i].measured), lua_setfield(L, -2, "measured");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-    if (ls[i].measured) active += ls[i].active, reads += ls[i].reads;
-  }
+  l_push_activity(L, net, ls, xbar);
   free(ls);
-  lua_setfield(L, -2, "layers");
-  lua_pushinteger(L, active), lua_setfield(L, -2, "active");
-  lua_pushinteger(L, reads), lua_setfield(L, -2, "reads");
-  if (reads > 0) lua_pushnumber(L, (double)active / (double)reads);
-  else lua_pushinteger(L, 1);
-  lua_setfield(L, -2, "fraction");
-  lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
   return 1;
 }
 

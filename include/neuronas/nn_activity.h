@@ -51,6 +51,21 @@ typedef struct nn_activity_layer {
 nn_status nn_activity_net(const nn_net *net, const nn_tensor *const *batches, int repeats,
                           int64_t xbar, nn_activity_layer *layers, nn_error *err);
 
+/* ---- counting from an observer: the spikes of a forward someone else runs ----
+ * nn_activity_counter_new sets layers[0 .. nn_net_layer_count(net) - 1] up as nn_activity_net
+ * does (unmeasured layers: every read active, for `samples` samples over all counted forwards);
+ * nn_activity_observe is an nn_spike_fn (ud: the counter) adding each measured layer's active
+ * reads of the LIF call that feeds it. nn_activity_net is a forward with this observer, so a
+ * forward run elsewhere with the same spikes (the fitness score's: nn_fitness_opts.on_spikes)
+ * gives the same counts. NULL on a bad xbar or samples (< 1) or out of memory. */
+typedef struct nn_activity_counter nn_activity_counter;
+nn_activity_counter *nn_activity_counter_new(const nn_net *net, int64_t samples, int64_t xbar,
+                                             nn_activity_layer *layers, nn_error *err);
+void nn_activity_observe(void *counter, const nn_spike_call *call);
+/* NN_OK, or the first error an observed call met (copied into err). */
+nn_status nn_activity_counter_status(const nn_activity_counter *counter, nn_error *err);
+void nn_activity_counter_free(nn_activity_counter *counter); /* NULL ok */
+
 #ifdef __cplusplus
 }
 #endif

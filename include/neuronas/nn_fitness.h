@@ -98,6 +98,10 @@ typedef struct nn_fitness_opts {
   int threads;             /* threads for this one net, 0..NN_FITNESS_MAX_THREADS (0 or 1: the
                               calling thread only): the forward's samples, channels and planes
                               and the kernel's rows split over them; the same bits for any count */
+  nn_spike_fn on_spikes;   /* optional: also handed every LIF call of the first batch, after the
+                              score has used it (e.g. nn_activity_observe, docs/hardware.md); that
+                              batch's prefix is then run, never taken from the cache */
+  void *spikes_ud;         /* on_spikes's first argument */
 } nn_fitness_opts;
 
 /* Scores net on R = repeats batches (each S x in_ch x H x W, the same S): per batch one

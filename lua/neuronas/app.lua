@@ -154,6 +154,8 @@ function M.finish(rep, flags, settings, out, extra)
     local ev = rep.evaluator
     layers = ev:layers_of(rep.best)
     local hw = ev.pipeline.hardware
+    -- a co-search's best is costed on its own chip (docs/search.md "Hardware co-search")
+    if hw and rep.best.hw then hw = require("neuronas.search.knobs").hardware(hw, rep.best.hw) end
     if hw and hw.report then hw_table = hw:report({ layers = layers }) end
   end
   out:write(report.summary(rep, { layers = layers, hw_table = hw_table, sources = extra.sources }))
@@ -226,10 +228,26 @@ function M.main_flags()
     { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells of the space (quick trials)" },
     { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
     { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
+    { name = "knobs", type = "string", metavar = "LIST",
+      help = "nsga2: also search these hardware knobs, e.g. xbar,device_bits,adc_bits,bits,timesteps (docs/search.md)" },
     { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (docs/report.md)" },
     { name = "data-broadcast", type = "boolean",
       help = "under mpirun: only rank 0 reads --data and sends the scoring batches (docs/cluster.md)" },
   }
+end
+
+-- The knob space of a comma-separated list of knob names, each over its default values
+-- (neuronas.search.knobs, docs/search.md "Hardware co-search"); a usage error names a bad one.
+function M.knob_space(list, opts)
+  local knobs = require("neuronas.search.knobs")
+  local space = {}
+  for name in list:gmatch("[^,%s]+") do
+    if not knobs.DEFAULTS[name] then
+      cli.fail(opts, string.format("--knobs: unknown knob '%s' (expected: %s)", name, table.concat(knobs.ORDER, ", ")))
+    end
+    space[name] = knobs.DEFAULTS[name]
+  end
+  return space
 end
 
 -- A strategy object from a name, a file, an object or a function(ctx) returning one.
@@ -248,10 +266,14 @@ function M.make_strategy(what, ctx, opts)
     end,
     nsga2 = function()
       return search.nsga2_strategy({ space = ctx.space, seed = ctx.flags.seed,
-        population = ctx.flags.population, generations = ctx.flags.generations })
+        population = ctx.flags.population, generations = ctx.flags.generations,
+        knobs = ctx.flags.knobs and M.knob_space(ctx.flags.knobs, opts) or nil })
     end,
   }
   local st = what
+  if ctx.flags.knobs and what ~= "nsga2" then
+    cli.fail(opts, "--knobs: only with --strategy nsga2 (the hardware co-search, docs/search.md)")
+  end
   if type(what) == "string" then
     if named[what] then
       st = named[what]()

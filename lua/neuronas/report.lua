@@ -422,6 +422,10 @@ function M.to_csv(rep)
   local head = {}
   for i, c in ipairs(M.CSV_COLUMNS) do head[i] = c end
   for _, n in ipairs(extra) do head[#head + 1] = csv_field(n) end
+  -- a co-search's hardware knobs (docs/search.md), as one last column when any result has them
+  local knobs, with_knobs = require("neuronas.search.knobs"), false
+  for _, r in ipairs(rep.results) do with_knobs = with_knobs or knobs.has(r) end
+  if with_knobs then head[#head + 1] = "knobs" end
   local lines = { table.concat(head, ",") }
   for _, r in ipairs(rep.results) do
     local c = r.cost or {}
@@ -432,6 +436,7 @@ function M.to_csv(rep)
       local rec = r.checks and r.checks[n]
       row[#row + 1] = csv_field(rec and rec.value)
     end
+    if with_knobs then row[#row + 1] = csv_field(knobs.text(r)) end
     lines[#lines + 1] = table.concat(row, ",")
   end
   return table.concat(lines, "\n") .. "\n"

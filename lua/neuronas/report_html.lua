@@ -6,6 +6,7 @@ local svg = require("neuronas.svg")
 local plots = require("neuronas.html.plots")
 local H = require("neuronas.search.hypervolume")
 local json = require("neuronas.json")
+local knobs = require("neuronas.search.knobs")
 
 local M = {}
 
@@ -91,7 +92,14 @@ end
 
 local function result_of(r)
   return { index = r.index, stage = unjson(r.stage), cellA = r.cellA, cellB = r.cellB, cost = r.cost or {},
-    feasible = r.feasible, violation = unjson(r.violation), score = unjson(r.score), checks = r.checks }
+    feasible = r.feasible, violation = unjson(r.violation), score = unjson(r.score), checks = r.checks,
+    hw = unjson(r.hw), bits = unjson(r.bits), timesteps = unjson(r.timesteps) }
+end
+
+-- "cellA | cellB", then the hardware knobs of a co-search's candidate (docs/search.md)
+local function cells_text(r)
+  local kt = knobs.text(r)
+  return r.cellA .. " | " .. r.cellB .. (kt ~= "" and (" | " .. kt) or "")
 end
 
 -- The model of a --json report (it must hold "results", one per evaluated candidate).
@@ -140,11 +148,13 @@ function M.from_journal(lines, path, extra)
       local ok2, s = pcall(json.decode, rec.settings or "")
       if ok2 and type(s) == "table" then settings = s end
     elseif ok and type(rec) == "table" and type(rec.key) == "string" then
-      local a, b = rec.key:match("^(.-) | (.*)$")
+      local a, b, kt = rec.key:match("^(.-) | (.-) | (.*)$")
+      if not a then a, b = rec.key:match("^(.-) | (.*)$") end
       local score = unjson(rec.score)
       if type(score) == "string" then score = require("neuronas.search.journal").as_number(score) end
       local r = { index = #results + 1, cellA = a or rec.key, cellB = b or rec.key, cost = rec.cost or {},
         score = rec.scored and score or nil, seconds = rec.seconds }
+      if kt then knobs.parse(kt, r) end
       r.feasible = rec.scored == true
       r.feasible = H.fully_feasible(r, extra.constraints)
       r.violation = 0
@@ -304,7 +314,9 @@ function M.render(m)
   if b then
     add(string.format("<p>Best feasible fitness score <b>%s</b> (candidate %s%s).</p>", esc(fmt(b.score)),
       esc(fmt(b.index)), b.stage and (", stage " .. esc(fmt(b.stage))) or ""))
-    add("<p>cell A <code>" .. esc(b.cellA) .. "</code><br>cell B <code>" .. esc(b.cellB) .. "</code></p>")
+    local kt = knobs.text(b)
+    add("<p>cell A <code>" .. esc(b.cellA) .. "</code><br>cell B <code>" .. esc(b.cellB) .. "</code>"
+      .. (kt ~= "" and ("<br>hardware knobs <code>" .. esc(kt) .. "</code>") or "") .. "</p>")
     add('<div class="grid"><figure>' .. plots.cell(cell_edges(b.cellA), "cellA", "cell A") .. "</figure>")
     add("<figure>" .. plots.cell(cell_edges(b.cellB), "cellB", "cell B") .. "</figure></div>")
     if m.layers and #m.layers > 0 then
@@ -349,10 +361,10 @@ function M.render(m)
       if i > 50 then break end
       local c = r.cost or {}
       rows[#rows + 1] = { fmt(r.index), fmt(r.score), fmt(c.energy_uj), fmt(c.area_mm2), fmt(c.latency_ms),
-        fmt(c.memory_params), r.cellA .. " | " .. r.cellB }
+        fmt(c.memory_params), cells_text(r) }
     end
     add("<details><summary>Front members (best score first" .. (#front > 50 and ", first 50" or "") .. ")</summary>")
-    add(table_html({ "#", "score", "energy uJ", "area mm^2", "latency ms", "params", "cells A | B" }, rows,
+    add(table_html({ "#", "score", "energy uJ", "area mm^2", "latency ms", "params", "cells A | B [| knobs]" }, rows,
       { true, true, true, true, true, true }))
     add("</details>")
   end

@@ -4,6 +4,7 @@
 --   run        the ask/tell loop                     pareto     Pareto front, nearest misses
 --   hypervolume  objectives, non-dominated sort, crowding, the front and its hypervolume
 --   two_stage, random, evolution, nsga2: the strategies, each with its one-call entry point.
+--   knobs      hardware knobs a candidate may carry (nsga2's `knobs =`: the hardware co-search)
 --   mpi        the distributed evaluator (docs/cluster.md)
 -- A strategy is any object with ask() and tell(results); see neuronas/search/run.lua.
 local options = require("neuronas.search.options")
@@ -17,7 +18,6 @@ local evolution = require("neuronas.search.evolution")
 local nsga2 = require("neuronas.search.nsga2")
 local hypervolume = require("neuronas.search.hypervolume")
 local mpi = require("neuronas.search.mpi")
-local cosearch = require("neuronas.search.cosearch")
 
 return {
   setup = options.setup,
@@ -40,7 +40,4 @@ return {
   hypervolume = hypervolume.hypervolume,
   mpi_pipeline = mpi.pipeline,
   mpi_evaluator = mpi.evaluator,
-  cosearch_strategy = cosearch.strategy, -- hardware co-search (docs/search.md)
-  cosearch = cosearch.search,
-  cosearch_hypervolume = cosearch.hypervolume,
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "neuronas/nn_activity.h"
+#include "neuronas/nn_fitness.h"
 #include "neuronas/nn_cell.h"
 #include "neuronas/nn_quant.h"
 #include "neuronas/nn_rng.h"
@@ -144,6 +145,54 @@ static void test_net(void) {
   nn_net_free(net);
 }
 
+/* ---- counted in the fitness score's forward (nn_fitness_opts.on_spikes): the counts of
+ * nn_activity_net, the score unchanged, also when the prefix cache holds the prefix ---- */
+static void test_fitness_observer(void) {
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  CHECK(nn_cell_parse("101021", NN_CELL_FORM_AUTO, &p.cell_a, &err) == NN_OK);
+  CHECK(nn_cell_parse("120021", NN_CELL_FORM_AUTO, &p.cell_b, &err) == NN_OK);
+  p.timesteps = 2;
+  nn_net *net = nn_net_new(&p, &err);
+  CHECK(net != NULL);
+  if (!net) return;
+  nn_rng r = nn_rng_seed(9);
+  nn_tensor *x = nn_tensor_new4(4, 6, 1, 28, 28, NULL);
+  nn_tensor *x2 = nn_tensor_new4(4, 6, 1, 28, 28, NULL);
+  nn_tensor_normal(x, &r, 0, 1);
+  nn_tensor_normal(x2, &r, 0, 1);
+  const nn_tensor *xs[2] = {x, x2};
+  size_t n = nn_net_layer_count(net);
+  nn_activity_layer want[64], got[64];
+  CHECK(nn_activity_net(net, xs, 1, 16, want, &err) == NN_OK); /* the first batch only */
+  double plain, score;
+  CHECK(nn_fitness_eval(net, xs, 2, NULL, &plain, NULL, &err) == NN_OK);
+  nn_fitness_cache *cache = nn_fitness_cache_new(NULL, &err);
+  nn_fitness_opts warm = {.cache = cache};
+  CHECK(nn_fitness_eval(net, xs, 2, &warm, &score, NULL, &err) == NN_OK); /* both prefixes cached */
+  CHECK(nn_fitness_cache_stats_of(cache).entries == 2);
+  for (int round = 0; round < 3; round++) { /* the cache holds the prefixes; round 2: 2 threads */
+    nn_activity_counter *c = nn_activity_counter_new(net, 6, 16, got, &err);
+    CHECK(c != NULL);
+    if (!c) break;
+    nn_fitness_opts o = {.cache = cache, .threads = round == 2 ? 2 : 0, .on_spikes = nn_activity_observe,
+                         .spikes_ud = c};
+    CHECK(nn_fitness_eval(net, xs, 2, &o, &score, NULL, &err) == NN_OK);
+    CHECK(nn_activity_counter_status(c, &err) == NN_OK);
+    nn_activity_counter_free(c);
+    CHECK(score == plain);
+    for (size_t i = 0; i < n; i++)
+      CHECK(got[i].active == want[i].active && got[i].reads == want[i].reads && got[i].measured == want[i].measured);
+  }
+  /* a bad counter is refused */
+  CHECK(nn_activity_counter_new(net, 0, 16, got, &err) == NULL && strstr(err.msg, "samples"));
+  CHECK(nn_activity_counter_new(net, 6, 0, got, &err) == NULL && strstr(err.msg, "xbar"));
+  nn_fitness_cache_free(cache);
+  nn_tensor_free(x);
+  nn_tensor_free(x2);
+  nn_net_free(net);
+}
+
 /* ---- variation: exact cases ---- */
 static void test_variation_exact(void) {
   /* FxP6, max 0.90625: i = floor(log2 0.90625) + 2 = 1, f = 5, step 1/32 */
@@ -185,6 +234,7 @@ int main(void) {
   NN_TEST_RUN(test_fast_vs_naive);
   NN_TEST_RUN(test_bad_geometry);
   NN_TEST_RUN(test_net);
+  NN_TEST_RUN(test_fitness_observer);
   NN_TEST_RUN(test_variation_exact);
   return NN_TEST_END();
 }

@@ -116,7 +116,7 @@ describe("nn.fitness", function()
     assert.has_error(function() nn.fitness(n, x, { ["repeat"] = 0 }) end,
       "bad argument #3 to 'fitness' (field 'repeat': integer in 1..64 expected, got 0)")
     assert.has_error(function() nn.fitness(n, x, { repeats = 2 }) end,
-      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads))")
+      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads, activity))")
     assert.has_error(function() nn.fitness(n, x, { cache = {} }) end,
       "bad argument #3 to 'fitness' (field 'cache': neuronas.FitnessCache expected, got table)")
     assert.has_error(function() nn.fitness(n, { x, 5 }) end,

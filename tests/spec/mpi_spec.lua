@@ -193,6 +193,39 @@ if mpi_ok then
       assert.matches("mpi: rank%(s%) 2 did not answer within 2 s", err)
     end)
 
+    it("a co-search (--knobs) with --variation gives the serial journal, results and best on 2 ranks", function()
+      -- the knobs travel to the worker and its chip, bits and T are used there: a worker that
+      -- dropped them would cost and score every candidate on the default chip, at FxP8 and T = 5
+      local args = "--strategy nsga2 --population 4 --generations 2 --knobs xbar,device_bits,adc_bits,bits,timesteps"
+        .. " --batch 16 --variation 0.1 --variation-draws 2 --threads 2 --json "
+      local sj, sjs, mj, mjs = dir .. "/co-serial.journal", dir .. "/co-serial.json", dir .. "/co-np2.journal", dir .. "/co-np2.json"
+      local code, _, err = h.run(h.q(h.cli) .. " run " .. search_args(sj, args .. h.q(sjs)))
+      assert.are.equal(0, code, err)
+      code, _, err = mpirun(string.format("-np 2 %s run %s", h.q(h.cli), search_args(mj, args .. h.q(mjs))))
+      assert.are.equal(0, code, err)
+      local serial = journal_lines(sj)
+      assert.are.same(serial, journal_lines(mj))
+      local a, b = json.decode(h.slurp(sjs)), json.decode(h.slurp(mjs))
+      assert.are.equal(#a.results, #b.results)
+      local knobbed, robust = 0, 0
+      for i, r in ipairs(a.results) do
+        local q = b.results[i]
+        assert.are.equal(r.cellA .. r.cellB, q.cellA .. q.cellB)
+        assert.are.same(r.hw, q.hw)
+        assert.are.equal(r.bits, q.bits)
+        assert.are.equal(r.timesteps, q.timesteps)
+        assert.are.same(r.cost, q.cost)
+        assert.are.equal(r.score, q.score)
+        assert.are.same(r.variation, q.variation)
+        if r.hw and r.hw.xbar ~= 64 and r.bits ~= 8 then knobbed = knobbed + 1 end
+        if type(r.variation) == "table" then robust = robust + 1 end
+      end
+      assert.is_true(knobbed > 0)
+      assert.is_true(robust > 0)
+      assert.are.same(best_of(sjs), best_of(mjs))
+      assert.are.same(a.best.hw, b.best.hw)
+    end)
+
     it("search.mpi_evaluator runs a custom strategy distributed with no change", function()
       local script = h.tmpfile([[
 local nn = require("neuronas")

@@ -200,7 +200,7 @@ describe("search.nsga2", function()
 
   it("rejects bad options naming them", function()
     assert.has_error(function() search.nsga2_strategy({ populaton = 4 }) end,
-      "search.nsga2_strategy: unknown option 'populaton' (expected: crossover, generations, mutation, objectives, population, seed, space)")
+      "search.nsga2_strategy: unknown option 'populaton' (expected: crossover, generations, knobs, mutation, objectives, population, scored, seed, space)")
     assert.has_error(function() search.nsga2_strategy({ population = 1 }) end,
       "search.nsga2_strategy: option 'population': integer >= 2 expected, got 1")
     assert.has_error(function() search.nsga2_strategy({ mutation = 1.5 }) end,

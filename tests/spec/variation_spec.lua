@@ -321,6 +321,113 @@ describe("the search with variation and activity", function()
   end)
 end)
 
+describe("the activity counted in the scoring forward", function()
+  local nn = require("neuronas")
+  local search = require("neuronas.search")
+  local cells = { "000000", "000001", "100000", "111111" }
+
+  it("equals nn.activity's count layer by layer, and leaves the score as it was", function()
+    local x = nn.data.default({ split = "train", quiet = true }):batch(16, { seed = 2 })
+    for _, c in ipairs({ { "101021", "111111" }, { "000001", "120021" } }) do
+      local q = nn.quantize(nn.net { preset = "fashion-mnist", cellA = c[1], cellB = c[2], timesteps = 3 }, 6)
+      for _, xbar in ipairs({ 64, 16 }) do
+        local want = nn.activity(q, x, { xbar = xbar })
+        local plain = nn.fitness(q, x)
+        for _, threads in ipairs({ 1, 2 }) do
+          local s, d = nn.fitness(q, x, { threads = threads, activity = { xbar = xbar } })
+          assert.are.equal(plain, s)
+          assert.are.same(want, d.activity)
+        end
+      end
+    end
+    local q = nn.quantize(nn.net { preset = "fashion-mnist", cellA = "000000", cellB = "000000", timesteps = 2 }, 8)
+    assert.has_error(function() nn.fitness(q, x, { activity = { xbar = 0 } }) end,
+      "bad argument #3 to 'fitness' (field 'activity.xbar': crossbar rows in 1..1073741824 expected)")
+    assert.has_error(function() nn.fitness(q, x, { activity = 64 }) end,
+      "bad argument #3 to 'fitness' (field 'activity': table { xbar = rows } expected, got number)")
+  end)
+
+  it("makes a search with activity run one forward per costed candidate, with the separate count's energies", function()
+    -- count the forwards: each net scored by nn.fitness or nn.fitness_many, or counted by nn.activity
+    local forwards = 0
+    local fitness, many, activity = nn.fitness, nn.fitness_many, nn.activity
+    nn.fitness = function(...) forwards = forwards + 1 return fitness(...) end
+    nn.fitness_many = function(nets, ...) forwards = forwards + #nets return many(nets, ...) end
+    nn.activity = function(...) forwards = forwards + 1 return activity(...) end
+    local ok, err = pcall(function()
+      for _, threads in ipairs({ 1, 2 }) do
+        forwards = 0
+        local rep = search.two_stage({ space = cells, batch = 8, timesteps = 2, threads = threads, activity = true,
+          constraints = { memory = 30000 } })
+        local n, keys, scored = forwards, {}, 0
+        for _, r in ipairs(rep.results) do
+          if not keys[r.key] then keys[r.key], scored = true, scored + (r.score and 1 or 0) end
+        end
+        local costed = 0
+        for _ in pairs(keys) do costed = costed + 1 end
+        assert.is_true(scored < costed) -- the memory limit leaves some only costed
+        assert.are.equal(costed, n)
+        -- the energies and scores of the run without activity and of the separate count
+        local plain = search.two_stage({ space = cells, batch = 8, timesteps = 2, threads = threads,
+          constraints = { memory = 30000 } })
+        local x = nn.data.default({ split = "train", quiet = true }):batch(8, { seed = 1 })
+        local hw = nn.ela({ mode = "neuronas" })
+        for i, r in ipairs(rep.results) do
+          assert.are.equal(plain.results[i].score, r.score)
+          local q = nn.quantizer({ bits = 8, seed = 1 }):apply(nn.net { preset = "fashion-mnist", cellA = r.cellA,
+            cellB = r.cellB, timesteps = 2 })
+          local want = hw:active_energy(hw:evaluate(q), activity(q, x, { xbar = hw.xbar }))
+          assert.are.equal(want.energy_active_uj, r.cost.energy_active_uj)
+        end
+      end
+    end)
+    nn.fitness, nn.fitness_many, nn.activity = fitness, many, activity
+    assert(ok, err)
+  end)
+end)
+
+describe("scripts/variation-sweep.lua", function()
+  local json = require("neuronas.json")
+  it("tabulates each sigma's choice from its own search report, and --reuse reads them back", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local cmd = H.q(H.cli) .. " run scripts/variation-sweep.lua --cells 3 --sigmas 0,0.2 --draws 2 --dir " .. H.q(dir)
+    local code, out, err = H.run(cmd)
+    assert.are.equal(0, code, err)
+    local rows = {}
+    for line in out:gmatch("[^\n]+") do
+      local sg, a, b, clean, robust, worst, drop = line:match(
+        "^| ([%d.]+) | (.-) | (.-) | (%S+) | (%S+) %((%S+)%) | (%S+) |")
+      if sg then rows[#rows + 1] = { sigma = tonumber(sg), cells = a .. " | " .. b, clean = tonumber(clean),
+        robust = tonumber(robust), worst = tonumber(worst), drop = tonumber(drop) } end
+    end
+    assert.are.equal(2, #rows)
+    for _, r in ipairs(rows) do
+      local doc = json.decode(H.slurp(string.format("%s/sigma-%g.json", dir, r.sigma)))
+      assert.are.equal(doc.best.cellA .. " | " .. doc.best.cellB, r.cells)
+      local v = doc.best.variation
+      if r.sigma == 0 then
+        assert.is_nil(v)
+        assert.are.equal(string.format("%.4f", doc.best.score), string.format("%.4f", r.clean))
+        assert.are.equal(r.clean, r.robust)
+        assert.are.equal(0, r.drop)
+      else
+        assert.are.equal(0.2, v.sigma)
+        assert.are.equal(string.format("%.4f", v.clean), string.format("%.4f", r.clean))
+        assert.are.equal(string.format("%.4f", v.mean), string.format("%.4f", r.robust))
+        assert.are.equal(string.format("%.4f", v.worst), string.format("%.4f", r.worst))
+        assert.are.equal(string.format("%.4f", v.clean - v.mean), string.format("%.4f", r.drop))
+      end
+    end
+    -- --reuse: the same table, from the reports, without searching
+    local code2, out2, err2 = H.run(cmd .. " --reuse")
+    assert.are.equal(0, code2, err2)
+    assert.is_nil(out2:find("neuronas run scripts/neuronas.lua", 1, true))
+    assert.are.equal(out:match("\n(| sigma .*)$"), out2:match("\n(| sigma .*)$"))
+    os.execute("rm -rf " .. H.q(dir))
+  end)
+end)
+
 describe("scripts/train.lua --eval-variation", function()
   local json = require("neuronas.json")
   it("evaluates noisy copies of the trained net and records them", function()

@@ -17,6 +17,7 @@ local pipeline = require("neuronas.search.pipeline")
 local journal = require("neuronas.search.journal")
 local json = require("neuronas.json")
 local evaluator = require("neuronas.search.evaluator")
+local knobs = require("neuronas.search.knobs")
 
 local M = {}
 
@@ -192,10 +193,10 @@ local function serve(s, p, rank)
       held[w.id] = { nets = nets, cands = w.cands }
       local ok, err = pcall(function()
         for i, cand in ipairs(w.cands) do
-          current = cand.cellA .. " | " .. cand.cellB
+          current = evaluator.key(cand)
           fault(cand)
           nets[i] = p.build(cand)
-          costs[i] = p.cost(nets[i])
+          costs[i] = p.cost(nets[i], cand)
         end
       end)
       if not ok then fail(w.id, current, err) end
@@ -205,32 +206,34 @@ local function serve(s, p, rank)
       local d = M.decode(msg)
       local job = assert(held[d.id], "mpi: decision for a chunk this rank does not hold")
       held[d.id] = nil
-      local todo, idx = {}, {}
+      local todo, tcands, idx = {}, {}, {}
       for i, n in ipairs(job.nets) do
         if d.want[i] then
-          todo[#todo + 1], idx[#idx + 1] = n, i
+          todo[#todo + 1], tcands[#tcands + 1], idx[#idx + 1] = n, job.cands[i], i
         else
           p.release(n)
         end
       end
       if #todo > 0 then
-        local scores = {}
+        -- the score and, with variation, its robust summary (docs/variation.md)
+        local scores, variations = {}, {}
         local t0, u0 = clock(), os.clock()
         local ok, err = pcall(function()
           if #todo > 1 and p.score_many then
-            local sc = p.score_many(todo)
-            for k, i in ipairs(idx) do scores[i] = sc[k] end
+            local sc, ds = p.score_many(todo, tcands)
+            for k, i in ipairs(idx) do scores[i], variations[i] = sc[k], ds and ds[k] and ds[k].variation end
           else
-            for k, i in ipairs(idx) do scores[i] = (p.score(todo[k])) end
+            for k, i in ipairs(idx) do
+              local sc, dg = p.score(todo[k], tcands[k])
+              scores[i], variations[i] = sc, type(dg) == "table" and dg.variation or nil
+            end
           end
         end)
         for _, n in ipairs(todo) do p.release(n) end
-        if not ok then
-          local c1 = job.cands[idx[1]]
-          fail(d.id, c1.cellA .. " | " .. c1.cellB, err)
-        end
+        if not ok then fail(d.id, evaluator.key(tcands[1]), err) end
         computing = computing + os.clock() - u0
-        c.send(0, T.score, M.encode({ id = d.id, scores = scores, busy = clock() - t0, idle_cpu = spent() }))
+        c.send(0, T.score, M.encode({ id = d.id, scores = scores, variations = variations, busy = clock() - t0,
+          idle_cpu = spent() }))
       end
     end
   end
@@ -329,7 +332,10 @@ local function remote(s, loc, threads, n)
           local cand = list[qi]
           qi = qi + 1
           items[#items + 1] = cand
-          cands[#cands + 1] = { cellA = tostring(cand.cellA), cellB = tostring(cand.cellB), stage = cand.stage }
+          -- the candidate with its hardware knobs (docs/search.md "Hardware co-search")
+          local sent = knobs.copy(cand)
+          sent.cellA, sent.cellB, sent.stage = tostring(cand.cellA), tostring(cand.cellB), cand.stage
+          cands[#cands + 1] = sent
           keys[#keys + 1] = evaluator.key(cand)
         end
         next_id = next_id + 1
@@ -373,7 +379,9 @@ local function remote(s, loc, threads, n)
       else
         for i, key in ipairs(ch.list) do
           local sc = m.scores[i]
-          if sc ~= nil then done[key].score, done[key].scored = sc, true end
+          if sc ~= nil then
+            done[key].score, done[key].scored, done[key].variation = sc, true, m.variations and m.variations[i]
+          end
         end
         finish(m.id)
       end
@@ -407,10 +415,11 @@ local function remote(s, loc, threads, n)
     local d = done[h.key]
     if d then return d.cost end
     local net = loc.build(h.cand)
-    local cost = loc.cost(net)
+    local cost = loc.cost(net, h.cand)
     loc.release(net)
     return cost
   end
+  -- scores and diagnostics as the engine pipeline's (diagnostics: the variation summary only)
   function p.score_many(hs)
     local missing = {}
     for _, h in ipairs(hs) do
@@ -418,12 +427,16 @@ local function remote(s, loc, threads, n)
       if not (d and d.scored) then missing[#missing + 1] = h.cand end
     end
     if #missing > 0 then dispatch(missing, function() return true end) end
-    local out = {}
-    for i, h in ipairs(hs) do out[i] = journal.as_number(done[h.key].score) end
-    return out
+    local out, diags = {}, {}
+    for i, h in ipairs(hs) do
+      out[i] = journal.as_number(done[h.key].score)
+      diags[i] = { variation = done[h.key].variation }
+    end
+    return out, diags
   end
   function p.score(h)
-    return p.score_many({ h })[1]
+    local sc, ds = p.score_many({ h })
+    return sc[1], ds[1]
   end
   function p.release() end
   -- Costs without a score (the stage-1 pre-filter) and the journal digest's identity are rank 0's

@@ -7,17 +7,26 @@
 -- swaps edges between the parents, one-edge mutation) and keeps the best `population` of parents
 -- and children. Deterministic for a seed: every draw comes from nn.rng(seed), every sort breaks
 -- ties by the order of evaluation.
+-- Hardware co-search (docs/search.md, "Hardware co-search"): with `knobs` = { xbar = {...},
+-- device_bits =, adc_bits =, bits =, timesteps = } a candidate also carries those knobs (drawn
+-- from the lists at start, swapped knob by knob in crossover, and a mutation moves one knob
+-- instead of one edge half of the time). Without knobs the draws are those of the cells-only
+-- search. `scored = N` ends the search after N scored candidates instead of after `generations`
+-- (candidates that break a limit are only costed and do not count; at most 20 N are asked), so
+-- searches over different spaces compare at the same number of scores.
 local options = require("neuronas.search.options")
 local run = require("neuronas.search.run")
 local H = require("neuronas.search.hypervolume")
 local mutate_edge = require("neuronas.search.mutate")
+local knobs = require("neuronas.search.knobs")
+local key_of = require("neuronas.search.evaluator").key
 
 local M = {}
 
 M.DEFAULTS = { population = 32, generations = 44, crossover = 0.9, mutation = 1.0 }
 
 local KEYS = { space = "", population = "", generations = "", crossover = "", mutation = "", seed = "",
-  objectives = "" }
+  objectives = "", knobs = "", scored = "" }
 
 local function check_int(name, v, lo)
   if math.type(v) ~= "integer" or v < lo then
@@ -103,6 +112,8 @@ function M.strategy(opts)
   check_prob("crossover", pc)
   check_prob("mutation", pm)
   if opts.seed ~= nil then check_int("seed", opts.seed, 0) end
+  if opts.scored ~= nil then check_int("scored", opts.scored, 1) end
+  local kspace = knobs.space(opts.knobs, "search.nsga2_strategy: option 'knobs'")
   local objs = H.objectives(opts.objectives, "search.nsga2_strategy: option 'objectives'")
   local nn = require("neuronas")
   local space = opts.space or nn.space("neuronas")
@@ -112,29 +123,40 @@ function M.strategy(opts)
   local edgewise = mutate_edge.edgewise(space)
   local st = {
     name = "nsga2", objectives = objs, P = P, G = G, gen = 0, pop = {}, seen = {}, seq = 0,
-    population = P, generations = G,
+    population = P, generations = G, budget = opts.scored, nscored = 0, asked = 0, counted = {},
   }
 
   local function names(cell)
     if type(cell) == "string" then cell = nn.cell(cell) end
     return cell:ops()
   end
-  local function key(a, b) return tostring(a) .. " | " .. tostring(b) end
 
   local function mutate_cell(cell) return mutate_edge.one_edge(space, rng, cell) end
+  -- one knob half of the time (when there are knobs), else one edge of cell A or B
   local function mutate(child)
+    if #kspace > 0 and rng:integer(0, 1) == 0 and mutate_edge.knob(kspace, rng, child) then return end
     if rng:integer(0, 1) == 0 then child.cellA = mutate_cell(child.cellA) else child.cellB = mutate_cell(child.cellB) end
   end
 
   -- Two children of two parents: each of the twelve edges (six of A, six of B) swapped between
   -- them with probability 1/2 (whole cells in a backward-cell space).
+  -- Knobs, when searched, are swapped one by one with probability 1/2 after the cells.
+  local function swap_knobs(c1, c2)
+    for _, k in ipairs(kspace) do
+      if rng:integer(0, 1) == 1 then
+        local v1, v2 = knobs.get(c1, k.name), knobs.get(c2, k.name)
+        knobs.set(c1, k.name, v2)
+        knobs.set(c2, k.name, v1)
+      end
+    end
+    return c1, c2
+  end
   local function crossover(p1, p2)
+    local c1, c2 = knobs.copy(p1), knobs.copy(p2)
     if not edgewise then
-      local c1 = { cellA = p1.cellA, cellB = p1.cellB }
-      local c2 = { cellA = p2.cellA, cellB = p2.cellB }
       if rng:integer(0, 1) == 1 then c1.cellA, c2.cellA = c2.cellA, c1.cellA end
       if rng:integer(0, 1) == 1 then c1.cellB, c2.cellB = c2.cellB, c1.cellB end
-      return c1, c2
+      return swap_knobs(c1, c2)
     end
     local a1, b1, a2, b2 = names(p1.cellA), names(p1.cellB), names(p2.cellA), names(p2.cellB)
     for i = 1, #a1 do
@@ -143,7 +165,8 @@ function M.strategy(opts)
     for i = 1, #b1 do
       if rng:integer(0, 1) == 1 then b1[i], b2[i] = b2[i], b1[i] end
     end
-    return { cellA = nn.cell(a1), cellB = nn.cell(b1) }, { cellA = nn.cell(a2), cellB = nn.cell(b2) }
+    c1.cellA, c1.cellB, c2.cellA, c2.cellB = nn.cell(a1), nn.cell(b1), nn.cell(a2), nn.cell(b2)
+    return swap_knobs(c1, c2)
   end
 
   -- Binary tournament: the lower rank wins, then the larger crowding distance, then the first drawn.
@@ -156,43 +179,55 @@ function M.strategy(opts)
 
   -- A child already evaluated (or already asked in this batch) gets further one-edge mutations,
   -- up to ten, so a generation does not spend its budget on repeats; after that it is kept (the
-  -- evaluator's cache answers it).
+  -- evaluator's cache answers it). Keys are the evaluator's (cells and knobs).
   local function fresh(child, batch)
     for _ = 1, 10 do
-      local k = key(child.cellA, child.cellB)
+      local k = key_of(child)
       if not st.seen[k] and not batch[k] then break end
       mutate(child)
     end
-    batch[key(child.cellA, child.cellB)] = true
+    batch[key_of(child)] = true
+    child.stage = 1
     return child
   end
 
+  -- A random candidate: two cells, then each knob from its list.
+  local function random_cand()
+    local c = { cellA = space:sample(rng), cellB = space:sample(rng) }
+    for _, k in ipairs(kspace) do knobs.set(c, k.name, k.values[rng:integer(1, #k.values)]) end
+    return c
+  end
+
   function st:ask()
-    if self.gen > self.G then return nil end
+    local n = self.P
+    if self.budget then
+      -- a scored budget: as many children as scores are left, up to a population
+      n = math.min(self.P, self.budget - self.nscored)
+      if n <= 0 or self.asked >= 20 * self.budget then return nil end
+    elseif self.gen > self.G then
+      return nil
+    end
     local out, batch = {}, {}
-    if self.gen == 0 then
-      for _ = 1, self.P do
-        local c = fresh({ cellA = space:sample(rng), cellB = space:sample(rng) }, batch)
-        out[#out + 1] = { cellA = c.cellA, cellB = c.cellB, stage = 1 }
-      end
+    if #self.pop == 0 then
+      for _ = 1, n do out[#out + 1] = fresh(random_cand(), batch) end
     else
-      while #out < self.P do
+      while #out < n do
         local p1, p2 = tournament(), tournament()
         local c1, c2
         if rng:uniform() < pc then
           c1, c2 = crossover(p1, p2)
         else
-          c1, c2 = { cellA = p1.cellA, cellB = p1.cellB }, { cellA = p2.cellA, cellB = p2.cellB }
+          c1, c2 = knobs.copy(p1), knobs.copy(p2)
         end
         for _, c in ipairs({ c1, c2 }) do
-          if #out < self.P then
+          if #out < n then
             if rng:uniform() < pm then mutate(c) end
-            c = fresh(c, batch)
-            out[#out + 1] = { cellA = c.cellA, cellB = c.cellB, stage = 1 }
+            out[#out + 1] = fresh(c, batch)
           end
         end
       end
     end
+    self.asked = self.asked + #out
     return out
   end
 
@@ -202,29 +237,35 @@ function M.strategy(opts)
     local inpop = {}
     for _, m in ipairs(self.pop) do inpop[m.key] = true end
     for _, r in ipairs(results) do
-      local k = r.key or key(r.cellA, r.cellB)
+      local k = r.key or key_of(r)
       self.seen[k] = true
+      if r.score ~= nil and not self.counted[k] then
+        self.counted[k] = true
+        self.nscored = self.nscored + 1
+      end
       if not inpop[k] then
         inpop[k] = true
         self.seq = self.seq + 1
-        merged[#merged + 1] = {
-          key = k, seq = self.seq, cellA = r.cellA, cellB = r.cellB, feasible = r.feasible and true or false,
-          violation = r.violation or 0, vec = vector_of(r, objs), score = r.score,
-        }
+        local m = knobs.copy(r)
+        m.key, m.seq, m.feasible, m.violation, m.vec, m.score =
+          k, self.seq, r.feasible and true or false, r.violation or 0, vector_of(r, objs), r.score
+        merged[#merged + 1] = m
       end
     end
     self.pop = select(merged, self.P)
     self.gen = self.gen + 1
   end
 
-  function st:total() return self.P * (self.G + 1) end
+  function st:total() return self.budget or self.P * (self.G + 1) end
   return st
 end
 
--- search.nsga2{ population =, generations =, crossover =, mutation =, objectives =, ... } -> report
+-- search.nsga2{ population =, generations =, crossover =, mutation =, objectives =, knobs =,
+-- scored =, ... } -> report
 function M.search(opts)
   local setup, strat, hooks = run.split_opts(opts, { space = true, population = true, generations = true,
-    crossover = true, mutation = true, objectives = true, sample_seed = true }, "search.nsga2")
+    crossover = true, mutation = true, objectives = true, knobs = true, scored = true, sample_seed = true },
+    "search.nsga2")
   return run.run(M.strategy(strat), options.setup(setup), hooks)
 end
 

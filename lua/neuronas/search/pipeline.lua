@@ -75,12 +75,27 @@ function M.engine_pipeline(s)
     if not knobs.has(cand) then wbits = wbits or qnet:weight_bits() end
     return qnet
   end
+  -- docs/hardware.md "Activity-aware energy": the active reads are counted from the spikes of the
+  -- score's own forward (on the first scoring batch), run here on the setup's threads; the score
+  -- is kept, by candidate key, for p.score and p.score_many, so the candidate takes one forward.
+  -- With variation the robust score is computed as without activity.
+  local measured = {} -- key -> score
+  local key_of = require("neuronas.search.evaluator").key
   function p.cost(net, cand)
     local h = chip(cand)
     local cost = h:evaluate(net)
-    -- docs/hardware.md "Activity-aware energy": one extra forward on the first scoring batch
-    if s.activity then h:active_energy(cost, nn.activity(net, inputs()[1], { xbar = h.xbar })) end
+    if s.activity then
+      local score, d = nn.fitness(net, inputs(), { cache = fcache, threads = s.threads, activity = { xbar = h.xbar } })
+      h:active_energy(cost, d.activity)
+      if not variation and cand then measured[key_of(cand)] = score end
+    end
     return cost
+  end
+  -- the kept score of a candidate's cost forward, once (nil when there is none)
+  local function kept(cand)
+    local sc = cand and measured[key_of(cand)]
+    if sc ~= nil then measured[key_of(cand)] = nil end
+    return sc
   end
   -- The cost of a candidate without quantizing its weights (what the stage-1 pre-filter reads):
   -- the float net has the quantized one's layers, and its weight bits are given, so the cost is
@@ -108,6 +123,8 @@ function M.engine_pipeline(s)
     return maps >= 256 * 2 ^ 20
   end
   function p.score(net, cand)
+    local sc = kept(cand)
+    if sc ~= nil then return sc end
     return nn.fitness(net, inputs(), { cache = fcache, threads = big(net) and s.threads or 1,
       variation = variation_of(cand) })
   end
@@ -115,6 +132,11 @@ function M.engine_pipeline(s)
     -- nets whose variation differs (by their cells' width) go in separate calls
     function p.score_many(nets, cands)
       local scores, diags = {}, {}
+      if s.activity and not variation then
+        -- every net's score comes from its cost's forward (or, when it has none, is computed)
+        for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net, cands and cands[i]) end
+        return scores, diags
+      end
       if big(nets[1]) then
         for i, net in ipairs(nets) do scores[i], diags[i] = p.score(net, cands and cands[i]) end
         return scores, diags
