@@ -5,6 +5,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "neuronas/nn_cell.h"
 
 static int nn_test_failures;
 static int nn_test_checks;
@@ -53,5 +56,15 @@ static int nn_test_checks;
 #define NN_TEST_END()                                                                        \
   (fprintf(stderr, "%d checks, %d failed\n", nn_test_checks, nn_test_failures),              \
    nn_test_checks == 0 || nn_test_failures != 0)
+
+/* The cell a text form describes (any form nn_cell_parse reads); a parse error is printed and
+ * gives the all-zero cell, which the caller's checks then catch. */
+static inline nn_cell nn_test_cell(const char *text) {
+  nn_cell c;
+  nn_error err;
+  memset(&c, 0, sizeof c);
+  if (nn_cell_parse(text, NN_CELL_FORM_AUTO, &c, &err) != NN_OK) fprintf(stderr, "cell %s: %s\n", text, err.msg);
+  return c;
+}
 
 #endif

@@ -12,14 +12,6 @@
 
 #define TOL_OUT 1e-5 /* relative to the largest output */
 
-static nn_cell cell_of(const char *text) {
-  nn_cell c;
-  nn_error err;
-  memset(&c, 0, sizeof c);
-  if (nn_cell_parse(text, NN_CELL_FORM_AUTO, &c, &err) != NN_OK) fprintf(stderr, "cell %s: %s\n", text, err.msg);
-  return c;
-}
-
 /* ================================================================ naive reference */
 
 typedef struct ref {
@@ -302,8 +294,8 @@ static int64_t ref_count(const ref *r, const char *name, int t) {
 
 static nn_net_params small_params(const char *cell_a, const char *cell_b, int64_t stem_stride, int64_t side) {
   nn_net_params p = nn_net_params_default();
-  p.cell_a = cell_of(cell_a);
-  p.cell_b = cell_of(cell_b);
+  p.cell_a = nn_test_cell(cell_a);
+  p.cell_b = nn_test_cell(cell_b);
   p.in_ch = 2, p.in_h = side, p.in_w = side, p.channels = 4, p.stem_stride = stem_stride;
   p.second_pool = 2, p.fc_width = 10, p.classes = 3, p.cluster = 2, p.timesteps = 4;
   p.seed = 42;
@@ -450,8 +442,8 @@ static void paper_888192(void) {
   nn_net_params p = nn_net_params_default();
   nn_net_params_preset(&p, "cifar100", &err);
   /* docs/model.md: 888,192 = stem 3,456 + 4 x 147,456 (conv3x3 at 128 channels) + downconv 294,912 */
-  p.cell_a = cell_of("conv3x3 conv3x3 conv3x3 conv3x3 skip skip");
-  p.cell_b = cell_of("skip avgpool3x3 skip skip skip skip");
+  p.cell_a = nn_test_cell("conv3x3 conv3x3 conv3x3 conv3x3 skip skip");
+  p.cell_b = nn_test_cell("skip avgpool3x3 skip skip skip skip");
   nn_net *net = nn_net_new(&p, &err);
   CHECK(net != NULL);
   if (!net) return;
@@ -503,10 +495,10 @@ static void snasnet_cell_counts(void) {
 static void common_random_numbers(void) {
   nn_error err;
   nn_net_params p = nn_net_params_default();
-  p.cell_a = cell_of(FWD_CELL);
-  p.cell_b = cell_of(FWD_CELL2);
+  p.cell_a = nn_test_cell(FWD_CELL);
+  p.cell_b = nn_test_cell(FWD_CELL2);
   nn_net *a = nn_net_new(&p, &err);
-  p.cell_b = cell_of(BWD_CELL);
+  p.cell_b = nn_test_cell(BWD_CELL);
   nn_net *b = nn_net_new(&p, &err);
   p.seed = 2;
   nn_net *c = nn_net_new(&p, &err);
@@ -597,7 +589,7 @@ static void clone_and_io(void) {
   CHECK(nets_equal(d, d0));
   nn_net_free(d), nn_net_free(d0);
   q = p;
-  q.cell_a = cell_of(FWD_CELL);
+  q.cell_a = nn_test_cell(FWD_CELL);
   d = nn_net_new(&q, &err);
   CHECK(nn_net_load(d, path, &err) == NN_EINVAL);
   snprintf(want, sizeof want, "%s: unexpected tensor 'cellA.e12.conv.weight' (the net has no such parameter)", path);

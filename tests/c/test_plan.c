@@ -6,21 +6,13 @@
 #include "neuronas/nn_plan.h"
 #include "nn_test.h"
 
-static nn_cell cell_of(const char *text) {
-  nn_cell c;
-  nn_error err;
-  memset(&c, 0, sizeof c);
-  if (nn_cell_parse(text, NN_CELL_FORM_AUTO, &c, &err) != NN_OK) fprintf(stderr, "cell %s: %s\n", text, err.msg);
-  return c;
-}
-
 /* fashion-mnist (1x28x28, C = 16, F = 256, 10 classes x 10), cell A "0302 0030 3003 0000"
  * (e01 conv3x3, e03 conv1x1, e12 conv3x3, e23 conv3x3, backward e20 conv3x3), cell B
  * "0102 0010 0004 0000" (e01 skip, e03 conv1x1, e12 skip, e23 avgpool3x3). */
 static nn_net_params params(void) {
   nn_net_params p = nn_net_params_default();
-  p.cell_a = cell_of("0302 0030 3003 0000");
-  p.cell_b = cell_of("0102 0010 0004 0000");
+  p.cell_a = nn_test_cell("0302 0030 3003 0000");
+  p.cell_b = nn_test_cell("0102 0010 0004 0000");
   return p;
 }
 
