@@ -1,5 +1,6 @@
--- selfcontained_spec.lua: the repository stands on its own: no test, script, build file or
--- source reads a path outside the checkout (a lone `git clone` runs the whole suite).
+-- selfcontained_spec.lua: the repository stands on its own: no test, script, build file, doc or
+-- source reads a path outside the checkout (a lone `git clone` runs the whole suite) or points
+-- at notes and tracker issues users do not have.
 describe("self-contained repository", function()
   -- the patterns are split so that this file does not match itself
   local bad = {
@@ -7,9 +8,12 @@ describe("self-contained repository", function()
     { "/work" .. "/", "an absolute path of the development machine" },
     { "shared" .. "/fixtures", "the old fixture location" },
     { "/home" .. "/", "a home directory" },
+    { "SPEC" .. "%.md", "the development notes' formula file (say it in the project's own docs)" },
+    { "STYLE" .. "%.md", "the development notes' style file" },
+    { "[Ii]ssue" .. " #?%d", "a tracker issue number (say what the code does instead)" },
   }
   local function files()
-    local p = assert(io.popen("git ls-files -- tests scripts engine lua include examples CMakeLists.txt cmake rockspecs 2>/dev/null"))
+    local p = assert(io.popen("git ls-files -- tests scripts engine lua include examples docs README.md CMakeLists.txt cmake rockspecs 2>/dev/null"))
     local list = {}
     for l in p:lines() do list[#list + 1] = l end
     p:close()
