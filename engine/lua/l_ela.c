@@ -731,6 +731,19 @@ static int e_active_energy(lua_State *L) {
   return 1;
 }
 
+/* Calls the C function below its nargs arguments on the stack; an argument error it raises names
+ * evaluate_active (a C function called from C has no name of its own: Lua would say '?'). The
+ * argument numbers already match the caller's: the delegated frames hold the arguments where
+ * hw:evaluate_active's caller counts them. */
+static void call_as_evaluate_active(lua_State *L, int nargs) {
+  if (lua_pcall(L, nargs, 1, 0) == LUA_OK) return;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *m = luaL_gsub(L, lua_tostring(L, -1), "to '?'", "to 'evaluate_active'");
+    luaL_gsub(L, m, "to 'neuronas.activity'", "to 'evaluate_active'");
+  }
+  lua_error(L);
+}
+
 /* (hw, net, x[, opts]) -> hw:active_energy(hw:evaluate(net, opts with breakdown), nn.activity(net,
  * x, { xbar = hw.xbar })). The three calls below go to C functions of this file and of
  * l_variation.c, each in its own frame; no Lua code runs. */
@@ -752,15 +765,15 @@ static int e_evaluate_active(lua_State *L) {
   lua_setfield(L, 5, "breakdown");
   lua_pushcfunction(L, e_evaluate); /* 6: cost */
   lua_pushvalue(L, 1), lua_pushvalue(L, 2), lua_pushvalue(L, 5);
-  lua_call(L, 3, 1);
+  call_as_evaluate_active(L, 3);
   lua_pushcfunction(L, nn_lua_activity); /* 7: activity */
   lua_pushvalue(L, 2), lua_pushvalue(L, 3);
   lua_createtable(L, 0, 1);
   lua_pushinteger(L, xbar), lua_setfield(L, -2, "xbar");
-  lua_call(L, 3, 1);
+  call_as_evaluate_active(L, 3);
   lua_pushcfunction(L, e_active_energy);
   lua_pushvalue(L, 1), lua_pushvalue(L, 6), lua_pushvalue(L, 7);
-  lua_call(L, 3, 1);
+  call_as_evaluate_active(L, 3);
   return 1;
 }
 

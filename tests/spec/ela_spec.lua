@@ -259,6 +259,17 @@ describe("nn.ela", function()
     assert.has_error(function() hw:evaluate(net) end, "attempt to use a closed neuronas.Net")
   end)
 
+  it("names evaluate_active in the errors of the calls it makes for the caller", function()
+    local hw = nn.ela()
+    local net = nn.net { preset = "fashion-mnist" }
+    local x = nn.tensor(2, 1, 28, 28)
+    assert.has_error(function() hw:evaluate_active(net, x, { bits = 99 }) end,
+      "bad argument #3 to 'evaluate_active' (field 'bits': integer in 2..32 expected, got 99)")
+    assert.has_error(function() hw:evaluate_active(net, "x") end,
+      "bad argument #2 to 'evaluate_active' (neuronas.Tensor expected, got string)")
+    net:close()
+  end)
+
   it("never calls a net-like table: only a neuronas.Net or a plain layer list is costed", function()
     local calls = 0
     local function count() calls = calls + 1; return { conv(3, 8, 4, 4) } end
