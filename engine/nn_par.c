@@ -1,6 +1,8 @@
-/* nn_par.c: the worker team of nn_par.h. Workers sleep on a condition variable between jobs; a
- * job is a generation number, the function and the range starts; each worker runs its own
- * piece and counts itself done. */
+/* nn_par.c: the worker team of nn_par.h, the engine's one thread pool (the scoring forward, the
+ * fitness kernel, the trainer). Workers sleep on a condition variable between jobs (a training
+ * step runs a few hundred parallel regions: creating threads per region would cost more than the
+ * small ones take); a job is a generation number, the function and the range starts; each
+ * worker runs its own piece and counts itself done. */
 #include "nn_par.h"
 
 #include <pthread.h>
@@ -125,4 +127,33 @@ void nn_par_for(nn_par *p, int64_t n, int64_t grain, nn_par_fn fn, void *ctx) {
   }
   cut[T] = n;
   nn_par_run(p, cut, fn, ctx);
+}
+
+typedef struct pull {
+  nn_par_task_fn fn;
+  void *ctx;
+  int64_t ntasks, next;
+} pull;
+
+/* Thread `worker`'s piece of nn_par_tasks: [worker, worker + 1) */
+static void pull_tasks(void *c, int64_t worker, int64_t end) {
+  pull *q = c;
+  (void)end;
+  for (;;) {
+    const int64_t t = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED);
+    if (t >= q->ntasks) return;
+    q->fn(q->ctx, t, (int)worker);
+  }
+}
+
+void nn_par_tasks(nn_par *p, int64_t ntasks, nn_par_task_fn fn, void *ctx) {
+  const int T = nn_par_threads(p);
+  if (T == 1 || ntasks <= 1) {
+    for (int64_t t = 0; t < ntasks; t++) fn(ctx, t, 0);
+    return;
+  }
+  int64_t cut[NN_PAR_MAX_THREADS + 1];
+  for (int t = 0; t <= T; t++) cut[t] = t;
+  pull q = {fn, ctx, ntasks, 0};
+  nn_par_run(p, cut, pull_tasks, &q);
 }

@@ -30,4 +30,13 @@ void nn_par_for(nn_par *p, int64_t n, int64_t grain, nn_par_fn fn, void *ctx);
  * cut[0] = 0 and cut[threads] = the end (for work that is not uniform per index). */
 void nn_par_run(nn_par *p, const int64_t *cut, nn_par_fn fn, void *ctx);
 
+/* Runs fn(ctx, task, worker) for task = 0..ntasks-1, every thread pulling the next task from a
+ * shared counter until none is left: for work cut into more tasks than threads, of uneven cost
+ * (the trainer's sample groups and reductions). worker is the thread's number (the caller is 0,
+ * all are below nn_par_threads(p)), for per-thread scratch. Which worker runs a task must not
+ * change what the task computes (each writes its own outputs; sums are reduced afterwards in a
+ * fixed order), so the results are the same for any number of threads. */
+typedef void (*nn_par_task_fn)(void *ctx, int64_t task, int worker);
+void nn_par_tasks(nn_par *p, int64_t ntasks, nn_par_task_fn fn, void *ctx);
+
 #endif

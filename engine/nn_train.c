@@ -322,7 +322,7 @@ void nn_trainer_free(nn_trainer *tr) {
   }
   arena_free(&tr->arena);
   arena_free(&tr->tmp);
-  nn_pool_free(tr->pool);
+  nn_par_free(tr->pool);
   for (int i = 0; tr->wws && i < tr->nworkers; i++) nn_ws_free(&tr->wws[i]);
   free(tr->wws), free(tr->part);
   free(tr);
@@ -389,7 +389,7 @@ static nn_status par_groups(nn_trainer *tr, int64_t n, group_fn fn, void *a, nn_
   group_run r;
   int64_t G = ngroups(n);
   r.tr = tr, r.fn = fn, r.a = a, r.n = n;
-  nn_pool_run(tr->pool, G, group_task, &r);
+  nn_par_tasks(tr->pool, G, group_task, &r);
   for (int64_t g = 0; g < G; g++)
     if (r.st[g] != NN_OK) {
       if (err) *err = r.err[g];
@@ -466,7 +466,7 @@ static void red_task(void *ctx, int64_t t, int worker) {
 
 static void reduce_parts(nn_trainer *tr, float *dw, int64_t size) {
   red_args a = {dw, tr->part, size, tr->part_n, ngroups(tr->n)};
-  nn_pool_run(tr->pool, (size + RED_CHUNK - 1) / RED_CHUNK, red_task, &a);
+  nn_par_tasks(tr->pool, (size + RED_CHUNK - 1) / RED_CHUNK, red_task, &a);
 }
 
 /* The same for group buffers in channels-last order [ckk][o]: dw[o][ckk] += sum of them. */
@@ -490,7 +490,7 @@ static void redcl_task(void *ctx, int64_t t, int worker) {
 
 static void reduce_parts_cl(nn_trainer *tr, float *dw, int64_t O, int64_t CKK) {
   redcl_args a = {dw, tr->part, O, CKK, tr->part_n, ngroups(tr->n)};
-  nn_pool_run(tr->pool, (O * CKK + RED_CHUNK - 1) / RED_CHUNK, redcl_task, &a);
+  nn_par_tasks(tr->pool, (O * CKK + RED_CHUNK - 1) / RED_CHUNK, redcl_task, &a);
 }
 
 /* Starts a pass: the pool (first time), per-worker scratch, group buffers for the largest conv
@@ -499,9 +499,8 @@ static nn_status pass_enter(nn_trainer *tr, nn_error *err) {
   if (!tr->wws) {
     int want = tr->tp.threads;
     if (want == 0) want = nn_train_default_threads();
-    if (want > 1 && !(tr->pool = nn_pool_new(want)))
-      return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
-    tr->nworkers = nn_pool_threads(tr->pool);
+    tr->pool = nn_par_new(want); /* NULL (one thread, or none could start): the caller runs all */
+    tr->nworkers = nn_par_threads(tr->pool);
     if (!(tr->wws = calloc((size_t)tr->nworkers, sizeof *tr->wws)))
       return nn_fail(err, NN_ENOMEM, "out of memory (training threads)");
     int64_t mx = 1;
@@ -666,7 +665,7 @@ static void bn_b(nn_trainer *tr, int s, int t, const float *dy, float *dx, int a
   const nn_plan_step *ps = &tr->plan.steps[s];
   const int64_t c = ps->in_c, chunk = (c + 4 * tr->nworkers - 1) / (4 * tr->nworkers);
   bnb_args a = {tr, &tr->rt[s], c, ps->in_h * ps->in_w, t, acc, dy, dx, chunk};
-  nn_pool_run(tr->pool, (c + chunk - 1) / chunk, bn_b_task, &a);
+  nn_par_tasks(tr->pool, (c + chunk - 1) / chunk, bn_b_task, &a);
 }
 
 typedef struct lif_args {

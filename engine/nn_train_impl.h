@@ -6,19 +6,10 @@
 #include "neuronas/nn_plan.h"
 #include "neuronas/nn_train.h"
 #include "nn_grad_impl.h"
+#include "nn_par.h"
 
 #define NN_ARENA_MAXBLK 256
 
-/* Worker threads for the parallel regions of a step (nn_train_pool.c). nn_pool_run runs
- * fn(ctx, task, worker) for task = 0..ntasks-1 on the pool's threads and the caller (worker 0;
- * workers are numbered below nn_pool_threads) and returns when all are done. A NULL pool runs
- * the tasks on the caller. */
-typedef struct nn_pool nn_pool;
-typedef void (*nn_pool_fn)(void *ctx, int64_t task, int worker);
-nn_pool *nn_pool_new(int threads);
-int nn_pool_threads(const nn_pool *p);
-void nn_pool_run(nn_pool *p, int64_t ntasks, nn_pool_fn fn, void *ctx);
-void nn_pool_free(nn_pool *p);
 
 /* A batch is split into this many sample groups (fewer for smaller batches) whatever the number
  * of threads; each group's share of a weight gradient goes to its own buffer and the buffers are
@@ -105,7 +96,7 @@ struct nn_trainer {
   nn_arena arena; /* tape and whole-pass buffers */
   nn_arena tmp;   /* short-lived buffers (TALLOC) */
   /* threads (created at the first pass) */
-  nn_pool *pool;
+  nn_par *pool; /* the step's workers (nn_par_tasks); NULL: the calling thread only */
   int nworkers;
   nn_ws *wws;       /* per worker */
   float *part;      /* NN_TRAIN_GROUPS partial conv weight gradients, part_n floats each */

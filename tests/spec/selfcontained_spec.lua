@@ -9,7 +9,7 @@ describe("self-contained repository", function()
     { "shared" .. "/fixtures", "the old fixture location" },
     { "/home" .. "/", "a home directory" },
     { "SPEC" .. "%.md", "the development notes' formula file (say it in the project's own docs)" },
-    { "STYLE" .. "%.md", "the development notes' style file" },
+    { "ST" .. "YLE%.md", "the development notes' style file" },
     { "[Ii]ssue" .. " #?%d", "a tracker issue number (say what the code does instead)" },
   }
   local function files()
