@@ -737,9 +737,15 @@ static int e_active_energy(lua_State *L) {
  * hw:evaluate_active's caller counts them. */
 static void call_as_evaluate_active(lua_State *L, int nargs) {
   if (lua_pcall(L, nargs, 1, 0) == LUA_OK) return;
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    const char *m = luaL_gsub(L, lua_tostring(L, -1), "to '?'", "to 'evaluate_active'");
-    luaL_gsub(L, m, "to 'neuronas.activity'", "to 'evaluate_active'");
+  /* "bad argument #N to 'NAME' (...)": NAME is '?' or whatever table of package.loaded Lua
+   * found the function in first, which varies from run to run */
+  const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  const char *to = m && !strncmp(m, "bad argument #", 14) ? strstr(m, " to '") : NULL;
+  const char *end = to ? strchr(to + 5, '\'') : NULL;
+  if (end) {
+    lua_pushlstring(L, m, (size_t)(to - m));
+    lua_pushfstring(L, " to 'evaluate_active'%s", end + 1);
+    lua_concat(L, 2);
   }
   lua_error(L);
 }
