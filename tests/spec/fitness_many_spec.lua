@@ -4,11 +4,7 @@ local H = require("helpers")
 
 describe("nn.fitness_many", function()
   local nn = require("neuronas")
-  local function batch(n, seed)
-    local x = nn.tensor(n, 1, 28, 28)
-    x:normal(nn.rng(seed), 0, 1)
-    return x
-  end
+  local batch = H.fashion_batch
   local q = nn.quantizer({ bits = 8 })
   local function net(cellA, cellB)
     local n = nn.net { preset = "fashion-mnist", cellA = cellA, cellB = cellB, seed = 3 }

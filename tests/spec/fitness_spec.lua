@@ -3,11 +3,7 @@ local H = require("helpers")
 
 describe("nn.fitness", function()
   local nn = require("neuronas")
-  local function batch(n, seed)
-    local x = nn.tensor(n, 1, 28, 28)
-    x:normal(nn.rng(seed), 0, 1)
-    return x
-  end
+  local batch = H.fashion_batch
   local function net(cellB, seed)
     return nn.net { preset = "fashion-mnist", cellA = "101021", cellB = cellB or "111111", seed = seed or 1 }
   end

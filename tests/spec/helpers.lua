@@ -67,6 +67,14 @@ function M.new_globals(before)
   return added
 end
 
+-- A batch of n fashion-mnist-shaped inputs (n x 1 x 28 x 28) drawn N(0, 1) from nn.rng(seed).
+function M.fashion_batch(n, seed)
+  local nn = require("neuronas")
+  local x = nn.tensor(n, 1, 28, 28)
+  x:normal(nn.rng(seed), 0, 1)
+  return x
+end
+
 -- How many times a Lua pattern matches in s.
 function M.count(s, pat)
   local n = 0

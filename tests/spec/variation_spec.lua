@@ -4,11 +4,7 @@ local H = require("helpers")
 
 describe("device variation", function()
   local nn = require("neuronas")
-  local function batch(n, seed)
-    local x = nn.tensor(n, 1, 28, 28)
-    x:normal(nn.rng(seed), 0, 1)
-    return x
-  end
+  local batch = H.fashion_batch
   local function qnet(cellB, bits)
     local net = nn.net { preset = "fashion-mnist", cellA = "101021", cellB = cellB or "111111", timesteps = 2 }
     return nn.quantize(net, bits or 8)
