@@ -458,15 +458,18 @@ static nn_status run_suffix(nn_net *net, const pres *r, nn_kernel *k, nn_fitness
 
 /* The prefix result for net on x, as a sequential evaluation finds it: from the cache (a hit,
  * counted) or a new one to compute (a miss, counted, and stored in the cache not yet ready).
- * *produce = 1 when the caller must compute it. Returns a reference (NULL: out of memory). */
+ * With `observed` (an observer must see the prefix's LIF calls) a hit is not used: the prefix
+ * is computed again, privately. *produce = 1 when the caller must compute it. Returns a
+ * reference (NULL: out of memory). */
 static pres *prefix_lookup(nn_net *net, const nn_tensor *x, nn_fitness_cache *cache,
-                           nn_fitness_diag *d, int *produce) {
+                           nn_fitness_diag *d, int observed, int *produce) {
   ckey key;
   centry *hit = NULL;
   pres *r;
   if (cache) {
     make_key(net, x, &key);
     hit = cache_find(cache, &key);
+    if (hit && observed) hit = NULL, cache = NULL;
   }
   if (hit) {
     cache->hits++;
@@ -485,14 +488,14 @@ static pres *prefix_lookup(nn_net *net, const nn_tensor *x, nn_fitness_cache *ca
 }
 
 /* One repeat: the prefix (cached or run, then stored) and the suffix into k. With an observer
- * (also) the prefix is run here, without the cache, so the observer sees all its calls. */
+ * (also) the prefix is always run, so the observer sees all its calls; a new one is still
+ * stored for the calls without an observer. */
 static nn_status one_batch(nn_net *net, const nn_tensor *x, nn_fitness_cache *cache,
                            nn_kernel *k, nn_fitness_diag *d, nn_par *par,
                            const nn_fitness_opts *also, nn_error *err) {
   int produce;
   nn_status st = NN_OK;
-  if (also) cache = NULL;
-  pres *r = prefix_lookup(net, x, cache, d, &produce);
+  pres *r = prefix_lookup(net, x, cache, d, also != NULL, &produce);
   if (!r) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
   if (produce) {
     st = run_prefix(net, x, r, d, par, also, err);
@@ -759,7 +762,7 @@ nn_status nn_fitness_many(nn_net *const *nets, size_t count, const nn_tensor *co
     dd[i].samples = c.S;
     if ((st = stats_save(nets[i], &m[i].saved, err)) != NN_OK) break;
     for (int r = 0; r < repeats; r++) {
-      if (!(m[i].src[r] = prefix_lookup(nets[i], batches[r], cache, &dd[i], &m[i].produce[r]))) {
+      if (!(m[i].src[r] = prefix_lookup(nets[i], batches[r], cache, &dd[i], 0, &m[i].produce[r]))) {
         st = nn_fail(err, NN_ENOMEM, "fitness_many: out of memory");
         break;
       }

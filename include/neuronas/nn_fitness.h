@@ -100,7 +100,8 @@ typedef struct nn_fitness_opts {
                               and the kernel's rows split over them; the same bits for any count */
   nn_spike_fn on_spikes;   /* optional: also handed every LIF call of the first batch, after the
                               score has used it (e.g. nn_activity_observe, docs/hardware.md); that
-                              batch's prefix is then run, never taken from the cache */
+                              batch's prefix is then run, never taken from the cache (a new
+                              one is still stored there for calls without an observer) */
   void *spikes_ud;         /* on_spikes's first argument */
 } nn_fitness_opts;
 

@@ -184,6 +184,19 @@ static void test_fitness_observer(void) {
     for (size_t i = 0; i < n; i++)
       CHECK(got[i].active == want[i].active && got[i].reads == want[i].reads && got[i].measured == want[i].measured);
   }
+  /* into an empty cache, the observed batch's prefix is computed and stored too, so a later call
+   * without an observer takes both prefixes from the cache */
+  nn_fitness_cache *fresh = nn_fitness_cache_new(NULL, &err);
+  nn_activity_counter *c = nn_activity_counter_new(net, 6, 16, got, &err);
+  nn_fitness_opts first = {.cache = fresh, .on_spikes = nn_activity_observe, .spikes_ud = c};
+  CHECK(c != NULL && nn_fitness_eval(net, xs, 2, &first, &score, NULL, &err) == NN_OK);
+  nn_activity_counter_free(c);
+  CHECK(score == plain);
+  CHECK(nn_fitness_cache_stats_of(fresh).entries == 2 && nn_fitness_cache_stats_of(fresh).hits == 0);
+  nn_fitness_opts later = {.cache = fresh};
+  CHECK(nn_fitness_eval(net, xs, 2, &later, &score, NULL, &err) == NN_OK);
+  CHECK(score == plain && nn_fitness_cache_stats_of(fresh).hits == 2);
+  nn_fitness_cache_free(fresh);
   /* a bad counter is refused */
   CHECK(nn_activity_counter_new(net, 0, 16, got, &err) == NULL && strstr(err.msg, "samples"));
   CHECK(nn_activity_counter_new(net, 6, 0, got, &err) == NULL && strstr(err.msg, "xbar"));
