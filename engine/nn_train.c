@@ -929,7 +929,7 @@ static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y,
   tstep *r = &tr->rt[s];
   const int64_t n = tr->n, m = n * ps->in_c * ps->in_h * ps->in_w;
   const int64_t mo = n * ps->out_c * ps->out_h * ps->out_w;
-  float *o = NULL, *c;
+  float *o = NULL;
   if (ps->op == NN_STEP_CONV || ps->op == NN_STEP_BN || ps->op == NN_STEP_POOL ||
       ps->op == NN_STEP_LINEAR || ps->op == NN_STEP_BOOST) {
     if (r->keep) ALLOC(o, mo);
@@ -985,10 +985,8 @@ static nn_status step_f(nn_trainer *tr, int s, int t, const float *x, float **y,
       ew(tr, (ew_args){.op = EW_POOL3, .m = m / n, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w,
                        .x = x, .y = o});
       break;
-    default: /* LIF, conv, BN */
-      TRY(step_f(tr, s + 1, t, x, &c, err));
-      TRY(step_f(tr, s + 2, t, c, &c, err));
-      TRY(step_f(tr, s + 3, t, c, &o, err));
+    default: /* its steps in order (LIF, conv, BN) */
+      for (int k = 1; k <= ps->nsub; k++, x = o) TRY(step_f(tr, s + k, t, x, &o, err));
       break;
     }
     break;
@@ -1009,7 +1007,7 @@ static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **d
   const nn_plan_step *ps = &tr->plan.steps[s];
   tstep *r = &tr->rt[s];
   const int64_t n = tr->n, m = n * ps->in_c * ps->in_h * ps->in_w;
-  float *d = acc ? *dx : NULL, *dc, *ds;
+  float *d = acc ? *dx : NULL, *g;
   const float *x;
   switch (ps->op) {
   case NN_STEP_CONV:
@@ -1059,10 +1057,9 @@ static nn_status step_b(nn_trainer *tr, int s, int t, const float *dy, float **d
       ew(tr, (ew_args){.op = EW_POOL3_BWD, .m = m / n, .planes = ps->in_c, .h = ps->in_h, .w = ps->in_w,
                        .x = dy, .y = d, .acc = 1});
       break;
-    default: /* BN, conv, LIF in reverse; the LIF adds into the node's gradient */
-      TRY(step_b(tr, s + 3, t, dy, &dc, 0, err));
-      TRY(step_b(tr, s + 2, t, dc, &ds, 0, err));
-      TRY(step_b(tr, s + 1, t, ds, &d, 1, err));
+    default: /* its steps in reverse (BN, conv, LIF); the first adds into the node's gradient */
+      for (int k = ps->nsub; k > 1; k--, dy = g) TRY(step_b(tr, s + k, t, dy, &g, 0, err));
+      TRY(step_b(tr, s + 1, t, dy, &d, 1, err));
       break;
     }
     break;
