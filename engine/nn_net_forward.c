@@ -117,6 +117,13 @@ static void unpack_piece(void *ctx, int64_t lo, int64_t hi) {
   nn_spikes_unpack(j->bits + lo * j->b, hi - lo, j->a, j->y + lo * j->a);
 }
 
+/* outputs [lo, hi) of a Linear from the transposed input x (a samples, b inputs, c outputs) */
+static void linear_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_error e;
+  job_fail(j, nn_linear_outputs(j->x, j->a, j->b, j->w, j->x2, j->c, lo, hi, j->y, &e), &e);
+}
+
 #define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
 
 static void par_elem(run *r, int kind, float *y, const float *x, const float *x2, int64_t n) {
@@ -131,6 +138,26 @@ static void par_pool(run *r, int kind, const float *x, int64_t planes, int64_t h
   memset(&j, 0, sizeof j);
   j.x = x, j.y = y, j.a = h, j.b = w, j.c = k, j.flag = kind;
   nn_par_for(r->par, planes, 1, pool_piece, &j);
+}
+
+/* A Linear (nn_linear's arithmetic: one FMA chain per output, so any split gives the same
+ * bits): x transposed once, the outputs split over the threads. */
+static nn_status par_linear(run *r, const float *x, int64_t in, const float *w, const float *b, int64_t out,
+                            float *y, nn_error *err) {
+  const int64_t n = r->S;
+  float *xt = nn_scratch_get((size_t)(nn_linear_xt_stride(n) * (in > 0 ? in : 1)) * sizeof *xt);
+  if (!xt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
+  nn_linear_xt(x, n, in, xt);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = xt, j.x2 = b, j.w = w, j.y = y, j.a = n, j.b = in, j.c = out;
+  nn_par_for(r->par, out, 48, linear_piece, &j);
+  nn_scratch_put(xt);
+  if (j.failed) {
+    if (err) *err = j.err;
+    return j.st;
+  }
+  return NN_OK;
 }
 
 /* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
@@ -419,7 +446,7 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
     const float *b = s->bias ? nn_net_step_tensor(r->net, i, 1)->data : NULL;
     if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
     y = out_of(w, i);
-    st = nn_linear(x, r->S, s->in_c, nn_net_step_tensor(r->net, i, 0)->data, b, s->out_c, y, err);
+    st = par_linear(r, x, s->in_c, nn_net_step_tensor(r->net, i, 0)->data, b, s->out_c, y, err);
     *v = (val){y, 0, 0};
     break;
   }

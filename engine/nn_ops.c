@@ -1125,24 +1125,3 @@ void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_
         y[(pl * (h / k) + i) * (w / k) + j] = (float)(sum / (double)(k * k));
       }
 }
-
-/* ---- Linear ---- */
-
-nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const float *b,
-                    int64_t out, float *y, nn_error *err) {
-  nn_status st = nn_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out, err);
-  if (st != NN_OK || !b) return st;
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t o = 0; o < out; o++) y[j * out + o] += b[o];
-  return NN_OK;
-}
-
-void nn_linear_ref(const float *x, int64_t n, int64_t in, const float *w, const float *b,
-                   int64_t out, float *y) {
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t o = 0; o < out; o++) {
-      double acc = b ? b[o] : 0;
-      for (int64_t i = 0; i < in; i++) acc += (double)x[j * in + i] * w[o * in + i];
-      y[j * out + o] = (float)acc;
-    }
-}

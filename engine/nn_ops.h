@@ -139,10 +139,20 @@ void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, flo
 void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 
-/* ---- Linear ---- */
-/* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL). */
+/* ---- Linear (nn_linear.c) ---- */
+/* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL). Each output is one chain of
+ * fused multiply-adds over the inputs in ascending order from +0, then + b[o]: the same bits for
+ * any split over samples or outputs and on every CPU. */
 nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const float *b,
                     int64_t out, float *y, nn_error *err);
+/* The same in pieces: nn_linear_xt writes x transposed, xt[i * nn_linear_xt_stride(n) + j]
+ * (in x nn_linear_xt_stride(n) floats, padded with zeros), and nn_linear_outputs computes the
+ * outputs [o0, o1) of every sample from it (pieces of any size give the same bits). */
+int64_t nn_linear_xt_stride(int64_t n);
+void nn_linear_xt(const float *x, int64_t n, int64_t in, float *xt);
+nn_status nn_linear_outputs(const float *xt, int64_t n, int64_t in, const float *w, const float *b,
+                            int64_t out, int64_t o0, int64_t o1, float *y, nn_error *err);
+/* Double accumulation (for tolerance checks). */
 void nn_linear_ref(const float *x, int64_t n, int64_t in, const float *w, const float *b,
                    int64_t out, float *y);
 

@@ -1,5 +1,5 @@
 /* nn_test.h: the C unit-test harness: CHECK / CHECK_NEAR print file:line and count failures;
- * NN_TEST_MAIN returns non-zero when any failed. */
+ * NN_TEST_END returns non-zero when any failed. */
 #ifndef NN_TEST_H
 #define NN_TEST_H
 
