@@ -26,10 +26,10 @@
 
 int64_t nn_linear_xt_stride(int64_t n) { return (n + 15) / 16 * 16; }
 
-void nn_linear_xt(const float *x, int64_t n, int64_t in, float *xt) {
+void nn_linear_xt(const float *x, int64_t n, int64_t in, int64_t lo, int64_t hi, float *xt) {
   const int64_t nj = nn_linear_xt_stride(n);
-  for (int64_t i0 = 0; i0 < in; i0 += 64) { /* 64 x 64 blocks: both sides stay in cache */
-    const int64_t i1 = i0 + 64 < in ? i0 + 64 : in;
+  for (int64_t i0 = lo; i0 < hi; i0 += 64) { /* 64 x 64 blocks: both sides stay in cache */
+    const int64_t i1 = i0 + 64 < hi ? i0 + 64 : hi;
     for (int64_t j0 = 0; j0 < nj; j0 += 64)
       for (int64_t i = i0; i < i1; i++)
         for (int64_t j = j0; j < j0 + 64 && j < nj; j++) xt[i * nj + j] = j < n ? x[j * in + i] : 0.0f;
@@ -136,7 +136,7 @@ nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const
   const int64_t nj = nn_linear_xt_stride(n);
   float *xt = nn_scratch_get((size_t)(nj * (in > 0 ? in : 1)) * sizeof *xt);
   if (!xt) return nn_fail(err, NN_ENOMEM, "linear: out of memory for a %lld x %lld input", (long long)n, (long long)in);
-  nn_linear_xt(x, n, in, xt);
+  nn_linear_xt(x, n, in, 0, in, xt);
   nn_status st = nn_linear_outputs(xt, n, in, w, b, out, 0, out, y, err);
   nn_scratch_put(xt);
   return st;

@@ -24,12 +24,14 @@ typedef struct run {
   uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
   int64_t lif_neurons;     /* neurons per sample of the current LIF call */
   float *tmp;              /* conv and BN outputs (the largest per-timestep map) */
-  float *wcl;              /* channels-last weights of the current event-driven conv */
+  float *wcl[NN_PLAN_MAXSTEP]; /* channels-last weights of conv steps, made at their first
+                                * event-driven call of the pass */
 } run;
 
 static void run_free(run *r) {
   for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]);
-  nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp), nn_scratch_put(r->wcl);
+  nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp);
+  for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(r->wcl[i]);
   nn_par_free(r->par);
   r->par = NULL;
 }
@@ -117,6 +119,12 @@ static void unpack_piece(void *ctx, int64_t lo, int64_t hi) {
   nn_spikes_unpack(j->bits + lo * j->b, hi - lo, j->a, j->y + lo * j->a);
 }
 
+/* inputs [lo, hi) of a Linear's input x transposed into y (a samples, b inputs) */
+static void linear_xt_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_linear_xt(j->x, j->a, j->b, lo, hi, j->y);
+}
+
 /* outputs [lo, hi) of a Linear from the transposed input x (a samples, b inputs, c outputs) */
 static void linear_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
@@ -147,8 +155,10 @@ static nn_status par_linear(run *r, const float *x, int64_t in, const float *w, 
   const int64_t n = r->S;
   float *xt = nn_scratch_get((size_t)(nn_linear_xt_stride(n) * (in > 0 ? in : 1)) * sizeof *xt);
   if (!xt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
-  nn_linear_xt(x, n, in, xt);
   par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.y = xt, j.a = n, j.b = in;
+  nn_par_for(r->par, in, 64, linear_xt_piece, &j);
   memset(&j, 0, sizeof j);
   j.x = xt, j.x2 = b, j.w = w, j.y = y, j.a = n, j.b = in, j.c = out;
   nn_par_for(r->par, out, 48, linear_piece, &j);
@@ -177,25 +187,22 @@ static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float
 }
 
 /* Scratch for a pass over the whole plan: r.tmp holds the largest per-timestep output of any
- * step, r.bits the largest LIF call, r.wcl the largest conv weight. */
+ * step, r.bits the largest LIF call. */
 static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t S, nn_error *err) {
   const nn_plan *pl = &net->plan;
   memset(r, 0, sizeof *r);
   r->net = net, r->pl = pl, r->o = o, r->S = S;
   if (o && (o->threads < 0 || o->threads > NN_PAR_MAX_THREADS))
     return nn_fail(err, NN_EINVAL, "forward: threads=%d outside 0..%d", o->threads, NN_PAR_MAX_THREADS);
-  int64_t m = 1, wmax = 0, smax = 1;
+  int64_t m = 1, smax = 1;
   for (int i = 0; i < pl->nsteps; i++) {
     const nn_plan_step *s = &pl->steps[i];
     if (!s->once && nn_plan_step_out_numel(s) > m) m = nn_plan_step_out_numel(s);
     if (s->op == NN_STEP_LIF && nn_plan_step_out_numel(s) > smax) smax = nn_plan_step_out_numel(s);
   }
-  for (int i = 0; i < pl->nlayers; i++)
-    if (pl->layers[i].kind == NN_LAYER_CONV && pl->layers[i].weights > wmax) wmax = pl->layers[i].weights;
   r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
   r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
-  r->wcl = nn_scratch_get((size_t)wmax * sizeof *r->wcl);
-  if (!r->tmp || !r->bits || !r->wcl) {
+  if (!r->tmp || !r->bits) {
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
   }
@@ -280,8 +287,13 @@ static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) 
   if (!v->spikes) return par_conv(r, &g, 0, v->x, w, y, err);
   nn_conv_mode mode = r->net->conv_mode;
   if (mode == NN_CONV_EVENTS || (mode == NN_CONV_AUTO && nn_conv2d_prefer_events(&g, v->fired))) {
-    nn_conv2d_weight_cl(&g, w, r->wcl);
-    return par_conv(r, &g, 1, NULL, r->wcl, y, err);
+    if (!r->wcl[i]) { /* once per pass: the weights do not change between timesteps */
+      const size_t bytes = (size_t)(g.o * g.c * g.k * g.k) * sizeof(float);
+      if (!(r->wcl[i] = nn_scratch_get(bytes)))
+        return nn_fail(err, NN_ENOMEM, "forward: out of memory for the weights of %s", s->path);
+      nn_conv2d_weight_cl(&g, w, r->wcl[i]);
+    }
+    return par_conv(r, &g, 1, NULL, r->wcl[i], y, err);
   }
   const float *x = NULL;
   nn_status st = run_spikes_f(r, &x, err);

@@ -145,11 +145,12 @@ void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_
  * any split over samples or outputs and on every CPU. */
 nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const float *b,
                     int64_t out, float *y, nn_error *err);
-/* The same in pieces: nn_linear_xt writes x transposed, xt[i * nn_linear_xt_stride(n) + j]
- * (in x nn_linear_xt_stride(n) floats, padded with zeros), and nn_linear_outputs computes the
- * outputs [o0, o1) of every sample from it (pieces of any size give the same bits). */
+/* The same in pieces: nn_linear_xt writes inputs [lo, hi) of x transposed,
+ * xt[i * nn_linear_xt_stride(n) + j] (in x nn_linear_xt_stride(n) floats, samples padded with
+ * zeros), and nn_linear_outputs computes the outputs [o0, o1) of every sample from it (pieces
+ * of any size give the same bits). */
 int64_t nn_linear_xt_stride(int64_t n);
-void nn_linear_xt(const float *x, int64_t n, int64_t in, float *xt);
+void nn_linear_xt(const float *x, int64_t n, int64_t in, int64_t lo, int64_t hi, float *xt);
 nn_status nn_linear_outputs(const float *xt, int64_t n, int64_t in, const float *w, const float *b,
                             int64_t out, int64_t o0, int64_t o1, float *y, nn_error *err);
 /* Double accumulation (for tolerance checks). */
