@@ -371,16 +371,32 @@ static size_t pass_bytes(const nn_net *net, int64_t S) {
   return b > 1e15 ? (size_t)1e15 : (size_t)b;
 }
 
+/* The budget to restore when a call with keep_memory left a raised one in place (0: none). */
+static _Thread_local size_t kept_base;
+
 /* Raises the calling thread's scratch budget for net at batch S; returns the budget to restore
  * (0: nothing raised). */
 static size_t scratch_raise(const nn_net *net, int64_t S) {
   const size_t want = pass_bytes(net, S);
-  return want >= SCRATCH_RAISE_MIN ? nn_scratch_set_limit(want) : 0;
+  if (want < SCRATCH_RAISE_MIN) return 0;
+  const size_t old = nn_scratch_set_limit(want);
+  return kept_base ? kept_base : old;
 }
 
-static void scratch_restore(size_t old) {
-  if (old) nn_scratch_set_limit(old);
+/* Ends a call's raise: restores the budget (freeing the cached blocks above it), or with keep
+ * leaves it for the next call. */
+static void scratch_restore(size_t old, int keep) {
+  const size_t base = old ? old : kept_base;
+  if (!base) return;
+  if (keep) {
+    kept_base = base;
+  } else {
+    nn_scratch_set_limit(base);
+    kept_base = 0;
+  }
 }
+
+void nn_fitness_release_memory(void) { scratch_restore(0, 0); }
 
 /* ---- scoring ---- */
 static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
@@ -599,7 +615,7 @@ nn_status nn_fitness_eval(nn_net *net, const nn_tensor *const *batches, int repe
   }
 done:
   nn_par_free(par);
-  scratch_restore(scratch_old);
+  scratch_restore(scratch_old, opts && opts->keep_memory);
   if (blas_threads > 0) nn_blas_set_threads(blas_threads);
   stats_restore_free(&saved);
   if (st != NN_OK && opts && opts->kernels)
@@ -699,7 +715,7 @@ static void *many_worker(void *arg) {
     if (c->phase == 2 && c->m[i].nshared == 0) continue;
     many_job(c, &c->m[i]);
   }
-  scratch_restore(old);
+  scratch_restore(old, 0);
   return NULL;
 }
 

@@ -1,5 +1,6 @@
 /* l_fitness.c: the fitness score for Lua (docs/fitness.md; docs/search.md).
- * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=, threads=, activity={xbar=}}) -> score, diagnostics
+ * nn.fitness(net, x, {["repeat"]=R, dataset=, seed=, cache=, threads=, activity={xbar=}, keep_memory=})
+ *   -> score, diagnostics; nn.fitness_release_memory() frees what keep_memory kept
  *   (with activity, diagnostics.activity: the active crossbar reads counted from the first
  *   batch's spikes, as nn.activity gives them; docs/hardware.md "Activity-aware energy")
  * nn.fitness_cache{max_entries=, max_bytes=} -> neuronas.FitnessCache (the stage-2 prefix
@@ -87,6 +88,7 @@ typedef struct fopts {
   uint64_t seed;
   int threads; /* fitness: threads for the one net (0: one); fitness_many: nets at once (0: one
                   per online CPU) */
+  int keep_memory; /* fitness: nn_fitness_opts.keep_memory */
 } fopts;
 
 static const l_field fit_fields[] = {
@@ -98,6 +100,8 @@ static const l_field fit_fields[] = {
     {"threads", L_F_INT32, 1, NN_FITNESS_MAX_THREADS, offsetof(fopts, threads), NULL,
      "threads for this one net (default 1; the same score for any count)"},
     {"activity", L_F_SKIP, 0, 0, 0, NULL, "{ xbar = rows }: count active crossbar reads from the first batch's spikes"},
+    {"keep_memory", L_F_BOOL, 0, 0, offsetof(fopts, keep_memory), NULL,
+     "keep a big net's pass buffers for the next call (nn.fitness_release_memory frees them)"},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 /* opts.activity = { xbar = X } -> X (0: none). Reads the caller's table (phase 1). */
@@ -256,7 +260,7 @@ static void resolve_batches(lua_State *L, int repeat, const nn_tensor **batches,
 /* net, x|{x1, ..., xR}[, opts] -> score, diagnostics
  * With opts.dataset, batches 2..R are ds:batch(S, {seed = seed + r - 1}) (seed default 1). */
 static int f_fitness(lua_State *L) {
-  fopts o = {1, 1, 0};
+  fopts o = {1, 1, 0, 0};
   nn_fitness_cache *cache = NULL;
   const nn_tensor *batches[NN_FITNESS_MAX_REPEAT];
   nn_error err;
@@ -271,7 +275,7 @@ static int f_fitness(lua_State *L) {
   size_t nl = nn_net_layer_count(net);
   nn_activity_layer *ls = xbar ? lua_newuserdatauv(L, (nl ? nl : 1) * sizeof *ls, 0) : NULL;
   resolve_batches(L, o.repeat, batches, &cache);
-  nn_fitness_opts fo = {.cache = cache, .threads = o.threads};
+  nn_fitness_opts fo = {.cache = cache, .threads = o.threads, .keep_memory = o.keep_memory};
   nn_activity_counter *counter = NULL;
   if (xbar && !(counter = nn_activity_counter_new(net, nn_tensor_dim(batches[0], 0), xbar, ls, &err)))
     return l_raise(L, &err);
@@ -303,7 +307,7 @@ static const l_field many_fields[] = {
 /* {net1, ..., netN}, x|{x1, ..., xR}[, opts] -> {score1, ...}, {diagnostics1, ...}
  * Each pair is what nn.fitness(net_i, x, opts) would return, in order (see nn_fitness_many). */
 static int f_fitness_many(lua_State *L) {
-  fopts o = {1, 1, 0};
+  fopts o = {1, 1, 0, 0};
   nn_fitness_cache *cache = NULL;
   const nn_tensor *batches[NN_FITNESS_MAX_REPEAT];
   nn_error err;
@@ -351,6 +355,13 @@ static int f_fitness_many(lua_State *L) {
   return 2;
 }
 
+/* () -> () : frees the pass buffers that calls with keep_memory left on this thread */
+static int f_release_memory(lua_State *L) {
+  (void)L;
+  nn_fitness_release_memory();
+  return 0;
+}
+
 int nn_lua_open_fitness(lua_State *L) {
   static const luaL_Reg meta[] = {
       {"__gc", c_gc}, {"__close", c_gc}, {"__tostring", c_tostring}, {NULL, NULL}};
@@ -363,5 +374,7 @@ int nn_lua_open_fitness(lua_State *L) {
   lua_setfield(L, -2, "fitness_many");
   lua_pushcfunction(L, c_new);
   lua_setfield(L, -2, "fitness_cache");
+  lua_pushcfunction(L, f_release_memory);
+  lua_setfield(L, -2, "fitness_release_memory");
   return 0;
 }

@@ -103,7 +103,15 @@ typedef struct nn_fitness_opts {
                               batch's prefix is then run, never taken from the cache (a new
                               one is still stored there for calls without an observer) */
   void *spikes_ud;         /* on_spikes's first argument */
+  int keep_memory;         /* 1: a big net's pass buffers stay cached on the calling thread after
+                              the call, so that the next call's passes (a search's next
+                              candidate) reuse their pages instead of faulting in fresh ones,
+                              about 0.8 s per paper-size candidate; nn_fitness_release_memory
+                              (or the end of a call without it) frees them */
 } nn_fitness_opts;
+
+/* Frees the pass buffers that calls with keep_memory left cached on the calling thread. */
+void nn_fitness_release_memory(void);
 
 /* Scores net on R = repeats batches (each S x in_ch x H x W, the same S): per batch one
  * full forward in training mode (BN on batch statistics, LIF state reset per forward), the

@@ -1,12 +1,15 @@
 /* test_scratch.c: the forward pass's memory and spike plumbing: nn_scratch's per-thread block
  * cache (blocks come back, zeroed when asked, never shared while held; blocks put by another
- * thread are fine) and the fused LIF step that writes packed spikes (bit-identical to
+ * thread are fine), the fitness score's keep_memory (a big net's pass buffers stay cached
+ * between calls until released) and the fused LIF step that writes packed spikes (bit-identical to
  * nn_lif_step followed by nn_spikes_pack), with its unpacking. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "neuronas/nn_fitness.h"
+#include "neuronas/nn_net.h"
 #include "neuronas/nn_rng.h"
 #include "nn_ops.h"
 #include "nn_scratch.h"
@@ -63,6 +66,52 @@ static void scratch_threads(void) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* the calling thread's scratch budget (set_limit returns it; set it back) */
+static size_t budget(void) {
+  const size_t b = nn_scratch_set_limit(SIZE_MAX);
+  nn_scratch_set_limit(b);
+  return b;
+}
+
+/* keep_memory: the same score; the raised budget (and with it the pass's cached blocks) stays
+ * after the call, and is given back by nn_fitness_release_memory or by a call without it. A net
+ * big enough to raise the budget: the fashion preset at batch 512 (about 26 MB per map). */
+static void keep_memory(void) {
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  p.timesteps = 2, p.seed = 5;
+  nn_net *net = nn_net_new(&p, &err);
+  nn_tensor *x = nn_tensor_new4(4, 512, p.in_ch, p.in_h, p.in_w, &err);
+  CHECK(net != NULL && x != NULL);
+  if (!net || !x) return;
+  nn_rng r = nn_rng_seed(8);
+  nn_tensor_normal(x, &r, 0.0f, 1.0f);
+  const nn_tensor *b[1] = {x};
+  const size_t base = budget();
+  double plain, kept, again;
+  nn_fitness_opts keep = {.keep_memory = 1}, no = {0};
+  CHECK(nn_fitness_eval(net, b, 1, &no, &plain, NULL, &err) == NN_OK);
+  CHECK(budget() == base); /* restored */
+  CHECK(nn_fitness_eval(net, b, 1, &keep, &kept, NULL, &err) == NN_OK);
+  CHECK(memcmp(&plain, &kept, sizeof kept) == 0);
+#if !defined(__SANITIZE_ADDRESS__) /* the sanitizer build has no block cache, so no budget */
+  CHECK(budget() > base);
+#endif
+  CHECK(nn_fitness_eval(net, b, 1, &keep, &again, NULL, &err) == NN_OK); /* on the kept blocks */
+  CHECK(memcmp(&plain, &again, sizeof again) == 0);
+  nn_fitness_release_memory();
+  CHECK(budget() == base);
+  nn_fitness_release_memory(); /* twice: a no-op */
+  CHECK(budget() == base);
+  /* a call without keep_memory ends a kept budget too */
+  CHECK(nn_fitness_eval(net, b, 1, &keep, &again, NULL, &err) == NN_OK);
+  CHECK(nn_fitness_eval(net, b, 1, &no, &again, NULL, &err) == NN_OK);
+  CHECK(budget() == base);
+  CHECK(memcmp(&plain, &again, sizeof again) == 0);
+  nn_tensor_free(x);
+  nn_net_free(net);
+}
+
 /* nn_lif_step_bits == nn_lif_step + nn_spikes_pack, bit for bit (state and spikes), over
  * several steps, sizes around the 64-neuron words, NaN and values on the threshold */
 static void lif_bits_identical(void) {
@@ -102,6 +151,7 @@ static void lif_bits_identical(void) {
 int main(void) {
   NN_TEST_RUN(scratch_blocks);
   NN_TEST_RUN(scratch_threads);
+  NN_TEST_RUN(keep_memory);
   NN_TEST_RUN(lif_bits_identical);
   return NN_TEST_END();
 }

@@ -99,6 +99,20 @@ describe("nn.fitness", function()
     assert.are.equal(2, c:stats().hits)
   end)
 
+  it("keeps a big net's pass buffers on request, with the same score, until released", function()
+    -- the fashion preset at batch 512 is big enough for the scorer to keep a pass's buffers
+    -- (tests/c/test_scratch.c checks the kept budget itself)
+    local n, x = nn.quantizer({ bits = 8 }):apply(net("210212")), batch(512, 3)
+    local plain = nn.fitness(n, x)
+    assert.are.equal(plain, (nn.fitness(n, x, { keep_memory = true })))
+    assert.are.equal(plain, (nn.fitness(n, x, { keep_memory = true, threads = 2 })))
+    nn.fitness_release_memory()
+    nn.fitness_release_memory()
+    assert.are.equal(plain, (nn.fitness(n, x, { keep_memory = false })))
+    assert.has_error(function() nn.fitness(n, x, { keep_memory = 1 }) end,
+      "bad argument #3 to 'fitness' (field 'keep_memory': boolean expected, got 1)")
+  end)
+
   it("diagnoses bad arguments with exact messages", function()
     local n, x = net(), batch(4, 1)
     assert.has_error(function() nn.fitness(n, x, { threads = 0 }) end,
@@ -112,7 +126,7 @@ describe("nn.fitness", function()
     assert.has_error(function() nn.fitness(n, x, { ["repeat"] = 0 }) end,
       "bad argument #3 to 'fitness' (field 'repeat': integer in 1..64 expected, got 0)")
     assert.has_error(function() nn.fitness(n, x, { repeats = 2 }) end,
-      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads, activity))")
+      "bad argument #3 to 'fitness' (unknown field 'repeats' (expected: repeat, dataset, seed, cache, threads, activity, keep_memory))")
     assert.has_error(function() nn.fitness(n, x, { cache = {} }) end,
       "bad argument #3 to 'fitness' (field 'cache': neuronas.FitnessCache expected, got table)")
     assert.has_error(function() nn.fitness(n, { x, 5 }) end,
