@@ -9,9 +9,10 @@
  * sgemm cannot promise that: OpenBLAS gives an element a different float depending on where it
  * sits in the call (its micro-kernel tiles and tails accumulate differently).
  *
- * Layout of the fast path: x is transposed once into xt[i][j] (samples padded with zeros to a
- * multiple of 16), so 16 samples of one input are one AVX-512 vector and a weight w[o][i] is one
- * broadcast; a register tile of 16*TJ samples x TO outputs (24 accumulators) runs the chains of
+ * Layout of the fast paths: x is transposed once into xt[i][j] (samples padded with zeros to a
+ * multiple of 16), so 16 samples of one input are one AVX-512 vector (two AVX2 ones) and a weight
+ * w[o][i] is one broadcast; a register tile of 16*TJ samples x TO outputs (24 accumulators with
+ * AVX-512, 12 with AVX2) runs the chains of
  * a block of IB inputs, then parks its partial sums (floats: continuing a chain from a stored
  * float is the same chain) and moves on. Inputs are blocked so that xt's block stays in L2 and
  * the weights' block is read once per 64 samples. */
@@ -80,28 +81,66 @@ LIN_TILE(3, 1)
 LIN_TILE(2, 1)
 LIN_TILE(1, 1)
 
+/* The same with AVX2 and FMA (16 registers): 16 samples (two vectors) x TO outputs. */
+#define LIN_TILE2(TO)                                                                              \
+  __attribute__((target("avx2,fma"))) static void lin2_tile_##TO(                                  \
+      const float *xt, int64_t nj, const float *w, int64_t in, int64_t i0, int64_t i1, float *part, \
+      int first) {                                                                                 \
+    __m256 acc[TO][2];                                                                             \
+    for (int u = 0; u < TO; u++)                                                                   \
+      for (int v = 0; v < 2; v++)                                                                  \
+        acc[u][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(part + u * nj + v * 8);          \
+    for (int64_t i = i0; i < i1; i++) {                                                            \
+      const __m256 x0 = _mm256_loadu_ps(xt + i * nj), x1 = _mm256_loadu_ps(xt + i * nj + 8);       \
+      for (int u = 0; u < TO; u++) {                                                               \
+        const __m256 wv = _mm256_set1_ps(w[u * in + i]);                                           \
+        acc[u][0] = _mm256_fmadd_ps(x0, wv, acc[u][0]);                                            \
+        acc[u][1] = _mm256_fmadd_ps(x1, wv, acc[u][1]);                                            \
+      }                                                                                            \
+    }                                                                                              \
+    for (int u = 0; u < TO; u++)                                                                   \
+      for (int v = 0; v < 2; v++) _mm256_storeu_ps(part + u * nj + v * 8, acc[u][v]);              \
+  }
+LIN_TILE2(6)
+LIN_TILE2(1)
+
 typedef void (*lin_tile_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, float *, int);
 
-static int lin_avx512(void) {
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have;
+/* 2: AVX-512, 1: AVX2 and FMA, 0: the plain chain */
+static int lin_cpu_level(void) {
+  static int level = -1;
+  if (level < 0)
+    level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+  return level;
 }
+#else
+static int lin_cpu_level(void) { return 0; }
+#endif
+
+static int lin_cap = 2;
+void nn_linear_set_level(int max) { lin_cap = max < 0 ? 0 : max > 2 ? 2 : max; }
+int nn_linear_level(void) { return lin_cpu_level() < lin_cap ? lin_cpu_level() : lin_cap; }
+
+#if defined(__x86_64__) && defined(__GNUC__)
 
 /* outputs [o0, o1) by register tiles; part[(o - o0) * nj + j] holds the partial sums */
 static void lin_tiles(const float *xt, int64_t nj, int64_t n, int64_t in, const float *w, const float *b,
-                      int64_t out, int64_t o0, int64_t o1, float *y, float *part) {
+                      int64_t out, int64_t o0, int64_t o1, float *y, float *part, int level) {
   static const lin_tile_fn wide[5] = {NULL, lin_tile_1_12, lin_tile_2_12, lin_tile_3_8, lin_tile_4_6};
   static const lin_tile_fn one[5] = {NULL, lin_tile_1_1, lin_tile_2_1, lin_tile_3_1, lin_tile_4_1};
   for (int64_t i0 = 0; i0 < in; i0 += LIN_IB) {
     const int64_t i1 = i0 + LIN_IB < in ? i0 + LIN_IB : in;
-    for (int64_t j0 = 0; j0 < nj; j0 += 64) {
-      const int tj = nj - j0 >= 64 ? 4 : (int)((nj - j0) / 16), to = tj == 4 ? 6 : tj == 3 ? 8 : 12;
+    for (int64_t j0 = 0; j0 < nj;) {
+      /* samples [j0, j0 + 16 tj) by outputs [o, o + to) */
+      const int tj = level == 1 ? 1 : nj - j0 >= 64 ? 4 : (int)((nj - j0) / 16);
+      const int to = level == 1 ? 6 : tj == 4 ? 6 : tj == 3 ? 8 : 12;
       for (int64_t o = o0; o < o1;) {
         const int wide_tile = o1 - o >= to;
-        (wide_tile ? wide : one)[tj](xt + j0, nj, w + o * in, in, i0, i1, part + (o - o0) * nj + j0, i0 == 0);
+        const lin_tile_fn f = level == 1 ? (wide_tile ? lin2_tile_6 : lin2_tile_1) : (wide_tile ? wide : one)[tj];
+        f(xt + j0, nj, w + o * in, in, i0, i1, part + (o - o0) * nj + j0, i0 == 0);
         o += wide_tile ? to : 1;
       }
+      j0 += 16 * tj;
     }
   }
   for (int64_t j = 0; j < n; j++)
@@ -117,10 +156,11 @@ nn_status nn_linear_outputs(const float *xt, int64_t n, int64_t in, const float 
   const int64_t nj = nn_linear_xt_stride(n);
   if (n <= 0 || o1 <= o0) return NN_OK;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (lin_avx512() && in > 0) {
+  const int level = nn_linear_level();
+  if (level > 0 && in > 0) {
     float *part = nn_scratch_get((size_t)((o1 - o0) * nj) * sizeof *part);
     if (!part) return nn_fail(err, NN_ENOMEM, "linear: out of memory for %lld partial sums", (long long)((o1 - o0) * nj));
-    lin_tiles(xt, nj, n, in, w, b, out, o0, o1, y, part);
+    lin_tiles(xt, nj, n, in, w, b, out, o0, o1, y, part, level);
     nn_scratch_put(part);
     return NN_OK;
   }

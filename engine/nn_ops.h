@@ -153,6 +153,10 @@ int64_t nn_linear_xt_stride(int64_t n);
 void nn_linear_xt(const float *x, int64_t n, int64_t in, int64_t lo, int64_t hi, float *xt);
 nn_status nn_linear_outputs(const float *xt, int64_t n, int64_t in, const float *w, const float *b,
                             int64_t out, int64_t o0, int64_t o1, float *y, nn_error *err);
+/* The kernels in use: 2 AVX-512, 1 AVX2 and FMA, 0 the plain chain (every level gives the
+ * same bits); nn_linear_set_level caps it (for tests; the default cap is 2). */
+int nn_linear_level(void);
+void nn_linear_set_level(int max);
 /* Double accumulation (for tolerance checks). */
 void nn_linear_ref(const float *x, int64_t n, int64_t in, const float *w, const float *b,
                    int64_t out, float *y);

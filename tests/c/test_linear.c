@@ -95,8 +95,23 @@ static void hand(void) {
   CHECK(nn_linear(x, 0, 3, w, b, 2, y, &err) == NN_OK);
 }
 
+/* every kernel level this CPU has gives the chain's bytes (the plain chain everywhere) */
+static void levels(void) {
+  const int top = nn_linear_level();
+  CHECK(top >= 0 && top <= 2);
+  for (int level = top - 1; level >= 0; level--) {
+    nn_linear_set_level(level);
+    CHECK(nn_linear_level() == level);
+    hand();
+    matches_chain();
+  }
+  nn_linear_set_level(2);
+  CHECK(nn_linear_level() == top);
+}
+
 int main(void) {
   NN_TEST_RUN(hand);
   NN_TEST_RUN(matches_chain);
+  NN_TEST_RUN(levels);
   return NN_TEST_END();
 }
