@@ -452,9 +452,10 @@ static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, 
  *   stores them back; chunks run in ascending order, so every output still gets its terms in
  *   order (a float stored and reloaded is the same value). A chunk's weights (7 x 9 x 128
  *   floats, 32 KB) stay in L1 for the whole band.
- * - The weights are repacked per tile into one block per call (64-byte aligned scratch) (wt[tile][c][9]
- *   [OT]): with the tile cut out of wider rows (o = 256: a 1 KB stride) or unaligned rows, the
- *   same kernel measured at par with the scatter; packed, 1.3-1.9x faster.
+ * - The weights are repacked per call into one block per tile, wt[tile][c][9][OT], in 64-byte
+ *   aligned scratch: read in place, with the tile cut out of wider rows (o = 256: a 1 KB
+ *   stride, half of L1's sets unused) or from unaligned rows (every load split over two
+ *   lines), the same kernel measured at par with the scatter; packed, 1.3-1.9x faster.
  * - The band is written in the scatter's channels-last layout and goes through the same
  *   events_transpose (and its streaming stores).
  * It loses to the scatter at low firing rates (one mispredicted loop exit and a load and store
@@ -564,7 +565,7 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
     nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
-  /* wt[o0 * c * 9 + (ci * 9 + t) * OT + i] = wcl[(ci * 9 + t) * O + o0 + i] (64-byte aligned) */
+  /* wt[o0 * c * 9 + (ci * 9 + t) * OT + i] = wcl[(ci * 9 + t) * O + o0 + i] */
   for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
     ot = gather_tile(O, o0);
     for (int64_t r = 0; r < c * 9; r++)
