@@ -217,7 +217,7 @@ int main(int argc, char **argv) {
       return 0;
     }
     printf("nn_conv2d_events, 64 samples, random spikes; CPU ms per call, median (min-max) of 9, alternating\n");
-    static const double rates[] = {0.05, 0.09, 0.16, 0.30};
+    static const double rates[] = {0.02, 0.05, 0.09, 0.16, 0.30};
     for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
       events_kernels("cell A: 128->128 3x3 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 3, 1, 1}, rates[k]);
       events_kernels("cell B: 256->256 3x3 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 3, 1, 1}, rates[k]);
