@@ -239,9 +239,10 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  * Summation order: every output element gets its terms in the order ci, kh, kw ascending (the
  * spikes' NCHW order), starting from 0.0f: the order of the kernel this replaced, kept in
  * tests/c/test_perf.c and compared byte for byte, so results do not depend on the tiling.
- * Wide 3x3 convs (stride 1, pad 1, maps up to 62 wide, o a multiple of 64) at 6 % firing and
- * more take the output-stationary kernel further down instead (events_gather: no accumulator
- * store per term, 1.2-1.9x faster on AVX-512), which keeps this order and so these bits. */
+ * Wide 3x3 convs (stride 1, pad 1, maps up to 62 wide, o a multiple of 64) at 2 % firing and
+ * more (8 % if o is not a multiple of 128) take the output-stationary kernel further down
+ * instead (events_gather: no accumulator store per term, 1.1-1.9x faster on AVX-512), which
+ * keeps this order and so these bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
 #define EVENTS_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -458,14 +459,17 @@ static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, 
  *   lines), the same kernel measured at par with the scatter; packed, 1.3-1.9x faster.
  * - The band is written in the scatter's channels-last layout and goes through the same
  *   events_transpose (and its streaming stores).
- * It loses to the scatter at low firing rates (one mispredicted loop exit and a load and store
- * of the accumulators per output and chunk, whatever the number of terms): nn_conv2d_events
- * takes it at GATHER_MIN_RATE of its inputs firing and above (GATHER_MIN_RATE_64 for 64-channel
- * outputs); figures in docs/performance.md ("Fourth round"). */
+ * - An output none of whose taps fire in a chunk (after the first) is skipped: at low firing
+ *   rates most are (at 2 % this made the kernel 1.05-1.14x the scatter instead of 0.95-1.06x).
+ * What each output and chunk costs whatever its number of terms (a mispredicted loop exit, a
+ * load and a store of the accumulators) makes 64-channel tiles lose below about 8 % firing, and
+ * 128-channel ones only break even below 2 %: nn_conv2d_events takes this kernel at
+ * GATHER_MIN_RATE of its inputs firing and above (GATHER_MIN_RATE_64 when o is not a multiple
+ * of 128); figures in docs/performance.md ("Fourth round"). */
 #define GATHER_CC 7
 #define GATHER_BAND 256
-#define GATHER_MIN_RATE 0.06
-#define GATHER_MIN_RATE_64 0.10
+#define GATHER_MIN_RATE 0.02
+#define GATHER_MIN_RATE_64 0.08
 
 static nn_events_kernel events_kernel = NN_EVENTS_AUTO;
 static int64_t events_gathered;
@@ -537,6 +541,7 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
       const uint64_t *Mq = M + q * P;                                                                  \
       for (int64_t p = p0; p < p1; p++) {                                                              \
         float *ap = acc + (p - p0) * (NZ * 16);                                                        \
+        if (q && !Mq[p]) continue;                                                                     \
         __m512 a[NZ];                                                                                  \
         for (int i = 0; i < NZ; i++) a[i] = q ? _mm512_loadu_ps(ap + 16 * i) : _mm512_setzero_ps();    \
         for (uint64_t m = Mq[p]; m; m &= m - 1) {                                                      \
@@ -610,7 +615,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
     int64_t fired = 0;
     if (kernel == NN_EVENTS_AUTO)
       for (int64_t i = 0; i < g->n * words; i++) fired += __builtin_popcountll(bits[i]);
-    const double min = O == 64 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
+    const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
     if (kernel == NN_EVENTS_GATHER || (double)fired >= min * (double)(g->n * neurons)) {
       const nn_status st = events_gather(g, bits, wcl, y, stream, err);
       if (stream) _mm_sfence();
