@@ -238,7 +238,11 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  *   no gain for narrower tiles), picked at load time (the default build targets baseline x86-64).
  * Summation order: every output element gets its terms in the order ci, kh, kw ascending (the
  * spikes' NCHW order), starting from 0.0f: the order of the kernel this replaced, kept in
- * tests/c/test_perf.c and compared byte for byte, so results do not depend on the tiling. */
+ * tests/c/test_perf.c and compared byte for byte, so results do not depend on the tiling.
+ * Wide 3x3 convs (stride 1, pad 1, maps up to 62 wide, o a multiple of 64) at 2 % firing and
+ * more (8 % if o is not a multiple of 128) take the output-stationary kernel further down
+ * instead (events_gather: no accumulator store per term, 1.1-1.9x faster on AVX-512), which
+ * keeps this order and so these bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
 #define EVENTS_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -433,6 +437,165 @@ static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, 
     for (int64_t q = 0; q < n; q++) y[oc * ld + q] = src[q * ot + oc];
 }
 
+/* Output-stationary ("gather") band kernel for wide 3x3 convs (stride 1, pad 1, maps at most
+ * 62 wide, output tiles of 64 or 128 channels). Measured on the AVX-512 build machine, the
+ * scatter above is bound by its accumulator stores (one 64-byte store per spike, tap and 16
+ * output channels); here an output keeps its tile in registers and only loads weights:
+ * - Per sample, each input row is cut out of the NCHW bits once into a padded row R[ci][r]
+ *   (bit iw + 1 = spike (ci, r - 1, iw), zero halo), and for a chunk of GATHER_CC = 7 input
+ *   channels and an output (oh, ow) the 63-bit tap mask
+ *   M = OR over l < 7, kh < 3 of ((R[c0 + l][oh + kh] >> ow) & 7) << (9 l + 3 kh)
+ *   is built eight outputs at a time. Bit b = 9 l + 3 kh + kw is the weight row c0 * 9 + b of
+ *   wcl, so walking the set bits upwards adds the terms in the scatter's order (channel, row
+ *   tap, column tap): the same float additions, starting from 0.0f, so the same bits.
+ * - For each chunk, each output of a band of about GATHER_BAND positions loads its OT
+ *   accumulators (zero for the first chunk), adds the weight vector of every set bit, and
+ *   stores them back; chunks run in ascending order, so every output still gets its terms in
+ *   order (a float stored and reloaded is the same value). A chunk's weights (7 x 9 x 128
+ *   floats, 32 KB) stay in L1 for the whole band.
+ * - The weights are repacked per call into one block per tile, wt[tile][c][9][OT], in 64-byte
+ *   aligned scratch: read in place, with the tile cut out of wider rows (o = 256: a 1 KB
+ *   stride, half of L1's sets unused) or from unaligned rows (every load split over two
+ *   lines), the same kernel measured at par with the scatter; packed, 1.3-1.9x faster.
+ * - The band is written in the scatter's channels-last layout and goes through the same
+ *   events_transpose (and its streaming stores).
+ * - An output none of whose taps fire in a chunk (after the first) is skipped: at low firing
+ *   rates most are (at 2 % this made the kernel 1.05-1.14x the scatter instead of 0.95-1.06x).
+ * What each output and chunk costs whatever its number of terms (a mispredicted loop exit, a
+ * load and a store of the accumulators) makes 64-channel tiles lose below about 8 % firing, and
+ * 128-channel ones only break even below 2 %: nn_conv2d_events takes this kernel at
+ * GATHER_MIN_RATE of its inputs firing and above (GATHER_MIN_RATE_64 when o is not a multiple
+ * of 128); figures in docs/performance.md ("Fourth round"). */
+#define GATHER_CC 7
+#define GATHER_BAND 256
+#define GATHER_MIN_RATE 0.02
+#define GATHER_MIN_RATE_64 0.08
+
+static nn_events_kernel events_kernel = NN_EVENTS_AUTO;
+static int64_t events_gathered;
+
+void nn_conv2d_events_set_kernel(nn_events_kernel k) { __atomic_store_n(&events_kernel, k, __ATOMIC_RELAXED); }
+
+int64_t nn_conv2d_events_gathered(void) { return __atomic_load_n(&events_gathered, __ATOMIC_RELAXED); }
+
+int nn_conv2d_events_gather_fits(const nn_conv_geom *g) {
+#if TR16
+  return g->k == 3 && g->stride == 1 && g->pad == 1 && g->w >= 1 && g->w <= 62 && g->h >= 1 && g->c >= 1 &&
+         g->o % 64 == 0 && g->o > 0 && __builtin_cpu_supports("avx512f");
+#else
+  (void)g;
+  return 0;
+#endif
+}
+
+#if TR16
+/* R[ci * (h + 2) + r] (r = 0 .. h + 1): padded input rows of one sample, bit iw + 1 = spike */
+static void gather_rows(const uint64_t *bits, int64_t c, int64_t h, int64_t w, uint64_t *R) {
+  const uint64_t mask = ((uint64_t)1 << w) - 1; /* w <= 62 */
+  int64_t bit = 0;
+  for (int64_t ci = 0; ci < c; ci++) {
+    uint64_t *Rc = R + ci * (h + 2);
+    Rc[0] = Rc[h + 1] = 0;
+    for (int64_t ih = 0; ih < h; ih++, bit += w) {
+      const int64_t wi = bit >> 6, sh = bit & 63;
+      uint64_t v = bits[wi] >> sh;
+      if (sh + w > 64) v |= bits[wi + 1] << (64 - sh);
+      Rc[ih + 1] = (v & mask) << 1;
+    }
+  }
+}
+
+/* M[q * h * w + oh * w + ow]: the tap mask of chunk q (channels 7 q .. 7 q + 6) at (oh, ow) */
+__attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, int64_t c, int64_t h, int64_t w,
+                                                           uint64_t *M) {
+  const int64_t P = h * w, nq = (c + GATHER_CC - 1) / GATHER_CC;
+  const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), seven = _mm512_set1_epi64(7);
+  for (int64_t q = 0; q < nq; q++) {
+    const int64_t c0 = q * GATHER_CC, cn = c - c0 < GATHER_CC ? c - c0 : GATHER_CC;
+    for (int64_t oh = 0; oh < h; oh++) {
+      uint64_t *Mr = M + q * P + oh * w;
+      for (int64_t ow0 = 0; ow0 < w; ow0 += 8) {
+        const __m512i sh = _mm512_add_epi64(_mm512_set1_epi64(ow0), lanes);
+        __m512i m = _mm512_setzero_si512();
+        for (int64_t l = 0; l < cn; l++)
+          for (int64_t kh = 0; kh < 3; kh++) {
+            const __m512i row = _mm512_set1_epi64((long long)R[(c0 + l) * (h + 2) + oh + kh]);
+            const __m512i v = _mm512_and_si512(_mm512_srlv_epi64(row, sh), seven);
+            m = _mm512_or_si512(m, _mm512_slli_epi64(v, (unsigned)(9 * l + 3 * kh)));
+          }
+        const __mmask8 k = w - ow0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (w - ow0)) - 1);
+        _mm512_mask_storeu_epi64(Mr + ow0, k, m);
+      }
+    }
+  }
+}
+
+/* Outputs [p0, p1) of one tile of NZ * 16 channels: acc[(p - p0) * OT + i] = the sum over all
+ * chunks of the tile's weight rows wt[(c0 * 9 + b) * OT + i] for the set bits b of M. */
+#define GATHER_FN(NAME, NZ)                                                                            \
+  __attribute__((target("avx512f"))) static void NAME(const uint64_t *M, int64_t P, int64_t nq,        \
+                                                      const float *wt, int64_t p0, int64_t p1,         \
+                                                      float *acc) {                                    \
+    for (int64_t q = 0; q < nq; q++) {                                                                 \
+      const float *wq = wt + q * GATHER_CC * 9 * (NZ * 16);                                            \
+      const uint64_t *Mq = M + q * P;                                                                  \
+      for (int64_t p = p0; p < p1; p++) {                                                              \
+        float *ap = acc + (p - p0) * (NZ * 16);                                                        \
+        if (q && !Mq[p]) continue;                                                                     \
+        __m512 a[NZ];                                                                                  \
+        for (int i = 0; i < NZ; i++) a[i] = q ? _mm512_loadu_ps(ap + 16 * i) : _mm512_setzero_ps();    \
+        for (uint64_t m = Mq[p]; m; m &= m - 1) {                                                      \
+          const float *wv = wq + (int64_t)__builtin_ctzll(m) * (NZ * 16);                              \
+          for (int i = 0; i < NZ; i++) a[i] = _mm512_add_ps(a[i], _mm512_loadu_ps(wv + 16 * i));        \
+        }                                                                                              \
+        for (int i = 0; i < NZ; i++) _mm512_storeu_ps(ap + 16 * i, a[i]);                               \
+      }                                                                                                \
+    }                                                                                                  \
+  }
+GATHER_FN(gather_tile64, 4)
+GATHER_FN(gather_tile128, 8)
+
+/* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64). */
+static int64_t gather_tile(int64_t O, int64_t o0) { return O - o0 >= 128 ? 128 : 64; }
+
+static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y, int stream,
+                               nn_error *err) {
+  const int64_t c = g->c, h = g->h, w = g->w, O = g->o, P = h * w, words = nn_spike_words(c * h * w);
+  const int64_t nq = (c + GATHER_CC - 1) / GATHER_CC, rows = GATHER_BAND / w > 0 ? GATHER_BAND / w : 1;
+  uint64_t *R = nn_scratch_get((size_t)(c * (h + 2)) * sizeof *R);
+  uint64_t *M = nn_scratch_get((size_t)(nq * P) * sizeof *M);
+  float *acc = nn_scratch_get((size_t)(rows * w * 128) * sizeof *acc);
+  float *wt = nn_scratch_get((size_t)(c * 9 * O) * sizeof *wt);
+  if (!R || !M || !acc || !wt) {
+    nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
+    return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
+  }
+  /* wt[o0 * c * 9 + (ci * 9 + t) * OT + i] = wcl[(ci * 9 + t) * O + o0 + i] */
+  for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
+    ot = gather_tile(O, o0);
+    for (int64_t r = 0; r < c * 9; r++)
+      memcpy(wt + o0 * c * 9 + r * ot, wcl + r * O + o0, (size_t)ot * sizeof *wt);
+  }
+  for (int64_t j = 0; j < g->n; j++) {
+    gather_rows(bits + j * words, c, h, w, R);
+    gather_masks(R, c, h, w, M);
+    float *yj = y + j * O * P;
+    for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
+      ot = gather_tile(O, o0);
+      for (int64_t r0 = 0; r0 < h; r0 += rows) {
+        const int64_t p0 = r0 * w, p1 = (r0 + rows < h ? r0 + rows : h) * w;
+        if (ot == 128) gather_tile128(M, P, nq, wt + o0 * c * 9, p0, p1, acc);
+        else gather_tile64(M, P, nq, wt + o0 * c * 9, p0, p1, acc);
+        events_transpose(acc, p1 - p0, ot, yj + o0 * P + p0, P, stream);
+      }
+    }
+  }
+  __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
+  nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
+  return NN_OK;
+}
+#endif
+
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err) {
   const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o, k = g->k;
@@ -443,6 +606,23 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
   if (g->h > INT16_MAX || g->w > INT16_MAX || g->c * kkO > INT32_MAX || g->h * wa > INT32_MAX)
     return nn_fail(err, NN_EINVAL, "conv2d_events: %lldx%lld maps or %lld weights are too large",
                    (long long)g->h, (long long)g->w, (long long)(g->c * kkO));
+  /* outputs of more than EVENTS_STREAM_BYTES bypass the caches on their way to memory */
+  const int stream = (double)g->n * (double)(O * P) * sizeof *y >= EVENTS_STREAM_BYTES && ((uintptr_t)y & 15) == 0 &&
+                     wo % 4 == 0 && P % 4 == 0;
+#if TR16
+  const nn_events_kernel kernel = __atomic_load_n(&events_kernel, __ATOMIC_RELAXED);
+  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
+    int64_t fired = 0;
+    if (kernel == NN_EVENTS_AUTO)
+      for (int64_t i = 0; i < g->n * words; i++) fired += __builtin_popcountll(bits[i]);
+    const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
+    if (kernel == NN_EVENTS_GATHER || (double)fired >= min * (double)(g->n * neurons)) {
+      const nn_status st = events_gather(g, bits, wcl, y, stream, err);
+      if (stream) _mm_sfence();
+      return st;
+    }
+  }
+#endif
   /* tile width: all O channels up to 128 if a band row fits the budget, else the widest of
    * 128 .. 8 dividing O that does (at least 8); O not a multiple of 8: one tile of O */
   const int64_t budget = k == 1 ? EVENTS_BAND_BYTES_1X1 : EVENTS_BAND_BYTES;
@@ -462,9 +642,6 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
     nn_scratch_put(acc), nn_scratch_put(rowstart), nn_scratch_put(sp);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
-  /* outputs of more than EVENTS_STREAM_BYTES bypass the caches on their way to memory */
-  const int stream = (double)g->n * (double)(O * P) * sizeof *y >= EVENTS_STREAM_BYTES && ((uintptr_t)y & 15) == 0 &&
-                     wo % 4 == 0 && P % 4 == 0;
   for (int64_t j = 0; j < g->n; j++) {
     events_decode(bits + j * words, rows, g->h, g->w, wa, rowstart, sp);
     float *yj = y + j * O * P;

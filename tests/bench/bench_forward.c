@@ -3,7 +3,9 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv] */
+ * Usage: bench_forward [--quick | --conv | --events]
+ *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes, the scatter band kernel
+ *   against the output-stationary one in the same run (alternating, medians of 9). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,43 @@ static void conv_bench(const conv_case *cc, int reps, double sgemm_rate) {
   free(x), free(w), free(y), free(wcl), free(bits);
 }
 
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* --events: the two band kernels of nn_conv2d_events on one shape and firing rate, called
+ * alternately (the machine may be shared: medians of 9 calls each); checks the outputs agree */
+static void events_kernels(const char *what, const nn_conv_geom *g, double rate) {
+  const int64_t neurons = g->c * g->h * g->w, nw = g->o * g->c * 9, ny = g->n * g->o * g->h * g->w;
+  float *x = malloc((size_t)(g->n * neurons) * sizeof *x), *w = randv(nw, 5), *wcl = malloc((size_t)nw * sizeof *wcl);
+  float *y0 = malloc((size_t)ny * sizeof *y0), *y1 = malloc((size_t)ny * sizeof *y1);
+  uint64_t *bits = malloc((size_t)(g->n * nn_spike_words(neurons)) * sizeof *bits);
+  nn_rng r = nn_rng_seed(11);
+  for (int64_t i = 0; i < g->n * neurons; i++) x[i] = nn_rng_uniform(&r) < rate ? 1.0f : 0.0f;
+  nn_spikes_pack(x, g->n, neurons, bits);
+  nn_conv2d_weight_cl(g, w, wcl);
+  enum { REPS = 9 };
+  double t0[REPS], t1[REPS];
+  for (int rep = 0; rep < REPS; rep++) {
+    nn_conv2d_events_set_kernel(NN_EVENTS_SCATTER);
+    double t = now();
+    nn_conv2d_events(g, bits, wcl, y0, NULL);
+    t0[rep] = now() - t;
+    nn_conv2d_events_set_kernel(NN_EVENTS_GATHER);
+    t = now();
+    nn_conv2d_events(g, bits, wcl, y1, NULL);
+    t1[rep] = now() - t;
+  }
+  nn_conv2d_events_set_kernel(NN_EVENTS_AUTO);
+  qsort(t0, REPS, sizeof *t0, cmp_double), qsort(t1, REPS, sizeof *t1, cmp_double);
+  printf("  %-34s %3.0f%% firing: scatter %7.2f ms (%.2f-%.2f), gather %7.2f ms (%.2f-%.2f): %.2fx%s\n", what,
+         100 * rate, t0[REPS / 2] * 1e3, t0[0] * 1e3, t0[REPS - 1] * 1e3, t1[REPS / 2] * 1e3, t1[0] * 1e3,
+         t1[REPS - 1] * 1e3, t0[REPS / 2] / t1[REPS / 2],
+         memcmp(y0, y1, (size_t)ny * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
+  free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
+}
+
 /* dense-equivalent FLOPs of one forward at batch S */
 static double net_flop(nn_net *net, int64_t S) {
   const nn_net_params *p = nn_net_params_of(net);
@@ -172,6 +211,19 @@ static double child_rss_mib(const char *preset, const char *cell, int64_t S, dou
 int main(int argc, char **argv) {
   int quick = argc > 1 && !strcmp(argv[1], "--quick");
   int conv_only = argc > 1 && !strcmp(argv[1], "--conv"); /* kernels only */
+  if (argc > 1 && !strcmp(argv[1], "--events")) {
+    if (!nn_conv2d_events_gather_fits(&(nn_conv_geom){1, 1, 32, 32, 128, 3, 1, 1})) {
+      printf("the output-stationary event kernel does not run on this CPU (no AVX-512)\n");
+      return 0;
+    }
+    printf("nn_conv2d_events, 64 samples, random spikes; CPU ms per call, median (min-max) of 9, alternating\n");
+    static const double rates[] = {0.02, 0.05, 0.09, 0.16, 0.30};
+    for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
+      events_kernels("cell A: 128->128 3x3 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 3, 1, 1}, rates[k]);
+      events_kernels("cell B: 256->256 3x3 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 3, 1, 1}, rates[k]);
+    }
+    return 0;
+  }
   quick |= conv_only;
   int reps = quick ? 2 : 3;
   nn_blas_set_threads(1);

@@ -344,7 +344,21 @@ static void pack_bit_identical(void) {
 /* nn_conv2d_events == the kernel it replaced, byte for byte: shapes with odd sizes, rows of
  * fewer, exactly and more than 64 columns, strides 1 to 3, k = 1, 3, 5, 7, paddings 0 .. k,
  * output channel counts that are and are not multiples of 8 (and small and large enough to
- * split into several tiles and bands), rates 0 to 100 %. */
+ * split into several tiles and bands), rates 0 to 100 %. Each call runs with both band kernels
+ * (the scatter and, where it fits, the output-stationary gather) and with the automatic choice;
+ * the gather's shapes (3x3, stride 1, pad 1, o a multiple of 64, maps up to 62 wide) include
+ * input channel counts that are and are not multiples of its 7-channel chunks, 64-channel tail
+ * tiles (o = 64, 192, 320), several bands (maps of more than 256 positions) and widths 61, 62
+ * and 63 (just above its limit). Some weights are -0.0f, so a sum not started from +0.0f shows. */
+static int expect_gather(const nn_conv_geom *g) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const int avx512 = __builtin_cpu_supports("avx512f");
+#else
+  const int avx512 = 0;
+#endif
+  return avx512 && g->k == 3 && g->stride == 1 && g->pad == 1 && g->w <= 62 && g->o % 64 == 0;
+}
+
 static void events_bit_identical(void) {
   static const nn_conv_geom G[] = {
       {3, 16, 28, 28, 16, 3, 1, 1}, {2, 8, 10, 10, 16, 3, 1, 1},   {2, 5, 9, 9, 7, 1, 1, 0},
@@ -357,10 +371,18 @@ static void events_bit_identical(void) {
       {2, 5, 10, 10, 40, 3, 2, 1},  {1, 3, 5, 70, 16, 3, 1, 1},   {1, 3, 4, 64, 8, 3, 1, 1},
       {1, 2, 6, 6, 8, 3, 1, 3},     {1, 4, 11, 10, 16, 3, 3, 1},  {1, 2, 3, 130, 8, 5, 2, 2},
       {1, 4, 64, 64, 128, 3, 2, 1}, {1, 3, 40, 40, 128, 5, 1, 2},
+      /* the gather's shapes */
+      {2, 10, 32, 32, 128, 3, 1, 1}, {1, 20, 16, 16, 256, 3, 1, 1}, {2, 9, 8, 8, 64, 3, 1, 1},
+      {1, 10, 17, 13, 192, 3, 1, 1}, {1, 8, 13, 17, 320, 3, 1, 1},  {1, 14, 6, 7, 64, 3, 1, 1},
+      {1, 7, 5, 62, 128, 3, 1, 1},   {1, 5, 6, 61, 64, 3, 1, 1},    {1, 5, 4, 63, 64, 3, 1, 1},
+      {1, 3, 1, 1, 64, 3, 1, 1},     {2, 1, 3, 2, 128, 3, 1, 1},    {1, 15, 9, 30, 64, 3, 1, 1},
   };
   static const double rates[] = {0.0, 0.02, 0.1, 0.3, 1.0};
+  static const nn_events_kernel kernels[] = {NN_EVENTS_SCATTER, NN_EVENTS_GATHER, NN_EVENTS_AUTO};
   nn_rng r = nn_rng_seed(25);
-  for (size_t gi = 0; gi < sizeof G / sizeof *G; gi++)
+  int64_t gathered = 0;
+  for (size_t gi = 0; gi < sizeof G / sizeof *G; gi++) {
+    CHECK(nn_conv2d_events_gather_fits(&G[gi]) == expect_gather(&G[gi]));
     for (size_t ri = 0; ri < sizeof rates / sizeof *rates; ri++) {
       const nn_conv_geom *g = &G[gi];
       const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
@@ -370,18 +392,36 @@ static void events_bit_identical(void) {
       float *y = malloc((size_t)ny * sizeof *y), *ys = malloc((size_t)ny * sizeof *ys);
       uint64_t *bits = malloc((size_t)(g->n * words) * sizeof *bits);
       for (int64_t i = 0; i < g->n * neurons; i++) x[i] = nn_rng_uniform(&r) < rates[ri] ? 1.0f : 0.0f;
+      for (int64_t i = 7; i < nw; i += 41) w[i] = -0.0f;
       nn_spikes_pack(x, g->n, neurons, bits);
       nn_conv2d_weight_cl(g, w, wcl);
-      nn_error err;
-      CHECK(nn_conv2d_events(g, bits, wcl, y, &err) == NN_OK);
       events_seq(g, bits, wcl, ys, g->o); /* one tile: the tile width changes no bit */
-      CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
       if (g->o % 8 == 0) {
-        events_seq(g, bits, wcl, ys, 8);
+        events_seq(g, bits, wcl, y, 8);
         CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
       }
+      for (size_t ki = 0; ki < sizeof kernels / sizeof *kernels; ki++) {
+        nn_error err;
+        nn_conv2d_events_set_kernel(kernels[ki]);
+        const int64_t before = nn_conv2d_events_gathered();
+        memset(y, 0xff, (size_t)ny * sizeof *y); /* NaNs: every output must be written */
+        CHECK(nn_conv2d_events(g, bits, wcl, y, &err) == NN_OK);
+        CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
+        const int64_t took = nn_conv2d_events_gathered() - before;
+        gathered += took;
+        if (kernels[ki] == NN_EVENTS_SCATTER) CHECK(took == 0);
+        if (kernels[ki] == NN_EVENTS_GATHER) CHECK(took == (expect_gather(g) ? g->n : 0));
+        /* the automatic choice: the gather at 100 % firing where it fits, never at 0 % */
+        if (kernels[ki] == NN_EVENTS_AUTO && rates[ri] == 1.0) CHECK(took == (expect_gather(g) ? g->n : 0));
+        if (kernels[ki] == NN_EVENTS_AUTO && rates[ri] == 0.0) CHECK(took == 0);
+      }
+      nn_conv2d_events_set_kernel(NN_EVENTS_AUTO);
       free(x), free(w), free(wcl), free(y), free(ys), free(bits);
     }
+  }
+  int any = 0;
+  for (size_t gi = 0; gi < sizeof G / sizeof *G; gi++) any |= expect_gather(&G[gi]);
+  CHECK(any == (gathered > 0)); /* on an AVX-512 machine the gather did run */
 }
 
 /* nn_net_new_cached: every tensor bit-identical to nn_net_new's, across cells, seeds and presets
