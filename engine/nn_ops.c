@@ -558,6 +558,13 @@ GATHER_FN(gather_tile128, 8)
 /* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64). */
 static int64_t gather_tile(int64_t O, int64_t o0) { return O - o0 >= 128 ? 128 : 64; }
 
+/* set bits of n words (a POPCNT instruction where the CPU has one) */
+PACK_CLONES static int64_t count_bits(const uint64_t *w, int64_t n) {
+  int64_t f = 0;
+  for (int64_t i = 0; i < n; i++) f += __builtin_popcountll(w[i]);
+  return f;
+}
+
 static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y, int stream,
                                nn_error *err) {
   const int64_t c = g->c, h = g->h, w = g->w, O = g->o, P = h * w, words = nn_spike_words(c * h * w);
@@ -612,9 +619,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
 #if TR16
   const nn_events_kernel kernel = __atomic_load_n(&events_kernel, __ATOMIC_RELAXED);
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
-    int64_t fired = 0;
-    if (kernel == NN_EVENTS_AUTO)
-      for (int64_t i = 0; i < g->n * words; i++) fired += __builtin_popcountll(bits[i]);
+    const int64_t fired = kernel == NN_EVENTS_AUTO ? count_bits(bits, g->n * words) : 0;
     const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
     if (kernel == NN_EVENTS_GATHER || (double)fired >= min * (double)(g->n * neurons)) {
       const nn_status st = events_gather(g, bits, wcl, y, stream, err);
