@@ -24,7 +24,8 @@ static nn_net *net_tensors(nn_net *net, int init, nn_init_cache *ic, nn_error *e
   const nn_plan *pl = &net->plan;
   for (int i = 0; i < pl->nparams; i++) {
     const nn_plan_param *q = &pl->params[i];
-    if (!(net->t[i] = nn_tensor_new(q->ndim, q->shape, err))) {
+    /* filled right below (init) or copied by the caller (clone): no zeroing first */
+    if (!(net->t[i] = nn_tensor_new_unfilled(q->ndim, q->shape, err))) {
       nn_net_free(net);
       return NULL;
     }

@@ -34,7 +34,7 @@ static int shape_numel(int ndim, const int64_t *shape, int64_t *numel, nn_error 
   return 1;
 }
 
-nn_tensor *nn_tensor_new(int ndim, const int64_t *shape, nn_error *err) {
+nn_tensor *nn_tensor_new_unfilled(int ndim, const int64_t *shape, nn_error *err) {
   int64_t numel;
   nn_tensor *t;
   if (!shape_numel(ndim, shape, &numel, err)) return NULL;
@@ -44,16 +44,22 @@ nn_tensor *nn_tensor_new(int ndim, const int64_t *shape, nn_error *err) {
   for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
   t->numel = numel;
   {
-    size_t bytes = ((size_t)(numel ? numel : 1) * sizeof(float) + 63) & ~(size_t)63;
+    const size_t used = (size_t)numel * sizeof(float), bytes = ((size_t)(numel ? numel : 1) * sizeof(float) + 63) & ~(size_t)63;
     t->data = nn_scratch_get(bytes); /* 64-byte aligned; recycled per thread (nn_scratch.h) */
     if (!t->data) goto oom;
-    memset(t->data, 0, bytes);
+    memset((char *)t->data + used, 0, bytes - used); /* the padding: never left undefined */
   }
   return t;
 oom:
   free(t);
   nn_fail(err, NN_ENOMEM, "tensor: out of memory for %lld floats", (long long)numel);
   return NULL;
+}
+
+nn_tensor *nn_tensor_new(int ndim, const int64_t *shape, nn_error *err) {
+  nn_tensor *t = nn_tensor_new_unfilled(ndim, shape, err);
+  if (t) memset(t->data, 0, (size_t)t->numel * sizeof(float));
+  return t;
 }
 
 nn_tensor *nn_tensor_new4(int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, nn_error *err) {
@@ -66,7 +72,7 @@ nn_tensor *nn_tensor_new4(int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t 
 }
 
 nn_tensor *nn_tensor_clone(const nn_tensor *t, nn_error *err) {
-  nn_tensor *c = nn_tensor_new(t->ndim, t->shape, err);
+  nn_tensor *c = nn_tensor_new_unfilled(t->ndim, t->shape, err);
   if (c) memcpy(c->data, t->data, (size_t)t->numel * sizeof(float));
   return c;
 }
