@@ -306,6 +306,7 @@ static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) 
  * cell's EDGE steps in plan order (forward edges first). */
 typedef struct cell_run {
   float *x[4], *y0, *bx[3];
+  int bx_zero[3]; /* bx[i] is all zero (not stored): no backward edge wrote it last timestep */
   int back;
   int cell, nedges, nfwd, edge[12];
 } cell_run;
@@ -372,7 +373,7 @@ static nn_status cell_run_init(cell_run *c, const nn_plan *pl, int ci, int64_t S
   for (int i = 1; i < 4; i++) ok &= (c->x[i] = nn_scratch_get(n * sizeof(float))) != NULL;
   if (c->back) {
     ok &= (c->y0 = nn_scratch_get(n * sizeof(float))) != NULL;
-    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = nn_scratch_zeroed(n * sizeof(float))) != NULL;
+    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = nn_scratch_get(n * sizeof(float))) != NULL, c->bx_zero[i] = 1;
   }
   if (!ok) {
     cell_run_free(c);
@@ -390,8 +391,10 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
   const float *in[4];
   nn_status st;
   int e = 0;
+  /* A backward state that is all zero (the first timestep, or no backward edge into that node)
+   * is not added: x + 0 is x (up to the sign of a zero, see edge_apply). */
   in[0] = x0;
-  if (c->back) {
+  if (c->back && !c->bx_zero[0]) {
     par_elem(r, 2, c->y0, x0, c->bx[0], n);
     in[0] = c->y0;
   }
@@ -399,8 +402,9 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
     int fresh = 1;
     for (; e < c->nfwd && st0[c->edge[e]].to == j; e++)
       if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], c->x[j], &fresh, err)) != NN_OK) return st;
-    if (fresh) par_elem(r, 3, c->x[j], NULL, NULL, n);
-    if (c->back && j < 3) par_elem(r, 1, c->x[j], c->bx[j], NULL, n); /* x_j -> y_j */
+    const int addb = c->back && j < 3 && !c->bx_zero[j]; /* x_j -> y_j = x_j + bx_j */
+    if (fresh) par_elem(r, addb ? 0 : 3, c->x[j], addb ? c->bx[j] : NULL, NULL, n);
+    else if (addb) par_elem(r, 1, c->x[j], c->bx[j], NULL, n);
     in[j] = c->x[j];
   }
   if (c->back) {
@@ -410,8 +414,7 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
       const nn_plan_step *es = &st0[c->edge[e]];
       if ((st = edge_apply(r, w, c->edge[e], in[es->from], c->bx[es->to], &fresh[es->to], err)) != NN_OK) return st;
     }
-    for (int i = 0; i < 3; i++)
-      if (fresh[i]) par_elem(r, 3, c->bx[i], NULL, NULL, n);
+    for (int i = 0; i < 3; i++) c->bx_zero[i] = fresh[i];
   }
   *x3 = c->x[3];
   return NN_OK;
