@@ -226,24 +226,24 @@ static void bn_bit_identical(void) {
  * position, as the plain loop, whatever their transposes do. The pattern is shifted per channel
  * and per sample, and hw = 35 leaves a tail after two 16-position blocks. */
 static void bn_order_kept(void) {
-  static const int64_t HW[] = {16, 32, 35};
+  static const int64_t HW[] = {16, 32, 35}, C[] = {16, 32, 40, 48, 64}; /* 16- and 32-channel blocks, a rest */
   const float big = 1152921504606846976.0f; /* 2^60 */
   for (size_t a = 0; a < sizeof HW / sizeof *HW; a++)
-    for (int64_t c = 16; c <= 32; c += 16) {
-      const int64_t n = 2, hw = HW[a], nx = n * c * hw;
+    for (size_t ci = 0; ci < sizeof C / sizeof *C; ci++) {
+      const int64_t n = 2, hw = HW[a], c = C[ci], nx = n * c * hw;
       float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y);
       float *ys = malloc((size_t)nx * sizeof *ys);
-      float st[4 * 32];
+      float st[4 * 64];
       for (int64_t j = 0; j < n; j++)
         for (int64_t ch = 0; ch < c; ch++)
           for (int64_t i = 0; i < hw; i++) {
             const int64_t k = (i + ch + j) % 4;
             x[(j * c + ch) * hw + i] = k == 0 ? big : k == 1 ? 1.0f : k == 2 ? -big : 0.0f;
           }
-      nn_bn_forward(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, y, st, st + 32);
-      bn_seq(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, ys, st + 64, st + 96);
-      CHECK(memcmp(st, st + 64, (size_t)c * sizeof *st) == 0);
-      CHECK(memcmp(st + 32, st + 96, (size_t)c * sizeof *st) == 0);
+      nn_bn_forward(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, y, st, st + 64);
+      bn_seq(x, n, c, hw, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, ys, st + 128, st + 192);
+      CHECK(memcmp(st, st + 128, (size_t)c * sizeof *st) == 0);
+      CHECK(memcmp(st + 64, st + 192, (size_t)c * sizeof *st) == 0);
       CHECK(memcmp(y, ys, (size_t)nx * sizeof *y) == 0);
       free(x), free(y), free(ys);
     }
