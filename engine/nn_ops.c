@@ -1203,7 +1203,7 @@ static inline void pool3_border_row(const float *a, int64_t h, int64_t w, int64_
  * in each caller, so the row loop is specialised by inlining. The border columns of the inner
  * rows are written out (two columns, three rows) instead of pool3_edge's clamped loops: on
  * 32x32 and 16x16 maps the borders took more time than the interior. */
-static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
+__attribute__((always_inline)) static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *a = x + pl * h * w;
     float *b = y + pl * h * w;
@@ -1238,11 +1238,88 @@ static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t
   }
 }
 
-EVENTS_CLONES void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
-  avgpool3x3(x, planes, h, w, y, 0);
+#if TR16
+/* The same pool with AVX-512, 16 outputs of a row per vector, each output's additions in the
+ * same order from 0.0f. The padding columns enter as +0.0f (masked loads): a sum started from
+ * +0.0f is never -0.0f (x + -x is +0.0f when rounding to nearest), and s + 0.0f is s for every
+ * other float, NaN and infinities included, so the sums are those of the loop that skips them;
+ * the padding rows are skipped. The division is div9's, eight lanes at a time in double. */
+__attribute__((target("avx512f"))) static inline __m512 div9_512(__m512 s) {
+  const __m512d ninth = _mm512_set1_pd(1.0 / 9.0);
+  const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)), ninth));
+  const __m256 hi = _mm512_cvtpd_ps(
+      _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1))), ninth));
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
 }
-EVENTS_CLONES void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
-  avgpool3x3(x, planes, h, w, y, 1);
+
+__attribute__((target("avx512f"))) static void avgpool3x3_avx512(const float *x, int64_t planes, int64_t h,
+                                                                 int64_t w, float *y, int add) {
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *a = x + pl * h * w;
+    float *b = y + pl * h * w;
+    for (int64_t i = 0; i < h; i++) {
+      const float *rows[3] = {i > 0 ? a + (i - 1) * w : NULL, a + i * w, i + 1 < h ? a + (i + 1) * w : NULL};
+      for (int64_t j0 = 0; j0 < w; j0 += 16) {
+        const int64_t n = w - j0 < 16 ? w - j0 : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const __mmask16 ml = j0 ? m : (__mmask16)(m & ~1u);                                   /* j - 1 >= 0 */
+        const __mmask16 mr = w - j0 - 1 < 16 ? (__mmask16)(m & ((1u << (w - j0 - 1)) - 1)) : m; /* j + 1 < w */
+        __m512 sum = _mm512_setzero_ps();
+        for (int u = 0; u < 3; u++) {
+          if (!rows[u]) continue;
+          const float *r = rows[u] + j0;
+          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(ml, r - 1));
+          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, r));
+          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mr, r + 1));
+        }
+        __m512 q = div9_512(sum);
+        float *o = b + i * w + j0;
+        if (add) q = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), q);
+        _mm512_mask_storeu_ps(o, m, q);
+      }
+    }
+  }
+}
+#endif
+
+/* AVX-512 paths: on where the CPU has AVX-512F, unless a test turned them off */
+static int ops_avx512_off;
+
+void nn_ops_set_avx512(int on) { __atomic_store_n(&ops_avx512_off, !on, __ATOMIC_RELAXED); }
+
+static int ops_avx512(void) {
+#if TR16
+  return !__atomic_load_n(&ops_avx512_off, __ATOMIC_RELAXED) && __builtin_cpu_supports("avx512f");
+#else
+  return 0;
+#endif
+}
+
+/* the plain loops, inlined into each clone (without always_inline GCC kept one copy for the
+ * baseline, so the AVX2 clone ran SSE2 code) */
+EVENTS_CLONES static void avgpool3x3_clones(const float *x, int64_t planes, int64_t h, int64_t w, float *y,
+                                            int add) {
+  if (add) avgpool3x3(x, planes, h, w, y, 1);
+  else avgpool3x3(x, planes, h, w, y, 0);
+}
+
+void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+#if TR16
+  if (ops_avx512()) {
+    avgpool3x3_avx512(x, planes, h, w, y, 0);
+    return;
+  }
+#endif
+  avgpool3x3_clones(x, planes, h, w, y, 0);
+}
+void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+#if TR16
+  if (ops_avx512()) {
+    avgpool3x3_avx512(x, planes, h, w, y, 1);
+    return;
+  }
+#endif
+  avgpool3x3_clones(x, planes, h, w, y, 1);
 }
 
 void nn_avgpool3x3_ref(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {

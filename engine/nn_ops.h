@@ -150,6 +150,11 @@ void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, flo
 void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 
+/* For tests and benchmarks: 0 turns off the AVX-512 path of nn_avgpool3x3(_add), so that the
+ * AVX2 / baseline loops run on an AVX-512 machine; 1 (the default) takes it where the CPU has
+ * AVX-512F. Process-wide; the results are the same bits either way. */
+void nn_ops_set_avx512(int on);
+
 /* ---- Linear (nn_linear.c) ---- */
 /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL). Each output is one chain of
  * fused multiply-adds over the inputs in ascending order from +0, then + b[o]: the same bits for
