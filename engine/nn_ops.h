@@ -72,7 +72,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
 typedef enum { NN_EVENTS_AUTO, NN_EVENTS_SCATTER, NN_EVENTS_GATHER } nn_events_kernel;
 void nn_conv2d_events_set_kernel(nn_events_kernel k);
 /* 1 when the output-stationary kernel can run geometry g on this CPU (3x3, stride 1, pad 1,
- * maps at most 62 wide, o a multiple of 64, AVX-512). */
+ * maps at most 62 wide, o a multiple of 64 or o = 32, AVX-512). */
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g);
 /* Samples computed by the output-stationary kernel since the process started (all threads). */
 int64_t nn_conv2d_events_gathered(void);
