@@ -1297,7 +1297,8 @@ static inline void pool3_border_row(const float *a, int64_t h, int64_t w, int64_
  * in each caller, so the row loop is specialised by inlining. The border columns of the inner
  * rows are written out (two columns, three rows) instead of pool3_edge's clamped loops: on
  * 32x32 and 16x16 maps the borders took more time than the interior. */
-__attribute__((always_inline)) static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
+__attribute__((always_inline)) static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w,
+                                                             float *y, int add) {
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *a = x + pl * h * w;
     float *b = y + pl * h * w;
@@ -1356,14 +1357,19 @@ __attribute__((target("avx512f"))) static void avgpool3x3_avx512(const float *x,
       for (int64_t j0 = 0; j0 < w; j0 += 16) {
         const int64_t n = w - j0 < 16 ? w - j0 : 16;
         const __mmask16 m = (__mmask16)((1u << n) - 1);
-        const __mmask16 ml = j0 ? m : (__mmask16)(m & ~1u);                                   /* j - 1 >= 0 */
         const __mmask16 mr = w - j0 - 1 < 16 ? (__mmask16)(m & ((1u << (w - j0 - 1)) - 1)) : m; /* j + 1 < w */
         __m512 sum = _mm512_setzero_ps();
         for (int u = 0; u < 3; u++) {
           if (!rows[u]) continue;
           const float *r = rows[u] + j0;
-          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(ml, r - 1));
-          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, r));
+          const __m512 c = _mm512_maskz_loadu_ps(m, r);
+          /* column j - 1: from the row, or at j0 = 0 the centre shifted up one lane after a zero
+           * (no address before the row's start) */
+          const __m512i z = _mm512_setzero_si512();
+          const __m512 l = j0 ? _mm512_maskz_loadu_ps(m, r - 1)
+                              : _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), z, 15));
+          sum = _mm512_add_ps(sum, l);
+          sum = _mm512_add_ps(sum, c);
           sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mr, r + 1));
         }
         __m512 q = div9_512(sum);
