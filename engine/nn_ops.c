@@ -493,6 +493,9 @@ int64_t nn_conv2d_events_gathered(void) { return __atomic_load_n(&events_gathere
 
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g) {
 #if TR16
+  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32) && g->h >= 1 && g->w >= 1 &&
+      g->c >= 1)
+    return __builtin_cpu_supports("avx512f") != 0; /* events_1x1_narrow */
   return g->k == 3 && g->stride == 1 && g->pad == 1 && g->w >= 1 && g->w <= 62 && g->h >= 1 && g->c >= 1 &&
          (g->o % 64 == 0 || g->o == 32) && g->o > 0 && __builtin_cpu_supports("avx512f");
 #else
@@ -695,6 +698,45 @@ __attribute__((target("avx512f,popcnt"))) static nn_status events_gather32(const
 }
 #endif
 
+#if TR16
+/* 1x1 convs (stride 1, no padding) with 16 or 32 output channels, output-stationary and written
+ * straight into NCHW: for 16 positions p0 .. p0 + 15 of a sample and 16 output channels, sixteen
+ * vectors (one per channel, one lane per position) start at +0.0f, and for each input channel
+ * in turn the 16 spike bits of those positions, cut out of the packed NCHW bits, are the mask of
+ * one masked add of the channel's broadcast weight per output channel. A lane whose bit is clear
+ * is left as it is, so each output adds the weights of its firing inputs in channel order, as the
+ * scatter does (the same bits); an input channel with no spike among the 16 positions is skipped.
+ * The work is o * c / 16 adds per position whatever the firing rate, against the scatter's
+ * accumulator pass, memset, decoding and transpose per sample. */
+__attribute__((target("avx512f"))) static void events_1x1_narrow(const nn_conv_geom *g, const uint64_t *bits,
+                                                                  const float *wcl, float *y) {
+  const int64_t C = g->c, O = g->o, P = g->h * g->w, words = nn_spike_words(C * P);
+  for (int64_t j = 0; j < g->n; j++) {
+    const uint64_t *b = bits + j * words;
+    float *yj = y + j * O * P;
+    for (int64_t p0 = 0; p0 < P; p0 += 16) {
+      const int64_t n = P - p0 < 16 ? P - p0 : 16;
+      const __mmask16 keep = (__mmask16)((1u << n) - 1);
+      for (int64_t o0 = 0; o0 < O; o0 += 16) {
+        __m512 a[16];
+        for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+        for (int64_t ci = 0; ci < C; ci++) {
+          const int64_t t = ci * P + p0, wi = t >> 6, sh = t & 63; /* bits t .. t + n - 1 */
+          uint64_t v = b[wi] >> sh;
+          if (sh + n > 64) v |= b[wi + 1] << (64 - sh);
+          const __mmask16 k = (__mmask16)(v & keep);
+          if (!k) continue;
+          const float *wr = wcl + ci * O + o0;
+          for (int i = 0; i < 16; i++) a[i] = _mm512_mask_add_ps(a[i], k, a[i], _mm512_set1_ps(wr[i]));
+        }
+        for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(yj + (o0 + i) * P + p0, keep, a[i]);
+      }
+    }
+  }
+  __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
+}
+#endif
+
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err) {
   const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o, k = g->k;
@@ -710,8 +752,13 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
                      wo % 4 == 0 && P % 4 == 0;
 #if TR16
   const nn_events_kernel kernel = __atomic_load_n(&events_kernel, __ATOMIC_RELAXED);
+  /* the narrow output-stationary kernels: faster than the scatter at every firing rate measured */
+  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && k == 1) {
+    events_1x1_narrow(g, bits, wcl, y);
+    return NN_OK;
+  }
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && O == 32)
-    return events_gather32(g, bits, wcl, y, err); /* faster at every firing rate measured */
+    return events_gather32(g, bits, wcl, y, err);
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
     const int64_t fired = kernel == NN_EVENTS_AUTO ? count_bits(bits, g->n * words) : 0;
     const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;

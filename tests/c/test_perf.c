@@ -384,15 +384,22 @@ static void pack_bit_identical(void) {
  * The narrow shapes (SNASNet's scaled-down setting: 16 and 32 channels on 32x32 and 16x16 maps,
  * and odd ones) run the scatter's 16- and 32-channel tiles and, for o = 32, the lockstep
  * output-stationary kernel: input channel counts below, at and above its 7-channel chunks, maps
- * whose positions are not a multiple of its 8 lanes, and a whole band of exhausted masks (0 %). */
+ * whose positions are not a multiple of its 8 lanes, and a whole band of exhausted masks (0 %);
+ * their 1x1 convs the masked-add kernel: maps of fewer and more than 16 positions and not a
+ * multiple of 16 (a channel's 16 bits then straddle two words), and 1x1 shapes it must not take
+ * (stride 2, padding 1). */
 static int expect_gather(const nn_conv_geom *g) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  const int avx512 = __builtin_cpu_supports("avx512f");
+  const int avx512 = __builtin_cpu_supports("avx512f") != 0;
 #else
   const int avx512 = 0;
 #endif
+  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32)) return avx512;
   return avx512 && g->k == 3 && g->stride == 1 && g->pad == 1 && g->w <= 62 && (g->o % 64 == 0 || g->o == 32);
 }
+
+/* the narrow output-stationary kernels, taken at every firing rate */
+static int expect_always(const nn_conv_geom *g) { return expect_gather(g) && (g->o == 32 || g->k == 1); }
 
 static void events_bit_identical(void) {
   static const nn_conv_geom G[] = {
@@ -416,6 +423,8 @@ static void events_bit_identical(void) {
       {2, 16, 32, 32, 16, 1, 1, 0},  {2, 32, 16, 16, 32, 1, 1, 0},  {1, 5, 7, 9, 32, 3, 1, 1},
       {1, 7, 13, 11, 32, 3, 1, 1},   {1, 8, 5, 61, 32, 3, 1, 1},    {1, 3, 1, 3, 32, 3, 1, 1},
       {1, 16, 9, 7, 16, 3, 1, 1},    {1, 32, 16, 16, 32, 3, 2, 1},  {1, 16, 6, 63, 32, 3, 1, 1},
+      {1, 16, 5, 7, 16, 1, 1, 0},    {2, 3, 9, 9, 32, 1, 1, 0},     {1, 20, 1, 3, 16, 1, 1, 0},
+      {1, 16, 8, 8, 32, 1, 2, 0},    {1, 16, 8, 8, 16, 1, 1, 1},
   };
   static const double rates[] = {0.0, 0.02, 0.1, 0.2, 0.3, 1.0};
   static const nn_events_kernel kernels[] = {NN_EVENTS_SCATTER, NN_EVENTS_GATHER, NN_EVENTS_AUTO};
@@ -451,10 +460,9 @@ static void events_bit_identical(void) {
         gathered += took;
         if (kernels[ki] == NN_EVENTS_SCATTER) CHECK(took == 0);
         if (kernels[ki] == NN_EVENTS_GATHER) CHECK(took == (expect_gather(g) ? g->n : 0));
-        /* the automatic choice: the gather at 100 % firing where it fits, at 0 % only for o = 32 */
+        /* the automatic choice: the gather at 100 % firing where it fits, at 0 % only the narrow ones */
         if (kernels[ki] == NN_EVENTS_AUTO && rates[ri] == 1.0) CHECK(took == (expect_gather(g) ? g->n : 0));
-        if (kernels[ki] == NN_EVENTS_AUTO && rates[ri] == 0.0)
-          CHECK(took == (expect_gather(g) && g->o == 32 ? g->n : 0));
+        if (kernels[ki] == NN_EVENTS_AUTO && rates[ri] == 0.0) CHECK(took == (expect_always(g) ? g->n : 0));
       }
       nn_conv2d_events_set_kernel(NN_EVENTS_AUTO);
       free(x), free(w), free(wcl), free(y), free(ys), free(bits);
