@@ -242,7 +242,9 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  * Wide 3x3 convs (stride 1, pad 1, maps up to 62 wide, o a multiple of 64) at 2 % firing and
  * more (8 % if o is not a multiple of 128) take the output-stationary kernel further down
  * instead (events_gather: no accumulator store per term, 1.1-1.9x faster on AVX-512), which
- * keeps this order and so these bits. */
+ * keeps this order and so these bits; so do, at any firing rate, such 3x3 convs with o = 32
+ * (events_gather32) and 1x1 convs (stride 1, no padding) with o = 16 or 32 (events_1x1_narrow).
+ * 3x3 convs with o = 16 keep this scatter: no output-stationary form tried beat it. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
 #define EVENTS_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -627,9 +629,13 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
  * +0.0f added to a sum started from +0.0f changes no bit (such a sum is never -0.0f, since x + -x
  * is +0.0f when rounding to nearest), so every output still adds its own terms in the scatter's
  * order. The weights are packed per call as wt[chunk][64 rows][32], rows 9 l + 3 kh + kw as in
- * the masks, the unused ones zero. Measured on one core (SNASNet setting shapes, 32 samples):
- * 1.5-1.8x the scatter at 16 -> 32 channels on 32x32 maps and 1.3-1.7x at 32 -> 32 on 16x16, from
- * 0 to 20 % firing; at 16 channels (one zmm) it lost (0.8-0.9x), so o = 16 keeps the scatter. */
+ * the masks, the unused ones zero. Measured on one AVX-512 core (bench_forward --events: the
+ * SNASNet setting's shapes, 32 samples, alternating with the scatter): 1.3-1.6x the scatter at
+ * 16 -> 32 channels on 32x32 maps and 1.2-1.6x at 32 -> 32 on 16x16, from 0 to 20 % firing
+ * (docs/performance.md, "Fifth round"); 4 or 12 lanes were slower. The
+ * same walk for o = 16 (one zmm per output) lost to the scatter (0.8-0.9x), as did the plain
+ * per-output loop for o = 32 (break-even) and the AVX-512 16x16 transpose (in transpose16) in
+ * place of events_transpose's 4x4 blocks for 16- and 32-channel bands (0.85-0.95x). */
 #define NARROW_LANES 8
 __attribute__((target("avx512f,popcnt"))) static void gather_narrow32(const uint64_t *M, int64_t P, int64_t nq,
                                                                       const float *wt, int64_t p0, int64_t p1,
@@ -707,7 +713,8 @@ __attribute__((target("avx512f,popcnt"))) static nn_status events_gather32(const
  * is left as it is, so each output adds the weights of its firing inputs in channel order, as the
  * scatter does (the same bits); an input channel with no spike among the 16 positions is skipped.
  * The work is o * c / 16 adds per position whatever the firing rate, against the scatter's
- * accumulator pass, memset, decoding and transpose per sample. */
+ * accumulator pass, memset, decoding and transpose per sample: 1.1-4.7x the scatter on the
+ * SNASNet setting's 1x1 shapes at 0-20 % firing (bench_forward --events). */
 __attribute__((target("avx512f"))) static void events_1x1_narrow(const nn_conv_geom *g, const uint64_t *bits,
                                                                   const float *wcl, float *y) {
   const int64_t C = g->c, O = g->o, P = g->h * g->w, words = nn_spike_words(C * P);
