@@ -669,7 +669,7 @@ __attribute__((target("avx512f,popcnt"))) static void gather_narrow32(const uint
 }
 
 /* events_gather for o = 32: the same masks, gather_narrow32 on bands of about GATHER_BAND
- * positions, then events_transpose (outputs of this size are never streamed). */
+ * positions, then events_transpose (with ordinary stores: the same values as streamed ones). */
 __attribute__((target("avx512f,popcnt"))) static nn_status events_gather32(const nn_conv_geom *g, const uint64_t *bits,
                                                                            const float *wcl, float *y, nn_error *err) {
   const int64_t c = g->c, h = g->h, w = g->w, O = g->o /* 32 */, P = h * w, words = nn_spike_words(c * h * w);
@@ -1437,30 +1437,28 @@ __attribute__((target("avx512f"))) static void avgpool3x3_avx512(const float *x,
 #endif
 
 /* the plain loops, inlined into each clone (without always_inline GCC kept one copy for the
- * baseline, so the AVX2 clone ran SSE2 code) */
+ * baseline, so the AVX2 clone ran SSE2 code); the AVX-512 kernel where it runs */
 EVENTS_CLONES static void avgpool3x3_clones(const float *x, int64_t planes, int64_t h, int64_t w, float *y,
                                             int add) {
   if (add) avgpool3x3(x, planes, h, w, y, 1);
   else avgpool3x3(x, planes, h, w, y, 0);
 }
 
-void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+static void avgpool3x3_any(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
 #if TR16
   if (ops_avx512()) {
-    avgpool3x3_avx512(x, planes, h, w, y, 0);
+    avgpool3x3_avx512(x, planes, h, w, y, add);
     return;
   }
 #endif
-  avgpool3x3_clones(x, planes, h, w, y, 0);
+  avgpool3x3_clones(x, planes, h, w, y, add);
+}
+
+void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+  avgpool3x3_any(x, planes, h, w, y, 0);
 }
 void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
-#if TR16
-  if (ops_avx512()) {
-    avgpool3x3_avx512(x, planes, h, w, y, 1);
-    return;
-  }
-#endif
-  avgpool3x3_clones(x, planes, h, w, y, 1);
+  avgpool3x3_any(x, planes, h, w, y, 1);
 }
 
 void nn_avgpool3x3_ref(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
