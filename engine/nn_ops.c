@@ -242,7 +242,9 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  * Wide 3x3 convs (stride 1, pad 1, maps up to 62 wide, o a multiple of 64) at 2 % firing and
  * more (8 % if o is not a multiple of 128) take the output-stationary kernel further down
  * instead (events_gather: no accumulator store per term, 1.1-1.9x faster on AVX-512), which
- * keeps this order and so these bits. */
+ * keeps this order and so these bits; so do, at any firing rate, such 3x3 convs with o = 32
+ * (events_gather32) and 1x1 convs (stride 1, no padding) with o = 16 or 32 (events_1x1_narrow).
+ * 3x3 convs with o = 16 keep this scatter: no output-stationary form tried beat it. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
 #define EVENTS_CLONES_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -399,6 +401,19 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) 
 #define TR16 0
 #endif
 
+/* AVX-512 paths: on where the CPU has AVX-512F, unless a test turned them off */
+static int ops_avx512_off;
+
+void nn_ops_set_avx512(int on) { __atomic_store_n(&ops_avx512_off, !on, __ATOMIC_RELAXED); }
+
+static int ops_avx512(void) {
+#if TR16
+  return !__atomic_load_n(&ops_avx512_off, __ATOMIC_RELAXED) && __builtin_cpu_supports("avx512f");
+#else
+  return 0;
+#endif
+}
+
 /* y[oc * ld + q] = src[q * ot + oc] for q < n, oc < ot: channels-last -> NCHW, in 4x4 blocks.
  * stream = 1 (y 16-byte aligned, n and ld multiples of 4): non-temporal stores, for outputs far
  * larger than the caches, whose lines would otherwise be read from memory before being
@@ -480,8 +495,11 @@ int64_t nn_conv2d_events_gathered(void) { return __atomic_load_n(&events_gathere
 
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g) {
 #if TR16
+  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32) && g->h >= 1 && g->w >= 1 &&
+      g->c >= 1)
+    return __builtin_cpu_supports("avx512f") != 0; /* events_1x1_narrow */
   return g->k == 3 && g->stride == 1 && g->pad == 1 && g->w >= 1 && g->w <= 62 && g->h >= 1 && g->c >= 1 &&
-         g->o % 64 == 0 && g->o > 0 && __builtin_cpu_supports("avx512f");
+         (g->o % 64 == 0 || g->o == 32) && g->o > 0 && __builtin_cpu_supports("avx512f");
 #else
   (void)g;
   return 0;
@@ -601,6 +619,129 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
   nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
   return NN_OK;
 }
+
+/* The output-stationary kernel for o = 32 (one tile: two zmm per output). Run as above, one
+ * output's sum is a chain of dependent adds of two vectors, so the loop waits on the add latency
+ * and pays a mispredicted loop exit per output and chunk: at 32 channels it only broke even with
+ * the scatter. Here NARROW_LANES = 8 neighbouring outputs walk their chunk masks in lockstep,
+ * max(popcount) steps per chunk, each output's accumulators in registers for all the chunks, and
+ * are stored once. An output whose mask is exhausted adds row 63 of the chunk, which is zero:
+ * +0.0f added to a sum started from +0.0f changes no bit (such a sum is never -0.0f, since x + -x
+ * is +0.0f when rounding to nearest), so every output still adds its own terms in the scatter's
+ * order. The weights are packed per call as wt[chunk][64 rows][32], rows 9 l + 3 kh + kw as in
+ * the masks, the unused ones zero. Measured on one AVX-512 core (bench_forward --events: the
+ * SNASNet setting's shapes, 32 samples, alternating with the scatter): 1.3-1.6x the scatter at
+ * 16 -> 32 channels on 32x32 maps and 1.2-1.6x at 32 -> 32 on 16x16, from 0 to 20 % firing
+ * (docs/performance.md, "Fifth round"); 4 or 12 lanes were slower. The
+ * same walk for o = 16 (one zmm per output) lost to the scatter (0.8-0.9x), as did the plain
+ * per-output loop for o = 32 (break-even) and the AVX-512 16x16 transpose (in transpose16) in
+ * place of events_transpose's 4x4 blocks for 16- and 32-channel bands (0.85-0.95x). */
+#define NARROW_LANES 8
+__attribute__((target("avx512f,popcnt"))) static void gather_narrow32(const uint64_t *M, int64_t P, int64_t nq,
+                                                                      const float *wt, int64_t p0, int64_t p1,
+                                                                      float *acc) {
+  for (int64_t pg = p0; pg < p1; pg += NARROW_LANES) {
+    const int64_t nl = p1 - pg < NARROW_LANES ? p1 - pg : NARROW_LANES;
+    __m512 a[NARROW_LANES][2];
+    for (int l = 0; l < NARROW_LANES; l++) a[l][0] = a[l][1] = _mm512_setzero_ps();
+    for (int64_t q = 0; q < nq; q++) {
+      const float *wq = wt + q * 64 * 32;
+      uint64_t m[NARROW_LANES];
+      int steps = 0;
+      for (int l = 0; l < NARROW_LANES; l++) {
+        m[l] = l < nl ? M[q * P + pg + l] : 0;
+        const int c = __builtin_popcountll(m[l]);
+        steps = c > steps ? c : steps;
+      }
+      for (int t = 0; t < steps; t++)
+        for (int l = 0; l < NARROW_LANES; l++) {
+          const float *wv = wq + (int64_t)__builtin_ctzll(m[l] | (uint64_t)1 << 63) * 32; /* row 63: zero */
+          m[l] &= m[l] - 1;
+          a[l][0] = _mm512_add_ps(a[l][0], _mm512_loadu_ps(wv));
+          a[l][1] = _mm512_add_ps(a[l][1], _mm512_loadu_ps(wv + 16));
+        }
+    }
+    for (int64_t l = 0; l < nl; l++) {
+      _mm512_storeu_ps(acc + (pg + l - p0) * 32, a[l][0]);
+      _mm512_storeu_ps(acc + (pg + l - p0) * 32 + 16, a[l][1]);
+    }
+  }
+}
+
+/* events_gather for o = 32: the same masks, gather_narrow32 on bands of about GATHER_BAND
+ * positions, then events_transpose (with ordinary stores: the same values as streamed ones). */
+__attribute__((target("avx512f,popcnt"))) static nn_status events_gather32(const nn_conv_geom *g, const uint64_t *bits,
+                                                                           const float *wcl, float *y, nn_error *err) {
+  const int64_t c = g->c, h = g->h, w = g->w, O = g->o /* 32 */, P = h * w, words = nn_spike_words(c * h * w);
+  const int64_t nq = (c + GATHER_CC - 1) / GATHER_CC, rows = GATHER_BAND / w > 0 ? GATHER_BAND / w : 1;
+  uint64_t *R = nn_scratch_get((size_t)(c * (h + 2)) * sizeof *R);
+  uint64_t *M = nn_scratch_get((size_t)(nq * P) * sizeof *M);
+  float *acc = nn_scratch_get((size_t)(rows * w * O) * sizeof *acc);
+  float *wt = nn_scratch_get((size_t)(nq * 64 * O) * sizeof *wt);
+  if (!R || !M || !acc || !wt) {
+    nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
+    return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
+  }
+  /* wt[(q * 64 + b) * O + i] = wcl[(q * GATHER_CC * 9 + b) * O + i] for the chunk's rows b, else 0 */
+  memset(wt, 0, (size_t)(nq * 64 * O) * sizeof *wt);
+  for (int64_t q = 0; q < nq; q++) {
+    const int64_t cn = c - q * GATHER_CC < GATHER_CC ? c - q * GATHER_CC : GATHER_CC;
+    memcpy(wt + q * 64 * O, wcl + q * GATHER_CC * 9 * O, (size_t)(cn * 9 * O) * sizeof *wt);
+  }
+  for (int64_t j = 0; j < g->n; j++) {
+    gather_rows(bits + j * words, c, h, w, R);
+    gather_masks(R, c, h, w, M);
+    float *yj = y + j * O * P;
+    for (int64_t r0 = 0; r0 < h; r0 += rows) {
+      const int64_t p0 = r0 * w, p1 = (r0 + rows < h ? r0 + rows : h) * w;
+      gather_narrow32(M, P, nq, wt, p0, p1, acc);
+      events_transpose(acc, p1 - p0, O, yj + p0, P, 0);
+    }
+  }
+  __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
+  nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
+  return NN_OK;
+}
+#endif
+
+#if TR16
+/* 1x1 convs (stride 1, no padding) with 16 or 32 output channels, output-stationary and written
+ * straight into NCHW: for 16 positions p0 .. p0 + 15 of a sample and 16 output channels, sixteen
+ * vectors (one per channel, one lane per position) start at +0.0f, and for each input channel
+ * in turn the 16 spike bits of those positions, cut out of the packed NCHW bits, are the mask of
+ * one masked add of the channel's broadcast weight per output channel. A lane whose bit is clear
+ * is left as it is, so each output adds the weights of its firing inputs in channel order, as the
+ * scatter does (the same bits); an input channel with no spike among the 16 positions is skipped.
+ * The work is o * c / 16 adds per position whatever the firing rate, against the scatter's
+ * accumulator pass, memset, decoding and transpose per sample: 1.1-4.7x the scatter on the
+ * SNASNet setting's 1x1 shapes at 0-20 % firing (bench_forward --events). */
+__attribute__((target("avx512f"))) static void events_1x1_narrow(const nn_conv_geom *g, const uint64_t *bits,
+                                                                  const float *wcl, float *y) {
+  const int64_t C = g->c, O = g->o, P = g->h * g->w, words = nn_spike_words(C * P);
+  for (int64_t j = 0; j < g->n; j++) {
+    const uint64_t *b = bits + j * words;
+    float *yj = y + j * O * P;
+    for (int64_t p0 = 0; p0 < P; p0 += 16) {
+      const int64_t n = P - p0 < 16 ? P - p0 : 16;
+      const __mmask16 keep = (__mmask16)((1u << n) - 1);
+      for (int64_t o0 = 0; o0 < O; o0 += 16) {
+        __m512 a[16];
+        for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+        for (int64_t ci = 0; ci < C; ci++) {
+          const int64_t t = ci * P + p0, wi = t >> 6, sh = t & 63; /* bits t .. t + n - 1 */
+          uint64_t v = b[wi] >> sh;
+          if (sh + n > 64) v |= b[wi + 1] << (64 - sh);
+          const __mmask16 k = (__mmask16)(v & keep);
+          if (!k) continue;
+          const float *wr = wcl + ci * O + o0;
+          for (int i = 0; i < 16; i++) a[i] = _mm512_mask_add_ps(a[i], k, a[i], _mm512_set1_ps(wr[i]));
+        }
+        for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(yj + (o0 + i) * P + p0, keep, a[i]);
+      }
+    }
+  }
+  __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
+}
 #endif
 
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
@@ -618,6 +759,13 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
                      wo % 4 == 0 && P % 4 == 0;
 #if TR16
   const nn_events_kernel kernel = __atomic_load_n(&events_kernel, __ATOMIC_RELAXED);
+  /* the narrow output-stationary kernels: faster than the scatter at every firing rate measured */
+  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && k == 1) {
+    events_1x1_narrow(g, bits, wcl, y);
+    return NN_OK;
+  }
+  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && O == 32)
+    return events_gather32(g, bits, wcl, y, err);
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
     const int64_t fired = kernel == NN_EVENTS_AUTO ? count_bits(bits, g->n * words) : 0;
     const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
@@ -1203,7 +1351,8 @@ static inline void pool3_border_row(const float *a, int64_t h, int64_t w, int64_
  * in each caller, so the row loop is specialised by inlining. The border columns of the inner
  * rows are written out (two columns, three rows) instead of pool3_edge's clamped loops: on
  * 32x32 and 16x16 maps the borders took more time than the interior. */
-static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
+__attribute__((always_inline)) static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w,
+                                                             float *y, int add) {
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *a = x + pl * h * w;
     float *b = y + pl * h * w;
@@ -1238,11 +1387,78 @@ static inline void avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t
   }
 }
 
-EVENTS_CLONES void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
-  avgpool3x3(x, planes, h, w, y, 0);
+#if TR16
+/* The same pool with AVX-512, 16 outputs of a row per vector, each output's additions in the
+ * same order from 0.0f. The padding columns enter as +0.0f (masked loads): a sum started from
+ * +0.0f is never -0.0f (x + -x is +0.0f when rounding to nearest), and s + 0.0f is s for every
+ * other float, NaN and infinities included, so the sums are those of the loop that skips them;
+ * the padding rows are skipped. The division is div9's, eight lanes at a time in double. */
+__attribute__((target("avx512f"))) static inline __m512 div9_512(__m512 s) {
+  const __m512d ninth = _mm512_set1_pd(1.0 / 9.0);
+  const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)), ninth));
+  const __m256 hi = _mm512_cvtpd_ps(
+      _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1))), ninth));
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
 }
-EVENTS_CLONES void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
-  avgpool3x3(x, planes, h, w, y, 1);
+
+__attribute__((target("avx512f"))) static void avgpool3x3_avx512(const float *x, int64_t planes, int64_t h,
+                                                                 int64_t w, float *y, int add) {
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *a = x + pl * h * w;
+    float *b = y + pl * h * w;
+    for (int64_t i = 0; i < h; i++) {
+      const float *rows[3] = {i > 0 ? a + (i - 1) * w : NULL, a + i * w, i + 1 < h ? a + (i + 1) * w : NULL};
+      for (int64_t j0 = 0; j0 < w; j0 += 16) {
+        const int64_t n = w - j0 < 16 ? w - j0 : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const __mmask16 mr = w - j0 - 1 < 16 ? (__mmask16)(m & ((1u << (w - j0 - 1)) - 1)) : m; /* j + 1 < w */
+        __m512 sum = _mm512_setzero_ps();
+        for (int u = 0; u < 3; u++) {
+          if (!rows[u]) continue;
+          const float *r = rows[u] + j0;
+          const __m512 c = _mm512_maskz_loadu_ps(m, r);
+          /* column j - 1: from the row, or at j0 = 0 the centre shifted up one lane after a zero
+           * (no address before the row's start) */
+          const __m512i z = _mm512_setzero_si512();
+          const __m512 l = j0 ? _mm512_maskz_loadu_ps(m, r - 1)
+                              : _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), z, 15));
+          sum = _mm512_add_ps(sum, l);
+          sum = _mm512_add_ps(sum, c);
+          sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mr, r + 1));
+        }
+        __m512 q = div9_512(sum);
+        float *o = b + i * w + j0;
+        if (add) q = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), q);
+        _mm512_mask_storeu_ps(o, m, q);
+      }
+    }
+  }
+}
+#endif
+
+/* the plain loops, inlined into each clone (without always_inline GCC kept one copy for the
+ * baseline, so the AVX2 clone ran SSE2 code); the AVX-512 kernel where it runs */
+EVENTS_CLONES static void avgpool3x3_clones(const float *x, int64_t planes, int64_t h, int64_t w, float *y,
+                                            int add) {
+  if (add) avgpool3x3(x, planes, h, w, y, 1);
+  else avgpool3x3(x, planes, h, w, y, 0);
+}
+
+static void avgpool3x3_any(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
+#if TR16
+  if (ops_avx512()) {
+    avgpool3x3_avx512(x, planes, h, w, y, add);
+    return;
+  }
+#endif
+  avgpool3x3_clones(x, planes, h, w, y, add);
+}
+
+void nn_avgpool3x3(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+  avgpool3x3_any(x, planes, h, w, y, 0);
+}
+void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {
+  avgpool3x3_any(x, planes, h, w, y, 1);
 }
 
 void nn_avgpool3x3_ref(const float *x, int64_t planes, int64_t h, int64_t w, float *y) {

@@ -66,13 +66,14 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl);
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err);
 /* Which band kernel nn_conv2d_events runs (process-wide; for benchmarks and tests, which
- * compare the two in one run): NN_EVENTS_AUTO (default) takes the output-stationary kernel
+ * compare the two in one run): NN_EVENTS_AUTO (default) takes an output-stationary kernel
  * where it fits and is measured faster, NN_EVENTS_SCATTER never, NN_EVENTS_GATHER wherever it
  * fits whatever the firing rate. The results are the same bits whichever runs. */
 typedef enum { NN_EVENTS_AUTO, NN_EVENTS_SCATTER, NN_EVENTS_GATHER } nn_events_kernel;
 void nn_conv2d_events_set_kernel(nn_events_kernel k);
-/* 1 when the output-stationary kernel can run geometry g on this CPU (3x3, stride 1, pad 1,
- * maps at most 62 wide, o a multiple of 64, AVX-512). */
+/* 1 when an output-stationary kernel can run geometry g on this CPU (AVX-512): 3x3, stride 1,
+ * pad 1, maps at most 62 wide, o a multiple of 64 or o = 32; or 1x1, stride 1, no padding,
+ * o = 16 or 32. */
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g);
 /* Samples computed by the output-stationary kernel since the process started (all threads). */
 int64_t nn_conv2d_events_gathered(void);
@@ -149,6 +150,11 @@ void nn_avgpool3x3_add(const float *x, int64_t planes, int64_t h, int64_t w, flo
 /* AvgPool2d(k, stride k): y is planes x (h/k) x (w/k) (floor), mean of each k x k block. */
 void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
 void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y);
+
+/* For tests and benchmarks: 0 turns off the AVX-512 path of nn_avgpool3x3(_add), so that the
+ * AVX2 / baseline loops run on an AVX-512 machine; 1 (the default) takes it where the CPU has
+ * AVX-512F. Process-wide; the results are the same bits either way. */
+void nn_ops_set_avx512(int on);
 
 /* ---- Linear (nn_linear.c) ---- */
 /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL). Each output is one chain of

@@ -4,8 +4,9 @@
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
  * Usage: bench_forward [--quick | --conv | --events]
- *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes, the scatter band kernel
- *   against the output-stationary one in the same run (alternating, medians of 9). */
+ *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
+ *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
+ *   one in the same run (alternating, medians of 9). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,7 @@ static int cmp_double(const void *a, const void *b) {
 /* --events: the two band kernels of nn_conv2d_events on one shape and firing rate, called
  * alternately (the machine may be shared: medians of 9 calls each); checks the outputs agree */
 static void events_kernels(const char *what, const nn_conv_geom *g, double rate) {
-  const int64_t neurons = g->c * g->h * g->w, nw = g->o * g->c * 9, ny = g->n * g->o * g->h * g->w;
+  const int64_t neurons = g->c * g->h * g->w, nw = g->o * g->c * g->k * g->k, ny = g->n * g->o * g->h * g->w;
   float *x = malloc((size_t)(g->n * neurons) * sizeof *x), *w = randv(nw, 5), *wcl = malloc((size_t)nw * sizeof *wcl);
   float *y0 = malloc((size_t)ny * sizeof *y0), *y1 = malloc((size_t)ny * sizeof *y1);
   uint64_t *bits = malloc((size_t)(g->n * nn_spike_words(neurons)) * sizeof *bits);
@@ -221,6 +222,15 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
       events_kernels("cell A: 128->128 3x3 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 3, 1, 1}, rates[k]);
       events_kernels("cell B: 256->256 3x3 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 3, 1, 1}, rates[k]);
+    }
+    /* SNASNet's scaled-down setting (16 channels): the narrow output-stationary kernels */
+    printf("SNASNet setting's narrow convs, 32 samples (gather: the lockstep 3x3 / masked-add 1x1 kernels)\n");
+    static const double narrow_rates[] = {0.0, 0.02, 0.05, 0.10, 0.20};
+    for (size_t k = 0; k < sizeof narrow_rates / sizeof *narrow_rates; k++) {
+      events_kernels("16->32 3x3 at 32x32", &(nn_conv_geom){32, 16, 32, 32, 32, 3, 1, 1}, narrow_rates[k]);
+      events_kernels("32->32 3x3 at 16x16", &(nn_conv_geom){32, 32, 16, 16, 32, 3, 1, 1}, narrow_rates[k]);
+      events_kernels("16->16 1x1 at 32x32", &(nn_conv_geom){32, 16, 32, 32, 16, 1, 1, 0}, narrow_rates[k]);
+      events_kernels("32->32 1x1 at 16x16", &(nn_conv_geom){32, 32, 16, 16, 32, 1, 1, 0}, narrow_rates[k]);
     }
     return 0;
   }
