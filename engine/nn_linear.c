@@ -182,6 +182,246 @@ nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const
   return st;
 }
 
+/* ---- The sparse path: the same chains with the terms of x == 0 left out ----
+ *
+ * Leaving out a term x[j][i] = 0 keeps every bit when w[o][i] is finite: the term is
+ * fma(0, w, acc) = acc + (+-0), which is acc exactly unless acc is -0 (then +0 when w >= +0).
+ * A chain started from +0 becomes -0 only through a product that underflows to -0 (or a -0
+ * weight), and the two chains, with and without the zero terms, then differ at most in the
+ * sign of a zero accumulator, the shortened one holding -0 where the full one may hold +0: a
+ * listed term or the bias gives both the same value again unless it is zero too. So an output
+ * whose shortened chain ends at -0 (almost never: it needs products below 2^-149) is computed
+ * again by the full chain, and every other output is the full chain's bit for bit. With an
+ * infinite or NaN weight, 0 * w is NaN: callers check the weights first (nn_linear_wt does).
+ *
+ * Layout: wt holds the weights transposed into tiles of NN_LINEAR_WT_TILE outputs,
+ * wt[(t * in + i) * TILE + u] = w[t * TILE + u][i] (outputs past `out` are 0), so the weights of
+ * one input for a tile are 512 contiguous bytes; tm[j * in + k], k < cnt[j], lists row j's
+ * terms (input, value) with x != 0 in ascending order. A row's chains for a tile run along its
+ * list with 8 AVX-512 accumulators (128 outputs; two passes of 8 AVX2 ones, 64 outputs each;
+ * the plain fmaf chain otherwise). Each FMA loads its own 64 bytes of wt, so the kernel runs at
+ * the speed wt comes from: inputs are blocked by LIN_SP_IB so that the tile's block of wt
+ * (32 KB) stays in L1 while every row of the call runs through it, the partial sums parked as
+ * floats between blocks. */
+#define LIN_SP_TO NN_LINEAR_WT_TILE
+#ifndef LIN_SP_IB
+#define LIN_SP_IB 64 /* inputs per block: 32 KB of wt */
+#endif
+
+int64_t nn_linear_wt_floats(int64_t in, int64_t out) { return (out + LIN_SP_TO - 1) / LIN_SP_TO * LIN_SP_TO * in; }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* d[k * ld + j] = s[j * ls + k] for j, k < 16 (a 16 x 16 block of floats transposed in
+ * registers); returns a nonzero mask when one of them is Inf or NaN */
+__attribute__((target("avx512f"))) static uint32_t tr16(const float *s, int64_t ls, float *d, int64_t ld) {
+  const __m512i em = _mm512_set1_epi32(0x7f800000);
+  __m512 r[16], t[16];
+  __mmask16 bad = 0;
+  for (int k = 0; k < 16; k++) {
+    r[k] = _mm512_loadu_ps(s + k * ls);
+    bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(r[k]), em), em);
+  }
+  for (int k = 0; k < 8; k++) { /* pairs of rows interleaved, then pairs of pairs, then 128-bit lanes */
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; k++) {
+    const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * k + 2]), e = _mm512_castps_pd(t[4 * k + 3]);
+    r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  for (int k = 0; k < 4; k++) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+  }
+  for (int k = 0; k < 4; k++) {
+    _mm512_storeu_ps(d + k * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88));
+    _mm512_storeu_ps(d + (8 + k) * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd));
+    _mm512_storeu_ps(d + (4 + k) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88));
+    _mm512_storeu_ps(d + (12 + k) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd));
+  }
+  return bad;
+}
+#endif
+
+int nn_linear_wt(const float *w, int64_t in, int64_t out, int64_t t0, int64_t t1, float *wt) {
+  uint32_t bad = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (nn_linear_level() == 2) { /* 16 x 16 blocks in registers, the edges one by one */
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t ob = t * LIN_SP_TO, nu = out - ob < LIN_SP_TO ? out - ob : LIN_SP_TO;
+      const int64_t u16 = nu / 16 * 16, i16 = in / 16 * 16;
+      float *d = wt + t * in * LIN_SP_TO;
+      for (int64_t u0 = 0; u0 < u16; u0 += 16)
+        for (int64_t i0 = 0; i0 < i16; i0 += 16) bad |= tr16(w + (ob + u0) * in + i0, in, d + i0 * LIN_SP_TO + u0, LIN_SP_TO);
+      for (int64_t u = 0; u < LIN_SP_TO; u++)
+        for (int64_t i = u < u16 ? i16 : 0; i < in; i++) {
+          const float v = u < nu ? w[(ob + u) * in + i] : 0.0f;
+          bad |= !isfinite(v);
+          d[i * LIN_SP_TO + u] = v;
+        }
+    }
+    return !bad;
+  }
+#endif
+  for (int64_t t = t0; t < t1; t++) {
+    float *restrict d = wt + t * in * LIN_SP_TO;
+    const int64_t ob = t * LIN_SP_TO, nu = out - ob < LIN_SP_TO ? out - ob : LIN_SP_TO;
+    for (int64_t i0 = 0; i0 < in; i0 += 16) { /* 16 inputs x 128 outputs (8 KB) at a time */
+      const int64_t i1 = i0 + 16 < in ? i0 + 16 : in;
+      for (int64_t u = 0; u < nu; u++) {
+        const float *restrict s = w + (ob + u) * in;
+        for (int64_t i = i0; i < i1; i++) {
+          uint32_t e;
+          memcpy(&e, s + i, sizeof e);
+          bad |= (e & 0x7f800000u) == 0x7f800000u; /* Inf or NaN */
+          d[i * LIN_SP_TO + u] = s[i];
+        }
+      }
+      for (int64_t u = nu; u < LIN_SP_TO; u++)
+        for (int64_t i = i0; i < i1; i++) d[i * LIN_SP_TO + u] = 0.0f;
+    }
+  }
+  return !bad;
+}
+
+int64_t nn_linear_nonzeros(const float *x, int64_t count) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < count; i++) k += x[i] != 0.0f;
+  return k;
+}
+
+int64_t nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, nn_linear_term *tm, int64_t *cnt) {
+  int64_t total = 0;
+  for (int64_t j = j0; j < j1; j++) {
+    const float *restrict r = x + j * in;
+    nn_linear_term *restrict l = tm + j * in;
+    int64_t k = 0;
+    for (int64_t i = 0; i < in; i++) { /* no branch: l[k] is overwritten until x[j][i] != 0 */
+      l[k].i = (int32_t)i, l[k].x = r[i];
+      k += r[i] != 0.0f;
+    }
+    cnt[j] = k;
+    total += k;
+  }
+  return total;
+}
+
+static double lin_sparse_max = NN_LINEAR_SPARSE_DENSITY;
+static int64_t lin_sparse_calls;
+void nn_linear_set_sparse(double max_density) { lin_sparse_max = max_density; }
+int64_t nn_linear_sparse_calls(void) { return __atomic_load_n(&lin_sparse_calls, __ATOMIC_RELAXED); }
+
+int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in) {
+  return lin_sparse_max > 0 && in <= INT32_MAX && (double)nonzeros <= lin_sparse_max * (double)n * (double)in;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* (accumulators in named variables: an array of them is kept on the stack across the call's
+ * edges, which costs more than the 17 terms a row has in a block at a quarter density) */
+__attribute__((target("avx512f"))) static const nn_linear_term *
+sp512(const nn_linear_term *p, const nn_linear_term *e, int64_t iend, const float *restrict wt, float *restrict acc) {
+  __m512 a0 = _mm512_loadu_ps(acc), a1 = _mm512_loadu_ps(acc + 16), a2 = _mm512_loadu_ps(acc + 32);
+  __m512 a3 = _mm512_loadu_ps(acc + 48), a4 = _mm512_loadu_ps(acc + 64), a5 = _mm512_loadu_ps(acc + 80);
+  __m512 a6 = _mm512_loadu_ps(acc + 96), a7 = _mm512_loadu_ps(acc + 112);
+  for (; p < e && p->i < iend; p++) {
+    const __m512 xv = _mm512_set1_ps(p->x);
+    const float *q = wt + (int64_t)p->i * LIN_SP_TO;
+    a0 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q), a0), a1 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 16), a1);
+    a2 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 32), a2), a3 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 48), a3);
+    a4 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 64), a4), a5 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 80), a5);
+    a6 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 96), a6), a7 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 112), a7);
+  }
+  _mm512_storeu_ps(acc, a0), _mm512_storeu_ps(acc + 16, a1), _mm512_storeu_ps(acc + 32, a2);
+  _mm512_storeu_ps(acc + 48, a3), _mm512_storeu_ps(acc + 64, a4), _mm512_storeu_ps(acc + 80, a5);
+  _mm512_storeu_ps(acc + 96, a6), _mm512_storeu_ps(acc + 112, a7);
+  return p;
+}
+
+/* 64 outputs of the tile (wt and acc already offset to them) */
+__attribute__((target("avx2,fma"))) static const nn_linear_term *
+sp256_half(const nn_linear_term *p, const nn_linear_term *e, int64_t iend, const float *restrict wt,
+           float *restrict acc) {
+  __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8), a2 = _mm256_loadu_ps(acc + 16);
+  __m256 a3 = _mm256_loadu_ps(acc + 24), a4 = _mm256_loadu_ps(acc + 32), a5 = _mm256_loadu_ps(acc + 40);
+  __m256 a6 = _mm256_loadu_ps(acc + 48), a7 = _mm256_loadu_ps(acc + 56);
+  for (; p < e && p->i < iend; p++) {
+    const __m256 xv = _mm256_set1_ps(p->x);
+    const float *q = wt + (int64_t)p->i * LIN_SP_TO;
+    a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q), a0), a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 8), a1);
+    a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 16), a2), a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 24), a3);
+    a4 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 32), a4), a5 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 40), a5);
+    a6 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 48), a6), a7 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 56), a7);
+  }
+  _mm256_storeu_ps(acc, a0), _mm256_storeu_ps(acc + 8, a1), _mm256_storeu_ps(acc + 16, a2);
+  _mm256_storeu_ps(acc + 24, a3), _mm256_storeu_ps(acc + 32, a4), _mm256_storeu_ps(acc + 40, a5);
+  _mm256_storeu_ps(acc + 48, a6), _mm256_storeu_ps(acc + 56, a7);
+  return p;
+}
+#endif
+
+/* The chains of one row for one tile (wt) through its terms p[0 ..) up to the first of input
+ * iend or more (or e), continuing from acc[0 .. TILE); returns where the row's list stopped. */
+static const nn_linear_term *sp_run(int level, const nn_linear_term *p, const nn_linear_term *e, int64_t iend,
+                                    const float *wt, float *acc) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (level == 2) return sp512(p, e, iend, wt, acc);
+  if (level == 1) {
+    sp256_half(p, e, iend, wt, acc);
+    return sp256_half(p, e, iend, wt + 64, acc + 64);
+  }
+#endif
+  (void)level;
+  for (; p < e && p->i < iend; p++) {
+    const float xv = p->x, *q = wt + (int64_t)p->i * LIN_SP_TO;
+    for (int u = 0; u < LIN_SP_TO; u++) acc[u] = fmaf(xv, q[u], acc[u]);
+  }
+  return p;
+}
+
+nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *cnt,
+                           const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1, float *y,
+                           nn_error *err) {
+  if (n <= 0 || o1 <= o0) return NN_OK;
+  __atomic_fetch_add(&lin_sparse_calls, 1, __ATOMIC_RELAXED);
+  const int level = nn_linear_level();
+  float *part = nn_scratch_get((size_t)(n * LIN_SP_TO) * sizeof *part); /* every row's sums for a tile */
+  int64_t *pos = nn_scratch_get((size_t)n * sizeof *pos);                /* where each row's list stands */
+  if (!part || !pos) {
+    nn_scratch_put(part), nn_scratch_put(pos);
+    return nn_fail(err, NN_ENOMEM, "linear: out of memory for %lld partial sums", (long long)(n * LIN_SP_TO));
+  }
+  for (int64_t t = o0 / LIN_SP_TO; t * LIN_SP_TO < o1; t++) {
+    const float *wtt = wt + t * in * LIN_SP_TO;
+    for (int64_t i0 = 0; i0 < in || i0 == 0; i0 += LIN_SP_IB) {
+      const int64_t iend = i0 + LIN_SP_IB < in ? i0 + LIN_SP_IB : in;
+      for (int64_t j = 0; j < n; j++) {
+        const nn_linear_term *l = tm + j * in;
+        if (!i0) memset(part + j * LIN_SP_TO, 0, LIN_SP_TO * sizeof *part); /* every chain starts at +0 */
+        pos[j] = sp_run(level, l + (i0 ? pos[j] : 0), l + cnt[j], iend, wtt, part + j * LIN_SP_TO) - l;
+      }
+    }
+    const int64_t lo = t * LIN_SP_TO > o0 ? t * LIN_SP_TO : o0, hi = (t + 1) * LIN_SP_TO < o1 ? (t + 1) * LIN_SP_TO : o1;
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t o = lo; o < hi; o++) {
+        const int64_t u = o - t * LIN_SP_TO;
+        float a = part[j * LIN_SP_TO + u];
+        if (a == 0.0f && signbit(a)) { /* -0: the full chain decides the zero's sign */
+          a = 0.0f;
+          for (int64_t i = 0; i < in; i++) a = fmaf(x[j * in + i], wtt[i * LIN_SP_TO + u], a);
+        }
+        y[j * out + o] = b ? a + b[o] : a;
+      }
+  }
+  nn_scratch_put(part), nn_scratch_put(pos);
+  return NN_OK;
+}
+
 void nn_linear_ref(const float *x, int64_t n, int64_t in, const float *w, const float *b, int64_t out, float *y) {
   for (int64_t j = 0; j < n; j++)
     for (int64_t o = 0; o < out; o++) {

@@ -3,9 +3,11 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv | --events]
+ * Usage: bench_forward [--quick | --conv | --events | --linear]
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes, the scatter band kernel
- *   against the output-stationary one in the same run (alternating, medians of 9). */
+ *   against the output-stationary one in the same run (alternating, medians of 9).
+ *   --linear: the classifier's Linear alone, the dense kernel against the sparse one at several
+ *   input densities (the SNASNet setting's and the paper size's shapes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,48 @@ static void events_kernels(const char *what, const nn_conv_geom *g, double rate)
   free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
 }
 
+/* --linear: the classifier's first Linear alone, one call as the forward makes it per timestep:
+ * the dense kernel (input transposed, then the outputs) against the sparse one (nonzeros
+ * counted and listed, then the outputs) on pooled-spike inputs (k/4, k = 1..4) of a given
+ * density, alternating, medians of `reps` calls; the transposed weights the sparse path builds
+ * once per pass are timed apart and charged to a pass of T = 5 calls */
+static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int reps) {
+  float *x = malloc((size_t)(n * in) * sizeof *x), *w = randv(in * out, 7), *b = randv(out, 8);
+  float *y0 = malloc((size_t)(n * out) * sizeof *y0), *y1 = malloc((size_t)(n * out) * sizeof *y1);
+  float *xt = malloc((size_t)(nn_linear_xt_stride(n) * in) * sizeof *xt);
+  float *wt = aligned_alloc(64, ((size_t)nn_linear_wt_floats(in, out) * sizeof *wt + 63) / 64 * 64); /* as nn_scratch gives */
+  nn_linear_term *tm = malloc((size_t)(n * in) * sizeof *tm);
+  int64_t *cnt = malloc((size_t)n * sizeof *cnt), nonzeros = 0;
+  nn_rng r = nn_rng_seed(13);
+  for (int64_t i = 0; i < n * in; i++)
+    x[i] = nn_rng_uniform(&r) < density ? (float)(1 + (int)(nn_rng_uniform(&r) * 4)) / 4.0f : 0.0f;
+  double *td = malloc((size_t)reps * sizeof *td), *ts = malloc((size_t)reps * sizeof *ts);
+  double *tw = malloc((size_t)reps * sizeof *tw);
+  for (int rep = 0; rep < reps; rep++) {
+    double t = now();
+    nn_linear_xt(x, n, in, 0, in, xt);
+    nn_linear_outputs(xt, n, in, w, b, out, 0, out, y0, NULL);
+    td[rep] = now() - t;
+    t = now();
+    nn_linear_wt(w, in, out, 0, (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE, wt);
+    tw[rep] = now() - t;
+    t = now();
+    nonzeros = nn_linear_nonzeros(x, n * in);
+    nn_linear_terms(x, in, 0, n, tm, cnt);
+    nn_linear_sparse(x, n, in, tm, cnt, wt, b, out, 0, out, y1, NULL);
+    ts[rep] = now() - t;
+  }
+  qsort(td, (size_t)reps, sizeof *td, cmp_double), qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+  qsort(tw, (size_t)reps, sizeof *tw, cmp_double);
+  const double d = td[reps / 2], sp = ts[reps / 2], wtm = tw[reps / 2];
+  printf("  %3lld x %5lld -> %4lld at %4.1f%% nonzero: dense %7.3f ms (%.3f-%.3f), sparse %7.3f ms (%.3f-%.3f) = "
+         "%5.2fx; weights transposed %6.3f ms; a pass of 5 calls %6.2f -> %6.2f ms = %5.2fx%s\n",
+         (long long)n, (long long)in, (long long)out, 100.0 * (double)nonzeros / (double)(n * in), d * 1e3,
+         td[0] * 1e3, td[reps - 1] * 1e3, sp * 1e3, ts[0] * 1e3, ts[reps - 1] * 1e3, d / sp, wtm * 1e3, 5 * d * 1e3,
+         (wtm + 5 * sp) * 1e3, 5 * d / (wtm + 5 * sp), memcmp(y0, y1, (size_t)(n * out) * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
+  free(x), free(w), free(b), free(y0), free(y1), free(xt), free(wt), free(tm), free(cnt), free(td), free(ts), free(tw);
+}
+
 /* dense-equivalent FLOPs of one forward at batch S */
 static double net_flop(nn_net *net, int64_t S) {
   const nn_net_params *p = nn_net_params_of(net);
@@ -222,6 +266,13 @@ int main(int argc, char **argv) {
       events_kernels("cell A: 128->128 3x3 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 3, 1, 1}, rates[k]);
       events_kernels("cell B: 256->256 3x3 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 3, 1, 1}, rates[k]);
     }
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "--linear")) {
+    printf("the classifier's first Linear, one call, pooled-spike inputs; CPU ms, median (min-max), alternating\n");
+    static const double dens[] = {0.02, 0.1, 0.26, 0.4, 0.5, 0.6, 0.8};
+    for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(32, 2048, 1024, dens[k], 15);
+    for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(256, 16384, 1024, dens[k], 3);
     return 0;
   }
   quick |= conv_only;
