@@ -296,13 +296,38 @@ int64_t nn_linear_nonzeros(const float *x, int64_t count) {
   return k;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* inputs [0, in16) of one row (in16 a multiple of 16) listed 16 at a time: the nonzeros'
+ * inputs and values compressed, interleaved and stored whole (the stores past the last term
+ * stay inside the row's in entries and are overwritten or unused); returns the count */
+__attribute__((target("avx512f,popcnt"))) static int64_t terms512(const float *r, int64_t in16, nn_linear_term *l) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int64_t k = 0;
+  for (int64_t i = 0; i < in16; i += 16, idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16))) {
+    const __m512 v = _mm512_loadu_ps(r + i);
+    const __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ); /* as C's != */
+    if (!m) continue;
+    const __m512i ci = _mm512_maskz_compress_epi32(m, idx), cv = _mm512_maskz_compress_epi32(m, _mm512_castps_si512(v));
+    _mm512_storeu_si512((void *)(l + k), _mm512_permutex2var_epi32(ci, lo, cv));
+    _mm512_storeu_si512((void *)(l + k + 8), _mm512_permutex2var_epi32(ci, hi, cv));
+    k += __builtin_popcount(m);
+  }
+  return k;
+}
+#endif
+
 int64_t nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, nn_linear_term *tm, int64_t *cnt) {
   int64_t total = 0;
   for (int64_t j = j0; j < j1; j++) {
     const float *restrict r = x + j * in;
     nn_linear_term *restrict l = tm + j * in;
-    int64_t k = 0;
-    for (int64_t i = 0; i < in; i++) { /* no branch: l[k] is overwritten until x[j][i] != 0 */
+    int64_t k = 0, i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nn_linear_level() == 2) k = terms512(r, i = in / 16 * 16, l);
+#endif
+    for (; i < in; i++) { /* no branch: l[k] is overwritten until x[j][i] != 0 */
       l[k].i = (int32_t)i, l[k].x = r[i];
       k += r[i] != 0.0f;
     }
@@ -402,21 +427,32 @@ nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linea
       const int64_t iend = i0 + LIN_SP_IB < in ? i0 + LIN_SP_IB : in;
       for (int64_t j = 0; j < n; j++) {
         const nn_linear_term *l = tm + j * in;
-        if (!i0) memset(part + j * LIN_SP_TO, 0, LIN_SP_TO * sizeof *part); /* every chain starts at +0 */
-        pos[j] = sp_run(level, l + (i0 ? pos[j] : 0), l + cnt[j], iend, wtt, part + j * LIN_SP_TO) - l;
+        if (!i0) memset(part + j * LIN_SP_TO, 0, LIN_SP_TO * sizeof *part), pos[j] = 0; /* chains start at +0 */
+        if (pos[j] < cnt[j] && l[pos[j]].i < iend) /* a term in this block */
+          pos[j] = sp_run(level, l + pos[j], l + cnt[j], iend, wtt, part + j * LIN_SP_TO) - l;
       }
     }
     const int64_t lo = t * LIN_SP_TO > o0 ? t * LIN_SP_TO : o0, hi = (t + 1) * LIN_SP_TO < o1 ? (t + 1) * LIN_SP_TO : o1;
-    for (int64_t j = 0; j < n; j++)
+    for (int64_t j = 0; j < n; j++) {
+      const float *restrict a = part + j * LIN_SP_TO - t * LIN_SP_TO; /* a[o] for o in [lo, hi) */
+      float *restrict yj = y + j * out;
+      uint32_t neg0 = 0;
       for (int64_t o = lo; o < hi; o++) {
-        const int64_t u = o - t * LIN_SP_TO;
-        float a = part[j * LIN_SP_TO + u];
-        if (a == 0.0f && signbit(a)) { /* -0: the full chain decides the zero's sign */
-          a = 0.0f;
-          for (int64_t i = 0; i < in; i++) a = fmaf(x[j * in + i], wtt[i * LIN_SP_TO + u], a);
-        }
-        y[j * out + o] = b ? a + b[o] : a;
+        uint32_t u;
+        memcpy(&u, a + o, sizeof u);
+        neg0 |= u == 0x80000000u;
       }
+      if (b)
+        for (int64_t o = lo; o < hi; o++) yj[o] = a[o] + b[o];
+      else
+        memcpy(yj + lo, a + lo, (size_t)(hi - lo) * sizeof *yj);
+      for (int64_t o = lo; neg0 && o < hi; o++)
+        if (a[o] == 0.0f && signbit(a[o])) { /* -0: the full chain decides the zero's sign */
+          float c = 0.0f;
+          for (int64_t i = 0; i < in; i++) c = fmaf(x[j * in + i], wtt[i * LIN_SP_TO + o - t * LIN_SP_TO], c);
+          yj[o] = b ? c + b[o] : c;
+        }
+    }
   }
   nn_scratch_put(part), nn_scratch_put(pos);
   return NN_OK;

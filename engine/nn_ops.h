@@ -182,7 +182,7 @@ void nn_linear_set_level(int max);
  * calls since the start. */
 #define NN_LINEAR_WT_TILE 128
 #ifndef NN_LINEAR_SPARSE_DENSITY /* a build may set it (0: never sparse, for benches) */
-#define NN_LINEAR_SPARSE_DENSITY 0.25
+#define NN_LINEAR_SPARSE_DENSITY 0.4
 #endif
 typedef struct nn_linear_term {
   int32_t i;
