@@ -425,8 +425,15 @@ nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linea
     const float *wtt = wt + t * in * LIN_SP_TO;
     for (int64_t i0 = 0; i0 < in || i0 == 0; i0 += LIN_SP_IB) {
       const int64_t iend = i0 + LIN_SP_IB < in ? i0 + LIN_SP_IB : in;
+      /* the next block of wt (this tile's next, or the next tile's first) is fetched while this
+       * one runs, its lines spread over the rows: between timesteps the other layers have pushed
+       * wt out of the caches, and the rows' scattered reads would wait for memory line by line */
+      const char *next = (const char *)(wtt + iend * LIN_SP_TO);
+      const int64_t nlines = iend < in || (t + 1) * LIN_SP_TO < o1 ? LIN_SP_IB * LIN_SP_TO * (int64_t)sizeof(float) / 64 : 0;
+      const int64_t per = (nlines + n - 1) / n;
       for (int64_t j = 0; j < n; j++) {
         const nn_linear_term *l = tm + j * in;
+        for (int64_t q = j * per; q < (j + 1) * per && q < nlines; q++) __builtin_prefetch(next + 64 * q, 0, 3);
         if (!i0) memset(part + j * LIN_SP_TO, 0, LIN_SP_TO * sizeof *part), pos[j] = 0; /* chains start at +0 */
         if (pos[j] < cnt[j] && l[pos[j]].i < iend) /* a term in this block */
           pos[j] = sp_run(level, l + pos[j], l + cnt[j], iend, wtt, part + j * LIN_SP_TO) - l;
