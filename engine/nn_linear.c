@@ -196,7 +196,7 @@ nn_status nn_linear(const float *x, int64_t n, int64_t in, const float *w, const
  *
  * Layout: wt holds the weights transposed into tiles of NN_LINEAR_WT_TILE outputs,
  * wt[(t * in + i) * TILE + u] = w[t * TILE + u][i] (outputs past `out` are 0), so the weights of
- * one input for a tile are 512 contiguous bytes; tm[j * in + k], k < cnt[j], lists row j's
+ * one input for a tile are 512 contiguous bytes; tm[at[j] + k], k < cnt[j], lists row j's
  * terms (input, value) with x != 0 in ascending order. A row's chains for a tile run along its
  * list with 8 AVX-512 accumulators (128 outputs; two passes of 8 AVX2 ones, 64 outputs each;
  * the plain fmaf chain otherwise). Each FMA loads its own 64 bytes of wt, so the kernel runs at
@@ -290,16 +290,28 @@ int nn_linear_wt(const float *w, int64_t in, int64_t out, int64_t t0, int64_t t1
   return !bad;
 }
 
-int64_t nn_linear_nonzeros(const float *x, int64_t count) {
+int64_t nn_linear_count(const float *x, int64_t in, int64_t j0, int64_t j1, int64_t *cnt) {
+  int64_t total = 0;
+  for (int64_t j = j0; j < j1; j++) {
+    const float *restrict r = x + j * in;
+    int64_t k = 0;
+    for (int64_t i = 0; i < in; i++) k += r[i] != 0.0f;
+    cnt[j] = k;
+    total += k;
+  }
+  return total;
+}
+
+int64_t nn_linear_terms_at(const int64_t *cnt, int64_t n, int64_t *at) {
   int64_t k = 0;
-  for (int64_t i = 0; i < count; i++) k += x[i] != 0.0f;
+  for (int64_t j = 0; j < n; j++) at[j] = k, k += cnt[j] + NN_LINEAR_TERMS_SLACK;
   return k;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* inputs [0, in16) of one row (in16 a multiple of 16) listed 16 at a time: the nonzeros'
  * inputs and values compressed, interleaved and stored whole (the stores past the last term
- * stay inside the row's in entries and are overwritten or unused); returns the count */
+ * stay inside the row's slack of 16 entries and are overwritten or unused); returns the count */
 __attribute__((target("avx512f,popcnt"))) static int64_t terms512(const float *r, int64_t in16, nn_linear_term *l) {
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -318,11 +330,10 @@ __attribute__((target("avx512f,popcnt"))) static int64_t terms512(const float *r
 }
 #endif
 
-int64_t nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, nn_linear_term *tm, int64_t *cnt) {
-  int64_t total = 0;
+void nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, const int64_t *at, nn_linear_term *tm) {
   for (int64_t j = j0; j < j1; j++) {
     const float *restrict r = x + j * in;
-    nn_linear_term *restrict l = tm + j * in;
+    nn_linear_term *restrict l = tm + at[j];
     int64_t k = 0, i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (nn_linear_level() == 2) k = terms512(r, i = in / 16 * 16, l);
@@ -331,10 +342,7 @@ int64_t nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, nn_l
       l[k].i = (int32_t)i, l[k].x = r[i];
       k += r[i] != 0.0f;
     }
-    cnt[j] = k;
-    total += k;
   }
-  return total;
 }
 
 static double lin_sparse_max = NN_LINEAR_SPARSE_DENSITY;
@@ -409,7 +417,8 @@ static const nn_linear_term *sp_run(int level, const nn_linear_term *p, const nn
   return p;
 }
 
-nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *cnt,
+nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *at,
+                           const int64_t *cnt,
                            const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1, float *y,
                            nn_error *err) {
   if (n <= 0 || o1 <= o0) return NN_OK;
@@ -432,7 +441,7 @@ nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linea
       const int64_t nlines = iend < in || (t + 1) * LIN_SP_TO < o1 ? LIN_SP_IB * LIN_SP_TO * (int64_t)sizeof(float) / 64 : 0;
       const int64_t per = (nlines + n - 1) / n;
       for (int64_t j = 0; j < n; j++) {
-        const nn_linear_term *l = tm + j * in;
+        const nn_linear_term *l = tm + at[j];
         for (int64_t q = j * per; q < (j + 1) * per && q < nlines; q++) __builtin_prefetch(next + 64 * q, 0, 3);
         if (!i0) memset(part + j * LIN_SP_TO, 0, LIN_SP_TO * sizeof *part), pos[j] = 0; /* chains start at +0 */
         if (pos[j] < cnt[j] && l[pos[j]].i < iend) /* a term in this block */

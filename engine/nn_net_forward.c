@@ -48,7 +48,8 @@ typedef struct par_job {
   const uint64_t *bits;
   uint64_t *bout;
   const float *w;
-  nn_linear_term *tm;  /* a sparse Linear's terms and their counts per row */
+  nn_linear_term *tm;  /* a sparse Linear's terms, where each row's start and how many */
+  const int64_t *at;
   int64_t *cnt;
   nn_conv_geom g;
   int64_t a, b, c;    /* per-kind sizes */
@@ -137,10 +138,10 @@ static void linear_piece(void *ctx, int64_t lo, int64_t hi) {
   job_fail(j, nn_linear_outputs(j->x, j->a, j->b, j->w, j->x2, j->c, lo, hi, j->y, &e), &e);
 }
 
-/* rows [lo, hi) of a Linear's input x (b inputs): nonzeros counted into fired */
+/* rows [lo, hi) of a Linear's input x (b inputs): nonzeros counted into cnt and fired */
 static void linear_count_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
-  __atomic_fetch_add(&j->fired, nn_linear_nonzeros(j->x + lo * j->b, (hi - lo) * j->b), __ATOMIC_RELAXED);
+  __atomic_fetch_add(&j->fired, nn_linear_count(j->x, j->b, lo, hi, j->cnt), __ATOMIC_RELAXED);
 }
 
 /* tiles [lo, hi) of a Linear's weights w (b inputs, c outputs) transposed into y; a weight
@@ -153,7 +154,7 @@ static void linear_wt_piece(void *ctx, int64_t lo, int64_t hi) {
 /* rows [lo, hi) of a Linear's input x (b inputs) listed as terms */
 static void linear_terms_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
-  nn_linear_terms(j->x, j->b, lo, hi, j->tm, j->cnt);
+  nn_linear_terms(j->x, j->b, lo, hi, j->at, j->tm);
 }
 
 /* tiles [lo, hi) of a sparse Linear's outputs (a rows, b inputs, c outputs; weights w
@@ -162,7 +163,8 @@ static void linear_sparse_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
   nn_error e;
   const int64_t o1 = hi * NN_LINEAR_WT_TILE < j->c ? hi * NN_LINEAR_WT_TILE : j->c;
-  job_fail(j, nn_linear_sparse(j->x, j->a, j->b, j->tm, j->cnt, j->w, j->x2, j->c, lo * NN_LINEAR_WT_TILE, o1, j->y, &e), &e);
+  job_fail(j, nn_linear_sparse(j->x, j->a, j->b, j->tm, j->at, j->cnt, j->w, j->x2, j->c, lo * NN_LINEAR_WT_TILE, o1, j->y, &e),
+           &e);
 }
 
 #define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
@@ -187,11 +189,12 @@ static nn_status job_status(const par_job *j, nn_error *err) {
   return j->st;
 }
 
-/* The sparse path of Linear step i (docs/model.md): its weights transposed once per pass (and
- * checked: one that is not finite keeps the step dense for the pass, *taken = 0), x's nonzero
- * terms listed per row, the output tiles split over the threads. */
+/* The sparse path of Linear step i (docs/model.md) on x, whose rows have cnt[j] nonzeros: the
+ * weights transposed once per pass (and checked: one that is not finite keeps the step dense
+ * for the pass, *taken = 0), x's nonzero terms listed per row, the output tiles split over the
+ * threads. */
 static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const float *w, const float *b,
-                               int64_t out, float *y, int *taken, nn_error *err) {
+                               int64_t out, float *y, int64_t *cnt, int *taken, nn_error *err) {
   const int64_t n = r->S, tiles = (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE;
   const nn_plan_step *s = &r->pl->steps[i];
   par_job j;
@@ -205,19 +208,19 @@ static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const 
     r->wlt_ok[i] = j.flag ? -1 : 1;
   }
   if (r->wlt_ok[i] < 0) return NN_OK;
-  nn_linear_term *tm = nn_scratch_get((size_t)(n * in) * sizeof *tm);
-  int64_t *cnt = nn_scratch_get((size_t)n * sizeof *cnt);
-  if (!tm || !cnt) {
-    nn_scratch_put(tm), nn_scratch_put(cnt);
-    return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
+  int64_t *at = nn_scratch_get((size_t)n * sizeof *at);
+  nn_linear_term *tm = at ? nn_scratch_get((size_t)nn_linear_terms_at(cnt, n, at) * sizeof *tm) : NULL;
+  if (!tm) {
+    nn_scratch_put(at);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for the terms of %s", s->path);
   }
   memset(&j, 0, sizeof j);
-  j.x = x, j.b = in, j.tm = tm, j.cnt = cnt;
+  j.x = x, j.b = in, j.tm = tm, j.at = at;
   nn_par_for(r->par, n, 1, linear_terms_piece, &j);
   memset(&j, 0, sizeof j);
-  j.x = x, j.x2 = b, j.w = r->wlt[i], j.y = y, j.a = n, j.b = in, j.c = out, j.tm = tm, j.cnt = cnt;
+  j.x = x, j.x2 = b, j.w = r->wlt[i], j.y = y, j.a = n, j.b = in, j.c = out, j.tm = tm, j.at = at, j.cnt = cnt;
   nn_par_for(r->par, tiles, 1, linear_sparse_piece, &j);
-  nn_scratch_put(tm), nn_scratch_put(cnt);
+  nn_scratch_put(tm), nn_scratch_put(at);
   *taken = 1;
   return job_status(&j, err);
 }
@@ -228,15 +231,21 @@ static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const 
 static nn_status par_linear(run *r, int i, const float *x, int64_t in, const float *w, const float *b, int64_t out,
                             float *y, nn_error *err) {
   const int64_t n = r->S;
+  int64_t *cnt = nn_scratch_get((size_t)n * sizeof *cnt);
+  if (!cnt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)n);
   par_job j;
   memset(&j, 0, sizeof j);
-  j.x = x, j.b = in;
+  j.x = x, j.b = in, j.cnt = cnt;
   nn_par_for(r->par, n, 1, linear_count_piece, &j);
   if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(j.fired, n, in)) {
     int taken;
-    nn_status st = linear_sparse(r, i, x, in, w, b, out, y, &taken, err);
-    if (st != NN_OK || taken) return st;
+    nn_status st = linear_sparse(r, i, x, in, w, b, out, y, cnt, &taken, err);
+    if (st != NN_OK || taken) {
+      nn_scratch_put(cnt);
+      return st;
+    }
   }
+  nn_scratch_put(cnt);
   float *xt = nn_scratch_get((size_t)(nn_linear_xt_stride(n) * (in > 0 ? in : 1)) * sizeof *xt);
   if (!xt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
   memset(&j, 0, sizeof j);

@@ -142,8 +142,8 @@ static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int
   float *y0 = malloc((size_t)(n * out) * sizeof *y0), *y1 = malloc((size_t)(n * out) * sizeof *y1);
   float *xt = malloc((size_t)(nn_linear_xt_stride(n) * in) * sizeof *xt);
   float *wt = aligned_alloc(64, ((size_t)nn_linear_wt_floats(in, out) * sizeof *wt + 63) / 64 * 64); /* as nn_scratch gives */
-  nn_linear_term *tm = malloc((size_t)(n * in) * sizeof *tm);
-  int64_t *cnt = malloc((size_t)n * sizeof *cnt), nonzeros = 0;
+  nn_linear_term *tm = malloc((size_t)(n * (in + NN_LINEAR_TERMS_SLACK)) * sizeof *tm);
+  int64_t *cnt = malloc((size_t)n * sizeof *cnt), *at = malloc((size_t)n * sizeof *at), nonzeros = 0;
   nn_rng r = nn_rng_seed(13);
   for (int64_t i = 0; i < n * in; i++)
     x[i] = nn_rng_uniform(&r) < density ? (float)(1 + (int)(nn_rng_uniform(&r) * 4)) / 4.0f : 0.0f;
@@ -158,9 +158,10 @@ static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int
     nn_linear_wt(w, in, out, 0, (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE, wt);
     tw[rep] = now() - t;
     t = now();
-    nonzeros = nn_linear_nonzeros(x, n * in);
-    nn_linear_terms(x, in, 0, n, tm, cnt);
-    nn_linear_sparse(x, n, in, tm, cnt, wt, b, out, 0, out, y1, NULL);
+    nonzeros = nn_linear_count(x, in, 0, n, cnt);
+    nn_linear_terms_at(cnt, n, at);
+    nn_linear_terms(x, in, 0, n, at, tm);
+    nn_linear_sparse(x, n, in, tm, at, cnt, wt, b, out, 0, out, y1, NULL);
     ts[rep] = now() - t;
   }
   qsort(td, (size_t)reps, sizeof *td, cmp_double), qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
@@ -171,7 +172,7 @@ static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int
          (long long)n, (long long)in, (long long)out, 100.0 * (double)nonzeros / (double)(n * in), d * 1e3,
          td[0] * 1e3, td[reps - 1] * 1e3, sp * 1e3, ts[0] * 1e3, ts[reps - 1] * 1e3, d / sp, wtm * 1e3, 5 * d * 1e3,
          (wtm + 5 * sp) * 1e3, 5 * d / (wtm + 5 * sp), memcmp(y0, y1, (size_t)(n * out) * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
-  free(x), free(w), free(b), free(y0), free(y1), free(xt), free(wt), free(tm), free(cnt), free(td), free(ts), free(tw);
+  free(x), free(w), free(b), free(y0), free(y1), free(xt), free(wt), free(tm), free(cnt), free(at), free(td), free(ts), free(tw);
 }
 
 /* dense-equivalent FLOPs of one forward at batch S */

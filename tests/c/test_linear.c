@@ -97,30 +97,35 @@ static void hand(void) {
   CHECK(nn_linear(x, 0, 3, w, b, 2, y, &err) == NN_OK);
 }
 
-/* The sparse path (nn_linear_wt, nn_linear_terms, nn_linear_sparse) on x, w, b: out in y,
- * computed in output pieces of uneven sizes; returns nn_linear_wt's verdict. */
+/* The sparse path (nn_linear_wt, nn_linear_count, nn_linear_terms, nn_linear_sparse) on x, w,
+ * b: out in y, computed in pieces of uneven sizes (the rows' lists last piece first, so that a
+ * row writing past its terms would spoil a list already made); returns nn_linear_wt's verdict. */
 static int sparse_run(const float *x, int64_t n, int64_t in, const float *w, const float *b, int64_t out, float *y) {
   const int64_t tiles = (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE;
   float *wt = malloc((size_t)nn_linear_wt_floats(in, out) * sizeof *wt);
-  nn_linear_term *tm = malloc((size_t)(n * in) * sizeof *tm);
-  int64_t *cnt = malloc((size_t)n * sizeof *cnt), listed = 0, nonzero = 0;
+  int64_t *cnt = malloc((size_t)n * sizeof *cnt), *at = malloc((size_t)n * sizeof *at), counted = 0, nonzero = 0;
   nn_error err;
   int finite = 1;
   for (int64_t t0 = 0, step = 1; t0 < tiles; t0 += step, step++) /* tiles in pieces */
     finite &= nn_linear_wt(w, in, out, t0, t0 + step < tiles ? t0 + step : tiles, wt);
-  for (int64_t j0 = 0, step = 1; j0 < n; j0 += step, step = step * 2 + 1)
-    listed += nn_linear_terms(x, in, j0, j0 + step < n ? j0 + step : n, tm, cnt);
+  for (int64_t j0 = 0, step = 1; j0 < n; j0 += step, step = step * 2 + 1) /* rows in pieces */
+    counted += nn_linear_count(x, in, j0, j0 + step < n ? j0 + step : n, cnt);
   for (int64_t i = 0; i < n * in; i++) nonzero += x[i] != 0.0f;
-  CHECK(listed == nonzero && nn_linear_nonzeros(x, n * in) == nonzero);
+  CHECK(counted == nonzero);
+  const int64_t room = nn_linear_terms_at(cnt, n, at);
+  CHECK(room == nonzero + n * NN_LINEAR_TERMS_SLACK);
+  nn_linear_term *tm = malloc((size_t)room * sizeof *tm);
+  for (int64_t j0 = n, step = 1; j0 > 0; j0 -= step, step = step * 2 + 1) /* rows in pieces, last first */
+    nn_linear_terms(x, in, j0 - step > 0 ? j0 - step : 0, j0, at, tm);
   for (int64_t j = 0; j < n; j++) /* the lists: every nonzero input, ascending, with its value */
     for (int64_t k = 0; k < cnt[j]; k++) {
-      const nn_linear_term *e = &tm[j * in + k];
+      const nn_linear_term *e = &tm[at[j] + k];
       if (!(e->i >= 0 && e->i < in && x[j * in + e->i] != 0.0f && e->x == x[j * in + e->i] && (k == 0 || e[-1].i < e->i)))
         CHECK(!"term listed wrong");
     }
   for (int64_t o0 = 0, step = 1; o0 < out; o0 += step, step = step * 3 + 2)
-    CHECK(nn_linear_sparse(x, n, in, tm, cnt, wt, b, out, o0, o0 + step < out ? o0 + step : out, y, &err) == NN_OK);
-  free(wt), free(tm), free(cnt);
+    CHECK(nn_linear_sparse(x, n, in, tm, at, cnt, wt, b, out, o0, o0 + step < out ? o0 + step : out, y, &err) == NN_OK);
+  free(wt), free(tm), free(cnt), free(at);
   return finite;
 }
 
