@@ -350,8 +350,14 @@ static int64_t lin_sparse_calls;
 void nn_linear_set_sparse(double max_density) { lin_sparse_max = max_density; }
 int64_t nn_linear_sparse_calls(void) { return __atomic_load_n(&lin_sparse_calls, __ATOMIC_RELAXED); }
 
-int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in) {
-  return lin_sparse_max > 0 && in <= INT32_MAX && (double)nonzeros <= lin_sparse_max * (double)n * (double)in;
+int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in, int64_t out) {
+  return lin_sparse_max > 0 && in <= INT32_MAX && (double)nonzeros <= lin_sparse_max * (double)n * (double)in &&
+         nn_linear_wt_floats(in, out) * (int64_t)sizeof(float) <= NN_LINEAR_SPARSE_MAX_WT_BYTES;
+}
+
+int64_t nn_linear_terms_cap(int64_t n, int64_t in) {
+  const double d = lin_sparse_max < 1 ? lin_sparse_max : 1;
+  return (int64_t)(d * (double)n * (double)in) + n * NN_LINEAR_TERMS_SLACK;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -209,7 +209,8 @@ static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const 
   }
   if (r->wlt_ok[i] < 0) return NN_OK;
   int64_t *at = nn_scratch_get((size_t)n * sizeof *at);
-  nn_linear_term *tm = at ? nn_scratch_get((size_t)nn_linear_terms_at(cnt, n, at) * sizeof *tm) : NULL;
+  const int64_t room = at ? nn_linear_terms_at(cnt, n, at) : 0, cap = nn_linear_terms_cap(n, in);
+  nn_linear_term *tm = at ? nn_scratch_get((size_t)(room > cap ? room : cap) * sizeof *tm) : NULL;
   if (!tm) {
     nn_scratch_put(at);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for the terms of %s", s->path);
@@ -237,7 +238,7 @@ static nn_status par_linear(run *r, int i, const float *x, int64_t in, const flo
   memset(&j, 0, sizeof j);
   j.x = x, j.b = in, j.cnt = cnt;
   nn_par_for(r->par, n, 1, linear_count_piece, &j);
-  if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(j.fired, n, in)) {
+  if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(j.fired, n, in, out)) {
     int taken;
     nn_status st = linear_sparse(r, i, x, in, w, b, out, y, cnt, &taken, err);
     if (st != NN_OK || taken) {

@@ -178,14 +178,18 @@ void nn_linear_set_level(int max);
  * [j0, j1)'s terms with x != 0 (input and value, inputs ascending) there; nn_linear_sparse
  * computes the outputs [o0, o1) of every row from them and x (pieces of any size give the same
  * bits). nn_linear_prefer_sparse says whether a call with that many nonzero inputs should take
- * it: density at most NN_LINEAR_SPARSE_DENSITY (docs/model.md) and in <= INT32_MAX. For tests
- * and benches, nn_linear_set_sparse sets that density limit (0: never sparse, 1: whenever the
- * weights allow) and nn_linear_sparse_calls counts nn_linear_sparse's calls since the start. */
+ * it: density at most NN_LINEAR_SPARSE_DENSITY, a transposed copy of at most
+ * NN_LINEAR_SPARSE_MAX_WT_BYTES (docs/model.md) and in <= INT32_MAX; nn_linear_terms_cap is a
+ * size for tm that fits every call it accepts (the same for every call of a shape, so that
+ * recycled scratch fits). For tests and benches, nn_linear_set_sparse sets the density limit
+ * (0: never sparse, 1: whenever the weights allow) and nn_linear_sparse_calls counts
+ * nn_linear_sparse's calls since the start. */
 #define NN_LINEAR_WT_TILE 128
 #define NN_LINEAR_TERMS_SLACK 16
 #ifndef NN_LINEAR_SPARSE_DENSITY /* a build may set it (0: never sparse, for benches) */
 #define NN_LINEAR_SPARSE_DENSITY 0.4
 #endif
+#define NN_LINEAR_SPARSE_MAX_WT_BYTES ((int64_t)32 << 20)
 typedef struct nn_linear_term {
   int32_t i;
   float x;
@@ -198,7 +202,8 @@ void nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, const i
 nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *at,
                            const int64_t *cnt, const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1,
                            float *y, nn_error *err);
-int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in);
+int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in, int64_t out);
+int64_t nn_linear_terms_cap(int64_t n, int64_t in);
 void nn_linear_set_sparse(double max_density);
 int64_t nn_linear_sparse_calls(void);
 /* Double accumulation (for tolerance checks). */

@@ -211,6 +211,22 @@ static void sparse_nonfinite(void) {
   free(w), free(wt);
 }
 
+/* when the forward takes the sparse path: the default density limit (docs/model.md) and the size
+ * of the transposed copy (the paper size's 16384 -> 1024 classifier stays dense) */
+static void sparse_prefer(void) {
+  const int64_t n = 32, in = 2048;
+  const int64_t limit = (int64_t)(NN_LINEAR_SPARSE_DENSITY * (double)(n * in));
+  CHECK(nn_linear_prefer_sparse(0, n, in, 1024) && nn_linear_prefer_sparse(limit, n, in, 1024));
+  CHECK(!nn_linear_prefer_sparse(limit + 1, n, in, 1024));
+  CHECK(!nn_linear_prefer_sparse(0, 256, 16384, 1024) && nn_linear_prefer_sparse(0, 256, 8192, 1024));
+  CHECK(nn_linear_terms_cap(n, in) == limit + n * NN_LINEAR_TERMS_SLACK);
+  nn_linear_set_sparse(0);
+  CHECK(!nn_linear_prefer_sparse(0, n, in, 1024));
+  nn_linear_set_sparse(1);
+  CHECK(nn_linear_prefer_sparse(n * in, n, in, 1024) && nn_linear_terms_cap(n, in) == n * (in + NN_LINEAR_TERMS_SLACK));
+  nn_linear_set_sparse(NN_LINEAR_SPARSE_DENSITY);
+}
+
 /* nn_net_forward with the sparse path forced on (every Linear whose weights are finite) and off
  * gives the same bytes, on 1 and 2 threads; with an Inf weight in the classifier's first Linear
  * too (the forward keeps that step dense, so both give the chain's NaNs). */
@@ -286,6 +302,7 @@ int main(void) {
   NN_TEST_RUN(sparse_matches_chain);
   NN_TEST_RUN(sparse_zero_sign);
   NN_TEST_RUN(sparse_nonfinite);
+  NN_TEST_RUN(sparse_prefer);
   NN_TEST_RUN(sparse_forward);
   NN_TEST_RUN(levels);
   return NN_TEST_END();
