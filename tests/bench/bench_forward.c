@@ -7,7 +7,8 @@
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes, the scatter band kernel
  *   against the output-stationary one in the same run (alternating, medians of 9).
  *   --linear: the classifier's Linear alone, the dense kernel against the sparse one at several
- *   input densities (the SNASNet setting's and the paper size's shapes). */
+ *   input densities (the SNASNet setting's and the paper size's shapes), then whole SNASNet-
+ *   setting candidates scored with the sparse path on and off. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "neuronas/nn_blas.h"
+#include "neuronas/nn_fitness.h"
 #include "neuronas/nn_net.h"
 #include "nn_ops.h"
 
@@ -175,6 +177,58 @@ static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int
   free(x), free(w), free(b), free(y0), free(y1), free(xt), free(wt), free(tm), free(cnt), free(at), free(td), free(ts), free(tw);
 }
 
+/* --linear, the whole candidate: SNASNet's scaled-down setting (cifar100 preset with 16
+ * channels, batch 32, T 5, FxP32) scored by nn_fitness_eval with the sparse path on and off,
+ * alternately on the same nets (each cell `reps` times each way), CPU time of this thread;
+ * the scores must agree bit for bit */
+static double thread_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void linear_candidates(int reps) {
+  static const char *const cells[] = {"0302 0030 3003 0000", "0303 0030 2002 0200", "0101 0020 1002 0000",
+                                      "0202 0030 0003 0000"};
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  nn_net_params_preset(&p, "cifar100", &err);
+  p.channels = 16;
+  nn_tensor *x = nn_tensor_new4(4, 32, 3, 32, 32, &err);
+  nn_rng r = nn_rng_seed(5);
+  nn_tensor_normal(x, &r, 0, 1);
+  const nn_tensor *b[1] = {x};
+  double t[2] = {0, 0};
+  int same = 1, runs = 0;
+  for (size_t c = 0; c < sizeof cells / sizeof *cells; c++) {
+    if (nn_cell_parse(cells[c], NN_CELL_FORM_AUTO, &p.cell_a, &err) != NN_OK) {
+      fprintf(stderr, "%s\n", err.msg);
+      continue;
+    }
+    p.cell_b = p.cell_a;
+    nn_net *net = nn_net_new(&p, &err);
+    for (int rep = 0; rep < 2 * reps && net; rep++) {
+      const int on = rep % 2 == (int)(c % 2); /* which goes first alternates */
+      double s;
+      nn_linear_set_sparse(on ? NN_LINEAR_SPARSE_DENSITY : 0);
+      const double t0 = thread_cpu();
+      if (nn_fitness_eval(net, b, 1, NULL, &s, NULL, &err) != NN_OK) fprintf(stderr, "%s\n", err.msg);
+      t[on] += thread_cpu() - t0;
+      static double first;
+      if (rep == 0) first = s;
+      same &= memcmp(&s, &first, sizeof s) == 0;
+    }
+    runs += reps;
+    nn_net_free(net);
+  }
+  nn_linear_set_sparse(NN_LINEAR_SPARSE_DENSITY);
+  if (runs)
+    printf("  SNASNet setting, %d cells x %d scores each way: nn_fitness_eval %.2f ms CPU dense, %.2f ms sparse = %.3fx; "
+           "scores bit-identical: %s\n",
+           runs / reps, reps, 1e3 * t[0] / runs, 1e3 * t[1] / runs, t[0] / t[1], same ? "yes" : "NO");
+  nn_tensor_free(x);
+}
+
 /* dense-equivalent FLOPs of one forward at batch S */
 static double net_flop(nn_net *net, int64_t S) {
   const nn_net_params *p = nn_net_params_of(net);
@@ -274,6 +328,7 @@ int main(int argc, char **argv) {
     static const double dens[] = {0.02, 0.1, 0.26, 0.4, 0.5, 0.6, 0.8};
     for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(32, 2048, 1024, dens[k], 15);
     for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(256, 16384, 1024, dens[k], 3);
+    linear_candidates(25);
     return 0;
   }
   quick |= conv_only;
