@@ -362,47 +362,30 @@ int64_t nn_linear_terms_cap(int64_t n, int64_t in) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* (accumulators in named variables: an array of them is kept on the stack across the call's
- * edges, which costs more than the 17 terms a row has in a block at a quarter density) */
-__attribute__((target("avx512f"))) static const nn_linear_term *
-sp512(const nn_linear_term *p, const nn_linear_term *e, int64_t iend, const float *restrict wt, float *restrict acc) {
-  __m512 a0 = _mm512_loadu_ps(acc), a1 = _mm512_loadu_ps(acc + 16), a2 = _mm512_loadu_ps(acc + 32);
-  __m512 a3 = _mm512_loadu_ps(acc + 48), a4 = _mm512_loadu_ps(acc + 64), a5 = _mm512_loadu_ps(acc + 80);
-  __m512 a6 = _mm512_loadu_ps(acc + 96), a7 = _mm512_loadu_ps(acc + 112);
-  for (; p < e && p->i < iend; p++) {
-    const __m512 xv = _mm512_set1_ps(p->x);
-    const float *q = wt + (int64_t)p->i * LIN_SP_TO;
-    a0 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q), a0), a1 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 16), a1);
-    a2 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 32), a2), a3 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 48), a3);
-    a4 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 64), a4), a5 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 80), a5);
-    a6 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 96), a6), a7 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(q + 112), a7);
+/* The chains of one row through its terms p[0 ..) up to the first of input iend or more (or e),
+ * for 8 vectors of W outputs of the tile wt (rows of TILE floats), continuing from acc; returns
+ * where the row's list stopped. The accumulators are named variables: GCC kept an array of them
+ * on the stack across the call's edges, which costs more than the 17 terms a row has in a
+ * block at a quarter density. */
+#define SP_KERNEL(NAME, TARGET, V, W, LD, ST, FMA, SET1)                                                 \
+  __attribute__((target(TARGET))) static const nn_linear_term *NAME(                                    \
+      const nn_linear_term *p, const nn_linear_term *e, int64_t iend, const float *restrict wt,        \
+      float *restrict acc) {                                                                            \
+    V a0 = LD(acc), a1 = LD(acc + W), a2 = LD(acc + 2 * W), a3 = LD(acc + 3 * W);                       \
+    V a4 = LD(acc + 4 * W), a5 = LD(acc + 5 * W), a6 = LD(acc + 6 * W), a7 = LD(acc + 7 * W);           \
+    for (; p < e && p->i < iend; p++) {                                                                 \
+      const V xv = SET1(p->x);                                                                          \
+      const float *q = wt + (int64_t)p->i * LIN_SP_TO;                                                  \
+      a0 = FMA(xv, LD(q), a0), a1 = FMA(xv, LD(q + W), a1), a2 = FMA(xv, LD(q + 2 * W), a2);           \
+      a3 = FMA(xv, LD(q + 3 * W), a3), a4 = FMA(xv, LD(q + 4 * W), a4), a5 = FMA(xv, LD(q + 5 * W), a5); \
+      a6 = FMA(xv, LD(q + 6 * W), a6), a7 = FMA(xv, LD(q + 7 * W), a7);                                 \
+    }                                                                                                   \
+    ST(acc, a0), ST(acc + W, a1), ST(acc + 2 * W, a2), ST(acc + 3 * W, a3);                             \
+    ST(acc + 4 * W, a4), ST(acc + 5 * W, a5), ST(acc + 6 * W, a6), ST(acc + 7 * W, a7);                 \
+    return p;                                                                                           \
   }
-  _mm512_storeu_ps(acc, a0), _mm512_storeu_ps(acc + 16, a1), _mm512_storeu_ps(acc + 32, a2);
-  _mm512_storeu_ps(acc + 48, a3), _mm512_storeu_ps(acc + 64, a4), _mm512_storeu_ps(acc + 80, a5);
-  _mm512_storeu_ps(acc + 96, a6), _mm512_storeu_ps(acc + 112, a7);
-  return p;
-}
-
-/* 64 outputs of the tile (wt and acc already offset to them) */
-__attribute__((target("avx2,fma"))) static const nn_linear_term *
-sp256_half(const nn_linear_term *p, const nn_linear_term *e, int64_t iend, const float *restrict wt,
-           float *restrict acc) {
-  __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8), a2 = _mm256_loadu_ps(acc + 16);
-  __m256 a3 = _mm256_loadu_ps(acc + 24), a4 = _mm256_loadu_ps(acc + 32), a5 = _mm256_loadu_ps(acc + 40);
-  __m256 a6 = _mm256_loadu_ps(acc + 48), a7 = _mm256_loadu_ps(acc + 56);
-  for (; p < e && p->i < iend; p++) {
-    const __m256 xv = _mm256_set1_ps(p->x);
-    const float *q = wt + (int64_t)p->i * LIN_SP_TO;
-    a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q), a0), a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 8), a1);
-    a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 16), a2), a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 24), a3);
-    a4 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 32), a4), a5 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 40), a5);
-    a6 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 48), a6), a7 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(q + 56), a7);
-  }
-  _mm256_storeu_ps(acc, a0), _mm256_storeu_ps(acc + 8, a1), _mm256_storeu_ps(acc + 16, a2);
-  _mm256_storeu_ps(acc + 24, a3), _mm256_storeu_ps(acc + 32, a4), _mm256_storeu_ps(acc + 40, a5);
-  _mm256_storeu_ps(acc + 48, a6), _mm256_storeu_ps(acc + 56, a7);
-  return p;
-}
+SP_KERNEL(sp512, "avx512f", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps)
+SP_KERNEL(sp256_half, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps)
 #endif
 
 /* The chains of one row for one tile (wt) through its terms p[0 ..) up to the first of input
@@ -411,7 +394,7 @@ static const nn_linear_term *sp_run(int level, const nn_linear_term *p, const nn
                                     const float *wt, float *acc) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (level == 2) return sp512(p, e, iend, wt, acc);
-  if (level == 1) {
+  if (level == 1) { /* the tile's two halves of 64 outputs */
     sp256_half(p, e, iend, wt, acc);
     return sp256_half(p, e, iend, wt + 64, acc + 64);
   }
