@@ -408,9 +408,8 @@ static const nn_linear_term *sp_run(int level, const nn_linear_term *p, const nn
 }
 
 nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *at,
-                           const int64_t *cnt,
-                           const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1, float *y,
-                           nn_error *err) {
+                           const int64_t *cnt, const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1,
+                           float *y, nn_error *err) {
   if (n <= 0 || o1 <= o0) return NN_OK;
   __atomic_fetch_add(&lin_sparse_calls, 1, __ATOMIC_RELAXED);
   const int level = nn_linear_level();
@@ -440,24 +439,25 @@ nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linea
       }
     }
     const int64_t lo = t * LIN_SP_TO > o0 ? t * LIN_SP_TO : o0, hi = (t + 1) * LIN_SP_TO < o1 ? (t + 1) * LIN_SP_TO : o1;
+    const int64_t u0 = lo - t * LIN_SP_TO, nu = hi - lo; /* lanes [u0, u0 + nu) of the tile */
     for (int64_t j = 0; j < n; j++) {
-      const float *restrict a = part + j * LIN_SP_TO - t * LIN_SP_TO; /* a[o] for o in [lo, hi) */
-      float *restrict yj = y + j * out;
+      const float *restrict a = part + j * LIN_SP_TO + u0;
+      float *restrict yj = y + j * out + lo;
       uint32_t neg0 = 0;
-      for (int64_t o = lo; o < hi; o++) {
-        uint32_t u;
-        memcpy(&u, a + o, sizeof u);
-        neg0 |= u == 0x80000000u;
+      for (int64_t u = 0; u < nu; u++) {
+        uint32_t bits;
+        memcpy(&bits, a + u, sizeof bits);
+        neg0 |= bits == 0x80000000u;
       }
       if (b)
-        for (int64_t o = lo; o < hi; o++) yj[o] = a[o] + b[o];
+        for (int64_t u = 0; u < nu; u++) yj[u] = a[u] + b[lo + u];
       else
-        memcpy(yj + lo, a + lo, (size_t)(hi - lo) * sizeof *yj);
-      for (int64_t o = lo; neg0 && o < hi; o++)
-        if (a[o] == 0.0f && signbit(a[o])) { /* -0: the full chain decides the zero's sign */
+        memcpy(yj, a, (size_t)nu * sizeof *yj);
+      for (int64_t u = 0; neg0 && u < nu; u++)
+        if (a[u] == 0.0f && signbit(a[u])) { /* -0: the full chain decides the zero's sign */
           float c = 0.0f;
-          for (int64_t i = 0; i < in; i++) c = fmaf(x[j * in + i], wtt[i * LIN_SP_TO + o - t * LIN_SP_TO], c);
-          yj[o] = b ? c + b[o] : c;
+          for (int64_t i = 0; i < in; i++) c = fmaf(x[j * in + i], wtt[i * LIN_SP_TO + u0 + u], c);
+          yj[u] = b ? c + b[lo + u] : c;
         }
     }
   }
