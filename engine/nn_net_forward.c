@@ -26,12 +26,15 @@ typedef struct run {
   float *tmp;              /* conv and BN outputs (the largest per-timestep map) */
   float *wcl[NN_PLAN_MAXSTEP]; /* channels-last weights of conv steps, made at their first
                                 * event-driven call of the pass */
+  float *wlt[NN_PLAN_MAXSTEP];  /* transposed weights of Linear steps (nn_linear_wt), made at
+                                 * their first sparse call of the pass */
+  signed char wlt_ok[NN_PLAN_MAXSTEP]; /* 1: wlt[i] made and finite, -1: a weight is not finite */
 } run;
 
 static void run_free(run *r) {
   for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]);
   nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp);
-  for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(r->wcl[i]);
+  for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(r->wcl[i]), nn_scratch_put(r->wlt[i]);
   nn_par_free(r->par);
   r->par = NULL;
 }
@@ -45,6 +48,9 @@ typedef struct par_job {
   const uint64_t *bits;
   uint64_t *bout;
   const float *w;
+  nn_linear_term *tm;  /* a sparse Linear's terms, where each row's start and how many */
+  const int64_t *at;
+  int64_t *cnt;
   nn_conv_geom g;
   int64_t a, b, c;    /* per-kind sizes */
   float tau, thr;
@@ -132,6 +138,35 @@ static void linear_piece(void *ctx, int64_t lo, int64_t hi) {
   job_fail(j, nn_linear_outputs(j->x, j->a, j->b, j->w, j->x2, j->c, lo, hi, j->y, &e), &e);
 }
 
+/* rows [lo, hi) of a Linear's input x (b inputs): nonzeros counted into cnt and fired */
+static void linear_count_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  __atomic_fetch_add(&j->fired, nn_linear_count(j->x, j->b, lo, hi, j->cnt), __ATOMIC_RELAXED);
+}
+
+/* tiles [lo, hi) of a Linear's weights w (b inputs, c outputs) transposed into y; a weight
+ * that is not finite sets flag */
+static void linear_wt_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  if (!nn_linear_wt(j->w, j->b, j->c, lo, hi, j->y)) __atomic_store_n(&j->flag, 1, __ATOMIC_RELAXED);
+}
+
+/* rows [lo, hi) of a Linear's input x (b inputs) listed as terms */
+static void linear_terms_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_linear_terms(j->x, j->b, lo, hi, j->at, j->tm);
+}
+
+/* tiles [lo, hi) of a sparse Linear's outputs (a rows, b inputs, c outputs; weights w
+ * transposed, bias x2) from x and its terms */
+static void linear_sparse_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_error e;
+  const int64_t o1 = hi * NN_LINEAR_WT_TILE < j->c ? hi * NN_LINEAR_WT_TILE : j->c;
+  job_fail(j, nn_linear_sparse(j->x, j->a, j->b, j->tm, j->at, j->cnt, j->w, j->x2, j->c, lo * NN_LINEAR_WT_TILE, o1, j->y, &e),
+           &e);
+}
+
 #define ELEM_GRAIN 4096 /* floats: 16 KB pieces keep cache lines unshared */
 
 static void par_elem(run *r, int kind, float *y, const float *x, const float *x2, int64_t n) {
@@ -148,14 +183,72 @@ static void par_pool(run *r, int kind, const float *x, int64_t planes, int64_t h
   nn_par_for(r->par, planes, 1, pool_piece, &j);
 }
 
-/* A Linear (nn_linear's arithmetic: one FMA chain per output, so any split gives the same
- * bits): x transposed once, the outputs split over the threads. */
-static nn_status par_linear(run *r, const float *x, int64_t in, const float *w, const float *b, int64_t out,
+static nn_status job_status(const par_job *j, nn_error *err) {
+  if (!j->failed) return NN_OK;
+  if (err) *err = j->err;
+  return j->st;
+}
+
+/* The sparse path of Linear step i (docs/model.md) on x, whose rows have cnt[j] nonzeros: the
+ * weights transposed once per pass (and checked: one that is not finite keeps the step dense
+ * for the pass, *taken = 0), x's nonzero terms listed per row, the output tiles split over the
+ * threads. */
+static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const float *w, const float *b,
+                               int64_t out, float *y, int64_t *cnt, int *taken, nn_error *err) {
+  const int64_t n = r->S, tiles = (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE;
+  const nn_plan_step *s = &r->pl->steps[i];
+  par_job j;
+  *taken = 0;
+  if (!r->wlt_ok[i]) {
+    if (!(r->wlt[i] = nn_scratch_get((size_t)nn_linear_wt_floats(in, out) * sizeof(float))))
+      return nn_fail(err, NN_ENOMEM, "forward: out of memory for the weights of %s", s->path);
+    memset(&j, 0, sizeof j);
+    j.w = w, j.y = r->wlt[i], j.b = in, j.c = out;
+    nn_par_for(r->par, tiles, 1, linear_wt_piece, &j);
+    r->wlt_ok[i] = j.flag ? -1 : 1;
+  }
+  if (r->wlt_ok[i] < 0) return NN_OK;
+  int64_t *at = nn_scratch_get((size_t)n * sizeof *at);
+  const int64_t room = at ? nn_linear_terms_at(cnt, n, at) : 0, cap = nn_linear_terms_cap(n, in);
+  nn_linear_term *tm = at ? nn_scratch_get((size_t)(room > cap ? room : cap) * sizeof *tm) : NULL;
+  if (!tm) {
+    nn_scratch_put(at);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for the terms of %s", s->path);
+  }
+  memset(&j, 0, sizeof j);
+  j.x = x, j.b = in, j.tm = tm, j.at = at;
+  nn_par_for(r->par, n, 1, linear_terms_piece, &j);
+  memset(&j, 0, sizeof j);
+  j.x = x, j.x2 = b, j.w = r->wlt[i], j.y = y, j.a = n, j.b = in, j.c = out, j.tm = tm, j.at = at, j.cnt = cnt;
+  nn_par_for(r->par, tiles, 1, linear_sparse_piece, &j);
+  nn_scratch_put(tm), nn_scratch_put(at);
+  *taken = 1;
+  return job_status(&j, err);
+}
+
+/* Linear step i (nn_linear's arithmetic: one FMA chain per output, so any split gives the same
+ * bits): on a sparse input (nn_linear_prefer_sparse) the chains without x's zero terms, else x
+ * transposed once and the outputs split over the threads. */
+static nn_status par_linear(run *r, int i, const float *x, int64_t in, const float *w, const float *b, int64_t out,
                             float *y, nn_error *err) {
   const int64_t n = r->S;
+  int64_t *cnt = nn_scratch_get((size_t)n * sizeof *cnt);
+  if (!cnt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)n);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.b = in, j.cnt = cnt;
+  nn_par_for(r->par, n, 1, linear_count_piece, &j);
+  if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(j.fired, n, in, out)) {
+    int taken;
+    nn_status st = linear_sparse(r, i, x, in, w, b, out, y, cnt, &taken, err);
+    if (st != NN_OK || taken) {
+      nn_scratch_put(cnt);
+      return st;
+    }
+  }
+  nn_scratch_put(cnt);
   float *xt = nn_scratch_get((size_t)(nn_linear_xt_stride(n) * (in > 0 ? in : 1)) * sizeof *xt);
   if (!xt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
-  par_job j;
   memset(&j, 0, sizeof j);
   j.x = x, j.y = xt, j.a = n, j.b = in;
   nn_par_for(r->par, in, 64, linear_xt_piece, &j);
@@ -163,11 +256,7 @@ static nn_status par_linear(run *r, const float *x, int64_t in, const float *w, 
   j.x = xt, j.x2 = b, j.w = w, j.y = y, j.a = n, j.b = in, j.c = out;
   nn_par_for(r->par, out, 48, linear_piece, &j);
   nn_scratch_put(xt);
-  if (j.failed) {
-    if (err) *err = j.err;
-    return j.st;
-  }
-  return NN_OK;
+  return job_status(&j, err);
 }
 
 /* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
@@ -461,7 +550,7 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
     const float *b = s->bias ? nn_net_step_tensor(r->net, i, 1)->data : NULL;
     if ((st = floats_of(r, v, &x, err)) != NN_OK) break;
     y = out_of(w, i);
-    st = par_linear(r, x, s->in_c, nn_net_step_tensor(r->net, i, 0)->data, b, s->out_c, y, err);
+    st = par_linear(r, i, x, s->in_c, nn_net_step_tensor(r->net, i, 0)->data, b, s->out_c, y, err);
     *v = (val){y, 0, 0};
     break;
   }

@@ -174,6 +174,44 @@ nn_status nn_linear_outputs(const float *xt, int64_t n, int64_t in, const float 
  * same bits); nn_linear_set_level caps it (for tests; the default cap is 2). */
 int nn_linear_level(void);
 void nn_linear_set_level(int max);
+/* The sparse path (nn_linear.c): the same chains with the terms of x == 0 left out, which gives
+ * the same bits when every weight is finite. wt is w transposed into tiles of
+ * NN_LINEAR_WT_TILE outputs (nn_linear_wt_floats(in, out) floats; nn_linear_wt writes tiles
+ * [t0, t1) and returns 0 when one of their weights is Inf or NaN: then the sparse path must not
+ * be used). nn_linear_count counts the nonzeros of rows [j0, j1) into cnt[j] and returns their
+ * sum; nn_linear_terms_at places row j's list at tm + at[j] with room for cnt[j] +
+ * NN_LINEAR_TERMS_SLACK terms and returns the terms tm must hold; nn_linear_terms lists rows
+ * [j0, j1)'s terms with x != 0 (input and value, inputs ascending) there; nn_linear_sparse
+ * computes the outputs [o0, o1) of every row from them and x (pieces of any size give the same
+ * bits). nn_linear_prefer_sparse says whether a call with that many nonzero inputs should take
+ * it: density at most NN_LINEAR_SPARSE_DENSITY, a transposed copy of at most
+ * NN_LINEAR_SPARSE_MAX_WT_BYTES (docs/model.md) and in <= INT32_MAX; nn_linear_terms_cap is a
+ * size for tm that fits every call it accepts (the same for every call of a shape, so that
+ * recycled scratch fits). For tests and benches, nn_linear_set_sparse sets the density limit
+ * (0: never sparse, 1: whenever the weights allow) and nn_linear_sparse_calls counts
+ * nn_linear_sparse's calls since the start. */
+#define NN_LINEAR_WT_TILE 128
+#define NN_LINEAR_TERMS_SLACK 16
+#ifndef NN_LINEAR_SPARSE_DENSITY /* a build may set it (0: never sparse, for benches) */
+#define NN_LINEAR_SPARSE_DENSITY 0.4
+#endif
+#define NN_LINEAR_SPARSE_MAX_WT_BYTES ((int64_t)32 << 20)
+typedef struct nn_linear_term {
+  int32_t i;
+  float x;
+} nn_linear_term;
+int64_t nn_linear_wt_floats(int64_t in, int64_t out);
+int nn_linear_wt(const float *w, int64_t in, int64_t out, int64_t t0, int64_t t1, float *wt);
+int64_t nn_linear_count(const float *x, int64_t in, int64_t j0, int64_t j1, int64_t *cnt);
+int64_t nn_linear_terms_at(const int64_t *cnt, int64_t n, int64_t *at);
+void nn_linear_terms(const float *x, int64_t in, int64_t j0, int64_t j1, const int64_t *at, nn_linear_term *tm);
+nn_status nn_linear_sparse(const float *x, int64_t n, int64_t in, const nn_linear_term *tm, const int64_t *at,
+                           const int64_t *cnt, const float *wt, const float *b, int64_t out, int64_t o0, int64_t o1,
+                           float *y, nn_error *err);
+int nn_linear_prefer_sparse(int64_t nonzeros, int64_t n, int64_t in, int64_t out);
+int64_t nn_linear_terms_cap(int64_t n, int64_t in);
+void nn_linear_set_sparse(double max_density);
+int64_t nn_linear_sparse_calls(void);
 /* Double accumulation (for tolerance checks). */
 void nn_linear_ref(const float *x, int64_t n, int64_t in, const float *w, const float *b,
                    int64_t out, float *y);

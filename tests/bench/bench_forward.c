@@ -3,10 +3,13 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv | --events]
+ * Usage: bench_forward [--quick | --conv | --events | --linear]
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
  *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
- *   one in the same run (alternating, medians of 9). */
+ *   one in the same run (alternating, medians of 9).
+ *   --linear: the classifier's Linear alone, the dense kernel against the sparse one at several
+ *   input densities (the SNASNet setting's and the paper size's shapes), then whole SNASNet-
+ *   setting candidates scored with the sparse path on and off. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "neuronas/nn_blas.h"
+#include "neuronas/nn_fitness.h"
 #include "neuronas/nn_net.h"
 #include "nn_ops.h"
 
@@ -131,6 +135,101 @@ static void events_kernels(const char *what, const nn_conv_geom *g, double rate)
   free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
 }
 
+/* --linear: the classifier's first Linear alone, one call as the forward makes it per timestep:
+ * the dense kernel (input transposed, then the outputs) against the sparse one (nonzeros
+ * counted and listed, then the outputs) on pooled-spike inputs (k/4, k = 1..4) of a given
+ * density, alternating, medians of `reps` calls; the transposed weights the sparse path builds
+ * once per pass are timed apart and charged to a pass of T = 5 calls */
+static void linear_paths(int64_t n, int64_t in, int64_t out, double density, int reps) {
+  float *x = malloc((size_t)(n * in) * sizeof *x), *w = randv(in * out, 7), *b = randv(out, 8);
+  float *y0 = malloc((size_t)(n * out) * sizeof *y0), *y1 = malloc((size_t)(n * out) * sizeof *y1);
+  float *xt = malloc((size_t)(nn_linear_xt_stride(n) * in) * sizeof *xt);
+  float *wt = aligned_alloc(64, ((size_t)nn_linear_wt_floats(in, out) * sizeof *wt + 63) / 64 * 64); /* as nn_scratch gives */
+  nn_linear_term *tm = malloc((size_t)(n * (in + NN_LINEAR_TERMS_SLACK)) * sizeof *tm);
+  int64_t *cnt = malloc((size_t)n * sizeof *cnt), *at = malloc((size_t)n * sizeof *at), nonzeros = 0;
+  nn_rng r = nn_rng_seed(13);
+  for (int64_t i = 0; i < n * in; i++)
+    x[i] = nn_rng_uniform(&r) < density ? (float)(1 + (int)(nn_rng_uniform(&r) * 4)) / 4.0f : 0.0f;
+  double *td = malloc((size_t)reps * sizeof *td), *ts = malloc((size_t)reps * sizeof *ts);
+  double *tw = malloc((size_t)reps * sizeof *tw);
+  for (int rep = 0; rep < reps; rep++) {
+    double t = now();
+    nn_linear_xt(x, n, in, 0, in, xt);
+    nn_linear_outputs(xt, n, in, w, b, out, 0, out, y0, NULL);
+    td[rep] = now() - t;
+    t = now();
+    nn_linear_wt(w, in, out, 0, (out + NN_LINEAR_WT_TILE - 1) / NN_LINEAR_WT_TILE, wt);
+    tw[rep] = now() - t;
+    t = now();
+    nonzeros = nn_linear_count(x, in, 0, n, cnt);
+    nn_linear_terms_at(cnt, n, at);
+    nn_linear_terms(x, in, 0, n, at, tm);
+    nn_linear_sparse(x, n, in, tm, at, cnt, wt, b, out, 0, out, y1, NULL);
+    ts[rep] = now() - t;
+  }
+  qsort(td, (size_t)reps, sizeof *td, cmp_double), qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+  qsort(tw, (size_t)reps, sizeof *tw, cmp_double);
+  const double d = td[reps / 2], sp = ts[reps / 2], wtm = tw[reps / 2];
+  printf("  %3lld x %5lld -> %4lld at %4.1f%% nonzero: dense %7.3f ms (%.3f-%.3f), sparse %7.3f ms (%.3f-%.3f) = "
+         "%5.2fx; weights transposed %6.3f ms; a pass of 5 calls %6.2f -> %6.2f ms = %5.2fx%s\n",
+         (long long)n, (long long)in, (long long)out, 100.0 * (double)nonzeros / (double)(n * in), d * 1e3,
+         td[0] * 1e3, td[reps - 1] * 1e3, sp * 1e3, ts[0] * 1e3, ts[reps - 1] * 1e3, d / sp, wtm * 1e3, 5 * d * 1e3,
+         (wtm + 5 * sp) * 1e3, 5 * d / (wtm + 5 * sp), memcmp(y0, y1, (size_t)(n * out) * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
+  free(x), free(w), free(b), free(y0), free(y1), free(xt), free(wt), free(tm), free(cnt), free(at), free(td), free(ts), free(tw);
+}
+
+/* --linear, the whole candidate: SNASNet's scaled-down setting (cifar100 preset with 16
+ * channels, batch 32, T 5, FxP32) scored by nn_fitness_eval with the sparse path on and off,
+ * alternately on the same nets (each cell `reps` times each way), CPU time of this thread;
+ * the scores must agree bit for bit */
+static double thread_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void linear_candidates(int reps) {
+  static const char *const cells[] = {"0302 0030 3003 0000", "0303 0030 2002 0200", "0101 0020 1002 0000",
+                                      "0202 0030 0003 0000"};
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  nn_net_params_preset(&p, "cifar100", &err);
+  p.channels = 16;
+  nn_tensor *x = nn_tensor_new4(4, 32, 3, 32, 32, &err);
+  nn_rng r = nn_rng_seed(5);
+  nn_tensor_normal(x, &r, 0, 1);
+  const nn_tensor *b[1] = {x};
+  double t[2] = {0, 0};
+  int same = 1, runs = 0;
+  for (size_t c = 0; c < sizeof cells / sizeof *cells; c++) {
+    if (nn_cell_parse(cells[c], NN_CELL_FORM_AUTO, &p.cell_a, &err) != NN_OK) {
+      fprintf(stderr, "%s\n", err.msg);
+      continue;
+    }
+    p.cell_b = p.cell_a;
+    nn_net *net = nn_net_new(&p, &err);
+    for (int rep = 0; rep < 2 * reps && net; rep++) {
+      const int on = rep % 2 == (int)(c % 2); /* which goes first alternates */
+      double s;
+      nn_linear_set_sparse(on ? NN_LINEAR_SPARSE_DENSITY : 0);
+      const double t0 = thread_cpu();
+      if (nn_fitness_eval(net, b, 1, NULL, &s, NULL, &err) != NN_OK) fprintf(stderr, "%s\n", err.msg);
+      t[on] += thread_cpu() - t0;
+      static double first;
+      if (rep == 0) first = s;
+      same &= memcmp(&s, &first, sizeof s) == 0;
+    }
+    runs += reps;
+    nn_net_free(net);
+  }
+  nn_linear_set_sparse(NN_LINEAR_SPARSE_DENSITY);
+  if (runs)
+    printf("  SNASNet setting, %d cells x %d scores each way: nn_fitness_eval %.2f ms CPU dense, %.2f ms sparse = %.3fx; "
+           "scores bit-identical: %s\n",
+           runs / reps, reps, 1e3 * t[0] / runs, 1e3 * t[1] / runs, t[0] / t[1], same ? "yes" : "NO");
+  nn_tensor_free(x);
+}
+
 /* dense-equivalent FLOPs of one forward at batch S */
 static double net_flop(nn_net *net, int64_t S) {
   const nn_net_params *p = nn_net_params_of(net);
@@ -232,6 +331,14 @@ int main(int argc, char **argv) {
       events_kernels("16->16 1x1 at 32x32", &(nn_conv_geom){32, 16, 32, 32, 16, 1, 1, 0}, narrow_rates[k]);
       events_kernels("32->32 1x1 at 16x16", &(nn_conv_geom){32, 32, 16, 16, 32, 1, 1, 0}, narrow_rates[k]);
     }
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "--linear")) {
+    printf("the classifier's first Linear, one call, pooled-spike inputs; CPU ms, median (min-max), alternating\n");
+    static const double dens[] = {0.02, 0.1, 0.26, 0.4, 0.5, 0.6, 0.8};
+    for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(32, 2048, 1024, dens[k], 15);
+    for (size_t k = 0; k < sizeof dens / sizeof *dens; k++) linear_paths(256, 16384, 1024, dens[k], 3);
+    linear_candidates(25);
     return 0;
   }
   quick |= conv_only;
