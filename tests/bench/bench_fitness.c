@@ -6,7 +6,8 @@
  *                                     prefix cache, and stage-1 style (A = B, no reuse)
  *   bench_fitness cifar [candidates]  cifar100 preset, batch 256, T 5, 2 repeats, FxP8
  *   bench_fitness snas [candidates]   SNASNet's setting scaled down: cifar100 preset, 16 channels,
- *                                     batch 32, T 5, 1 repeat, random SNASNet backward cells, FxP32
+ *                                     batch 32, T 5, 1 repeat, random SNASNet backward cells, FxP32,
+ *                                     in a search's steady state (weight store warm, lists of nets)
  *   bench_fitness kernel              the popcount kernel alone at the three sizes
  *   bench_fitness paper [threads]     paper size: cifar100 preset (128 / 256 channels), batch 256,
  *                                     T 5, 2 repeats, FxP32, SNASNet's README cell at both
