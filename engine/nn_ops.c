@@ -1056,8 +1056,9 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
-  float bmean[BN_CB_AVX2], bvar[BN_CB_AVX2];
+  float bmean[BN_CB_AVX2], bvar[BN_CB_AVX2], ba[BN_CB_AVX2], bb[BN_CB_AVX2];
   int64_t blk0 = ch0, blk1 = ch0; /* channels [blk0, blk1) have their statistics in bmean/bvar */
+  int64_t af0 = ch0;              /* channels [af0, ch) have their affine terms in ba/bb, not applied yet */
 #if BN_AVX2
   const int avx2 = __builtin_cpu_supports("avx2"), avx512 = hw <= INT32_MAX / 16 && __builtin_cpu_supports("avx512f");
 #else
@@ -1094,15 +1095,23 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
       invstd = 1.0f / sqrtf((running_var ? running_var[ch] : 1.0f) + (float)eps);
     }
     const float a = invstd * (gamma ? gamma[ch] : 1.0f);
-    const float b = fmaf(-mean, a, beta ? beta[ch] : 0.0f);
-    for (int64_t j = 0; j < n; j++) {
-      const float *p = x + (j * c + ch) * hw;
-      float *q = y + (j * c + ch) * hw;
-      if (p == q && !add) bn_affine_inplace(q, hw, a, b);
-      else bn_affine(p, hw, a, b, q, add);
-    }
+    ba[ch - af0] = a, bb[ch - af0] = fmaf(-mean, a, beta ? beta[ch] : 0.0f);
     if (save_mean) save_mean[ch] = mean;
     if (save_invstd) save_invstd[ch] = invstd;
+    /* The affine step of a block of channels, sample by sample: each sample's rows of the block
+     * are one contiguous run (a paper-size block of 16 channels: 64 KB per sample; channel by
+     * channel, 4 KB runs 512 KB apart, it was 0.8x as fast). The block's statistics are all
+     * taken before any of its rows is overwritten (x may be y). */
+    if (ch + 1 == ch1 || ch + 1 == (train ? blk1 : af0 + BN_CB_AVX2)) {
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t k = af0; k <= ch; k++) {
+          const float *p = x + (j * c + k) * hw;
+          float *q = y + (j * c + k) * hw;
+          if (p == q && !add) bn_affine_inplace(q, hw, ba[k - af0], bb[k - af0]);
+          else bn_affine(p, hw, ba[k - af0], bb[k - af0], q, add);
+        }
+      af0 = ch + 1;
+    }
   }
 }
 

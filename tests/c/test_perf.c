@@ -249,6 +249,45 @@ static void bn_order_kept(void) {
     }
 }
 
+/* The affine step runs per block of channels, sample by sample: in eval mode (running
+ * statistics), in place (x is y) and in the adding form (y += BN(x)), over channel counts of
+ * several blocks and a rest, every element is the sequential loop's, byte for byte. */
+static void bn_blocks_affine(void) {
+  static const int64_t C[] = {5, 16, 17, 40, 64};
+  nn_rng r = nn_rng_seed(31);
+  for (size_t ci = 0; ci < sizeof C / sizeof *C; ci++) {
+    const int64_t n = 3, c = C[ci], hw = 37, nx = n * c * hw;
+    float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)nx * sizeof *y);
+    float *ys = malloc((size_t)nx * sizeof *ys), *z = malloc((size_t)nx * sizeof *z);
+    float g[64], b[64], rm[64], rv[64], rm2[64], rv2[64];
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)(nn_rng_uniform(&r) * 6 - 2);
+    for (int64_t k = 0; k < c; k++)
+      g[k] = (float)(0.5 + nn_rng_uniform(&r)), b[k] = (float)(nn_rng_uniform(&r) - 0.5),
+      rm[k] = rm2[k] = (float)(nn_rng_uniform(&r) - 0.5), rv[k] = rv2[k] = (float)(0.5 + nn_rng_uniform(&r));
+    for (int train = 0; train <= 1; train++) {
+      nn_bn_forward(x, n, c, hw, g, b, rm, rv, train, 0.1, 1e-5, y, NULL, NULL);
+      bn_seq(x, n, c, hw, g, b, rm2, rv2, train, 0.1, 1e-5, ys, NULL, NULL);
+      CHECK(memcmp(y, ys, (size_t)nx * sizeof *y) == 0);
+      CHECK(memcmp(rm, rm2, (size_t)c * sizeof *rm) == 0 && memcmp(rv, rv2, (size_t)c * sizeof *rv) == 0);
+      memcpy(z, x, (size_t)nx * sizeof *z); /* in place: the same values */
+      nn_bn_forward(z, n, c, hw, g, b, NULL, NULL, train, 0.1, 1e-5, z, NULL, NULL);
+      nn_bn_forward(x, n, c, hw, g, b, NULL, NULL, train, 0.1, 1e-5, y, NULL, NULL);
+      CHECK(memcmp(z, y, (size_t)nx * sizeof *z) == 0);
+      /* the adding form over channels [0, c): z = x, then z += BN(x) is x + (the sequential BN) */
+      memcpy(z, x, (size_t)nx * sizeof *z);
+      nn_bn_forward_channels(x, n, c, hw, 0, c, g, b, NULL, NULL, train, 0.1, 1e-5, z, 1);
+      bn_seq(x, n, c, hw, g, b, NULL, NULL, train, 0.1, 1e-5, ys, NULL, NULL);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < nx; i++) {
+        const float want = x[i] + ys[i];
+        bad += memcmp(&want, z + i, sizeof want) != 0;
+      }
+      CHECK(bad == 0);
+    }
+    free(x), free(y), free(ys), free(z);
+  }
+}
+
 /* the pool's s / 9 as a double multiply (nn_ops.c div9) is the float division, bit for bit:
  * random floats over the whole exponent range, subnormals, and the extremes */
 static void div9_is_division(void) {
@@ -513,6 +552,7 @@ static void init_cache_bit_identical(void) {
 int main(void) {
   NN_TEST_RUN(bn_bit_identical);
   NN_TEST_RUN(bn_order_kept);
+  NN_TEST_RUN(bn_blocks_affine);
   NN_TEST_RUN(pool3_bit_identical);
   NN_TEST_RUN(div9_is_division);
   NN_TEST_RUN(pool_bit_identical);
