@@ -232,21 +232,21 @@ static nn_status linear_sparse(run *r, int i, const float *x, int64_t in, const 
 static nn_status par_linear(run *r, int i, const float *x, int64_t in, const float *w, const float *b, int64_t out,
                             float *y, nn_error *err) {
   const int64_t n = r->S;
-  int64_t *cnt = nn_scratch_get((size_t)n * sizeof *cnt);
-  if (!cnt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)n);
   par_job j;
-  memset(&j, 0, sizeof j);
-  j.x = x, j.b = in, j.cnt = cnt;
-  nn_par_for(r->par, n, 1, linear_count_piece, &j);
-  if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(j.fired, n, in, out)) {
-    int taken;
-    nn_status st = linear_sparse(r, i, x, in, w, b, out, y, cnt, &taken, err);
-    if (st != NN_OK || taken) {
-      nn_scratch_put(cnt);
-      return st;
-    }
+  /* the nonzeros are counted only where the sparse path can be taken at all (with none of them:
+   * the step's weights finite so far, the transposed copy within its bound) */
+  if (r->wlt_ok[i] >= 0 && nn_linear_prefer_sparse(0, n, in, out)) {
+    int64_t *cnt = nn_scratch_get((size_t)n * sizeof *cnt);
+    if (!cnt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)n);
+    memset(&j, 0, sizeof j);
+    j.x = x, j.b = in, j.cnt = cnt;
+    nn_par_for(r->par, n, 1, linear_count_piece, &j);
+    int taken = 0;
+    nn_status st = nn_linear_prefer_sparse(j.fired, n, in, out) ? linear_sparse(r, i, x, in, w, b, out, y, cnt, &taken, err)
+                                                                : NN_OK;
+    nn_scratch_put(cnt);
+    if (st != NN_OK || taken) return st;
   }
-  nn_scratch_put(cnt);
   float *xt = nn_scratch_get((size_t)(nn_linear_xt_stride(n) * (in > 0 ? in : 1)) * sizeof *xt);
   if (!xt) return nn_fail(err, NN_ENOMEM, "forward: out of memory for a %lld x %lld Linear input", (long long)n, (long long)in);
   memset(&j, 0, sizeof j);
@@ -462,7 +462,10 @@ static nn_status cell_run_init(cell_run *c, const nn_plan *pl, int ci, int64_t S
   for (int i = 1; i < 4; i++) ok &= (c->x[i] = nn_scratch_get(n * sizeof(float))) != NULL;
   if (c->back) {
     ok &= (c->y0 = nn_scratch_get(n * sizeof(float))) != NULL;
-    for (int i = 0; i < 3; i++) ok &= (c->bx[i] = nn_scratch_get(n * sizeof(float))) != NULL, c->bx_zero[i] = 1;
+    for (int i = 0; i < 3; i++) {
+      ok &= (c->bx[i] = nn_scratch_get(n * sizeof(float))) != NULL;
+      c->bx_zero[i] = 1; /* zero at the start of a pass, without being written */
+    }
   }
   if (!ok) {
     cell_run_free(c);
