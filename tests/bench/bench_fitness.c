@@ -301,6 +301,14 @@ static void bench_cifar(int n) {
   nn_tensor_free(x2);
 }
 
+/* one list of n nets built on one thread (tb seconds), then scored by nn_fitness_many: w wall and
+ * c CPU seconds in all */
+static void print_list(const char *what, int n, double w, double c, double tb) {
+  printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build %.1f ms on one thread, then "
+         "nn_fitness_many on 2 threads %.1f ms)\n",
+         what, n / w, 1e3 * w / n, 1e3 * c / n, 1e3 * tb / n, 1e3 * (w - tb) / n);
+}
+
 static void bench_snas(int n) {
   nn_net_params p = nn_net_params_default();
   nn_error err;
@@ -386,15 +394,9 @@ static void bench_snas(int n) {
     }
     w = now_s() - t0, c = cpu_s() - c0, sum = 0;
     for (int i = 0; i < n; i++) sum += sc[i], nn_net_free(nets[i]);
-    if (list == 0)
-      printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build %.1f ms on one thread, then "
-             "nn_fitness_many on 2 threads %.1f ms)\n",
-             "SNASNet scaled-down search, 2 cores, 1st", n / w, 1e3 * w / n, 1e3 * c / n, 1e3 * tb / n,
-             1e3 * (w - tb) / n);
+    if (list == 0) print_list("SNASNet scaled-down search, 2 cores, 1st", n, w, c, tb);
   }
-  printf("%-42s %7.2f cand/s %9.1f ms/cand wall, %9.1f ms cpu  (build %.1f ms on one thread, then "
-         "nn_fitness_many on 2 threads %.1f ms)\n",
-         "SNASNet scaled-down search, 2 cores", n / w, 1e3 * w / n, 1e3 * c / n, 1e3 * tb / n, 1e3 * (w - tb) / n);
+  print_list("SNASNet scaled-down search, 2 cores", n, w, c, tb);
   printf("  same scores as one at a time: %s\n", sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
   /* for scripts/bench-fitness's PyTorch comparison */
   printf("snas.ms1_wall=%.2f\nsnas.ms1_cpu=%.2f\nsnas.ms2_wall=%.2f\nsnas.ms2_cpu=%.2f\n", 1e3 * t.wall_s / n,
