@@ -19,6 +19,15 @@ typedef struct run {
   int step;
   nn_par *par;             /* the pass's worker team (NULL: the calling thread only) */
   float *v[NN_PLAN_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
+  /* Edges leaving the same node of a cell each own a LIF, but all of them read that node's map
+   * at every timestep from a zero state with the same tau and threshold: their states, spikes
+   * and counts are the same. Only the first (in run order) computes; same[li] >= 0 names the
+   * LIF whose spikes li repeats, kept[] holds them (and their count) from its latest call. */
+  int same[NN_PLAN_MAXLIF];
+  uint64_t *kept[NN_PLAN_MAXLIF];
+  int64_t kept_fired[NN_PLAN_MAXLIF];
+  const float *kept_x[NN_PLAN_MAXLIF]; /* the input and timestep of that call (checked) */
+  int kept_step[NN_PLAN_MAXLIF];
   float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
   int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
   uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
@@ -32,7 +41,7 @@ typedef struct run {
 } run;
 
 static void run_free(run *r) {
-  for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]);
+  for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]), nn_scratch_put(r->kept[i]);
   nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp);
   for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(r->wcl[i]), nn_scratch_put(r->wlt[i]);
   nn_par_free(r->par);
@@ -291,7 +300,28 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   }
   r->tmp = nn_scratch_get((size_t)(S * m) * sizeof *r->tmp);
   r->bits = nn_scratch_get((size_t)(S * nn_spike_words(smax)) * sizeof *r->bits);
-  if (!r->tmp || !r->bits) {
+  int ok = r->tmp && r->bits;
+  /* LIFs that repeat another's spikes: the LIF sub-steps of EDGE steps of the same cell and
+   * from the same node (the edges' plan order is their run order, docs/model.md) */
+  for (int li = 0; li < NN_PLAN_MAXLIF; li++) r->same[li] = -1;
+  for (int i = 0; i < pl->nsteps && ok; i++) {
+    const nn_plan_step *e = &pl->steps[i];
+    if (e->op != NN_STEP_EDGE || e->nsub < 1 || pl->steps[i + 1].op != NN_STEP_LIF) continue;
+    for (int k = 0; k < i; k++) {
+      const nn_plan_step *f = &pl->steps[k];
+      if (f->op != NN_STEP_EDGE || f->nsub < 1 || pl->steps[k + 1].op != NN_STEP_LIF || f->cell != e->cell ||
+          f->from != e->from)
+        continue;
+      const int src = pl->steps[k + 1].lif, li = pl->steps[i + 1].lif;
+      r->same[li] = src;
+      if (!r->kept[src]) {
+        const int64_t words = S * nn_spike_words(nn_plan_step_out_numel(&pl->steps[k + 1]));
+        ok = (r->kept[src] = nn_scratch_get((size_t)words * sizeof(uint64_t))) != NULL;
+      }
+      break;
+    }
+  }
+  if (!ok) {
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
   }
@@ -304,15 +334,29 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
 static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_error *err) {
   const nn_plan_step *s = &r->pl->steps[r->pl->lif_step[li]];
   const int64_t neurons = nn_plan_step_out_numel(s), n = r->S * neurons;
-  const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
-  if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
-    return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", s->path);
-  par_job j;
-  memset(&j, 0, sizeof j);
-  j.v = r->v[li], j.x = x, j.a = neurons, j.b = nn_spike_words(neurons), j.bout = r->bits;
-  j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
-  nn_par_for(r->par, r->S, 1, lif_piece, &j);
-  const int64_t f = j.fired;
+  const size_t bytes = (size_t)(r->S * nn_spike_words(neurons)) * sizeof *r->bits;
+  const int src = r->same[li];
+  int64_t f;
+  if (src >= 0) { /* the spikes of LIF src, which read the same map earlier in this timestep */
+    if (r->kept_x[src] != x || r->kept_step[src] != r->step)
+      return nn_fail(err, NN_EINVAL, "forward: %s does not follow the LIF whose spikes it repeats", s->path);
+    memcpy(r->bits, r->kept[src], bytes);
+    f = r->kept_fired[src];
+  } else {
+    const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
+    if (fresh && !(r->v[li] = nn_scratch_get((size_t)n * sizeof(float))))
+      return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", s->path);
+    par_job j;
+    memset(&j, 0, sizeof j);
+    j.v = r->v[li], j.x = x, j.a = neurons, j.b = nn_spike_words(neurons), j.bout = r->bits;
+    j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
+    nn_par_for(r->par, r->S, 1, lif_piece, &j);
+    f = j.fired;
+    if (r->kept[li]) {
+      memcpy(r->kept[li], r->bits, bytes);
+      r->kept_fired[li] = f, r->kept_x[li] = x, r->kept_step[li] = r->step;
+    }
+  }
   r->lif_neurons = neurons;
   r->net->lifs[li].fired += f;
   r->net->lifs[li].seen += n;
