@@ -195,7 +195,7 @@ void nn_linear_set_level(int max);
 #ifndef NN_LINEAR_SPARSE_DENSITY /* a build may set it (0: never sparse, for benches) */
 #define NN_LINEAR_SPARSE_DENSITY 0.4
 #endif
-#define NN_LINEAR_SPARSE_MAX_WT_BYTES ((int64_t)32 << 20)
+#define NN_LINEAR_SPARSE_MAX_WT_BYTES ((int64_t)64 << 20) /* the paper size's 16384 -> 1024 classifier */
 typedef struct nn_linear_term {
   int32_t i;
   float x;

@@ -212,13 +212,15 @@ static void sparse_nonfinite(void) {
 }
 
 /* when the forward takes the sparse path: the default density limit (docs/model.md) and the size
- * of the transposed copy (the paper size's 16384 -> 1024 classifier stays dense) */
+ * of the transposed copy (64 MB: the paper size's 16384 -> 1024 classifier just fits; one more
+ * output adds a tile of 128 and goes over) */
 static void sparse_prefer(void) {
   const int64_t n = 32, in = 2048;
   const int64_t limit = (int64_t)(NN_LINEAR_SPARSE_DENSITY * (double)(n * in));
   CHECK(nn_linear_prefer_sparse(0, n, in, 1024) && nn_linear_prefer_sparse(limit, n, in, 1024));
   CHECK(!nn_linear_prefer_sparse(limit + 1, n, in, 1024));
-  CHECK(!nn_linear_prefer_sparse(0, 256, 16384, 1024) && nn_linear_prefer_sparse(0, 256, 8192, 1024));
+  CHECK(nn_linear_prefer_sparse(0, 256, 16384, 1024) && nn_linear_prefer_sparse(0, 256, 8192, 1024));
+  CHECK(!nn_linear_prefer_sparse(0, 256, 16384, 1025) && !nn_linear_prefer_sparse(0, 256, 32768, 1024));
   CHECK(nn_linear_terms_cap(n, in) == limit + n * NN_LINEAR_TERMS_SLACK);
   nn_linear_set_sparse(0);
   CHECK(!nn_linear_prefer_sparse(0, n, in, 1024));
