@@ -465,13 +465,14 @@ static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, 
  *   tap, column tap): the same float additions, starting from 0.0f, so the same bits.
  * - For each chunk, each output of a band of about GATHER_BAND positions loads its OT
  *   accumulators (zero for the first chunk), adds the weight vector of every set bit, and
- *   stores them back (two outputs at a time, GATHER_FN); chunks run in ascending order, so every output still gets its terms in
- *   order (a float stored and reloaded is the same value). A chunk's weights (7 x 9 x 128
- *   floats, 32 KB) stay in L1 for the whole band.
+ *   stores them back (two outputs at a time, GATHER_FN); chunks run in ascending order, so
+ *   every output still gets its terms in order (a float stored and reloaded is the same value).
+ *   A chunk's weights (7 x 9 x 128 floats, 32 KB) stay in L1 for the whole band.
  * - The weights are repacked per call into one block per tile, wt[tile][chunk][64][OT] (row
- *   63 of each chunk zero, see GATHER_FN), in 64-byte aligned scratch: read in place, with the tile cut out of wider rows (o = 256: a 1 KB
- *   stride, half of L1's sets unused) or from unaligned rows (every load split over two
- *   lines), the same kernel measured at par with the scatter; packed, 1.3-1.9x faster.
+ *   63 of each chunk zero, see GATHER_FN), in 64-byte aligned scratch: read in place, with the
+ *   tile cut out of wider rows (o = 256: a 1 KB stride, half of L1's sets unused) or from
+ *   unaligned rows (every load split over two lines), the same kernel measured at par with the
+ *   scatter; packed, 1.3-1.9x faster.
  * - The band is written in the scatter's channels-last layout and goes through the same
  *   events_transpose (and its streaming stores).
  * - An output none of whose taps fire in a chunk (after the first) is skipped: at low firing
@@ -572,7 +573,7 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
           a[i] = q ? _mm512_loadu_ps(ap + 16 * i) : _mm512_setzero_ps();                               \
           b[i] = q ? _mm512_loadu_ps(bp + 16 * i) : _mm512_setzero_ps();                               \
         }                                                                                              \
-        const int ca = __builtin_popcountll(ma), cb = __builtin_popcountll(mb);                       \
+        const int ca = __builtin_popcountll(ma), cb = __builtin_popcountll(mb);                        \
         for (int t = 0, steps = ca > cb ? ca : cb; t < steps; t++) {                                   \
           const float *wa = wq + (int64_t)__builtin_ctzll(ma | (uint64_t)1 << 63) * (NZ * 16);         \
           const float *wb = wq + (int64_t)__builtin_ctzll(mb | (uint64_t)1 << 63) * (NZ * 16);         \
@@ -582,7 +583,8 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
             b[i] = _mm512_add_ps(b[i], _mm512_loadu_ps(wb + 16 * i));                                  \
           }                                                                                            \
         }                                                                                              \
-        for (int i = 0; i < NZ; i++) _mm512_storeu_ps(ap + 16 * i, a[i]), _mm512_storeu_ps(bp + 16 * i, b[i]); \
+        for (int i = 0; i < NZ; i++)                                                                   \
+          _mm512_storeu_ps(ap + 16 * i, a[i]), _mm512_storeu_ps(bp + 16 * i, b[i]);                    \
       }                                                                                                \
       if (p < p1 && (!q || Mq[p])) {                                                                   \
         float *ap = acc + (p - p0) * (NZ * 16);                                                        \
@@ -590,9 +592,9 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
         for (int i = 0; i < NZ; i++) a[i] = q ? _mm512_loadu_ps(ap + 16 * i) : _mm512_setzero_ps();    \
         for (uint64_t m = Mq[p]; m; m &= m - 1) {                                                      \
           const float *wv = wq + (int64_t)__builtin_ctzll(m) * (NZ * 16);                              \
-          for (int i = 0; i < NZ; i++) a[i] = _mm512_add_ps(a[i], _mm512_loadu_ps(wv + 16 * i));        \
+          for (int i = 0; i < NZ; i++) a[i] = _mm512_add_ps(a[i], _mm512_loadu_ps(wv + 16 * i));       \
         }                                                                                              \
-        for (int i = 0; i < NZ; i++) _mm512_storeu_ps(ap + 16 * i, a[i]);                               \
+        for (int i = 0; i < NZ; i++) _mm512_storeu_ps(ap + 16 * i, a[i]);                              \
       }                                                                                                \
     }                                                                                                  \
   }
@@ -646,7 +648,8 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
   for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
     ot = gather_tile(O, o0);
     for (int64_t r = 0; r < c * 9; r++)
-      memcpy(wt + o0 * nq * 64 + (r / (GATHER_CC * 9) * 64 + r % (GATHER_CC * 9)) * ot, wcl + r * O + o0, (size_t)ot * sizeof *wt);
+      memcpy(wt + o0 * nq * 64 + (r / (GATHER_CC * 9) * 64 + r % (GATHER_CC * 9)) * ot, wcl + r * O + o0,
+             (size_t)ot * sizeof *wt);
   }
   for (int64_t j = 0; j < g->n; j++) {
     gather_rows(bits + j * words, c, h, w, R);
