@@ -1,13 +1,15 @@
 /* test_net.c: networks (docs/model.md): presets, layer lists and parameter counts (888,192, docs/model.md),
  * common-random-number initialisation, clone, weights I/O, and the whole forward pass against an
  * independent naive reference written here with plain loops (forward and backward cells, train
- * and eval BN, dense and event-driven convs). */
+ * and eval BN, dense and event-driven convs), and the memory the LIF sharing saves. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "neuronas/nn.h"
 #include "neuronas/nn_net.h"
 #include "neuronas/nn_safetensors.h"
+#include "nn_scratch.h"
 #include "nn_test.h"
 
 #define TOL_OUT 1e-5 /* relative to the largest output */
@@ -636,6 +638,45 @@ static void forward_api(void) {
   nn_net_free(NULL);
 }
 
+
+/* Edges leaving one node share their LIF's state (docs/model.md, "Cells"): cell A with conv
+ * edges 01 and 02 (both from node 0) holds one state fewer than with 01 and 12 (from nodes 0 and
+ * 1), the same ops otherwise. The engine's live heap, sampled at every LIF call of a forward
+ * whose scratch starts empty, peaks about one membrane map (S x 4 x 32 x 32 floats) lower; the
+ * spikes it keeps for the sharing edge are 1/32 of that. */
+static int64_t peak_live;
+static void sample_live(void *ud, const nn_spike_call *c) {
+  (void)ud, (void)c;
+  const int64_t b = nn_mem_live_bytes();
+  if (b > peak_live) peak_live = b;
+}
+
+static int64_t forward_peak(const char *cell_a, int64_t S) {
+  nn_error err;
+  nn_net_params p = small_params(cell_a, "skip skip skip skip skip skip", 1, 32);
+  nn_net *net = nn_net_new(&p, &err);
+  nn_tensor *x = nn_tensor_new4(4, S, p.in_ch, 32, 32, &err), *out = NULL;
+  nn_rng r = nn_rng_seed(9);
+  nn_tensor_normal(x, &r, 0.0f, 1.0f);
+  nn_forward_opts o = {.train = 1, .on_spikes = sample_live};
+  nn_scratch_trim();
+  peak_live = 0;
+  const int64_t base = nn_mem_live_bytes();
+  CHECK(nn_net_forward(net, x, &o, &out, &err) == NN_OK);
+  nn_tensor_free(out), nn_tensor_free(x);
+  nn_net_free(net);
+  nn_scratch_trim();
+  return peak_live - base;
+}
+
+static void shared_lif_memory(void) {
+  const int64_t S = 16, map = S * 4 * 32 * 32 * (int64_t)sizeof(float);
+  const int64_t shared = forward_peak("conv3x3 conv3x3 skip skip skip skip", S);
+  const int64_t own = forward_peak("conv3x3 skip skip conv3x3 skip skip", S);
+  CHECK(shared > 0 && own > 0);
+  CHECK(own - shared >= map - map / 16 && own - shared <= map + map / 16);
+}
+
 int main(void) {
   NN_TEST_RUN(presets);
   NN_TEST_RUN(paper_888192);
@@ -646,5 +687,6 @@ int main(void) {
   NN_TEST_RUN(ref_forward_cells);
   NN_TEST_RUN(ref_backward_cells);
   NN_TEST_RUN(ref_event_driven);
+  NN_TEST_RUN(shared_lif_memory);
   return NN_TEST_END();
 }
