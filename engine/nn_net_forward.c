@@ -21,8 +21,8 @@ typedef struct run {
   float *v[NN_PLAN_MAXLIF]; /* LIF states, S * neurons each, lazily allocated (0 = fresh) */
   /* Edges leaving the same node of a cell each own a LIF, but all of them read that node's map
    * at every timestep from a zero state with the same tau and threshold: their states, spikes
-   * and counts are the same. Only the first (in run order) computes; same[li] >= 0 names the
-   * LIF whose spikes li repeats, kept[] holds them (and their count) from its latest call. */
+   * and counts are the same. Only the first (in run order) computes, into kept[] instead of
+   * bits; same[li] >= 0 names the LIF whose spikes li repeats (and their count, kept_fired). */
   int same[NN_PLAN_MAXLIF];
   uint64_t *kept[NN_PLAN_MAXLIF];
   int64_t kept_fired[NN_PLAN_MAXLIF];
@@ -30,7 +30,8 @@ typedef struct run {
   int kept_step[NN_PLAN_MAXLIF];
   float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
   int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
-  uint64_t *bits;          /* spikes of the current LIF call, bit-packed (always) */
+  uint64_t *bits;          /* spikes of a LIF call, bit-packed (those no other LIF repeats) */
+  const uint64_t *spk;     /* the current LIF call's spikes: bits or a kept[] */
   int64_t lif_neurons;     /* neurons per sample of the current LIF call */
   float *tmp;              /* conv and BN outputs (the largest per-timestep map) */
   float *wcl[NN_PLAN_MAXSTEP]; /* channels-last weights of conv steps, made at their first
@@ -274,7 +275,7 @@ static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float
                           nn_error *err) {
   par_job j;
   memset(&j, 0, sizeof j);
-  j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->bits;
+  j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->spk;
   j.a = g->c * g->h * g->w, j.b = nn_spike_words(j.a), j.c = g->o * nn_conv_ho(g) * nn_conv_wo(g);
   nn_par_for(r->par, g->n, events ? 1 : nn_conv2d_chunk(g), conv_piece, &j);
   if (j.failed) {
@@ -330,17 +331,16 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   return NN_OK;
 }
 
-/* LIF `li` (plan.lif_step[li]) on x (S x neurons): spikes into r->bits, observer, statistics. */
+/* LIF `li` (plan.lif_step[li]) on x (S x neurons): spikes into r->spk, observer, statistics. */
 static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_error *err) {
   const nn_plan_step *s = &r->pl->steps[r->pl->lif_step[li]];
   const int64_t neurons = nn_plan_step_out_numel(s), n = r->S * neurons;
-  const size_t bytes = (size_t)(r->S * nn_spike_words(neurons)) * sizeof *r->bits;
   const int src = r->same[li];
   int64_t f;
   if (src >= 0) { /* the spikes of LIF src, which read the same map earlier in this timestep */
     if (r->kept_x[src] != x || r->kept_step[src] != r->step)
       return nn_fail(err, NN_EINVAL, "forward: %s does not follow the LIF whose spikes it repeats", s->path);
-    memcpy(r->bits, r->kept[src], bytes);
+    r->spk = r->kept[src];
     f = r->kept_fired[src];
   } else {
     const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
@@ -348,20 +348,19 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
       return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", s->path);
     par_job j;
     memset(&j, 0, sizeof j);
-    j.v = r->v[li], j.x = x, j.a = neurons, j.b = nn_spike_words(neurons), j.bout = r->bits;
+    uint64_t *out = r->kept[li] ? r->kept[li] : r->bits;
+    j.v = r->v[li], j.x = x, j.a = neurons, j.b = nn_spike_words(neurons), j.bout = out;
     j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
     nn_par_for(r->par, r->S, 1, lif_piece, &j);
     f = j.fired;
-    if (r->kept[li]) {
-      memcpy(r->kept[li], r->bits, bytes);
-      r->kept_fired[li] = f, r->kept_x[li] = x, r->kept_step[li] = r->step;
-    }
+    r->spk = out;
+    if (r->kept[li]) r->kept_fired[li] = f, r->kept_x[li] = x, r->kept_step[li] = r->step;
   }
   r->lif_neurons = neurons;
   r->net->lifs[li].fired += f;
   r->net->lifs[li].seen += n;
   if (r->o && r->o->on_spikes) {
-    nn_spike_call c = {s->path, r->step, r->S, neurons, nn_spike_words(neurons), r->bits, f};
+    nn_spike_call c = {s->path, r->step, r->S, neurons, nn_spike_words(neurons), r->spk, f};
     r->o->on_spikes(r->o->ud, &c);
   }
   *fired = f;
@@ -380,14 +379,14 @@ static nn_status run_spikes_f(run *r, const float **s, nn_error *err) {
   }
   par_job j;
   memset(&j, 0, sizeof j);
-  j.bits = r->bits, j.y = r->s, j.a = r->lif_neurons, j.b = nn_spike_words(r->lif_neurons);
+  j.bits = r->spk, j.y = r->s, j.a = r->lif_neurons, j.b = nn_spike_words(r->lif_neurons);
   nn_par_for(r->par, r->S, 1, unpack_piece, &j);
   *s = r->s;
   return NN_OK;
 }
 
 /* The value passed from step to step: dense floats x, or the spikes of the last LIF call (in
- * r->bits, `fired` of them). */
+ * r->spk, `fired` of them). */
 typedef struct val {
   const float *x;
   int spikes;

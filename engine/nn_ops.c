@@ -644,12 +644,15 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
   }
   /* wt[o0 * nq * 64 + (q * 64 + b) * OT + i] = wcl[(q * GATHER_CC * 9 + b) * O + o0 + i] for the
    * chunk's rows b, 0 for the others (row 63, and those of channels past c in the last chunk) */
-  memset(wt, 0, (size_t)(nq * 64 * O) * sizeof *wt);
   for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
     ot = gather_tile(O, o0);
-    for (int64_t r = 0; r < c * 9; r++)
-      memcpy(wt + o0 * nq * 64 + (r / (GATHER_CC * 9) * 64 + r % (GATHER_CC * 9)) * ot, wcl + r * O + o0,
-             (size_t)ot * sizeof *wt);
+    for (int64_t q = 0; q < nq; q++) {
+      const int64_t nr = 9 * (c - q * GATHER_CC < GATHER_CC ? c - q * GATHER_CC : GATHER_CC);
+      float *blk = wt + o0 * nq * 64 + q * 64 * ot;
+      for (int64_t b = 0; b < nr; b++)
+        memcpy(blk + b * ot, wcl + (q * GATHER_CC * 9 + b) * O + o0, (size_t)ot * sizeof *wt);
+      memset(blk + nr * ot, 0, (size_t)((64 - nr) * ot) * sizeof *wt);
+    }
   }
   for (int64_t j = 0; j < g->n; j++) {
     gather_rows(bits + j * words, c, h, w, R);
