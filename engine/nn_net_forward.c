@@ -103,7 +103,7 @@ static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
   nn_tensor *const *t = j->bn;
   nn_bn_forward_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
-                         NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->flag);
+                         NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->x2);
 }
 
 /* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
@@ -400,13 +400,14 @@ static nn_status floats_of(run *r, const val *v, const float **x, nn_error *err)
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
 
-/* BN step i: y = BN(x), or y += BN(x) when add (a cell edge adding into its node). */
-static void bn_run(run *r, int i, const float *x, float *y, int add) {
+/* BN step i: y = BN(x), or y = base + BN(x) when base (a cell edge adding into its node: base
+ * = y, or the node's deferred skip input). */
+static void bn_run(run *r, int i, const float *x, float *y, const float *base) {
   const nn_plan_step *s = &r->pl->steps[i];
   par_job j;
   memset(&j, 0, sizeof j);
   j.x = x, j.y = y, j.a = r->S, j.b = s->in_h * s->in_w, j.c = s->in_c, j.bn = &r->net->t[s->param0];
-  j.train = train_mode(r), j.flag = add;
+  j.train = train_mode(r), j.x2 = base;
   nn_par_for(r->par, s->in_c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 
@@ -437,7 +438,7 @@ static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) 
  * x0 + bx0, bx[0..2] the backward state. A forward cell needs x[1..3] only. edge[] are the
  * cell's EDGE steps in plan order (forward edges first). */
 typedef struct cell_run {
-  float *x[4], *y0, *bx[3];
+  float *x[4], *y0, *bx[3], *zero; /* zero: an all-zero map, made at the first node no edge reaches */
   int bx_zero[3]; /* bx[i] is all zero (not stored): no backward edge wrote it last timestep */
   int back;
   int cell, nedges, nfwd, edge[12];
@@ -457,22 +458,46 @@ typedef struct walk {
 
 static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err);
 
-/* out += op(in) for the cell edge at step ei; in/out are S x c x h x w. While *fresh (no edge has
- * written out yet), out is written instead of added to (0 + y is y; only the sign of a zero
- * could differ, which nothing downstream can tell), and *fresh is cleared. A conv edge runs its
- * sub-steps (LIF, conv) as any step, the last one (BN) into out. */
-static nn_status edge_apply(run *r, walk *w, int ei, const float *in, float *out, int *fresh, nn_error *err) {
+/* A node's sum in the making: the edges into it add into out. While fresh, no edge has written
+ * out yet; while base is set, the sum so far is the map base, not copied into out (a skip edge's
+ * input, deferred when `defer`): the next edge adds base and its own term into out in one pass
+ * (base + t: the same float sum as copying base first, then adding t), and a node that ends
+ * with base set is that map itself (node_value). */
+typedef struct node_sum {
+  float *out;
+  const float *base;
+  int fresh, defer;
+} node_sum;
+
+/* A map no step of the cell writes while its nodes are summed (r.tmp holds conv outputs, r.s
+ * the spikes of dense convs as floats): a skip edge's input may stand for a node until the
+ * timestep's cell outputs are used. */
+static int stable_map(const run *r, const float *p) { return p != r->tmp && p != r->s; }
+
+/* nd += op(in) for the cell edge at step ei; in and the sum are S x c x h x w. While nd->fresh
+ * (no edge has written the sum yet), out is written instead of added to (0 + y is y; only the
+ * sign of a zero could differ, which nothing downstream can tell), and fresh is cleared. A conv
+ * edge runs its sub-steps (LIF, conv) as any step, the last one (BN) into out. */
+static nn_status edge_apply(run *r, walk *w, int ei, const float *in, node_sum *nd, nn_error *err) {
   const nn_plan_step *e = &r->pl->steps[ei];
   const int64_t n = r->S * nn_plan_step_in_numel(e);
-  const int add = !*fresh;
+  float *out = nd->out;
   nn_status st = NN_OK;
   if (e->edge_op == NN_OP_ZERO) return NN_OK;
-  *fresh = 0;
+  if (e->edge_op == NN_OP_SKIP && nd->fresh && nd->defer && stable_map(r, in)) {
+    nd->base = in, nd->fresh = 0;
+    return NN_OK;
+  }
+  const int add = !nd->fresh;
+  const float *base = nd->base;
+  nd->fresh = 0, nd->base = NULL;
   switch (e->edge_op) {
   case NN_OP_SKIP:
-    par_elem(r, add ? 1 : 0, out, in, NULL, n);
+    if (base) par_elem(r, 2, out, base, in, n);
+    else par_elem(r, add ? 1 : 0, out, in, NULL, n);
     return NN_OK;
   case NN_OP_AVGPOOL3X3:
+    if (base) par_elem(r, 0, out, base, NULL, n);
     par_pool(r, add ? 1 : 0, in, r->S * e->in_c, e->in_h, e->in_w, 3, out);
     return NN_OK;
   default: {
@@ -481,7 +506,7 @@ static nn_status edge_apply(run *r, walk *w, int ei, const float *in, float *out
     if (e->nsub < 1 || r->pl->steps[last].op != NN_STEP_BN)
       return nn_fail(err, NN_EINVAL, "forward: edge %s (%s) does not end in a BatchNorm", e->path, nn_op_name(e->edge_op));
     for (int k = ei + 1; k < last && st == NN_OK; k++) st = step_run(r, w, k, &v, err);
-    if (st == NN_OK) bn_run(r, last, v.x, out, add);
+    if (st == NN_OK) bn_run(r, last, v.x, out, base ? base : add ? out : NULL);
     return st;
   }
   }
@@ -491,6 +516,7 @@ static void cell_run_free(cell_run *c) {
   for (int i = 0; i < 4; i++) nn_scratch_put(c->x[i]), c->x[i] = NULL;
   for (int i = 0; i < 3; i++) nn_scratch_put(c->bx[i]), c->bx[i] = NULL;
   nn_scratch_put(c->y0), c->y0 = NULL;
+  nn_scratch_put(c->zero), c->zero = NULL;
 }
 
 /* State for the CELL step ci. */
@@ -517,7 +543,8 @@ static nn_status cell_run_init(cell_run *c, const nn_plan *pl, int ci, int64_t S
   return NN_OK;
 }
 
-/* One timestep of the CELL step ci (docs/model.md): x0 in, returns x3 (owned by the cell's run). */
+/* One timestep of the CELL step ci (docs/model.md): x0 in, returns x3 (a map of the cell's run, or
+ * one of its inputs or x0 itself: read it before the next timestep). */
 static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float **x3, nn_error *err) {
   const nn_plan_step *cs = &r->pl->steps[ci];
   cell_run *c = &w->cells[cs->cell];
@@ -533,25 +560,43 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
     par_elem(r, 2, c->y0, x0, c->bx[0], n);
     in[0] = c->y0;
   }
+  /* A forward node's value may be a map it only points at (in[j]): a skip edge's input that no
+   * other edge added to, or the cell's zero map for a node no edge reaches. Nothing writes those
+   * maps before the timestep's cell output has been used. */
   for (int j = 1; j <= 3; j++) {
-    int fresh = 1;
+    node_sum nd = {c->x[j], NULL, 1, 1};
     for (; e < c->nfwd && st0[c->edge[e]].to == j; e++)
-      if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], c->x[j], &fresh, err)) != NN_OK) return st;
+      if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], &nd, err)) != NN_OK) return st;
     const int addb = c->back && j < 3 && !c->bx_zero[j]; /* x_j -> y_j = x_j + bx_j */
-    if (fresh) par_elem(r, addb ? 0 : 3, c->x[j], addb ? c->bx[j] : NULL, NULL, n);
-    else if (addb) par_elem(r, 1, c->x[j], c->bx[j], NULL, n);
     in[j] = c->x[j];
+    if (nd.base) {
+      if (addb) par_elem(r, 2, c->x[j], nd.base, c->bx[j], n);
+      else in[j] = nd.base;
+    } else if (nd.fresh && addb) {
+      par_elem(r, 0, c->x[j], c->bx[j], NULL, n);
+    } else if (nd.fresh) {
+      if (!c->zero) { /* once per pass */
+        if (!(c->zero = nn_scratch_get((size_t)n * sizeof(float))))
+          return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s", cs->path);
+        par_elem(r, 3, c->zero, NULL, NULL, n);
+      }
+      in[j] = c->zero;
+    } else if (addb) {
+      par_elem(r, 1, c->x[j], c->bx[j], NULL, n);
+    }
   }
   if (c->back) {
-    /* every edge input (y0, y1, y2, x3) is computed: the old backward state is no longer needed */
-    int fresh[3] = {1, 1, 1};
+    /* every edge input (y0, y1, y2, x3) is computed: the old backward state is no longer needed
+     * (the backward sums are written out: their edges may read one another's targets) */
+    node_sum nd[3];
+    for (int i = 0; i < 3; i++) nd[i] = (node_sum){c->bx[i], NULL, 1, 0};
     for (; e < c->nedges; e++) {
       const nn_plan_step *es = &st0[c->edge[e]];
-      if ((st = edge_apply(r, w, c->edge[e], in[es->from], c->bx[es->to], &fresh[es->to], err)) != NN_OK) return st;
+      if ((st = edge_apply(r, w, c->edge[e], in[es->from], &nd[es->to], err)) != NN_OK) return st;
     }
-    for (int i = 0; i < 3; i++) c->bx_zero[i] = fresh[i];
+    for (int i = 0; i < 3; i++) c->bx_zero[i] = nd[i].fresh;
   }
-  *x3 = c->x[3];
+  *x3 = in[3];
   return NN_OK;
 }
 
@@ -576,7 +621,7 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
      * is there). So the downconv's first BN output lives in r.tmp: its LIF reads it before the
      * conv writes r.tmp, one map less alive (134 MB at the cifar presets' batch 256) */
     y = s->once ? w->keep : x == r->tmp ? (float *)x : r->tmp;
-    bn_run(r, i, x, y, 0);
+    bn_run(r, i, x, y, NULL);
     *v = (val){y, 0, 0};
     break;
   case NN_STEP_LIF:

@@ -1083,7 +1083,9 @@ __attribute__((target("avx512f"))) static void bn_stats16_avx512(const float *x,
  * and 10,790 of 3.3 M spikes differ; with the fused form none does. fmaf is correctly rounded
  * everywhere (an instruction in the "fma" clone, libm's emulation otherwise), so the bits do not
  * depend on the CPU. add = 1: y += (x * a + b), the product-sum rounded first as PyTorch's
- * separate addition of the edge outputs does. */
+ * separate addition of the edge outputs does; base = q is that case. base = another map: q = base
+ * + (x * a + b), the same sum without first copying base into q (a skip edge's input, deferred
+ * by the forward). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define FMA_CLONES __attribute__((target_clones("fma", "default")))
 #else
@@ -1095,6 +1097,10 @@ FMA_CLONES static void bn_affine(const float *restrict p, int64_t cnt, float a, 
     for (int64_t i = 0; i < cnt; i++) q[i] += fmaf(p[i], a, b);
   else
     for (int64_t i = 0; i < cnt; i++) q[i] = fmaf(p[i], a, b);
+}
+FMA_CLONES static void bn_affine_base(const float *restrict p, int64_t cnt, float a, float b,
+                                      const float *restrict base, float *restrict q) {
+  for (int64_t i = 0; i < cnt; i++) q[i] = base[i] + fmaf(p[i], a, b);
 }
 /* in place (p == q, add = 0): restrict is not violated in spirit (each element is read then
  * written once), but the compiler may assume no aliasing, so that case has its own loop */
@@ -1109,7 +1115,7 @@ FMA_CLONES static void bn_affine_inplace(float *q, int64_t cnt, float a, float b
 NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y, float *save_mean, float *save_invstd,
-                                   int add, int64_t ch0, int64_t ch1) {
+                                   const float *base, int64_t ch0, int64_t ch1) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
@@ -1164,8 +1170,9 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
         for (int64_t k = af0; k <= ch; k++) {
           const float *p = x + (j * c + k) * hw;
           float *q = y + (j * c + k) * hw;
-          if (p == q && !add) bn_affine_inplace(q, hw, ba[k - af0], bb[k - af0]);
-          else bn_affine(p, hw, ba[k - af0], bb[k - af0], q, add);
+          if (base && base != y) bn_affine_base(p, hw, ba[k - af0], bb[k - af0], base + (j * c + k) * hw, q);
+          else if (p == q && !base) bn_affine_inplace(q, hw, ba[k - af0], bb[k - af0]);
+          else bn_affine(p, hw, ba[k - af0], bb[k - af0], q, base != NULL);
         }
       af0 = ch + 1;
     }
@@ -1176,7 +1183,7 @@ NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw,
                                const float *beta, float *running_mean, float *running_var, int train,
                                double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, 0,
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, NULL,
              0, c);
 }
 
@@ -1184,15 +1191,15 @@ NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, 1, 0, c);
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, y, 0, c);
 }
 
 NO_CONTRACT void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                                         const float *gamma, const float *beta, float *running_mean,
                                         float *running_var, int train, double momentum, double eps, float *y,
-                                        int add) {
+                                        const float *base) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, add, ch0,
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, base, ch0,
              ch1);
 }
 

@@ -109,12 +109,13 @@ void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float
 void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y);
-/* Channels [ch0, ch1) only of nn_bn_forward (add = 0) or nn_bn_forward_add (add = 1): each
- * channel's statistics, running averages and outputs are computed exactly as the whole call
- * computes them, so disjoint channel ranges may run on different threads. */
+/* Channels [ch0, ch1) only of nn_bn_forward (base = NULL) or of y = base + BN(x) (base = y:
+ * nn_bn_forward_add; base another map of y's shape: the same sum without copying base into y
+ * first). Each channel's statistics, running averages and outputs are computed exactly as the
+ * whole call computes them, so disjoint channel ranges may run on different threads. */
 void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                             const float *gamma, const float *beta, float *running_mean, float *running_var,
-                            int train, double momentum, double eps, float *y, int add);
+                            int train, double momentum, double eps, float *y, const float *base);
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y, float *save_mean,

@@ -416,6 +416,19 @@ static void ref_event_driven(void) {
   compare_with_ref(FWD_CELL2, BWD_CELL2, 2, 16, NN_CONV_AUTO);
 }
 
+/* Skip edges: a node reached by one skip edge only is that input itself (node 1 of SKIP_CELL),
+ * a skip edge's input is added to the next edge's term in one pass (skip + skip, skip + conv,
+ * skip + avgpool), a node no edge reaches is zero (node 1 of SKIP_CELL2), and a skip-only node
+ * of a backward cell gets the backward state added (node 1 of SKIP_BWD). */
+static const char *const SKIP_CELL = "skip skip skip skip conv3x3 avgpool3x3";
+static const char *const SKIP_CELL2 = "zero skip skip conv3x3 skip conv1x1";
+static const char *const SKIP_BWD = "skip zero zero conv3x3 zero skip|zero zero zero conv3x3 zero zero";
+static void ref_skip_sums(void) {
+  compare_with_ref(SKIP_CELL, SKIP_CELL2, 1, 12, NN_CONV_EVENTS);
+  compare_with_ref(SKIP_BWD, SKIP_CELL, 1, 10, NN_CONV_AUTO);
+  compare_with_ref(SKIP_CELL2, SKIP_BWD, 2, 16, NN_CONV_DENSE);
+}
+
 /* ================================================================ structure and accounting */
 
 static void presets(void) {
@@ -687,6 +700,7 @@ int main(void) {
   NN_TEST_RUN(ref_forward_cells);
   NN_TEST_RUN(ref_backward_cells);
   NN_TEST_RUN(ref_event_driven);
+  NN_TEST_RUN(ref_skip_sums);
   NN_TEST_RUN(shared_lif_memory);
   return NN_TEST_END();
 }

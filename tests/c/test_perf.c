@@ -275,7 +275,7 @@ static void bn_blocks_affine(void) {
       CHECK(memcmp(z, y, (size_t)nx * sizeof *z) == 0);
       /* the adding form over channels [0, c): z = x, then z += BN(x) is x + (the sequential BN) */
       memcpy(z, x, (size_t)nx * sizeof *z);
-      nn_bn_forward_channels(x, n, c, hw, 0, c, g, b, NULL, NULL, train, 0.1, 1e-5, z, 1);
+      nn_bn_forward_channels(x, n, c, hw, 0, c, g, b, NULL, NULL, train, 0.1, 1e-5, z, z);
       bn_seq(x, n, c, hw, g, b, NULL, NULL, train, 0.1, 1e-5, ys, NULL, NULL);
       int64_t bad = 0;
       for (int64_t i = 0; i < nx; i++) {
