@@ -120,6 +120,17 @@ static void stats_init(nn_quant_stats *s, const fmt *F, int64_t n, double max_ab
     dst[i] = q;                                                                            \
   }
 
+/* Without stats: the same values, no error sum or saturation count (the search quantizes every
+ * candidate's weights and reads neither) */
+#define QLOOP_VALUES(ROUND)                                                                \
+  for (int64_t i = 0; i < n; i++) {                                                        \
+    double w = src[i];                                                                     \
+    double x = maxabs ? w / F.step : w * F.mul;                                            \
+    double v = ROUND;                                                                      \
+    v = v > F.qmax ? F.qmax : v < F.qmin ? F.qmin : v;                                     \
+    dst[i] = (float)(v * F.step);                                                          \
+  }
+
 nn_status nn_quant_array(const nn_quant_params *p, const char *label, const float *src, float *dst,
                          int64_t n, nn_quant_stats *stats, nn_error *err) {
   double max_abs = 0, se = 0;
@@ -137,12 +148,20 @@ nn_status nn_quant_array(const nn_quant_params *p, const char *label, const floa
     for (int64_t i = 0; i < n; i++) dst[i] = 0; /* all weights are +-0 */
   } else {
     nn_rng seed = nn_rng_seed(p->seed), rs = nn_rng_split(&seed, label);
-    switch (p->rounding) {
-    case NN_ROUND_NEAREST: QLOOP(round(x)) break;
-    case NN_ROUND_FLOOR: QLOOP(floor(x)) break;
-    case NN_ROUND_ZERO: QLOOP(trunc(x)) break;
-    case NN_ROUND_STOCHASTIC: QLOOP(floor(x + nn_rng_uniform(&rs))) break;
-    }
+    if (stats)
+      switch (p->rounding) {
+      case NN_ROUND_NEAREST: QLOOP(round(x)) break;
+      case NN_ROUND_FLOOR: QLOOP(floor(x)) break;
+      case NN_ROUND_ZERO: QLOOP(trunc(x)) break;
+      case NN_ROUND_STOCHASTIC: QLOOP(floor(x + nn_rng_uniform(&rs))) break;
+      }
+    else
+      switch (p->rounding) {
+      case NN_ROUND_NEAREST: QLOOP_VALUES(round(x)) break;
+      case NN_ROUND_FLOOR: QLOOP_VALUES(floor(x)) break;
+      case NN_ROUND_ZERO: QLOOP_VALUES(trunc(x)) break;
+      case NN_ROUND_STOCHASTIC: QLOOP_VALUES(floor(x + nn_rng_uniform(&rs))) break;
+      }
   }
   if (stats) {
     stats_init(stats, &F, n, max_abs);

@@ -20,7 +20,7 @@ static nn_status each_layer(const nn_quant_params *p, nn_net *net, int write,
     int64_t cnt = w ? nn_tensor_numel(w) : 0;
     if (!d || !w) return nn_fail(err, NN_EINVAL, "quantizer: layer %zu has no weight", i + 1);
     if (write) {
-      st = nn_quant_tensor(p, d->name, w, &s, err);
+      st = nn_quant_tensor(p, d->name, w, report ? &s : NULL, err);
     } else {
       float *t2 = realloc(tmp, (size_t)(cnt ? cnt : 1) * sizeof *t2);
       if (!t2) {
@@ -28,7 +28,7 @@ static nn_status each_layer(const nn_quant_params *p, nn_net *net, int write,
         break;
       }
       tmp = t2;
-      st = nn_quant_array(p, d->name, nn_tensor_cdata(w), tmp, cnt, &s, err);
+      st = nn_quant_array(p, d->name, nn_tensor_cdata(w), tmp, cnt, report ? &s : NULL, err);
     }
     if (st == NN_OK && report) {
       memset(&report[i], 0, sizeof report[i]);

@@ -170,6 +170,9 @@ static void fast_matches_ref(void) {
           CHECK(memcmp(a, b, sizeof a) == 0);
           CHECK(sa.saturated == sb.saturated && sa.int_bits == sb.int_bits);
           CHECK_REL(sa.mse, sb.mse, 1e-12);
+          /* without stats (the search's loop: no error sum, no count): the same values */
+          CHECK(nn_quant_array(&p, "L", w, a, N, NULL, &err) == NN_OK);
+          CHECK(memcmp(a, b, sizeof a) == 0);
         }
 }
 
