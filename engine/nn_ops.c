@@ -406,6 +406,10 @@ static int ops_avx512_off;
 
 void nn_ops_set_avx512(int on) { __atomic_store_n(&ops_avx512_off, !on, __ATOMIC_RELAXED); }
 
+static int pool3_narrow_off;
+
+void nn_avgpool3x3_set_narrow(int on) { __atomic_store_n(&pool3_narrow_off, !on, __ATOMIC_RELAXED); }
+
 static int ops_avx512(void) {
 #if TR16
   return !__atomic_load_n(&ops_avx512_off, __ATOMIC_RELAXED) && __builtin_cpu_supports("avx512f");
@@ -1595,7 +1599,8 @@ EVENTS_CLONES static void avgpool3x3_clones(const float *x, int64_t planes, int6
 static void avgpool3x3_any(const float *x, int64_t planes, int64_t h, int64_t w, float *y, int add) {
 #if TR16
   if (ops_avx512()) {
-    if (w <= 32 && h + 2 <= POOL3_PAD_MAX_ROWS) avgpool3x3_avx512_narrow(x, planes, h, w, y, add);
+    if (w <= 32 && h + 2 <= POOL3_PAD_MAX_ROWS && !__atomic_load_n(&pool3_narrow_off, __ATOMIC_RELAXED))
+      avgpool3x3_avx512_narrow(x, planes, h, w, y, add);
     else avgpool3x3_avx512(x, planes, h, w, y, add);
     return;
   }

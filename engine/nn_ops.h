@@ -156,6 +156,10 @@ void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_
  * AVX2 / baseline loops run on an AVX-512 machine; 1 (the default) takes it where the CPU has
  * AVX-512F. Process-wide; the results are the same bits either way. */
 void nn_ops_set_avx512(int on);
+/* For benchmarks: 0 makes nn_avgpool3x3(_add) take its general AVX-512 kernel on short rows too
+ * instead of the one for rows of at most 32 floats; 1 (the default) takes that one. The same
+ * bits either way. */
+void nn_avgpool3x3_set_narrow(int on);
 
 /* ---- Linear (nn_linear.c) ---- */
 /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL). Each output is one chain of

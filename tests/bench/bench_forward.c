@@ -3,13 +3,15 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv | --events | --linear]
+ * Usage: bench_forward [--quick | --conv | --events | --linear | --pool]
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
  *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
  *   one in the same run (alternating, medians of 9).
  *   --linear: the classifier's Linear alone, the dense kernel against the sparse one at several
  *   input densities (the SNASNet setting's and the paper size's shapes), then whole SNASNet-
- *   setting candidates scored with the sparse path on and off. */
+ *   setting candidates scored with the sparse path on and off.
+ *   --pool: the 3x3 average pool of the cell edges on the presets' maps, the general AVX-512
+ *   kernel against the one for rows of at most 32 floats (alternating, medians of 9). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +135,39 @@ static void events_kernels(const char *what, const nn_conv_geom *g, double rate)
          t1[REPS - 1] * 1e3, t0[REPS / 2] / t1[REPS / 2],
          memcmp(y0, y1, (size_t)ny * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
   free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
+}
+
+/* --pool: nn_avgpool3x3 and nn_avgpool3x3_add on planes x h x w (the presets' cell maps), the
+ * general AVX-512 kernel and the one for short rows called alternately (medians of 9 calls
+ * each); checks that their outputs agree */
+static void pool_kernels(const char *what, int64_t planes, int64_t h, int64_t w) {
+  const int64_t n = planes * h * w;
+  float *x = randv(n, 7), *y[2], *a[2];
+  for (int k = 0; k < 2; k++) y[k] = malloc((size_t)n * sizeof(float)), a[k] = randv(n, 9);
+  enum { REPS = 9 };
+  double t[2][2][REPS];
+  for (int rep = 0; rep < REPS; rep++)
+    for (int k = 0; k < 2; k++) {
+      nn_avgpool3x3_set_narrow(k);
+      double t0 = now();
+      nn_avgpool3x3(x, planes, h, w, y[k]);
+      t[k][0][rep] = now() - t0;
+      t0 = now();
+      nn_avgpool3x3_add(x, planes, h, w, a[k]);
+      t[k][1][rep] = now() - t0;
+    }
+  nn_avgpool3x3_set_narrow(1);
+  for (int k = 0; k < 2; k++)
+    for (int m = 0; m < 2; m++) qsort(t[k][m], REPS, sizeof(double), cmp_double);
+  const double per = 1e9 / (double)n * 16; /* ns per 16 outputs */
+  printf("  %-30s pool: %6.2f -> %6.2f ns per 16 outputs (%.2fx), pool-and-add: %6.2f -> %6.2f (%.2fx)%s\n", what,
+         t[0][0][REPS / 2] * per, t[1][0][REPS / 2] * per, t[0][0][REPS / 2] / t[1][0][REPS / 2],
+         t[0][1][REPS / 2] * per, t[1][1][REPS / 2] * per, t[0][1][REPS / 2] / t[1][1][REPS / 2],
+         memcmp(y[0], y[1], (size_t)n * sizeof(float)) || memcmp(a[0], a[1], (size_t)n * sizeof(float))
+             ? "  OUTPUTS DIFFER"
+             : "");
+  free(x);
+  for (int k = 0; k < 2; k++) free(y[k]), free(a[k]);
 }
 
 /* --linear: the classifier's first Linear alone, one call as the forward makes it per timestep:
@@ -331,6 +366,16 @@ int main(int argc, char **argv) {
       events_kernels("16->16 1x1 at 32x32", &(nn_conv_geom){32, 16, 32, 32, 16, 1, 1, 0}, narrow_rates[k]);
       events_kernels("32->32 1x1 at 16x16", &(nn_conv_geom){32, 32, 16, 16, 32, 1, 1, 0}, narrow_rates[k]);
     }
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "--pool")) {
+    printf("avgpool3x3 (cell edges), the general AVX-512 kernel -> the short-row one; CPU, median of 9, alternating\n");
+    pool_kernels("fashion cell A: 64x16 28x28", 64 * 16, 28, 28);
+    pool_kernels("fashion cell B: 64x32 14x14", 64 * 32, 14, 14);
+    pool_kernels("SNASNet cell A: 32x16 32x32", 32 * 16, 32, 32);
+    pool_kernels("SNASNet cell B: 32x32 16x16", 32 * 32, 16, 16);
+    pool_kernels("paper cell A: 256x128 32x32", 256 * 128, 32, 32);
+    pool_kernels("paper cell B: 256x256 16x16", 256 * 256, 16, 16);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "--linear")) {
