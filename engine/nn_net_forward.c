@@ -462,7 +462,7 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err);
  * out yet; while base is set, the sum so far is the map base, not copied into out (a skip edge's
  * input, deferred when `defer`): the next edge adds base and its own term into out in one pass
  * (base + t: the same float sum as copying base first, then adding t), and a node that ends
- * with base set is that map itself (node_value). */
+ * with base set is that map itself (cell_step). */
 typedef struct node_sum {
   float *out;
   const float *base;

@@ -1548,6 +1548,18 @@ __attribute__((target("avx512f"), always_inline)) static inline void pool3_block
   for (int k = 0; k < R * NCH; k++) _mm512_mask_storeu_ps(b + (i + k / NCH) * w + 16 * (k % NCH), m[k], s[k]);
 }
 
+/* One padded plane's outputs, R rows of NCH vectors at a time (constants where it is inlined) */
+__attribute__((target("avx512f"), always_inline)) static inline void pool3_plane(const float *p, int64_t h, int64_t w,
+                                                                               float *b, int add, int R, int NCH) {
+  int64_t i = 0;
+  for (; i + R <= h; i += R)
+    if (add) pool3_block(p, i, R, NCH, w, b, 1);
+    else pool3_block(p, i, R, NCH, w, b, 0);
+  for (; i < h; i++)
+    if (add) pool3_block(p, i, 1, NCH, w, b, 1);
+    else pool3_block(p, i, 1, NCH, w, b, 0);
+}
+
 __attribute__((target("avx512f"))) static void pool3_pad_fill(const float *a, int64_t h, int64_t w, float *pad) {
   const __mmask16 m0 = (__mmask16)((1u << (w < 16 ? w : 16)) - 1), m1 = (__mmask16)((1u << (w > 16 ? w - 16 : 0)) - 1);
   for (int64_t r = 0; r < h; r++) {
@@ -1568,22 +1580,8 @@ __attribute__((target("avx512f"))) static void avgpool3x3_avx512_narrow(const fl
     const float *p = pad[pl & 1];
     float *b = y + pl * h * w;
     if (pl + 1 < planes) pool3_pad_fill(x + (pl + 1) * h * w, h, w, pad[(pl + 1) & 1]);
-    int64_t i = 0;
-    if (w > 16) {
-      for (; i + 2 <= h; i += 2)
-        if (add) pool3_block(p, i, 2, 2, w, b, 1);
-        else pool3_block(p, i, 2, 2, w, b, 0);
-      for (; i < h; i++)
-        if (add) pool3_block(p, i, 1, 2, w, b, 1);
-        else pool3_block(p, i, 1, 2, w, b, 0);
-    } else {
-      for (; i + 4 <= h; i += 4)
-        if (add) pool3_block(p, i, 4, 1, w, b, 1);
-        else pool3_block(p, i, 4, 1, w, b, 0);
-      for (; i < h; i++)
-        if (add) pool3_block(p, i, 1, 1, w, b, 1);
-        else pool3_block(p, i, 1, 1, w, b, 0);
-    }
+    if (w > 16) pool3_plane(p, h, w, b, add, 2, 2);
+    else pool3_plane(p, h, w, b, add, 4, 1);
   }
 }
 #endif

@@ -102,8 +102,8 @@ static void stats_init(nn_quant_stats *s, const fmt *F, int64_t n, double max_ab
 }
 
 /* round(x), half away from zero, without libm's call and without a branch on the fraction
- * (half the weights go either way: a branch there mispredicted so often that the loop took
- * three times libm's): for |x| < 2^52 the truncation is an integer conversion (exact), x - t
+ * (half the weights go either way: a branch there mispredicted so often that the loop was
+ * several times slower than with libm's): for |x| < 2^52 the truncation is an integer conversion (exact), x - t
  * the exact fraction, the step +-1 a comparison's 0 or 1, and the sign of x put back on the
  * result (which never has the other sign), so that -0.3 gives -0.0 as round() does. Larger
  * doubles, infinities and NaN are returned as they are, as round() returns them. */
