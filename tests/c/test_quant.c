@@ -170,9 +170,13 @@ static void fast_matches_ref(void) {
           CHECK(memcmp(a, b, sizeof a) == 0);
           CHECK(sa.saturated == sb.saturated && sa.int_bits == sb.int_bits);
           CHECK_REL(sa.mse, sb.mse, 1e-12);
-          /* without stats (the search's loop: no error sum, no count): the same values */
+          /* without stats (the search's loop: no error sum, no count): the same values, also
+           * for a count that leaves a tail after the 8-wide vector loop */
           CHECK(nn_quant_array(&p, "L", w, a, N, NULL, &err) == NN_OK);
           CHECK(memcmp(a, b, sizeof a) == 0);
+          CHECK(nn_quant_array(&p, "L", w, a, N - 5, NULL, &err) == NN_OK);
+          CHECK(nn_quant_array_ref(&p, "L", w, b, N - 5, &sb, &err) == NN_OK);
+          CHECK(memcmp(a, b, (N - 5) * sizeof *a) == 0);
         }
 }
 
