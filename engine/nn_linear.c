@@ -22,6 +22,7 @@
 
 #include "nn_ops.h"
 #include "nn_scratch.h"
+#include "nn_simd.h"
 
 #define LIN_IB 512 /* inputs per block */
 
@@ -49,7 +50,6 @@ static void lin_chain(const float *xt, int64_t nj, int64_t n, int64_t in, const 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 
 /* Chains of inputs [i0, i1) for samples xt[.][0 .. 16*TJ) and outputs w[0 .. TO) (rows of
  * length `in`), continuing from part[u * nj + j] (or from +0 when first). */
@@ -216,36 +216,14 @@ int64_t nn_linear_wt_floats(int64_t in, int64_t out) { return (out + LIN_SP_TO -
  * registers); returns a nonzero mask when one of them is Inf or NaN */
 __attribute__((target("avx512f"))) static uint32_t tr16(const float *s, int64_t ls, float *d, int64_t ld) {
   const __m512i em = _mm512_set1_epi32(0x7f800000);
-  __m512 r[16], t[16];
+  __m512 r[16];
   __mmask16 bad = 0;
   for (int k = 0; k < 16; k++) {
     r[k] = _mm512_loadu_ps(s + k * ls);
     bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(r[k]), em), em);
   }
-  for (int k = 0; k < 8; k++) { /* pairs of rows interleaved, then pairs of pairs, then 128-bit lanes */
-    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  for (int k = 0; k < 4; k++) {
-    const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * k + 2]), e = _mm512_castps_pd(t[4 * k + 3]);
-    r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
-    r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
-  }
-  for (int k = 0; k < 4; k++) {
-    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
-    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
-    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
-  }
-  for (int k = 0; k < 4; k++) {
-    _mm512_storeu_ps(d + k * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88));
-    _mm512_storeu_ps(d + (8 + k) * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd));
-    _mm512_storeu_ps(d + (4 + k) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88));
-    _mm512_storeu_ps(d + (12 + k) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd));
-  }
+  nn_transpose16(r);
+  for (int k = 0; k < 16; k++) _mm512_storeu_ps(d + k * ld, r[k]);
   return bad;
 }
 #endif

@@ -9,6 +9,7 @@
 
 #include "neuronas/nn_blas.h"
 #include "nn_scratch.h"
+#include "nn_simd.h"
 
 /* Kernels that must round like PyTorch (separate multiply and add) opt out of FMA contraction,
  * which -march=native would otherwise allow. */
@@ -243,7 +244,7 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl) {
  * more (8 % if o is not a multiple of 128) take the output-stationary kernel further down
  * instead (events_gather: no accumulator store per term, 1.1-1.9x faster on AVX-512), which
  * keeps this order and so these bits; so do, at any firing rate, such 3x3 convs with o = 32
- * (events_gather32) and 1x1 convs (stride 1, no padding) with o = 16 or 32 (events_1x1_narrow).
+ * (events_gather with gather_narrow32) and 1x1 convs (stride 1, no padding) with o = 16 or 32 (events_1x1_narrow).
  * 3x3 convs with o = 16 keep this scatter: no output-stationary form tried beat it. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define EVENTS_CLONES __attribute__((target_clones("avx2", "default")))
@@ -368,35 +369,8 @@ PACK_CLONES static void events_decode(const uint64_t *bits, int64_t rows, int64_
   while (r < rows) rowstart[++r] = nsp;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define TR16 1
-/* r[k] <- column k of the 16x16 float matrix whose rows are r[0..15] (four shuffle stages; for
- * BatchNorm's statistics: an AVX-512 version of the conv's 4x4 transposes measured slower) */
-__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int k = 0; k < 16; k += 2) {
-    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
-    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
-  }
-  for (int k = 0; k < 16; k += 4)
-    for (int u = 0; u < 2; u++) {
-      r[k + u] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[k + u]), _mm512_castps_pd(t[k + 2 + u])));
-      r[k + 2 + u] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[k + u]), _mm512_castps_pd(t[k + 2 + u])));
-    }
-  for (int k = 0; k < 16; k += 8)
-    for (int u = 0; u < 4; u++) {
-      t[k + u] = _mm512_shuffle_f32x4(r[k + u], r[k + 4 + u], 0x88);
-      t[k + 4 + u] = _mm512_shuffle_f32x4(r[k + u], r[k + 4 + u], 0xdd);
-    }
-  /* column pos[q] ends in register q */
-  static const int pos[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
-  for (int u = 0; u < 8; u++) {
-    r[pos[u]] = _mm512_shuffle_f32x4(t[u], t[u + 8], 0x88);
-    r[pos[u + 8]] = _mm512_shuffle_f32x4(t[u], t[u + 8], 0xdd);
-  }
-}
-
+#if NN_SIMD_X86
+#define TR16 1 /* the AVX-512 kernels below (their callers check the CPU) */
 #else
 #define TR16 0
 #endif
@@ -605,8 +579,13 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
 GATHER_FN(gather_tile64, 4)
 GATHER_FN(gather_tile128, 8)
 
-/* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64). */
-static int64_t gather_tile(int64_t O, int64_t o0) { return O - o0 >= 128 ? 128 : 64; }
+/* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64);
+ * o = 32 is one tile of 32 (gather_narrow32). */
+static int64_t gather_tile(int64_t O, int64_t o0) { return O == 32 ? 32 : O - o0 >= 128 ? 128 : 64; }
+
+__attribute__((target("avx512f,popcnt"))) static void gather_narrow32(const uint64_t *M, int64_t P, int64_t nq,
+                                                                      const float *wt, int64_t p0, int64_t p1,
+                                                                      float *acc);
 
 /* events_transpose for a band of the gather (n and ld multiples of 16, ot of 16): 16 positions
  * of 16 channels loaded, transposed in registers (transpose16) and stored as 16 rows of one
@@ -618,7 +597,7 @@ __attribute__((target("avx512f"))) static void events_transpose16(const float *s
     for (int64_t q = 0; q < n; q += 16) {
       __m512 r[16];
       for (int k = 0; k < 16; k++) r[k] = _mm512_loadu_ps(src + (q + k) * ot + oc);
-      transpose16(r); /* r[k]: channel oc + k at positions q .. q + 15 */
+      nn_transpose16(r); /* r[k]: channel oc + k at positions q .. q + 15 */
       float *d = y + oc * ld + q;
       if (stream)
         for (int k = 0; k < 16; k++) _mm512_stream_ps(d + k * ld, r[k]);
@@ -666,9 +645,14 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
       ot = gather_tile(O, o0);
       for (int64_t r0 = 0; r0 < h; r0 += rows) {
         const int64_t p0 = r0 * w, p1 = (r0 + rows < h ? r0 + rows : h) * w;
+        float *yb = yj + o0 * P + p0;
+        if (ot == 32) { /* the 16x16 register transposes lost on 32-channel bands (see below) */
+          gather_narrow32(M, P, nq, wt, p0, p1, acc);
+          events_transpose(acc, p1 - p0, O, yb, P, stream);
+          continue;
+        }
         if (ot == 128) gather_tile128(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
         else gather_tile64(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
-        float *yb = yj + o0 * P + p0;
         if (P % 16 == 0 && p0 % 16 == 0 && (p1 - p0) % 16 == 0)
           events_transpose16(acc, p1 - p0, ot, yb, P, stream && ((uintptr_t)yb & 63) == 0);
         else
@@ -729,40 +713,6 @@ __attribute__((target("avx512f,popcnt"))) static void gather_narrow32(const uint
   }
 }
 
-/* events_gather for o = 32: the same masks, gather_narrow32 on bands of about GATHER_BAND
- * positions, then events_transpose (with ordinary stores: the same values as streamed ones). */
-__attribute__((target("avx512f,popcnt"))) static nn_status events_gather32(const nn_conv_geom *g, const uint64_t *bits,
-                                                                           const float *wcl, float *y, nn_error *err) {
-  const int64_t c = g->c, h = g->h, w = g->w, O = g->o /* 32 */, P = h * w, words = nn_spike_words(c * h * w);
-  const int64_t nq = (c + GATHER_CC - 1) / GATHER_CC, rows = GATHER_BAND / w > 0 ? GATHER_BAND / w : 1;
-  uint64_t *R = nn_scratch_get((size_t)(c * (h + 2)) * sizeof *R);
-  uint64_t *M = nn_scratch_get((size_t)(nq * P) * sizeof *M);
-  float *acc = nn_scratch_get((size_t)(rows * w * O) * sizeof *acc);
-  float *wt = nn_scratch_get((size_t)(nq * 64 * O) * sizeof *wt);
-  if (!R || !M || !acc || !wt) {
-    nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
-    return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
-  }
-  /* wt[(q * 64 + b) * O + i] = wcl[(q * GATHER_CC * 9 + b) * O + i] for the chunk's rows b, else 0 */
-  memset(wt, 0, (size_t)(nq * 64 * O) * sizeof *wt);
-  for (int64_t q = 0; q < nq; q++) {
-    const int64_t cn = c - q * GATHER_CC < GATHER_CC ? c - q * GATHER_CC : GATHER_CC;
-    memcpy(wt + q * 64 * O, wcl + q * GATHER_CC * 9 * O, (size_t)(cn * 9 * O) * sizeof *wt);
-  }
-  for (int64_t j = 0; j < g->n; j++) {
-    gather_rows(bits + j * words, c, h, w, R);
-    gather_masks(R, c, h, w, M);
-    float *yj = y + j * O * P;
-    for (int64_t r0 = 0; r0 < h; r0 += rows) {
-      const int64_t p0 = r0 * w, p1 = (r0 + rows < h ? r0 + rows : h) * w;
-      gather_narrow32(M, P, nq, wt, p0, p1, acc);
-      events_transpose(acc, p1 - p0, O, yj + p0, P, 0);
-    }
-  }
-  __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
-  nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
-  return NN_OK;
-}
 #endif
 
 #if TR16
@@ -826,7 +776,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
     return NN_OK;
   }
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && O == 32)
-    return events_gather32(g, bits, wcl, y, err);
+    return events_gather(g, bits, wcl, y, 0, err); /* at every rate, like the 1x1 kernel */
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
     const int64_t fired = kernel == NN_EVENTS_AUTO ? count_bits(bits, g->n * words) : 0;
     const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
@@ -1045,7 +995,7 @@ __attribute__((target("avx512f"))) static void bn_stats16_avx512(const float *x,
       for (; i < h16; i += 16) {
         __m512 row[16];
         for (int k = 0; k < 16; k++) row[k] = _mm512_loadu_ps(p + k * hw + i); /* channel k, positions i.. */
-        transpose16(row); /* row[q]: the 16 channels at position i + q */
+        nn_transpose16(row); /* row[q]: the 16 channels at position i + q */
         for (int q = 0; q < 16; q++) {
           __m512 v = row[q];
           if (pass) {
