@@ -3,7 +3,7 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv | --events | --linear | --pool]
+ * Usage: bench_forward [--quick | --conv | --events | --linear | --pool | --bn]
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
  *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
  *   one in the same run (alternating, medians of 9).
@@ -11,10 +11,13 @@
  *   input densities (the SNASNet setting's and the paper size's shapes), then whole SNASNet-
  *   setting candidates scored with the sparse path on and off.
  *   --pool: the 3x3 average pool of the cell edges on the presets' maps, the general AVX-512
- *   kernel against the one for rows of at most 32 floats (alternating, medians of 9). */
+ *   kernel against the one for rows of at most 32 floats (alternating, medians of 9).
+ *   --bn: BatchNorm with batch statistics on the paper-size maps, on one and two threads, next to
+ *   a copy of the same map on two threads (what the memory takes for one read and one write). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,6 +138,70 @@ static void events_kernels(const char *what, const nn_conv_geom *g, double rate)
          t1[REPS - 1] * 1e3, t0[REPS / 2] / t1[REPS / 2],
          memcmp(y0, y1, (size_t)ny * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
   free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
+}
+
+/* --bn: wall-clock seconds (the two-thread figures run two threads) */
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct bn_part {
+  const float *x;
+  float *y;
+  int64_t n, c, hw, c0, c1;
+  float *gamma, *beta, *rmean, *rvar;
+} bn_part;
+
+/* channels [c0, c1) of a training-mode BatchNorm, as the forward splits it over threads */
+static void *bn_part_run(void *arg) {
+  bn_part *b = arg;
+  nn_bn_forward_channels(b->x, b->n, b->c, b->hw, b->c0, b->c1, b->gamma, b->beta, b->rmean, b->rvar, 1, 0.1,
+                         1e-5, b->y, NULL);
+  return NULL;
+}
+
+/* floats [c0, c1) of x copied into y */
+static void *copy_part_run(void *arg) {
+  bn_part *b = arg;
+  memcpy(b->y + b->c0, b->x + b->c0, (size_t)(b->c1 - b->c0) * sizeof(float));
+  return NULL;
+}
+
+/* median of 5 wall times of fn over [0, c) (one thread) or its halves (two, cut at a multiple
+ * of `grain`) */
+static double two_halves(void *(*fn)(void *), bn_part base, int64_t c, int64_t grain, int threads) {
+  enum { REPS = 5 };
+  double t[REPS];
+  for (int r = 0; r < REPS; r++) {
+    bn_part a = base, b = base;
+    a.c0 = 0, a.c1 = threads == 1 ? c : c / 2 / grain * grain, b.c0 = a.c1, b.c1 = c;
+    pthread_t th;
+    const double t0 = wall_now();
+    if (threads == 2 && pthread_create(&th, NULL, fn, &b) != 0) threads = 1, a.c1 = c;
+    fn(&a);
+    if (threads == 2) pthread_join(th, NULL);
+    t[r] = wall_now() - t0;
+  }
+  qsort(t, REPS, sizeof *t, cmp_double);
+  return t[REPS / 2];
+}
+
+static void bn_vs_copy(const char *what, int64_t n, int64_t c, int64_t hw) {
+  const int64_t cnt = n * c * hw;
+  float *x = randv(cnt, 11), *y = malloc((size_t)cnt * sizeof *y);
+  float *gamma = malloc((size_t)c * sizeof *gamma), *beta = calloc((size_t)c, sizeof *beta);
+  float *rm = calloc((size_t)c, sizeof *rm), *rv = malloc((size_t)c * sizeof *rv);
+  for (int64_t i = 0; i < c; i++) gamma[i] = 1, rv[i] = 1;
+  memset(y, 0, (size_t)cnt * sizeof *y); /* pages in */
+  bn_part base = {x, y, n, c, hw, 0, c, gamma, beta, rm, rv};
+  const double b1 = two_halves(bn_part_run, base, c, 16, 1), b2 = two_halves(bn_part_run, base, c, 16, 2);
+  const double cp = two_halves(copy_part_run, base, cnt, 16, 2);
+  printf("  %-34s %4.0f MB: BatchNorm %7.2f ms on 1 thread, %7.2f ms on 2; a copy on 2 threads %6.2f ms "
+         "(%4.1f GB/s read + write): BatchNorm = %.1f copies\n",
+         what, (double)cnt * 4 / 1e6, 1e3 * b1, 1e3 * b2, 1e3 * cp, 2 * (double)cnt * 4 / cp / 1e9, b2 / cp);
+  free(x), free(y), free(gamma), free(beta), free(rm), free(rv);
 }
 
 /* --pool: nn_avgpool3x3 and nn_avgpool3x3_add on planes x h x w (the presets' cell maps), the
@@ -376,6 +443,13 @@ int main(int argc, char **argv) {
     pool_kernels("SNASNet cell B: 32x32 16x16", 32 * 32, 16, 16);
     pool_kernels("paper cell A: 256x128 32x32", 256 * 128, 32, 32);
     pool_kernels("paper cell B: 256x256 16x16", 256 * 256, 16, 16);
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "--bn")) {
+    printf("BatchNorm with batch statistics (two passes of double sums, then y = x * a + b), wall ms, median of 5\n");
+    bn_vs_copy("paper cell A: 256 x 128 x 32x32", 256, 128, 1024);
+    bn_vs_copy("paper cell B: 256 x 256 x 16x16", 256, 256, 256);
+    bn_vs_copy("SNASNet cell A: 32 x 16 x 32x32", 32, 16, 1024);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "--linear")) {
