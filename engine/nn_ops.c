@@ -1603,10 +1603,52 @@ static void avgpool2(const float *x, int64_t planes, int64_t h, int64_t w, float
     }
 }
 
+#if TR16
+/* The same with AVX-512, 16 outputs of a row per vector: the two input rows' 32 floats are
+ * loaded (masked past the row's last pair) and split into their even and odd columns, and each
+ * output adds them in the loop's order from 0.0f; the quotient by 4 is a product by 0.25 (a
+ * power of two: the same rounding, subnormals included). About 4x the loop's rate on maps in
+ * the caches; on maps from memory (a search's, whose other layers ran since) the next plane's
+ * two rows per output row are prefetched, as in the 3x3 pool. */
+__attribute__((target("avx512f"))) static void avgpool2_avx512(const float *x, int64_t planes, int64_t h,
+                                                              int64_t w, float *y) {
+  const int64_t ho = h / 2, wo = w / 2;
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+  const __m512 quarter = _mm512_set1_ps(0.25f);
+  for (int64_t pl = 0; pl < planes; pl++) {
+    if (pl + 1 < planes)
+      for (int64_t o = 0; o < 2 * ho * w; o += 16) __builtin_prefetch(x + (pl + 1) * h * w + o, 0, 3);
+    for (int64_t i = 0; i < ho; i++) {
+      const float *r0 = x + (pl * h + 2 * i) * w, *r1 = r0 + w;
+      float *o = y + (pl * ho + i) * wo;
+      for (int64_t j0 = 0; j0 < wo; j0 += 16) {
+        const int64_t n = wo - j0 < 16 ? wo - j0 : 16; /* outputs, 2 n inputs per row */
+        const __mmask16 mlo = n >= 8 ? (__mmask16)0xffff : (__mmask16)((1u << (2 * n)) - 1);
+        const __mmask16 mhi = n <= 8 ? (__mmask16)0 : n == 16 ? (__mmask16)0xffff : (__mmask16)((1u << (2 * n - 16)) - 1);
+        const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * j0), a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * j0 + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * j0), b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * j0 + 16);
+        __m512 sum = _mm512_add_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(a0, ev, a1));
+        sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(a0, od, a1));
+        sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(b0, ev, b1));
+        sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(b0, od, b1));
+        _mm512_mask_storeu_ps(o + j0, (__mmask16)((1u << n) - 1), _mm512_mul_ps(sum, quarter));
+      }
+    }
+  }
+}
+#endif
+
 void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y) {
   const int64_t ho = h / k, wo = w / k;
   const float div = (float)(k * k);
   if (k == 2) {
+#if TR16
+    if (ops_avx512()) {
+      avgpool2_avx512(x, planes, h, w, y);
+      return;
+    }
+#endif
     avgpool2(x, planes, h, w, y);
     return;
   }

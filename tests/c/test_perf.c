@@ -371,20 +371,37 @@ static void pool3_bit_identical(void) {
   nn_ops_set_avx512(1);
 }
 
+/* nn_avgpool (k = 2: the AVX-512 kernel where the CPU has it, and the plain loop; k = 3) ==
+ * the sequential loop, byte for byte: widths below, at and above the AVX-512 kernel's 16
+ * outputs (32 inputs) per vector, odd ones (the last column unused), and inputs with -0.0f,
+ * infinities, NaNs and subnormals, whose sums and quarters must round and propagate alike; the
+ * output's element after the last stays untouched (masked stores). */
 static void pool_bit_identical(void) {
   static const int64_t H[] = {2, 3, 7, 14, 28};
-  static const int64_t W[] = {2, 5, 14, 28};
+  static const int64_t W[] = {2, 5, 14, 28, 31, 32, 33, 34, 64, 67};
   nn_rng r = nn_rng_seed(24);
-  for (int64_t k = 2; k <= 3; k++)
-    for (size_t a = 0; a < sizeof H / sizeof *H; a++)
-      for (size_t b = 0; b < sizeof W / sizeof *W; b++) {
-        int64_t planes = 3, n = planes * H[a] * W[b], m = planes * (H[a] / k) * (W[b] / k);
-        float *x = mixed(n, &r), *y = calloc((size_t)m + 1, sizeof *y), *ys = calloc((size_t)m + 1, sizeof *ys);
-        nn_avgpool(x, planes, H[a], W[b], k, y);
-        pool_seq(x, planes, H[a], W[b], k, ys);
-        CHECK(memcmp(y, ys, (size_t)m * sizeof *y) == 0);
-        free(x), free(y), free(ys);
-      }
+  for (int avx512 = 1; avx512 >= 0; avx512--) {
+    nn_ops_set_avx512(avx512);
+    for (int64_t k = 2; k <= 3; k++)
+      for (size_t a = 0; a < sizeof H / sizeof *H; a++)
+        for (size_t b = 0; b < sizeof W / sizeof *W; b++) {
+          int64_t planes = 3, n = planes * H[a] * W[b], m = planes * (H[a] / k) * (W[b] / k);
+          float *x = mixed(n, &r), *y = calloc((size_t)m + 1, sizeof *y), *ys = calloc((size_t)m + 1, sizeof *ys);
+          for (int64_t i = 0; i < n; i++) {
+            const float u = nn_rng_uniformf(&r);
+            if (u < 0.02f) x[i] = -0.0f;
+            else if (u < 0.03f) x[i] = u < 0.025f ? INFINITY : -INFINITY;
+            else if (u < 0.035f) x[i] = NAN;
+            else if (u < 0.05f) x[i] = (u < 0.04f ? -1.0f : 1.0f) * 0x1p-148f * (float)(1 + (int)(u * 1e4f) % 7);
+          }
+          y[m] = ys[m] = 7.0f;
+          nn_avgpool(x, planes, H[a], W[b], k, y);
+          pool_seq(x, planes, H[a], W[b], k, ys);
+          CHECK(memcmp(y, ys, (size_t)(m + 1) * sizeof *y) == 0);
+          free(x), free(y), free(ys);
+        }
+  }
+  nn_ops_set_avx512(1);
 }
 
 static void pack_bit_identical(void) {
