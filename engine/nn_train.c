@@ -232,8 +232,10 @@ static nn_status step_runtime(nn_trainer *tr, int s, nn_error *err) {
   if (ps->op == NN_STEP_LIF) {
     tlif *l = &r->lif;
     l->m = ps->in_c * ps->in_h * ps->in_w;
-    fail |= !(l->h = calloc(T, sizeof *l->h)) | !(l->s = calloc(T, sizeof *l->s));
-    fail |= !(l->bits = calloc(T, sizeof *l->bits)) | !(l->fired = calloc(T, sizeof *l->fired));
+    fail |= !(l->h = calloc(T, sizeof *l->h));
+    fail |= !(l->s = calloc(T, sizeof *l->s));
+    fail |= !(l->bits = calloc(T, sizeof *l->bits));
+    fail |= !(l->fired = calloc(T, sizeof *l->fired));
   }
   if (ps->op == NN_STEP_CELL) {
     tcell *c = &r->cell;
