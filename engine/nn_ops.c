@@ -1609,7 +1609,8 @@ static void avgpool2(const float *x, int64_t planes, int64_t h, int64_t w, float
  * output adds them in the loop's order from 0.0f; the quotient by 4 is a product by 0.25 (a
  * power of two: the same rounding, subnormals included). About 4x the loop's rate on maps in
  * the caches; on maps from memory (a search's, whose other layers ran since) the next plane's
- * two rows per output row are prefetched, as in the 3x3 pool. */
+ * input rows and output lines are prefetched, as in the 3x3 pool (the masked stores waited on
+ * the output's lines). */
 __attribute__((target("avx512f"))) static void avgpool2_avx512(const float *x, int64_t planes, int64_t h,
                                                               int64_t w, float *y) {
   const int64_t ho = h / 2, wo = w / 2;
@@ -1617,8 +1618,10 @@ __attribute__((target("avx512f"))) static void avgpool2_avx512(const float *x, i
   const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
   const __m512 quarter = _mm512_set1_ps(0.25f);
   for (int64_t pl = 0; pl < planes; pl++) {
-    if (pl + 1 < planes)
+    if (pl + 1 < planes) {
       for (int64_t o = 0; o < 2 * ho * w; o += 16) __builtin_prefetch(x + (pl + 1) * h * w + o, 0, 3);
+      for (int64_t o = 0; o < ho * wo; o += 16) __builtin_prefetch(y + (pl + 1) * ho * wo + o, 1, 3);
+    }
     for (int64_t i = 0; i < ho; i++) {
       const float *r0 = x + (pl * h + 2 * i) * w, *r1 = r0 + w;
       float *o = y + (pl * ho + i) * wo;
