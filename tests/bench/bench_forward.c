@@ -11,7 +11,8 @@
  *   input densities (the SNASNet setting's and the paper size's shapes), then whole SNASNet-
  *   setting candidates scored with the sparse path on and off.
  *   --pool: the 3x3 average pool of the cell edges on the presets' maps, the general AVX-512
- *   kernel against the one for rows of at most 32 floats (alternating, medians of 9).
+ *   kernel against the one for rows of at most 32 floats, and the downconv's 2x2 pool, the plain
+ *   loop against the AVX-512 kernel (alternating, medians of 9).
  *   --bn: BatchNorm with batch statistics on the paper-size maps, on one and two threads, next to
  *   a copy of the same map on two threads (what the memory takes for one read and one write). */
 #include <stdio.h>
@@ -138,6 +139,30 @@ static void events_kernels(const char *what, const nn_conv_geom *g, double rate)
          t1[REPS - 1] * 1e3, t0[REPS / 2] / t1[REPS / 2],
          memcmp(y0, y1, (size_t)ny * sizeof *y0) ? "  OUTPUTS DIFFER" : "");
   free(x), free(w), free(wcl), free(y0), free(y1), free(bits);
+}
+
+/* --pool, the downconv's 2x2 pool: nn_avgpool (k = 2) with the plain loop and with the AVX-512
+ * kernel (nn_ops_set_avx512), alternately, medians of 9; checks that the outputs agree */
+static void pool2_kernels(const char *what, int64_t planes, int64_t h, int64_t w) {
+  const int64_t n = planes * h * w, m = planes * (h / 2) * (w / 2);
+  float *x = randv(n, 7), *y[2];
+  for (int k = 0; k < 2; k++) y[k] = malloc((size_t)m * sizeof(float));
+  enum { REPS = 9 };
+  double t[2][REPS];
+  for (int rep = 0; rep < REPS; rep++)
+    for (int k = 0; k < 2; k++) {
+      nn_ops_set_avx512(k);
+      double t0 = now();
+      nn_avgpool(x, planes, h, w, 2, y[k]);
+      t[k][rep] = now() - t0;
+    }
+  nn_ops_set_avx512(1);
+  for (int k = 0; k < 2; k++) qsort(t[k], REPS, sizeof(double), cmp_double);
+  const double per = 1e9 / (double)m * 16; /* ns per 16 outputs */
+  printf("  %-30s 2x2: %6.2f -> %6.2f ns per 16 outputs (%.2fx)%s\n", what, t[0][REPS / 2] * per,
+         t[1][REPS / 2] * per, t[0][REPS / 2] / t[1][REPS / 2],
+         memcmp(y[0], y[1], (size_t)m * sizeof(float)) ? "  OUTPUTS DIFFER" : "");
+  free(x), free(y[0]), free(y[1]);
 }
 
 /* --bn: wall-clock seconds (the two-thread figures run two threads) */
@@ -443,6 +468,10 @@ int main(int argc, char **argv) {
     pool_kernels("SNASNet cell B: 32x32 16x16", 32 * 32, 16, 16);
     pool_kernels("paper cell A: 256x128 32x32", 256 * 128, 32, 32);
     pool_kernels("paper cell B: 256x256 16x16", 256 * 256, 16, 16);
+    printf("avgpool 2x2 (the downconv), the plain loop -> the AVX-512 kernel; CPU, median of 9, alternating\n");
+    pool2_kernels("fashion downconv: 64x32 28x28", 64 * 32, 28, 28);
+    pool2_kernels("SNASNet downconv: 32x32 32x32", 32 * 32, 32, 32);
+    pool2_kernels("paper downconv: 256x256 32x32", 256 * 256, 32, 32);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "--bn")) {
