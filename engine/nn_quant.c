@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nn_simd.h"
 #include "nn_tensor_impl.h"
 
 static const char *const rounding_names[] = {"nearest", "floor", "zero", "stochastic"};
@@ -148,8 +149,7 @@ static inline double round_away(double x) {
  * conversion, both exact; the comparisons, the sign, the clamp as blends on the same
  * conditions; the product by the step rounded to float): the same values. Returns how many
  * weights it did (a multiple of 8; QLOOP_VALUES does the rest). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#if NN_SIMD_X86
 #define QUANT_AVX512 1
 __attribute__((target("avx512f"))) static int64_t nearest_values_avx512(const float *src, float *dst, int64_t n,
                                                                          const fmt *F, int maxabs) {
