@@ -28,6 +28,13 @@ typedef struct run {
   int64_t kept_fired[NN_PLAN_MAXLIF];
   const float *kept_x[NN_PLAN_MAXLIF]; /* the input and timestep of that call (checked) */
   int kept_step[NN_PLAN_MAXLIF];
+  /* A node of a cell that only LIFs read (docs/performance.md): its last edge's BatchNorm feeds
+   * the first of those LIFs directly (bn_lif_run) and the node's map is never written.
+   * fuse[cell][node] is that LIF (-1: none); pre_step[li] the timestep whose spikes kept[li]
+   * already holds that way. */
+  int fuse[2][4];
+  int pre_step[NN_PLAN_MAXLIF];
+  uint64_t *pre_bits[NN_PLAN_MAXLIF]; /* where those spikes are: kept[li], or bits */
   float *s;                /* spikes of the current LIF call as floats, when asked (run_spikes_f) */
   int64_t s_floats;        /* capacity of s (allocated on first use: event-driven convs never need it) */
   uint64_t *bits;          /* spikes of a LIF call, bit-packed (those no other LIF repeats) */
@@ -104,6 +111,31 @@ static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
   nn_tensor *const *t = j->bn;
   nn_bn_forward_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
                          NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->x2);
+}
+
+/* channels [lo, hi) of a BatchNorm's terms (y = a, v = b) */
+static void bn_terms_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  nn_tensor *const *t = j->bn;
+  nn_bn_terms_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
+                       NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->v);
+}
+
+/* samples [lo, hi) of a BatchNorm fed to a LIF: x = the BN's input, x2 = what its output adds
+ * to (or NULL), w = its terms (c of a, then c of b), y = the LIF's state, bout its spikes; c
+ * channels of b = hw */
+static void bn_lif_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  float *tmp = nn_scratch_get((size_t)nn_bn_lif_tmp_floats(j->c, j->b) * sizeof(float));
+  if (!tmp) {
+    nn_error e;
+    job_fail(j, nn_fail(&e, NN_ENOMEM, "forward: out of memory for a LIF's input"), &e);
+    return;
+  }
+  int64_t f = nn_bn_lif_bits(j->x, j->x2, lo, hi, j->c, j->b, j->w, j->w + j->c, tmp, j->y, j->tau, j->thr, j->flag,
+                             j->bout);
+  nn_scratch_put(tmp);
+  __atomic_fetch_add(&j->fired, f, __ATOMIC_RELAXED);
 }
 
 /* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
@@ -326,6 +358,42 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
     run_free(r);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
   }
+  /* Nodes 1 and 2 of a cell whose last edge in ends in a BatchNorm and whose every edge out
+   * (forward or backward) starts with a LIF: the first of those LIFs reads the BatchNorm's
+   * output as it is made. Node 3 is the cell's output and node 0 its input: always written. */
+  for (int li = 0; li < NN_PLAN_MAXLIF; li++) r->pre_step[li] = -1;
+  for (int cl = 0; cl < 2; cl++)
+    for (int j = 0; j < 4; j++) r->fuse[cl][j] = -1;
+  for (int cl = 0; cl < 2 && ok; cl++) {
+    const int ci = pl->cell_step[cl];
+    if (ci < 0 || ci >= pl->nsteps || pl->steps[ci].op != NN_STEP_CELL) continue;
+    const nn_plan_step *cs = &pl->steps[ci];
+    for (int j = 1; j <= 2 && ok; j++) {
+      int last_in = -1, first_out = -1, outs_ok = 1, k = 0;
+      for (int i = ci + 1; i <= ci + cs->nsub; i += 1 + pl->steps[i].nsub, k++) {
+        const nn_plan_step *e = &pl->steps[i];
+        if (k < cs->nfwd && e->to == j) last_in = i;
+        if (e->from == j) {
+          if (e->nsub < 1 || pl->steps[i + 1].op != NN_STEP_LIF) outs_ok = 0;
+          else if (first_out < 0) first_out = i;
+        }
+      }
+      if (last_in < 0 || first_out < 0 || !outs_ok || pl->steps[last_in].nsub < 1 ||
+          pl->steps[last_in + pl->steps[last_in].nsub].op != NN_STEP_BN)
+        continue;
+      const int li = pl->steps[first_out + 1].lif;
+      if (r->same[li] >= 0) continue; /* cannot happen: the first LIF from a node repeats none */
+      r->fuse[cl][j] = li;
+      if (!r->kept[li]) {
+        const int64_t words = S * nn_spike_words(nn_plan_step_out_numel(&pl->steps[first_out + 1]));
+        ok = (r->kept[li] = nn_scratch_get((size_t)words * sizeof(uint64_t))) != NULL;
+      }
+    }
+  }
+  if (!ok) {
+    run_free(r);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for batch %lld", (long long)S);
+  }
   /* a team that cannot start leaves the pass to the calling thread (the same bits, slower) */
   if (o && o->threads > 1) r->par = nn_par_new(o->threads);
   return NN_OK;
@@ -337,7 +405,13 @@ static nn_status lif_call(run *r, int li, const float *x, int64_t *fired, nn_err
   const int64_t neurons = nn_plan_step_out_numel(s), n = r->S * neurons;
   const int src = r->same[li];
   int64_t f;
-  if (src >= 0) { /* the spikes of LIF src, which read the same map earlier in this timestep */
+  if (src < 0 && r->pre_step[li] == r->step) { /* made with the BatchNorm that wrote x (bn_lif_run) */
+    if (r->kept_x[li] != x)
+      return nn_fail(err, NN_EINVAL, "forward: %s does not read the map its spikes were made from", s->path);
+    r->spk = r->pre_bits[li];
+    f = r->kept_fired[li];
+    r->pre_step[li] = -1; /* used */
+  } else if (src >= 0) { /* the spikes of LIF src, which read the same map earlier in this timestep */
     if (r->kept_x[src] != x || r->kept_step[src] != r->step)
       return nn_fail(err, NN_EINVAL, "forward: %s does not follow the LIF whose spikes it repeats", s->path);
     r->spk = r->kept[src];
@@ -411,6 +485,38 @@ static void bn_run(run *r, int i, const float *x, float *y, const float *base) {
   nn_par_for(r->par, s->in_c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 
+/* BN step i on x fed to LIF li, which would read node = src + BN(x) (src NULL: BN(x)) next:
+ * the statistics as bn_run takes them, then per sample the LIF on the BN's output as it is made
+ * (nn_bn_lif_bits), its spikes kept for the LIF's call (lif_call). node is not written. */
+static nn_status bn_lif_run(run *r, int i, const float *x, const float *src, int li, const float *node,
+                            nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[i], *ls = &r->pl->steps[r->pl->lif_step[li]];
+  const int64_t c = s->in_c, hw = s->in_h * s->in_w, neurons = nn_plan_step_out_numel(ls);
+  if (neurons != c * hw)
+    return nn_fail(err, NN_EINVAL, "forward: %s cannot feed %s directly", s->path, ls->path);
+  uint64_t *out = r->kept[li] ? r->kept[li] : r->bits; /* bits: the LIF runs next, nothing between */
+  float *ab = nn_scratch_get((size_t)(2 * c) * sizeof(float));
+  const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
+  if (!ab || (fresh && !(r->v[li] = nn_scratch_get((size_t)(r->S * neurons) * sizeof(float))))) {
+    nn_scratch_put(ab);
+    return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", ls->path);
+  }
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.a = r->S, j.b = hw, j.c = c, j.bn = &r->net->t[s->param0], j.train = train_mode(r);
+  j.y = ab, j.v = ab + c;
+  nn_par_for(r->par, c, 16, bn_terms_piece, &j); /* 16: the AVX2 statistics block */
+  memset(&j, 0, sizeof j);
+  j.x = x, j.x2 = src, j.w = ab, j.y = r->v[li], j.bout = out, j.b = hw, j.c = c;
+  j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
+  nn_par_for(r->par, r->S, 1, bn_lif_piece, &j);
+  nn_scratch_put(ab);
+  if (j.failed) return job_status(&j, err);
+  r->pre_bits[li] = out, r->kept_fired[li] = j.fired, r->kept_x[li] = node, r->kept_step[li] = r->step;
+  r->pre_step[li] = r->step;
+  return NN_OK;
+}
+
 /* CONV step i on v into y: event-driven or dense on spikes (by the net's conv mode and the
  * firing rate), dense on floats. */
 static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) {
@@ -467,6 +573,7 @@ typedef struct node_sum {
   float *out;
   const float *base;
   int fresh, defer;
+  int lif; /* >= 0: this edge's BatchNorm feeds that LIF instead of writing out (bn_lif_run) */
 } node_sum;
 
 /* A map no step of the cell writes while its nodes are summed (r.tmp holds conv outputs, r.s
@@ -506,7 +613,8 @@ static nn_status edge_apply(run *r, walk *w, int ei, const float *in, node_sum *
     if (e->nsub < 1 || r->pl->steps[last].op != NN_STEP_BN)
       return nn_fail(err, NN_EINVAL, "forward: edge %s (%s) does not end in a BatchNorm", e->path, nn_op_name(e->edge_op));
     for (int k = ei + 1; k < last && st == NN_OK; k++) st = step_run(r, w, k, &v, err);
-    if (st == NN_OK) bn_run(r, last, v.x, out, base ? base : add ? out : NULL);
+    if (st == NN_OK && nd->lif >= 0) st = bn_lif_run(r, last, v.x, base ? base : add ? out : NULL, nd->lif, out, err);
+    else if (st == NN_OK) bn_run(r, last, v.x, out, base ? base : add ? out : NULL);
     return st;
   }
   }
@@ -564,10 +672,13 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
    * other edge added to, or the cell's zero map for a node no edge reaches. Nothing writes those
    * maps before the timestep's cell output has been used. */
   for (int j = 1; j <= 3; j++) {
-    node_sum nd = {c->x[j], NULL, 1, 1};
-    for (; e < c->nfwd && st0[c->edge[e]].to == j; e++)
-      if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], &nd, err)) != NN_OK) return st;
+    node_sum nd = {c->x[j], NULL, 1, 1, -1};
     const int addb = c->back && j < 3 && !c->bx_zero[j]; /* x_j -> y_j = x_j + bx_j */
+    for (; e < c->nfwd && st0[c->edge[e]].to == j; e++) {
+      /* the node's last edge: its BatchNorm feeds the node's LIF directly, where one may */
+      if (!addb && (e + 1 == c->nfwd || st0[c->edge[e + 1]].to != j)) nd.lif = r->fuse[c->cell][j];
+      if ((st = edge_apply(r, w, c->edge[e], in[st0[c->edge[e]].from], &nd, err)) != NN_OK) return st;
+    }
     in[j] = c->x[j];
     if (nd.base) {
       if (addb) par_elem(r, 2, c->x[j], nd.base, c->bx[j], n);
@@ -589,7 +700,7 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
     /* every edge input (y0, y1, y2, x3) is computed: the old backward state is no longer needed
      * (the backward sums are written out: their edges may read one another's targets) */
     node_sum nd[3];
-    for (int i = 0; i < 3; i++) nd[i] = (node_sum){c->bx[i], NULL, 1, 0};
+    for (int i = 0; i < 3; i++) nd[i] = (node_sum){c->bx[i], NULL, 1, 0, -1};
     for (; e < c->nedges; e++) {
       const nn_plan_step *es = &st0[c->edge[e]];
       if ((st = edge_apply(r, w, c->edge[e], in[es->from], &nd[es->to], err)) != NN_OK) return st;
@@ -621,7 +732,11 @@ static nn_status step_run(run *r, walk *w, int i, val *v, nn_error *err) {
      * is there). So the downconv's first BN output lives in r.tmp: its LIF reads it before the
      * conv writes r.tmp, one map less alive (134 MB at the cifar presets' batch 256) */
     y = s->once ? w->keep : x == r->tmp ? (float *)x : r->tmp;
-    bn_run(r, i, x, y, NULL);
+    /* a BN whose only reader is the next step's LIF (the downconv's first, the last one) feeds
+     * it directly: y is not written, the LIF's call finds its spikes made (lif_call) */
+    if (!s->once && i + 1 < w->hi && r->pl->steps[i + 1].op == NN_STEP_LIF && r->same[r->pl->steps[i + 1].lif] < 0)
+      st = bn_lif_run(r, i, x, NULL, r->pl->steps[i + 1].lif, y, err);
+    else bn_run(r, i, x, y, NULL);
     *v = (val){y, 0, 0};
     break;
   case NN_STEP_LIF:

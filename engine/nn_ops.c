@@ -1069,7 +1069,7 @@ FMA_CLONES static void bn_affine_inplace(float *q, int64_t cnt, float a, float b
 NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y, float *save_mean, float *save_invstd,
-                                   const float *base, int64_t ch0, int64_t ch1) {
+                                   const float *base, int64_t ch0, int64_t ch1, float *ta, float *tb) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
@@ -1115,6 +1115,11 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
     ba[ch - af0] = a, bb[ch - af0] = fmaf(-mean, a, beta ? beta[ch] : 0.0f);
     if (save_mean) save_mean[ch] = mean;
     if (save_invstd) save_invstd[ch] = invstd;
+    if (ta) { /* the terms only (nn_bn_terms_channels): no block to apply */
+      ta[ch] = ba[ch - af0], tb[ch] = bb[ch - af0];
+      af0 = ch + 1;
+      continue;
+    }
     /* The affine step of a block of channels, sample by sample: each sample's rows of the block
      * are one contiguous run (a paper-size block of 16 channels: 64 KB per sample; channel by
      * channel, 4 KB runs 512 KB apart, it was 0.8x as fast). The block's statistics are all
@@ -1138,14 +1143,15 @@ NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw,
                                double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, NULL,
-             0, c);
+             0, c, NULL, NULL);
 }
 
 NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y) {
   NO_CONTRACT_BODY
-  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, y, 0, c);
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, y, 0, c, NULL,
+             NULL);
 }
 
 NO_CONTRACT void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
@@ -1154,7 +1160,48 @@ NO_CONTRACT void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, in
                                         const float *base) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, base, ch0,
-             ch1);
+             ch1, NULL, NULL);
+}
+
+NO_CONTRACT void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
+                                      const float *gamma, const float *beta, float *running_mean, float *running_var,
+                                      int train, double momentum, double eps, float *a, float *b) {
+  NO_CONTRACT_BODY
+  bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, NULL, NULL, NULL, NULL, ch0,
+             ch1, a, b);
+}
+
+/* The LIF's input is made a chunk of whole channels at a time, at most BN_LIF_CHUNK floats (32
+ * KB, read back from L1 instead of from memory) and a multiple of 64 neurons so that each chunk
+ * fills whole words of spikes; where no count of channels does, the whole sample. */
+#define BN_LIF_CHUNK 8192
+static int64_t bn_lif_chunk(int64_t c, int64_t hw) {
+  int64_t kc = hw > 0 && hw <= BN_LIF_CHUNK ? BN_LIF_CHUNK / hw : 1;
+  while (kc > 1 && (kc * hw) % 64) kc--;
+  if ((kc * hw) % 64) kc = c;
+  return kc < c ? kc : c;
+}
+
+int64_t nn_bn_lif_tmp_floats(int64_t c, int64_t hw) { return bn_lif_chunk(c, hw) * hw; }
+
+int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1, int64_t c, int64_t hw,
+                       const float *a, const float *b, float *tmp, float *v, float tau, float thr, int fresh,
+                       uint64_t *bits) {
+  const int64_t neurons = c * hw, words = nn_spike_words(neurons), kc = bn_lif_chunk(c, hw);
+  int64_t fired = 0;
+  for (int64_t j = s0; j < s1; j++)
+    for (int64_t k0 = 0; k0 < c; k0 += kc) {
+      const int64_t k1 = k0 + kc < c ? k0 + kc : c;
+      for (int64_t k = k0; k < k1; k++) {
+        const float *p = x + (j * c + k) * hw;
+        float *q = tmp + (k - k0) * hw;
+        if (src) bn_affine_base(p, hw, a[k], b[k], src + (j * c + k) * hw, q);
+        else bn_affine(p, hw, a[k], b[k], q, 0);
+      }
+      fired += nn_lif_step_bits(v + j * neurons + k0 * hw, tmp, 1, (k1 - k0) * hw, tau, thr, fresh,
+                                bits + j * words + k0 * hw / 64);
+    }
+  return fired;
 }
 
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,

@@ -429,6 +429,52 @@ static void ref_skip_sums(void) {
   compare_with_ref(SKIP_CELL2, SKIP_BWD, 2, 16, NN_CONV_DENSE);
 }
 
+/* A node that only LIFs read (every edge out of it starts with one) is not written: its last
+ * edge's BatchNorm feeds the first of those LIFs as it is made. The reference knows nothing of
+ * that; these cells take each way into it: a node the BatchNorm writes first (node 1 of both),
+ * one it adds to after another conv edge (node 2 of FUSE_CELL and FUSE_BWD), one whose sum so
+ * far is a skip edge's input (node 2 of SKIP_CELL2), one a backward edge also reads (node 2 of
+ * FUSE_BWD), and one that gets a backward state added from the second step on, where the map
+ * is written again (node 1 of BWD_CELL). */
+static const char *const FUSE_CELL = "conv3x3 conv3x3 skip conv1x1 zero conv3x3";
+static const char *const FUSE_BWD = "conv3x3 conv1x1 zero conv3x3 zero conv3x3|zero conv3x3 zero zero zero zero";
+
+/* The same output bytes and spikes per call with 1 and 2 threads (train mode). */
+static void same_with_threads(const char *cell_a, const char *cell_b) {
+  nn_error err;
+  nn_net_params p = small_params(cell_a, cell_b, 1, 12);
+  nn_net *net = nn_net_new(&p, &err);
+  CHECK(net != NULL);
+  if (!net) return;
+  nn_tensor *fc1 = nn_net_tensor_find(net, "classifier.fc1.weight");
+  for (int64_t i = 0; i < nn_tensor_numel(fc1); i++) nn_tensor_data(fc1)[i] *= 200.0f;
+  nn_tensor *x = nn_tensor_new4(4, 7, p.in_ch, p.in_h, p.in_w, &err);
+  nn_rng rng = nn_rng_seed(11);
+  nn_tensor_normal(x, &rng, 0.0f, 1.0f);
+  static rec k[2];
+  nn_tensor *out[2] = {NULL, NULL};
+  for (int t = 0; t < 2; t++) {
+    memset(&k[t], 0, sizeof k[t]);
+    k[t].order_ok = 1;
+    nn_forward_opts o = {.train = 1, .on_spikes = on_spikes, .ud = &k[t], .threads = t + 1};
+    CHECK(nn_net_forward(net, x, &o, &out[t], &err) == NN_OK);
+  }
+  CHECK(out[0] && out[1] && k[0].order_ok && k[1].order_ok);
+  if (out[0] && out[1])
+    CHECK(memcmp(nn_tensor_data(out[0]), nn_tensor_data(out[1]), (size_t)nn_tensor_numel(out[0]) * sizeof(float)) == 0);
+  CHECK(k[0].nnames == k[1].nnames && memcmp(k[0].counts, k[1].counts, sizeof k[0].counts) == 0);
+  nn_tensor_free(out[0]), nn_tensor_free(out[1]), nn_tensor_free(x);
+  nn_net_free(net);
+}
+
+static void ref_bn_into_lif(void) {
+  compare_with_ref(FUSE_CELL, FUSE_BWD, 1, 12, NN_CONV_EVENTS);
+  compare_with_ref(FUSE_BWD, FUSE_CELL, 1, 10, NN_CONV_DENSE);
+  compare_with_ref(SKIP_CELL2, FUSE_BWD, 2, 16, NN_CONV_AUTO);
+  same_with_threads(FUSE_CELL, FUSE_BWD);
+  same_with_threads(SKIP_CELL2, BWD_CELL);
+}
+
 /* ================================================================ structure and accounting */
 
 static void presets(void) {
@@ -701,6 +747,7 @@ int main(void) {
   NN_TEST_RUN(ref_backward_cells);
   NN_TEST_RUN(ref_event_driven);
   NN_TEST_RUN(ref_skip_sums);
+  NN_TEST_RUN(ref_bn_into_lif);
   NN_TEST_RUN(shared_lif_memory);
   return NN_TEST_END();
 }
