@@ -122,8 +122,8 @@ static void bn_terms_piece(void *ctx, int64_t lo, int64_t hi) {
 }
 
 /* samples [lo, hi) of a BatchNorm fed to a LIF: x = the BN's input, x2 = what its output adds
- * to (or NULL), w = its terms (c of a, then c of b), y = the LIF's state, bout its spikes; c
- * channels of b = hw */
+ * to (or NULL), w = its terms (c of a, then c of b; NULL: the LIF reads x + x2), y = the LIF's
+ * state, bout its spikes; c channels of b = hw */
 static void bn_lif_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
   float *tmp = nn_scratch_get((size_t)nn_bn_lif_tmp_floats(j->c, j->b) * sizeof(float));
@@ -132,10 +132,24 @@ static void bn_lif_piece(void *ctx, int64_t lo, int64_t hi) {
     job_fail(j, nn_fail(&e, NN_ENOMEM, "forward: out of memory for a LIF's input"), &e);
     return;
   }
-  int64_t f = nn_bn_lif_bits(j->x, j->x2, lo, hi, j->c, j->b, j->w, j->w + j->c, tmp, j->y, j->tau, j->thr, j->flag,
-                             j->bout);
+  int64_t f = nn_bn_lif_bits(j->x, j->x2, lo, hi, j->c, j->b, j->w, j->w ? j->w + j->c : NULL, tmp, j->y, j->tau,
+                             j->thr, j->flag, j->bout);
   nn_scratch_put(tmp);
   __atomic_fetch_add(&j->fired, f, __ATOMIC_RELAXED);
+}
+
+/* samples [lo, hi) of a BatchNorm fed to a k x k pool (nn_bn_pool): x its input, w its terms, y
+ * the pool's output; c channels of a x b, k = flag */
+static void bn_pool_piece(void *ctx, int64_t lo, int64_t hi) {
+  par_job *j = ctx;
+  float *tmp = nn_scratch_get((size_t)nn_bn_pool_tmp_floats(j->c, j->a * j->b) * sizeof(float));
+  if (!tmp) {
+    nn_error e;
+    job_fail(j, nn_fail(&e, NN_ENOMEM, "forward: out of memory for a pool's input"), &e);
+    return;
+  }
+  nn_bn_pool(j->x, lo, hi, j->c, j->a, j->b, j->flag, j->w, j->w + j->c, tmp, j->y);
+  nn_scratch_put(tmp);
 }
 
 /* planes [lo, hi) of h = a, w = b: flag 0 avgpool3x3, 1 avgpool3x3_add, 2 avgpool(k = c) */
@@ -360,7 +374,8 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
   }
   /* Nodes 1 and 2 of a cell whose last edge in ends in a BatchNorm and whose every edge out
    * (forward or backward) starts with a LIF: the first of those LIFs reads the BatchNorm's
-   * output as it is made. Node 3 is the cell's output and node 0 its input: always written. */
+   * output as it is made. Node 0 of a backward cell likewise, where its input and backward state
+   * are summed (y0 = x0 + bx0). Node 3, the cell's output, is always written. */
   for (int li = 0; li < NN_PLAN_MAXLIF; li++) r->pre_step[li] = -1;
   for (int cl = 0; cl < 2; cl++)
     for (int j = 0; j < 4; j++) r->fuse[cl][j] = -1;
@@ -368,7 +383,7 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
     const int ci = pl->cell_step[cl];
     if (ci < 0 || ci >= pl->nsteps || pl->steps[ci].op != NN_STEP_CELL) continue;
     const nn_plan_step *cs = &pl->steps[ci];
-    for (int j = 1; j <= 2 && ok; j++) {
+    for (int j = 0; j <= 2 && ok; j++) {
       int last_in = -1, first_out = -1, outs_ok = 1, k = 0;
       for (int i = ci + 1; i <= ci + cs->nsub; i += 1 + pl->steps[i].nsub, k++) {
         const nn_plan_step *e = &pl->steps[i];
@@ -378,8 +393,9 @@ static nn_status run_init(run *r, nn_net *net, const nn_forward_opts *o, int64_t
           else if (first_out < 0) first_out = i;
         }
       }
-      if (last_in < 0 || first_out < 0 || !outs_ok || pl->steps[last_in].nsub < 1 ||
-          pl->steps[last_in + pl->steps[last_in].nsub].op != NN_STEP_BN)
+      if (j == 0 ? cs->nsub == 0 || k == cs->nfwd /* no backward state */ || first_out < 0 || !outs_ok
+                 : last_in < 0 || first_out < 0 || !outs_ok || pl->steps[last_in].nsub < 1 ||
+                       pl->steps[last_in + pl->steps[last_in].nsub].op != NN_STEP_BN)
         continue;
       const int li = pl->steps[first_out + 1].lif;
       if (r->same[li] >= 0) continue; /* cannot happen: the first LIF from a node repeats none */
@@ -485,27 +501,35 @@ static void bn_run(run *r, int i, const float *x, float *y, const float *base) {
   nn_par_for(r->par, s->in_c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 
-/* BN step i on x fed to LIF li, which would read node = src + BN(x) (src NULL: BN(x)) next:
- * the statistics as bn_run takes them, then per sample the LIF on the BN's output as it is made
- * (nn_bn_lif_bits), its spikes kept for the LIF's call (lif_call). node is not written. */
-static nn_status bn_lif_run(run *r, int i, const float *x, const float *src, int li, const float *node,
-                            nn_error *err) {
-  const nn_plan_step *s = &r->pl->steps[i], *ls = &r->pl->steps[r->pl->lif_step[li]];
-  const int64_t c = s->in_c, hw = s->in_h * s->in_w, neurons = nn_plan_step_out_numel(ls);
-  if (neurons != c * hw)
-    return nn_fail(err, NN_EINVAL, "forward: %s cannot feed %s directly", s->path, ls->path);
+/* BN step i's terms a (c floats), then b, in ab, its statistics taken on x as bn_run takes them */
+static void bn_terms(run *r, int i, const float *x, float *ab) {
+  const nn_plan_step *s = &r->pl->steps[i];
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.a = r->S, j.b = s->in_h * s->in_w, j.c = s->in_c, j.bn = &r->net->t[s->param0], j.train = train_mode(r);
+  j.y = ab, j.v = ab + s->in_c;
+  nn_par_for(r->par, s->in_c, 16, bn_terms_piece, &j); /* 16: the AVX2 statistics block */
+}
+
+/* LIF li on node = src + BN_i(x) (BN step i >= 0; src NULL: BN_i(x)) or on node = x + src (i < 0),
+ * the map it would read next, which is not written: the BN's statistics as bn_run takes them,
+ * then per sample the LIF on that map as it is made in L1 (nn_bn_lif_bits), its spikes kept for
+ * the LIF's call (lif_call). c channels of hw: the LIF's shape. */
+static nn_status fed_lif_run(run *r, int i, const float *x, const float *src, int li, const float *node, int64_t c,
+                             int64_t hw, nn_error *err) {
+  const nn_plan_step *ls = &r->pl->steps[r->pl->lif_step[li]];
+  const int64_t neurons = nn_plan_step_out_numel(ls);
+  if (neurons != c * hw || (i < 0 && !src))
+    return nn_fail(err, NN_EINVAL, "forward: %s cannot be fed directly", ls->path);
   uint64_t *out = r->kept[li] ? r->kept[li] : r->bits; /* bits: the LIF runs next, nothing between */
-  float *ab = nn_scratch_get((size_t)(2 * c) * sizeof(float));
+  float *ab = i >= 0 ? nn_scratch_get((size_t)(2 * c) * sizeof(float)) : NULL;
   const int fresh = !r->v[li]; /* first call of this LIF in the pass: state 0 */
-  if (!ab || (fresh && !(r->v[li] = nn_scratch_get((size_t)(r->S * neurons) * sizeof(float))))) {
+  if ((i >= 0 && !ab) || (fresh && !(r->v[li] = nn_scratch_get((size_t)(r->S * neurons) * sizeof(float))))) {
     nn_scratch_put(ab);
     return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s state", ls->path);
   }
+  if (ab) bn_terms(r, i, x, ab);
   par_job j;
-  memset(&j, 0, sizeof j);
-  j.x = x, j.a = r->S, j.b = hw, j.c = c, j.bn = &r->net->t[s->param0], j.train = train_mode(r);
-  j.y = ab, j.v = ab + c;
-  nn_par_for(r->par, c, 16, bn_terms_piece, &j); /* 16: the AVX2 statistics block */
   memset(&j, 0, sizeof j);
   j.x = x, j.x2 = src, j.w = ab, j.y = r->v[li], j.bout = out, j.b = hw, j.c = c;
   j.tau = (float)r->pl->p.tau, j.thr = (float)r->pl->p.threshold, j.flag = fresh;
@@ -515,6 +539,12 @@ static nn_status bn_lif_run(run *r, int i, const float *x, const float *src, int
   r->pre_bits[li] = out, r->kept_fired[li] = j.fired, r->kept_x[li] = node, r->kept_step[li] = r->step;
   r->pre_step[li] = r->step;
   return NN_OK;
+}
+
+static nn_status bn_lif_run(run *r, int i, const float *x, const float *src, int li, const float *node,
+                            nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[i];
+  return fed_lif_run(r, i, x, src, li, node, s->in_c, s->in_h * s->in_w, err);
 }
 
 /* CONV step i on v into y: event-driven or dense on spikes (by the net's conv mode and the
@@ -665,7 +695,12 @@ static nn_status cell_step(run *r, walk *w, int ci, const float *x0, const float
    * is not added: x + 0 is x (up to the sign of a zero, see edge_apply). */
   in[0] = x0;
   if (c->back && !c->bx_zero[0]) {
-    par_elem(r, 2, c->y0, x0, c->bx[0], n);
+    const int li = r->fuse[c->cell][0];
+    if (li >= 0) { /* every edge out of node 0 starts with a LIF: it reads x0 + bx0 as it is made */
+      if ((st = fed_lif_run(r, -1, x0, c->bx[0], li, c->y0, cs->in_c, cs->in_h * cs->in_w, err)) != NN_OK) return st;
+    } else {
+      par_elem(r, 2, c->y0, x0, c->bx[0], n);
+    }
     in[0] = c->y0;
   }
   /* A forward node's value may be a map it only points at (in[j]): a skip edge's input that no
@@ -813,11 +848,40 @@ static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int sl
   return st;
 }
 
+/* BN step i and the POOL step i + 1 that alone reads its output, on *v: the BN's output is
+ * pooled as it is made (nn_bn_pool), never stored (the downconv's second BN: at the cifar
+ * presets' batch 256, a 268 MB map). */
+static nn_status bn_pool_run(run *r, walk *w, int i, val *v, nn_error *err) {
+  const nn_plan_step *s = &r->pl->steps[i], *ps = &r->pl->steps[i + 1];
+  const float *x = NULL;
+  nn_status st = floats_of(r, v, &x, err);
+  if (st != NN_OK) return st;
+  float *ab = nn_scratch_get((size_t)(2 * s->in_c) * sizeof(float)), *y = out_of(w, i + 1);
+  if (!ab) return nn_fail(err, NN_ENOMEM, "forward: out of memory for %s", s->path);
+  bn_terms(r, i, x, ab);
+  par_job j;
+  memset(&j, 0, sizeof j);
+  j.x = x, j.w = ab, j.y = y, j.a = s->in_h, j.b = s->in_w, j.c = s->in_c, j.flag = (int)ps->k;
+  nn_par_for(r->par, r->S, 1, bn_pool_piece, &j);
+  nn_scratch_put(ab);
+  *v = (val){y, 0, 0};
+  return job_status(&j, err);
+}
+
 /* Runs steps [lo, hi) of a walk on *v (a CELL runs its edges and steps over them). */
 static nn_status walk_steps(run *r, walk *w, int lo, int hi, val *v, nn_error *err) {
   nn_status st = NN_OK;
-  for (int i = lo; i < hi && st == NN_OK; i += 1 + (r->pl->steps[i].op == NN_STEP_CELL ? r->pl->steps[i].nsub : 0))
+  for (int i = lo; i < hi && st == NN_OK;) {
+    const nn_plan_step *s = &r->pl->steps[i];
+    if (s->op == NN_STEP_BN && !s->once && i + 1 < hi && r->pl->steps[i + 1].op == NN_STEP_POOL &&
+        r->pl->steps[i + 1].in_c == s->in_c && r->pl->steps[i + 1].k >= 1) {
+      st = bn_pool_run(r, w, i, v, err);
+      i += 2;
+      continue;
+    }
     st = step_run(r, w, i, v, err);
+    i += 1 + (s->op == NN_STEP_CELL ? s->nsub : 0);
+  }
   return st;
 }
 

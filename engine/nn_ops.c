@@ -1184,6 +1184,10 @@ static int64_t bn_lif_chunk(int64_t c, int64_t hw) {
 
 int64_t nn_bn_lif_tmp_floats(int64_t c, int64_t hw) { return bn_lif_chunk(c, hw) * hw; }
 
+static void sum_rows(const float *restrict p, const float *restrict p2, int64_t cnt, float *restrict q) {
+  for (int64_t i = 0; i < cnt; i++) q[i] = p[i] + p2[i];
+}
+
 int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1, int64_t c, int64_t hw,
                        const float *a, const float *b, float *tmp, float *v, float tau, float thr, int fresh,
                        uint64_t *bits) {
@@ -1195,7 +1199,8 @@ int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1,
       for (int64_t k = k0; k < k1; k++) {
         const float *p = x + (j * c + k) * hw;
         float *q = tmp + (k - k0) * hw;
-        if (src) bn_affine_base(p, hw, a[k], b[k], src + (j * c + k) * hw, q);
+        if (!a) sum_rows(p, src + (j * c + k) * hw, hw, q);
+        else if (src) bn_affine_base(p, hw, a[k], b[k], src + (j * c + k) * hw, q);
         else bn_affine(p, hw, a[k], b[k], q, 0);
       }
       fired += nn_lif_step_bits(v + j * neurons + k0 * hw, tmp, 1, (k1 - k0) * hw, tau, thr, fresh,
@@ -1718,6 +1723,25 @@ void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k,
         b[i * wo + j] = sum / div;
       }
   }
+}
+
+/* Planes of a BatchNorm's output made at a time for nn_bn_pool: at most BN_LIF_CHUNK floats. */
+static int64_t bn_pool_chunk(int64_t c, int64_t hw) {
+  const int64_t kc = hw > 0 && hw <= BN_LIF_CHUNK ? BN_LIF_CHUNK / hw : 1;
+  return kc < c ? kc : c;
+}
+
+int64_t nn_bn_pool_tmp_floats(int64_t c, int64_t hw) { return bn_pool_chunk(c, hw) * hw; }
+
+void nn_bn_pool(const float *x, int64_t s0, int64_t s1, int64_t c, int64_t h, int64_t w, int64_t k, const float *a,
+                const float *b, float *tmp, float *y) {
+  const int64_t hw = h * w, out = (h / k) * (w / k), kc = bn_pool_chunk(c, hw);
+  for (int64_t j = s0; j < s1; j++)
+    for (int64_t k0 = 0; k0 < c; k0 += kc) {
+      const int64_t k1 = k0 + kc < c ? k0 + kc : c;
+      for (int64_t q = k0; q < k1; q++) bn_affine(x + (j * c + q) * hw, hw, a[q], b[q], tmp + (q - k0) * hw, 0);
+      nn_avgpool(tmp, k1 - k0, h, w, k, y + (j * c + k0) * out);
+    }
 }
 
 void nn_avgpool_ref(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, float *y) {

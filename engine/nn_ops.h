@@ -124,12 +124,18 @@ void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int64_t hw, int6
 /* A BatchNorm's output fed straight to a LIF, for samples [s0, s1) of x (n x c x hw): the LIF
  * (nn_lif_step_bits: state v, spikes into bits, both indexed from sample 0) reads
  * y = src + fma(x, a, b), or fma(x, a, b) with src NULL, the same floats as nn_bn_forward_channels
- * writes (base = src); y is made in tmp (nn_bn_lif_tmp_floats(c, hw) floats) a few channels at a
+ * writes (base = src), or y = x + src with a = b = NULL (a node's sum); y is made in tmp (nn_bn_lif_tmp_floats(c, hw) floats) a few channels at a
  * time and never stored. Returns the spikes. */
 int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1, int64_t c, int64_t hw,
                        const float *a, const float *b, float *tmp, float *v, float tau, float thr, int fresh,
                        uint64_t *bits);
 int64_t nn_bn_lif_tmp_floats(int64_t c, int64_t hw);
+/* A BatchNorm's output pooled: for samples [s0, s1) of x (n x c x h x w), y (c x h/k x w/k per
+ * sample, from sample 0) = nn_avgpool(fma(x, a, b), k), the BN's output made in tmp
+ * (nn_bn_pool_tmp_floats(c, h * w) floats) a few planes at a time and never stored. */
+void nn_bn_pool(const float *x, int64_t s0, int64_t s1, int64_t c, int64_t h, int64_t w, int64_t k, const float *a,
+                const float *b, float *tmp, float *y);
+int64_t nn_bn_pool_tmp_floats(int64_t c, int64_t hw);
 void nn_bn_forward_ref(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                        const float *beta, float *running_mean, float *running_var, int train,
                        double momentum, double eps, float *y, float *save_mean,
