@@ -123,9 +123,10 @@ void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int64_t hw, int6
                           int train, double momentum, double eps, float *a, float *b);
 /* A BatchNorm's output fed straight to a LIF, for samples [s0, s1) of x (n x c x hw): the LIF
  * (nn_lif_step_bits: state v, spikes into bits, both indexed from sample 0) reads
- * y = src + fma(x, a, b), or fma(x, a, b) with src NULL, the same floats as nn_bn_forward_channels
- * writes (base = src), or y = x + src with a = b = NULL (a node's sum); y is made in tmp (nn_bn_lif_tmp_floats(c, hw) floats) a few channels at a
- * time and never stored. Returns the spikes. */
+ * y = src + fma(x, a, b), or fma(x, a, b) with src NULL, the same floats as
+ * nn_bn_forward_channels writes (base = src), or y = x + src with a = b = NULL (a node's sum).
+ * y is made in tmp (nn_bn_lif_tmp_floats(c, hw) floats) a few channels at a time and never
+ * stored. Returns the spikes. */
 int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1, int64_t c, int64_t hw,
                        const float *a, const float *b, float *tmp, float *v, float tau, float thr, int fresh,
                        uint64_t *bits);

@@ -288,6 +288,80 @@ static void bn_blocks_affine(void) {
   }
 }
 
+/* A BatchNorm fed straight to a LIF or a pool (nn_bn_terms_channels, then nn_bn_lif_bits or
+ * nn_bn_pool, the output made a chunk at a time and never stored) against the same steps on a
+ * stored map: nn_bn_forward_channels (compared with the sequential BN above), then
+ * nn_lif_step_bits or nn_avgpool over the whole map. Byte for byte: running averages, the
+ * LIF's state and spikes, the pool's output; shapes with one chunk per sample, several, a
+ * short last one, and maps whose rows fill no whole word (the whole sample at once), with the
+ * samples cut in two calls as the threads cut them. */
+static void bn_fed_bit_identical(void) {
+  static const int64_t SH[][4] = {{3, 5, 7, 7},    {2, 40, 32, 32}, {3, 300, 7, 7}, {2, 3, 100, 100},
+                                  {4, 16, 16, 16}, {2, 9, 6, 10},   {1, 1, 1, 1}};
+  nn_rng r = nn_rng_seed(77);
+  for (size_t si = 0; si < sizeof SH / sizeof *SH; si++) {
+    const int64_t n = SH[si][0], c = SH[si][1], h = SH[si][2], w = SH[si][3], hw = h * w, nx = n * c * hw;
+    const int64_t words = nn_spike_words(c * hw), cut = n / 2;
+    float *x = malloc((size_t)nx * sizeof *x), *src = malloc((size_t)nx * sizeof *src);
+    float *y = malloc((size_t)nx * sizeof *y), *v0 = malloc((size_t)nx * sizeof *v0);
+    float *v1 = malloc((size_t)nx * sizeof *v1), *v2 = malloc((size_t)nx * sizeof *v2);
+    float *tmp = malloc((size_t)(nn_bn_lif_tmp_floats(c, hw) > nn_bn_pool_tmp_floats(c, hw)
+                                      ? nn_bn_lif_tmp_floats(c, hw)
+                                      : nn_bn_pool_tmp_floats(c, hw)) * sizeof *tmp);
+    float *p1 = malloc((size_t)nx * sizeof *p1), *p2 = malloc((size_t)nx * sizeof *p2);
+    uint64_t *b1 = malloc((size_t)(n * words) * sizeof *b1), *b2 = malloc((size_t)(n * words) * sizeof *b2);
+    float *g = malloc((size_t)c * sizeof *g), *be = malloc((size_t)c * sizeof *be), *ta = malloc((size_t)c * sizeof *ta),
+          *tb = malloc((size_t)c * sizeof *tb), *rm1 = malloc((size_t)c * sizeof *rm1), *rv1 = malloc((size_t)c * sizeof *rv1),
+          *rm2 = malloc((size_t)c * sizeof *rm2), *rv2 = malloc((size_t)c * sizeof *rv2);
+    for (int64_t i = 0; i < nx; i++) {
+      x[i] = (float)(nn_rng_uniform(&r) * 6 - 2), src[i] = (float)(nn_rng_uniform(&r) * 2 - 0.5);
+      v0[i] = (float)(nn_rng_uniform(&r) * 1.2 - 0.1);
+    }
+    for (int64_t k = 0; k < c; k++)
+      g[k] = (float)(0.5 + nn_rng_uniform(&r)), be[k] = (float)(nn_rng_uniform(&r) * 2 - 0.5),
+      rm1[k] = rm2[k] = (float)(nn_rng_uniform(&r) - 0.5), rv1[k] = rv2[k] = (float)(0.5 + nn_rng_uniform(&r));
+    const float tau = 4.0f / 3.0f, thr = 1.0f;
+    for (int kind = 0; kind < 3; kind++)     /* 0: BN, 1: src + BN, 2: x + src (a node's sum) */
+      for (int fresh = 0; fresh <= 1; fresh++) {
+        /* stored: the map, then the LIF on it */
+        if (kind == 2) {
+          for (int64_t i = 0; i < nx; i++) y[i] = x[i] + src[i];
+        } else {
+          if (kind == 1) memcpy(y, src, (size_t)nx * sizeof *y);
+          nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, kind == 1 ? y : NULL);
+        }
+        memcpy(v1, v0, (size_t)nx * sizeof *v1), memcpy(v2, v0, (size_t)nx * sizeof *v2);
+        memset(b1, 0xa5, (size_t)(n * words) * sizeof *b1), memset(b2, 0x5a, (size_t)(n * words) * sizeof *b2);
+        const int64_t f1 = nn_lif_step_bits(v1, y, n, c * hw, tau, thr, fresh, b1);
+        /* fed: the terms, then two calls over the samples */
+        if (kind < 2) nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb);
+        const float *sa = kind < 2 ? ta : NULL, *sb = kind < 2 ? tb : NULL, *ss = kind ? src : NULL;
+        const int64_t f2 = nn_bn_lif_bits(x, ss, 0, cut, c, hw, sa, sb, tmp, v2, tau, thr, fresh, b2) +
+                           nn_bn_lif_bits(x, ss, cut, n, c, hw, sa, sb, tmp, v2, tau, thr, fresh, b2);
+        CHECK(f1 == f2);
+        CHECK(nx < 16 || (f1 > 0 && f1 < nx)); /* some spikes, not all (a single neuron may do either) */
+        CHECK(memcmp(b1, b2, (size_t)(n * words) * sizeof *b1) == 0);
+        CHECK(memcmp(v1, v2, (size_t)nx * sizeof *v1) == 0);
+        CHECK(memcmp(rm1, rm2, (size_t)c * sizeof *rm1) == 0 && memcmp(rv1, rv2, (size_t)c * sizeof *rv1) == 0);
+      }
+    /* a BN pooled: 2 x 2 (the downconv's) and 3 x 3 windows */
+    for (int64_t k = 2; k <= 3; k++) {
+      const int64_t out = n * c * (h / k) * (w / k);
+      if (out == 0) continue;
+      nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, NULL);
+      nn_avgpool(y, n * c, h, w, k, p1);
+      nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb);
+      memset(p2, 0xff, (size_t)out * sizeof *p2);
+      nn_bn_pool(x, 0, cut, c, h, w, k, ta, tb, tmp, p2);
+      nn_bn_pool(x, cut, n, c, h, w, k, ta, tb, tmp, p2);
+      CHECK(memcmp(p1, p2, (size_t)out * sizeof *p1) == 0);
+      CHECK(memcmp(rm1, rm2, (size_t)c * sizeof *rm1) == 0 && memcmp(rv1, rv2, (size_t)c * sizeof *rv1) == 0);
+    }
+    free(x), free(src), free(y), free(v0), free(v1), free(v2), free(tmp), free(p1), free(p2), free(b1), free(b2);
+    free(g), free(be), free(ta), free(tb), free(rm1), free(rv1), free(rm2), free(rv2);
+  }
+}
+
 /* the pool's s / 9 as a double multiply (nn_ops.c div9) is the float division, bit for bit:
  * random floats over the whole exponent range, subnormals, and the extremes */
 static void div9_is_division(void) {
@@ -570,6 +644,7 @@ int main(void) {
   NN_TEST_RUN(bn_bit_identical);
   NN_TEST_RUN(bn_order_kept);
   NN_TEST_RUN(bn_blocks_affine);
+  NN_TEST_RUN(bn_fed_bit_identical);
   NN_TEST_RUN(pool3_bit_identical);
   NN_TEST_RUN(div9_is_division);
   NN_TEST_RUN(pool_bit_identical);
