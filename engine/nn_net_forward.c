@@ -28,10 +28,10 @@ typedef struct run {
   int64_t kept_fired[NN_PLAN_MAXLIF];
   const float *kept_x[NN_PLAN_MAXLIF]; /* the input and timestep of that call (checked) */
   int kept_step[NN_PLAN_MAXLIF];
-  /* A node of a cell that only LIFs read (docs/performance.md): its last edge's BatchNorm feeds
-   * the first of those LIFs directly (bn_lif_run) and the node's map is never written.
-   * fuse[cell][node] is that LIF (-1: none); pre_step[li] the timestep whose spikes kept[li]
-   * already holds that way. */
+  /* A map that only a LIF would read is not written (docs/performance.md, "Tenth round"): a
+   * BatchNorm (or node 0's sum) feeds the LIF as it makes it (fed_lif_run). fuse[cell][node]
+   * is the LIF that a cell's node feeds so (-1: none; run_init); pre_step[li] the timestep whose
+   * spikes pre_bits[li] already holds that way, for the LIF's call (lif_call). */
   int fuse[2][4];
   int pre_step[NN_PLAN_MAXLIF];
   uint64_t *pre_bits[NN_PLAN_MAXLIF]; /* where those spikes are: kept[li], or bits */
