@@ -3,7 +3,11 @@
  * conv at several firing rates, whole-network images/s and GFLOP/s (fashion-mnist with an
  * all-conv3x3 cell, cifar100 with SNASNet's published cell), and the peak RSS of a cifar100
  * forward at batch 256 (measured in a child process). Run by scripts/bench-forward.
- * Usage: bench_forward [--quick | --conv | --events | --linear | --pool | --bn]
+ * Usage: bench_forward [--quick | --conv | --events | --linear | --pool | --bn | --fed]
+ *   --fed: a BatchNorm's output read by a LIF or the 2x2 pool at the paper's sizes, stored and
+ *   read back (nn_bn_forward_channels, then nn_lif_step_bits / nn_avgpool) against made and
+ *   consumed a chunk at a time (nn_bn_terms_channels, then nn_bn_lif_bits / nn_bn_pool), on 2
+ *   threads as the forward splits them (alternating, medians of 5); checks the same bits.
  *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
  *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
  *   one in the same run (alternating, medians of 9).
@@ -227,6 +231,87 @@ static void bn_vs_copy(const char *what, int64_t n, int64_t c, int64_t hw) {
          "(%4.1f GB/s read + write): BatchNorm = %.1f copies\n",
          what, (double)cnt * 4 / 1e6, 1e3 * b1, 1e3 * b2, 1e3 * cp, 2 * (double)cnt * 4 / cp / 1e9, b2 / cp);
   free(x), free(y), free(gamma), free(beta), free(rm), free(rv);
+}
+
+/* --fed: one map x (n x c x h x w) through a BatchNorm into a LIF (pool = 0) or a 2x2 pool
+ * (pool = 1), stored or fed. Each phase runs on 2 threads: the BatchNorm's channels cut at a
+ * multiple of 16, the LIF's or the pool's samples in halves. */
+typedef struct fed_job {
+  int phase, pool;
+  int64_t n, c, h, w, lo, hi;
+  const float *x;
+  float *y, *v, *ta, *tb, *tmp, *g, *b, *rm, *rv, *out;
+  uint64_t *bits;
+} fed_job;
+
+static void *fed_part(void *arg) {
+  fed_job *j = arg;
+  const int64_t hw = j->h * j->w, words = nn_spike_words(j->c * hw);
+  switch (j->phase) {
+  case 0: /* stored: BatchNorm channels [lo, hi) */
+    nn_bn_forward_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->y, NULL);
+    break;
+  case 1: /* stored: the LIF or the pool on samples [lo, hi) */
+    if (j->pool) nn_avgpool(j->y + j->lo * j->c * hw, (j->hi - j->lo) * j->c, j->h, j->w, 2, j->out + j->lo * j->c * hw / 4);
+    else nn_lif_step_bits(j->v + j->lo * j->c * hw, j->y + j->lo * j->c * hw, j->hi - j->lo, j->c * hw, 4.0f / 3, 1.0f, 0,
+                          j->bits + j->lo * words);
+    break;
+  case 2: /* fed: the terms of channels [lo, hi) */
+    nn_bn_terms_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->ta, j->tb);
+    break;
+  default: /* fed: samples [lo, hi) */
+    if (j->pool) nn_bn_pool(j->x, j->lo, j->hi, j->c, j->h, j->w, 2, j->ta, j->tb, j->tmp, j->out);
+    else nn_bn_lif_bits(j->x, NULL, j->lo, j->hi, j->c, hw, j->ta, j->tb, j->tmp, j->v, 4.0f / 3, 1.0f, 0, j->bits);
+    break;
+  }
+  return NULL;
+}
+
+/* phase over [0, total) on 2 threads, the cut at a multiple of grain; the second thread's
+ * chunk buffer is tmp2 */
+static void fed_phase(fed_job base, int phase, int64_t total, int64_t grain, float *tmp2) {
+  fed_job a = base, b = base;
+  a.phase = b.phase = phase, b.tmp = tmp2;
+  a.lo = 0, a.hi = total / 2 / grain * grain, b.lo = a.hi, b.hi = total;
+  pthread_t th;
+  const int two = pthread_create(&th, NULL, fed_part, &b) == 0;
+  fed_part(&a);
+  if (two) pthread_join(th, NULL);
+  else fed_part(&b);
+}
+
+static void bn_fed(const char *what, int64_t n, int64_t c, int64_t h, int64_t w, int pool) {
+  const int64_t hw = h * w, cnt = n * c * hw, words = nn_spike_words(c * hw), outn = pool ? cnt / 4 : 1;
+  float *x = randv(cnt, 21), *y = malloc((size_t)cnt * sizeof *y), *v[2], *out[2];
+  uint64_t *bits[2];
+  float *g = malloc((size_t)c * sizeof *g), *b = calloc((size_t)c, sizeof *b), *rm = calloc((size_t)c, sizeof *rm),
+        *rv = malloc((size_t)c * sizeof *rv), *ta = malloc((size_t)c * sizeof *ta), *tb = malloc((size_t)c * sizeof *tb);
+  const int64_t tf = pool ? nn_bn_pool_tmp_floats(c, hw) : nn_bn_lif_tmp_floats(c, hw);
+  float *tmp[2] = {malloc((size_t)tf * sizeof(float)), malloc((size_t)tf * sizeof(float))};
+  for (int64_t i = 0; i < c; i++) g[i] = 1.5f, b[i] = 0.5f, rv[i] = 1;
+  for (int k = 0; k < 2; k++) {
+    v[k] = calloc((size_t)cnt, sizeof(float)), out[k] = calloc((size_t)outn, sizeof(float));
+    bits[k] = calloc((size_t)(n * words), sizeof(uint64_t));
+  }
+  memset(y, 0, (size_t)cnt * sizeof *y);
+  enum { REPS = 5 };
+  double t[2][REPS];
+  for (int r = 0; r < REPS; r++)
+    for (int k = 0; k < 2; k++) {
+      fed_job base = {0, pool, n, c, h, w, 0, 0, x, y, v[k], ta, tb, tmp[0], g, b, rm, rv, out[k], bits[k]};
+      const double t0 = wall_now();
+      fed_phase(base, k ? 2 : 0, c, 16, tmp[1]); /* the BatchNorm, or its terms */
+      fed_phase(base, k ? 3 : 1, n, 1, tmp[1]);  /* the LIF or the pool, stored or fed */
+      t[k][r] = wall_now() - t0;
+    }
+  qsort(t[0], REPS, sizeof(double), cmp_double), qsort(t[1], REPS, sizeof(double), cmp_double);
+  const int same = pool ? memcmp(out[0], out[1], (size_t)outn * sizeof(float)) == 0
+                        : memcmp(v[0], v[1], (size_t)cnt * sizeof(float)) == 0 &&
+                              memcmp(bits[0], bits[1], (size_t)(n * words) * sizeof(uint64_t)) == 0;
+  printf("  %-40s %4.0f MB: stored %7.2f ms, fed %7.2f ms (%.2fx); same bits: %s\n", what, (double)cnt * 4 / 1e6,
+         1e3 * t[0][REPS / 2], 1e3 * t[1][REPS / 2], t[0][REPS / 2] / t[1][REPS / 2], same ? "yes" : "NO");
+  for (int k = 0; k < 2; k++) free(v[k]), free(out[k]), free(bits[k]), free(tmp[k]);
+  free(x), free(y), free(g), free(b), free(rm), free(rv), free(ta), free(tb);
 }
 
 /* --pool: nn_avgpool3x3 and nn_avgpool3x3_add on planes x h x w (the presets' cell maps), the
@@ -479,6 +564,14 @@ int main(int argc, char **argv) {
     bn_vs_copy("paper cell A: 256 x 128 x 32x32", 256, 128, 1024);
     bn_vs_copy("paper cell B: 256 x 256 x 16x16", 256, 256, 256);
     bn_vs_copy("SNASNet cell A: 32 x 16 x 32x32", 32, 16, 1024);
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "--fed")) {
+    printf("a BatchNorm's output stored and read back against fed (made a chunk at a time), 2 threads, wall ms, median of 5\n");
+    bn_fed("paper cell A, BN -> LIF: 256 x 128 x 32x32", 256, 128, 32, 32, 0);
+    bn_fed("paper cell B, BN -> LIF: 256 x 256 x 16x16", 256, 256, 16, 16, 0);
+    bn_fed("paper downconv, BN -> 2x2 pool: 256 x 256 x 32x32", 256, 256, 32, 32, 1);
+    bn_fed("SNASNet cell A, BN -> LIF: 32 x 16 x 32x32", 32, 16, 32, 32, 0);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "--linear")) {
