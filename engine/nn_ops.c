@@ -1171,18 +1171,19 @@ NO_CONTRACT void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int6
              ch1, a, b);
 }
 
-/* The LIF's input is made a chunk of whole channels at a time, at most BN_LIF_CHUNK floats (32
- * KB, read back from L1 instead of from memory) and a multiple of 64 neurons so that each chunk
- * fills whole words of spikes; where no count of channels does, the whole sample. */
-#define BN_LIF_CHUNK 8192
-static int64_t bn_lif_chunk(int64_t c, int64_t hw) {
-  int64_t kc = hw > 0 && hw <= BN_LIF_CHUNK ? BN_LIF_CHUNK / hw : 1;
-  while (kc > 1 && (kc * hw) % 64) kc--;
-  if ((kc * hw) % 64) kc = c;
+/* A BatchNorm's output fed to its reader (nn_bn_lif_bits, nn_bn_pool) is made a chunk of whole
+ * channels at a time, at most BN_CHUNK floats (32 KB, read back from L1 instead of from memory);
+ * for a LIF (words = 1) also a multiple of 64 neurons, so that each chunk fills whole words of
+ * spikes, and where no count of channels does, the whole sample. Channels per chunk: */
+#define BN_CHUNK 8192
+static int64_t bn_chunk(int64_t c, int64_t hw, int words) {
+  int64_t kc = hw > 0 && hw <= BN_CHUNK ? BN_CHUNK / hw : 1;
+  while (words && kc > 1 && (kc * hw) % 64) kc--;
+  if (words && (kc * hw) % 64) kc = c;
   return kc < c ? kc : c;
 }
 
-int64_t nn_bn_lif_tmp_floats(int64_t c, int64_t hw) { return bn_lif_chunk(c, hw) * hw; }
+int64_t nn_bn_lif_tmp_floats(int64_t c, int64_t hw) { return bn_chunk(c, hw, 1) * hw; }
 
 static void sum_rows(const float *restrict p, const float *restrict p2, int64_t cnt, float *restrict q) {
   for (int64_t i = 0; i < cnt; i++) q[i] = p[i] + p2[i];
@@ -1191,7 +1192,7 @@ static void sum_rows(const float *restrict p, const float *restrict p2, int64_t 
 int64_t nn_bn_lif_bits(const float *x, const float *src, int64_t s0, int64_t s1, int64_t c, int64_t hw,
                        const float *a, const float *b, float *tmp, float *v, float tau, float thr, int fresh,
                        uint64_t *bits) {
-  const int64_t neurons = c * hw, words = nn_spike_words(neurons), kc = bn_lif_chunk(c, hw);
+  const int64_t neurons = c * hw, words = nn_spike_words(neurons), kc = bn_chunk(c, hw, 1);
   int64_t fired = 0;
   for (int64_t j = s0; j < s1; j++)
     for (int64_t k0 = 0; k0 < c; k0 += kc) {
@@ -1725,17 +1726,11 @@ void nn_avgpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k,
   }
 }
 
-/* Planes of a BatchNorm's output made at a time for nn_bn_pool: at most BN_LIF_CHUNK floats. */
-static int64_t bn_pool_chunk(int64_t c, int64_t hw) {
-  const int64_t kc = hw > 0 && hw <= BN_LIF_CHUNK ? BN_LIF_CHUNK / hw : 1;
-  return kc < c ? kc : c;
-}
-
-int64_t nn_bn_pool_tmp_floats(int64_t c, int64_t hw) { return bn_pool_chunk(c, hw) * hw; }
+int64_t nn_bn_pool_tmp_floats(int64_t c, int64_t hw) { return bn_chunk(c, hw, 0) * hw; }
 
 void nn_bn_pool(const float *x, int64_t s0, int64_t s1, int64_t c, int64_t h, int64_t w, int64_t k, const float *a,
                 const float *b, float *tmp, float *y) {
-  const int64_t hw = h * w, out = (h / k) * (w / k), kc = bn_pool_chunk(c, hw);
+  const int64_t hw = h * w, out = (h / k) * (w / k), kc = bn_chunk(c, hw, 0);
   for (int64_t j = s0; j < s1; j++)
     for (int64_t k0 = 0; k0 < c; k0 += kc) {
       const int64_t k1 = k0 + kc < c ? k0 + kc : c;
