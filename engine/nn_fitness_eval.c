@@ -406,9 +406,10 @@ static void merge_mods(nn_fitness_diag *d, const mod_list *m) {
 }
 
 /* Runs the prefix of net on x into r (kernel, cell-B inputs, call statistics); r->ready on
- * success. Timings go to d. par: the threads for the forward and the kernel (NULL: one).
+ * success. stem: the once steps' output on x, shared by nets with the same stem (NULL: run
+ * them). Timings go to d. par: the threads for the forward and the kernel (NULL: one).
  * also (may be NULL): the caller's observer, handed every LIF call too. */
-static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness_diag *d,
+static nn_status run_prefix(nn_net *net, const nn_tensor *x, const nn_tensor *stem, pres *r, nn_fitness_diag *d,
                             nn_par *par, const nn_fitness_opts *also, nn_error *err) {
   nn_forward_opts fo;
   obs o;
@@ -427,7 +428,7 @@ static nn_status run_prefix(nn_net *net, const nn_tensor *x, pres *r, nn_fitness
   fo.ud = &o;
   fo.spikes_only = 1;
   t0 = now_s();
-  st = nn_net_forward_prefix(net, x, &fo, &r->cellb_in, err);
+  st = nn_net_forward_prefix_stem(net, x, stem, &fo, &r->cellb_in, err);
   d->forward_s += now_s() - t0 - o.kernel_s;
   d->kernel_s += o.kernel_s;
   if (st == NN_OK && o.st != NN_OK) st = nn_fail(err, o.st, "fitness: %s", o.err.msg);
@@ -514,7 +515,7 @@ static nn_status one_batch(nn_net *net, const nn_tensor *x, nn_fitness_cache *ca
   pres *r = prefix_lookup(net, x, cache, d, also != NULL, &produce);
   if (!r) return nn_fail(err, NN_ENOMEM, "fitness: out of memory");
   if (produce) {
-    st = run_prefix(net, x, r, d, par, also, err);
+    st = run_prefix(net, x, NULL, r, d, par, also, err);
     if (st != NN_OK && cache) cache_drop_unready(cache);
   }
   if (st == NN_OK) st = run_suffix(net, r, k, d, par, also, err);
@@ -640,6 +641,9 @@ done:
  *    prefix nobody else reads (no cache, or too big for it) runs here, just before its suffix,
  *    and its cell-B inputs are freed right after, so memory stays at one prefix per thread;
  * 4. the running statistics are restored, unready cache entries (after a failure) dropped.
+ * Before 2, nets with the same stem (nn_net_same_stem: the conv and BatchNorm run once per pass
+ * before the timesteps) that will run prefixes get its output computed once per batch (a
+ * SNASNet-setting list shares one: 40 stems of ~0.9 ms each became one).
  * Workers are pthreads pulling job numbers from an atomic counter; OpenBLAS runs on one thread
  * meanwhile (two levels of threads on 2 cores only yield to each other) and is restored after. */
 #include <pthread.h>
@@ -648,6 +652,10 @@ done:
 typedef struct many_net {
   nn_net *net;
   pres *src[NN_FITNESS_MAX_REPEAT];
+  nn_tensor *stem[NN_FITNESS_MAX_REPEAT]; /* the once steps' output, computed once for a group
+                                           * of nets with the same stem (NULL: run them); owned
+                                           * by the group's first net (stem_owner) */
+  int stem_owner;
   int produce[NN_FITNESS_MAX_REPEAT]; /* 0 read, 1 compute in phase 2 (shared), 2 in phase 3 (private) */
   int nshared; /* produce[r] == 1 */
   saved_stats saved;
@@ -670,7 +678,7 @@ static void many_job(many_ctx *c, many_net *m) {
   if (m->st != NN_OK) return;
   if (c->phase == 2) {
     for (int r = 0; r < c->repeats && m->st == NN_OK; r++)
-      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, NULL, &m->err);
+      if (m->produce[r] == 1) m->st = run_prefix(m->net, c->batches[r], m->stem[r], m->src[r], m->d, NULL, NULL, &m->err);
     return;
   }
   nn_kernel *k = nn_kernel_new(c->S, &m->err);
@@ -685,7 +693,7 @@ static void many_job(many_ctx *c, many_net *m) {
       break;
     }
     if (m->produce[r] == 2 &&
-        (m->st = run_prefix(m->net, c->batches[r], m->src[r], m->d, NULL, NULL, &m->err)) != NN_OK)
+        (m->st = run_prefix(m->net, c->batches[r], m->stem[r], m->src[r], m->d, NULL, NULL, &m->err)) != NN_OK)
       break;
     m->st = run_suffix(m->net, m->src[r], k, m->d, NULL, NULL, &m->err);
     if (m->produce[r] == 2) { /* private: nobody reads it again */
@@ -730,6 +738,50 @@ static void many_phase(many_ctx *c, int phase, int threads) {
     if (pthread_create(&tid[started], NULL, many_worker, c) == 0) started++;
   many_worker(c);
   for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+}
+
+/* Stems shared no further than this (the outputs of a group's stem for all repeats): a paper-size
+ * batch's stem output is 134 MB, and such nets are scored one at a time anyway. */
+#define STEM_SHARE_MAX_BYTES ((int64_t)64 << 20)
+
+static int runs_prefix(const many_net *m, int repeats) {
+  for (int r = 0; r < repeats; r++)
+    if (m->produce[r]) return 1;
+  return 0;
+}
+
+/* For every group of two or more nets that will run prefixes on the batches and have the same
+ * stem, that stem's outputs, computed by the group's first net (nn_net_forward_stem, on
+ * `threads` threads: the same bits as on one). Only a speed-up: where a stem output cannot be
+ * made (no memory, a bad batch), the nets run their own stems, and report the error. Called
+ * with BLAS on one thread. */
+static void share_stems(many_net *m, size_t count, const nn_tensor *const *batches, int repeats, int64_t S,
+                        int threads) {
+  for (size_t i = 0; i < count; i++) {
+    if (!runs_prefix(&m[i], repeats) || m[i].stem[0]) continue;
+    const nn_plan_step *s0 = &m[i].net->plan.steps[0];
+    const double bytes = (double)repeats * (double)S * (double)nn_plan_step_out_numel(s0) * sizeof(float);
+    size_t mates = 0;
+    for (size_t j = i + 1; j < count; j++)
+      mates += !m[j].stem[0] && runs_prefix(&m[j], repeats) && nn_net_same_stem(m[i].net, m[j].net, 1);
+    if (!mates || bytes > (double)STEM_SHARE_MAX_BYTES) continue;
+    nn_forward_opts fo;
+    memset(&fo, 0, sizeof fo);
+    fo.train = 1;
+    fo.threads = threads;
+    double t0 = now_s();
+    int ok = 1;
+    for (int r = 0; r < repeats && ok; r++) ok = nn_net_forward_stem(m[i].net, batches[r], &fo, &m[i].stem[r], NULL) == NN_OK;
+    if (!ok) {
+      for (int r = 0; r < repeats; r++) nn_tensor_free(m[i].stem[r]), m[i].stem[r] = NULL;
+      continue;
+    }
+    m[i].d->forward_s += now_s() - t0;
+    m[i].stem_owner = 1;
+    for (size_t j = i + 1; j < count; j++)
+      if (!m[j].stem[0] && runs_prefix(&m[j], repeats) && nn_net_same_stem(m[i].net, m[j].net, 1))
+        for (int r = 0; r < repeats; r++) m[j].stem[r] = m[i].stem[r];
+  }
 }
 
 int nn_fitness_default_threads(void) {
@@ -794,6 +846,8 @@ nn_status nn_fitness_many(nn_net *const *nets, size_t count, const nn_tensor *co
       }
   if (st == NN_OK) {
     int saved_threads = nn_blas_get_threads();
+    nn_blas_set_threads(1); /* as every score: see nn_fitness_eval */
+    share_stems(m, count, batches, repeats, c.S, threads);
     c.m = m;
     c.count = count;
     c.biggest = nets[0];
@@ -833,7 +887,10 @@ nn_status nn_fitness_many(nn_net *const *nets, size_t count, const nn_tensor *co
     }
   for (size_t i = 0; i < count; i++) {
     stats_restore_free(&m[i].saved);
-    for (int r = 0; r < repeats; r++) pres_unref(m[i].src[r]);
+    for (int r = 0; r < repeats; r++) {
+      pres_unref(m[i].src[r]);
+      if (m[i].stem_owner) nn_tensor_free(m[i].stem[r]);
+    }
   }
   if (cache) cache_drop_unready(cache);
   free(m);

@@ -828,14 +828,16 @@ static void walk_free(walk *w) {
 
 /* Buffers of a walk over part `part`, its steps up to `end` (spikes only: the last LIF); with
  * `slotted`, the last step writes into w->slot (set per timestep by the caller) and gets no
- * buffer. The caller frees them with walk_free, also when this fails. */
-static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int slotted, int64_t S, nn_error *err) {
+ * buffer; with `once` = 0 the once steps get none either (their output is given). The caller
+ * frees them with walk_free, also when this fails. */
+static nn_status walk_init(walk *w, const nn_plan *pl, int part, int end, int slotted, int once, int64_t S,
+                           nn_error *err) {
   nn_status st = NN_OK;
   int64_t keep = 0;
   memset(w, 0, sizeof *w);
   w->lo0 = part ? pl->boundary : 0, w->hi = end;
   for (w->lo = w->lo0; w->lo < w->hi && pl->steps[w->lo].once; w->lo++)
-    if (nn_plan_step_out_numel(&pl->steps[w->lo]) > keep) keep = nn_plan_step_out_numel(&pl->steps[w->lo]);
+    if (once && nn_plan_step_out_numel(&pl->steps[w->lo]) > keep) keep = nn_plan_step_out_numel(&pl->steps[w->lo]);
   if (keep && !(w->keep = nn_scratch_get((size_t)(S * keep) * sizeof(float)))) st = NN_ENOMEM;
   for (int i = w->lo; i < w->hi && st == NN_OK; i++) {
     const nn_plan_step *s = &pl->steps[i];
@@ -897,14 +899,9 @@ static nn_status check_finite(const nn_tensor *x, const char *what, nn_error *er
   return NN_OK;
 }
 
-nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forward_opts *o,
-                                nn_tensor **cellb_in, nn_error *err) {
-  const nn_plan *pl = &net->plan;
+/* The input's shape checked and its values finite. */
+static nn_status check_input(const nn_plan *pl, const nn_tensor *x, nn_error *err) {
   const nn_net_params *p = &pl->p;
-  const nn_plan_step *last = &pl->steps[pl->boundary - 1];
-  const int64_t T = p->timesteps;
-  nn_status st;
-  *cellb_in = NULL;
   if (x->ndim != 4 || x->shape[0] < 1 || x->shape[1] != p->in_ch || x->shape[2] != p->in_h ||
       x->shape[3] != p->in_w) {
     char buf[64];
@@ -912,8 +909,88 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
                    nn_tensor_shape_str(x, buf, sizeof buf), (long long)p->in_ch, (long long)p->in_h,
                    (long long)p->in_w);
   }
-  if ((st = check_finite(x, "input", err)) != NN_OK) return st;
+  return check_finite(x, "input", err);
+}
+
+/* The number of once steps at the start of the plan (the stem). */
+static int once_steps(const nn_plan *pl) {
+  int n = 0;
+  while (n < pl->boundary && pl->steps[n].once) n++;
+  return n;
+}
+
+nn_status nn_net_forward_stem(nn_net *net, const nn_tensor *x, const nn_forward_opts *o, nn_tensor **out,
+                              nn_error *err) {
+  const nn_plan *pl = &net->plan;
+  const int n = once_steps(pl);
+  nn_status st;
+  *out = NULL;
+  if (n == 0) return nn_fail(err, NN_EINVAL, "forward: the net has no once steps");
+  if ((st = check_input(pl, x, err)) != NN_OK) return st;
+  const nn_plan_step *last = &pl->steps[n - 1];
+  const int64_t S = x->shape[0];
+  nn_tensor *y = nn_tensor_new4(4, S, last->out_c, last->out_h, last->out_w, err);
+  if (!y) return err ? err->code : NN_ENOMEM;
+  run r;
+  walk w;
+  if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
+    nn_tensor_free(y);
+    return st;
+  }
+  st = walk_init(&w, pl, 0, n, 0, 1, S, err);
+  val v = {x->data, 0, 0};
+  if (st == NN_OK) st = walk_steps(&r, &w, 0, n, &v, err);
+  if (st == NN_OK) {
+    const float *f;
+    if ((st = floats_of(&r, &v, &f, err)) == NN_OK) memcpy(y->data, f, (size_t)y->numel * sizeof(float));
+  }
+  walk_free(&w);
+  run_free(&r);
+  if (st != NN_OK) {
+    nn_tensor_free(y);
+    return st;
+  }
+  *out = y;
+  return NN_OK;
+}
+
+int nn_net_same_stem(const nn_net *a, const nn_net *b, int train) {
+  const nn_plan *pa = &a->plan, *pb = &b->plan;
+  const int n = once_steps(pa);
+  if (n == 0 || n != once_steps(pb)) return 0;
+  for (int i = 0; i < n; i++) {
+    const nn_plan_step *s = &pa->steps[i], *u = &pb->steps[i];
+    if (s->op != u->op || s->in_c != u->in_c || s->in_h != u->in_h || s->in_w != u->in_w || s->out_c != u->out_c ||
+        s->out_h != u->out_h || s->out_w != u->out_w || s->k != u->k || s->stride != u->stride || s->pad != u->pad ||
+        s->bias != u->bias || s->nparam != u->nparam)
+      return 0;
+    /* the tensors the step reads: all of them but, in training mode, a BN's running statistics */
+    const int reads = s->op == NN_STEP_BN && train ? 2 : s->nparam;
+    for (int k = 0; k < reads; k++) {
+      const nn_tensor *ta = nn_net_step_tensor(a, i, k), *tb = nn_net_step_tensor(b, i, k);
+      if (ta->numel != tb->numel || memcmp(ta->data, tb->data, (size_t)ta->numel * sizeof(float))) return 0;
+    }
+  }
+  return 1;
+}
+
+nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forward_opts *o,
+                                nn_tensor **cellb_in, nn_error *err) {
+  return nn_net_forward_prefix_stem(net, x, NULL, o, cellb_in, err);
+}
+
+nn_status nn_net_forward_prefix_stem(nn_net *net, const nn_tensor *x, const nn_tensor *stem, const nn_forward_opts *o,
+                                     nn_tensor **cellb_in, nn_error *err) {
+  const nn_plan *pl = &net->plan;
+  const nn_plan_step *last = &pl->steps[pl->boundary - 1];
+  const int64_t T = pl->p.timesteps;
+  nn_status st;
+  *cellb_in = NULL;
+  if ((st = check_input(pl, x, err)) != NN_OK) return st;
   const int64_t S = x->shape[0], per = S * nn_plan_step_out_numel(last);
+  const int n = once_steps(pl);
+  if (stem && (n == 0 || stem->numel != S * nn_plan_step_out_numel(&pl->steps[n - 1])))
+    return nn_fail(err, NN_EINVAL, "forward: the given stem output does not fit this net and batch");
   nn_tensor *out = nn_tensor_new4(4, T, S, last->out_c, last->out_h * last->out_w, err);
   if (!out) return err ? err->code : NN_ENOMEM;
   int64_t shp[5] = {T, S, last->out_c, last->out_h, last->out_w};
@@ -925,9 +1002,9 @@ nn_status nn_net_forward_prefix(nn_net *net, const nn_tensor *x, const nn_forwar
     return st;
   }
   reset_stats(net, 0);
-  st = walk_init(&w, pl, 0, pl->boundary, 1, S, err);
-  val v0 = {x->data, 0, 0};
-  if (st == NN_OK) st = walk_steps(&r, &w, w.lo0, w.lo, &v0, err); /* the stem: once (docs/model.md) */
+  st = walk_init(&w, pl, 0, pl->boundary, 1, !stem, S, err);
+  val v0 = {stem ? stem->data : x->data, 0, 0};
+  if (st == NN_OK && !stem) st = walk_steps(&r, &w, w.lo0, w.lo, &v0, err); /* the stem: once (docs/model.md) */
   for (int t = 0; t < T && st == NN_OK; t++) {
     val v = v0;
     r.step = t;
@@ -981,7 +1058,7 @@ nn_status nn_net_forward_suffix(nn_net *net, const nn_tensor *cellb_in, const nn
     return st;
   }
   reset_stats(net, 1);
-  st = walk_init(&w, pl, 1, end, 0, S, err);
+  st = walk_init(&w, pl, 1, end, 0, 1, S, err);
   for (int t = 0; t < T && st == NN_OK; t++) {
     val v = {cellb_in->data + t * per, 0, 0};
     const float *y;

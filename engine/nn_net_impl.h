@@ -40,6 +40,24 @@ static inline nn_conv_geom nn_plan_step_geom(const nn_plan_step *s, int64_t n) {
  * normal param (through the store c when given; NULL draws directly), constants otherwise. */
 void nn_init_fill(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path, nn_tensor *t);
 
+/* The once steps (the stem: a conv and its BatchNorm on the input, run before the timestep
+ * loop) and their output, which every candidate of a search with the same stem weights computes
+ * alike on the same batch: nn_fitness_many computes it once per batch for such a group.
+ * - nn_net_forward_stem: the once steps alone on x; *out = their output (S x the last once
+ *   step's output), the same bits as the prefix computes.
+ * - nn_net_forward_prefix_stem: nn_net_forward_prefix reading stem (from nn_net_forward_stem of
+ *   a net for which nn_net_same_stem holds, on the same x) instead of running the once steps;
+ *   their BatchNorm's running statistics are then not updated (scoring restores them anyway).
+ *   stem NULL: nn_net_forward_prefix.
+ * - nn_net_same_stem: 1 when a and b's once steps compute the same map from the same input:
+ *   the same steps and geometry, and bit-identical tensors they read (weights, biases, BN
+ *   affine parameters; in eval mode, train = 0, also the running statistics). */
+nn_status nn_net_forward_stem(nn_net *net, const nn_tensor *x, const nn_forward_opts *o, nn_tensor **out,
+                              nn_error *err);
+nn_status nn_net_forward_prefix_stem(nn_net *net, const nn_tensor *x, const nn_tensor *stem, const nn_forward_opts *o,
+                                     nn_tensor **cellb_in, nn_error *err);
+int nn_net_same_stem(const nn_net *a, const nn_net *b, int train);
+
 /* Loads path into net where param i is stored under keys[i] (NULL: the net's own names); a
  * file tensor that is no key is an error unless extra(name) accepts it. A key with a
  * "<key>.exponent" scalar holds integer codes, w = code * 2^exponent (nn_interop.h). All or

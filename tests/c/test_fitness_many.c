@@ -11,6 +11,7 @@
 #include "neuronas/nn_fitness.h"
 #include "neuronas/nn_quant.h"
 #include "neuronas/nn_rng.h"
+#include "nn_net_impl.h"
 #include "nn_test.h"
 
 #define NNETS 7
@@ -173,9 +174,81 @@ static void many_errors(void) {
   nn_tensor_free(one);
 }
 
+/* Nets whose once steps (the stem: a conv and its BatchNorm) read the same tensors compute the
+ * same stem output: nn_fitness_many computes it once for them. Checked here: the prefix from a
+ * given stem output is the prefix that runs the stem (cell-B inputs bit for bit); nets that
+ * differ in any tensor the stem reads are told apart, those that differ elsewhere (cell A, the
+ * BN's running statistics in training mode) are not; and a list mixing such nets scores exactly
+ * as sequential calls do (a stem shared with the wrong nets changes their scores). */
+static void shared_stem(void) {
+  nn_error err;
+  enum { N = 6 };
+  nn_net *n[N] = {fm_qnet("120111", "101021", 3), fm_qnet("201120", "111111", 3), fm_qnet("120111", "101021", 4),
+                  fm_qnet("120111", "012012", 3), fm_qnet("222222", "210210", 3), fm_qnet("012012", "101010", 3)};
+  nn_tensor *x1 = rand_batch(10, 21), *x2 = rand_batch(10, 22);
+  const nn_tensor *b[2] = {x1, x2};
+  for (int i = 0; i < N; i++) CHECK(n[i] != NULL);
+  if (!n[0] || !n[N - 1]) return;
+  CHECK(!strcmp(n[0]->plan.steps[0].path, "stem.conv") && n[0]->plan.steps[1].op == NN_STEP_BN &&
+        n[0]->plan.steps[1].once && !n[0]->plan.steps[2].once);
+  /* n3: one stem weight moved by an ulp; n4: the stem BN's gamma; n5: its running mean only */
+  float *w3 = nn_tensor_data(nn_net_step_tensor(n[3], 0, 0));
+  w3[7] = nextafterf(w3[7], 1.0f);
+  nn_tensor_data(nn_net_step_tensor(n[4], 1, 0))[2] = 1.5f;
+  nn_tensor_data(nn_net_step_tensor(n[5], 1, 2))[0] = 0.25f;
+  CHECK(nn_net_same_stem(n[0], n[1], 1) && nn_net_same_stem(n[1], n[0], 0));
+  CHECK(!nn_net_same_stem(n[0], n[2], 1)); /* another seed */
+  CHECK(!nn_net_same_stem(n[0], n[3], 1) && !nn_net_same_stem(n[0], n[4], 1));
+  CHECK(nn_net_same_stem(n[0], n[5], 1) && !nn_net_same_stem(n[0], n[5], 0));
+  /* the prefix from a given stem output: the same cell-B inputs as running the stem */
+  nn_forward_opts fo = {.train = 1, .spikes_only = 1};
+  nn_tensor *stem = NULL, *want = NULL, *got = NULL;
+  CHECK(nn_net_forward_stem(n[1], x1, &fo, &stem, &err) == NN_OK);
+  CHECK(stem && nn_tensor_dim(stem, 0) == 10 && nn_tensor_numel(stem) == 10 * 16 * 28 * 28);
+  CHECK(nn_net_forward_prefix(n[0], x1, &fo, &want, &err) == NN_OK);
+  CHECK(nn_net_forward_prefix_stem(n[0], x1, stem, &fo, &got, &err) == NN_OK);
+  CHECK(want && got && want->numel == got->numel &&
+        !memcmp(want->data, got->data, (size_t)want->numel * sizeof(float)));
+  nn_tensor_free(got);
+  got = NULL;
+  /* the stem output is what the prefix reads: x2's, given with x1, gives x2's prefix */
+  nn_tensor *stem2 = NULL, *want2 = NULL;
+  CHECK(nn_net_forward_stem(n[1], x2, &fo, &stem2, &err) == NN_OK);
+  CHECK(nn_net_forward_prefix(n[0], x2, &fo, &want2, &err) == NN_OK);
+  CHECK(nn_net_forward_prefix_stem(n[0], x1, stem2, &fo, &got, &err) == NN_OK);
+  CHECK(want2 && got && !memcmp(want2->data, got->data, (size_t)want2->numel * sizeof(float)) &&
+        memcmp(want->data, got->data, (size_t)want->numel * sizeof(float)));
+  nn_tensor_free(got);
+  nn_tensor_free(stem2);
+  nn_tensor_free(want2);
+  got = NULL;
+  nn_tensor *half = rand_batch(5, 21);
+  CHECK(nn_net_forward_prefix_stem(n[0], half, stem, &fo, &got, &err) == NN_EINVAL && !got);
+  CHECK(strstr(err.msg, "stem output does not fit") != NULL);
+  /* a list of them: as sequential calls, for 1 and 2 threads, 1 and 2 repeats */
+  for (int threads = 1; threads <= 2; threads++)
+    for (int reps = 1; reps <= 2; reps++) {
+      double seq[N], many[N];
+      for (int i = 0; i < N; i++) CHECK(nn_fitness_eval(n[i], b, reps, NULL, &seq[i], NULL, &err) == NN_OK);
+      nn_fitness_many_opts mo = {threads, NULL};
+      CHECK(nn_fitness_many(n, N, b, reps, &mo, many, NULL, &err) == NN_OK);
+      CHECK(!memcmp(seq, many, sizeof seq));
+      for (int i = 0; i < N; i++) CHECK(isfinite(many[i]));
+    }
+  /* and the stem's running statistics are the net's own again afterwards */
+  CHECK(nn_tensor_data(nn_net_step_tensor(n[5], 1, 2))[0] == 0.25f);
+  nn_tensor_free(half);
+  nn_tensor_free(stem);
+  nn_tensor_free(want);
+  for (int i = 0; i < N; i++) nn_net_free(n[i]);
+  nn_tensor_free(x1);
+  nn_tensor_free(x2);
+}
+
 int main(void) {
   NN_TEST_RUN(many_equals_sequential);
   NN_TEST_RUN(many_equals_sequential_dense_batch64);
   NN_TEST_RUN(many_errors);
+  NN_TEST_RUN(shared_stem);
   return NN_TEST_END();
 }
