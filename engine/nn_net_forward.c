@@ -991,10 +991,10 @@ nn_status nn_net_forward_prefix_stem(nn_net *net, const nn_tensor *x, const nn_t
   const int n = once_steps(pl);
   if (stem && (n == 0 || stem->numel != S * nn_plan_step_out_numel(&pl->steps[n - 1])))
     return nn_fail(err, NN_EINVAL, "forward: the given stem output does not fit this net and batch");
-  nn_tensor *out = nn_tensor_new4(4, T, S, last->out_c, last->out_h * last->out_w, err);
+  /* every timestep's slot is written below (and the tensor freed if one is not) */
+  const int64_t shp[5] = {T, S, last->out_c, last->out_h, last->out_w};
+  nn_tensor *out = nn_tensor_new_unfilled(5, shp, err);
   if (!out) return err ? err->code : NN_ENOMEM;
-  int64_t shp[5] = {T, S, last->out_c, last->out_h, last->out_w};
-  nn_tensor_reshape(out, 5, shp, NULL);
   run r;
   walk w;
   if ((st = run_init(&r, net, o, S, err)) != NN_OK) {
