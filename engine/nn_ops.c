@@ -474,9 +474,9 @@ int64_t nn_conv2d_events_gathered(void) { return __atomic_load_n(&events_gathere
 
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g) {
 #if TR16
-  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32) && g->h >= 1 && g->w >= 1 &&
-      g->c >= 1)
-    return __builtin_cpu_supports("avx512f") != 0; /* events_1x1_narrow */
+  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32 || g->o % 64 == 0) && g->o > 0 &&
+      g->h >= 1 && g->w >= 1 && g->c >= 1)
+    return __builtin_cpu_supports("avx512f") != 0; /* events_1x1_narrow, events_gather (1x1) */
   return g->k == 3 && g->stride == 1 && g->pad == 1 && g->w >= 1 && g->w <= 62 && g->h >= 1 && g->c >= 1 &&
          (g->o % 64 == 0 || g->o == 32) && g->o > 0 && __builtin_cpu_supports("avx512f");
 #else
@@ -523,6 +523,26 @@ __attribute__((target("avx512f"))) static void gather_masks(const uint64_t *R, i
         const __mmask8 k = w - ow0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (w - ow0)) - 1);
         _mm512_mask_storeu_epi64(Mr + ow0, k, m);
       }
+    }
+  }
+}
+
+/* The 1x1 form (GATHER_CC1 = 63 input channels per chunk, bit 63 left free for the zero row):
+ * M[q * P + p] bit l = input channel 63 q + l fires at position p, for one sample's bits; a
+ * channel's row of P bits is walked spike by spike. */
+#define GATHER_CC1 63
+static void gather_masks_1x1(const uint64_t *bits, int64_t c, int64_t P, uint64_t *M) {
+  const int64_t nq = (c + GATHER_CC1 - 1) / GATHER_CC1;
+  memset(M, 0, (size_t)(nq * P) * sizeof *M);
+  for (int64_t ci = 0; ci < c; ci++) {
+    uint64_t *Mq = M + ci / GATHER_CC1 * P;
+    const uint64_t one = (uint64_t)1 << (ci % GATHER_CC1);
+    for (int64_t p0 = 0; p0 < P; p0 += 64) { /* bits ci * P + p0 .. + 63 */
+      const int64_t bit = ci * P + p0, wi = bit >> 6, sh = bit & 63, n = P - p0 < 64 ? P - p0 : 64;
+      uint64_t v = bits[wi] >> sh;
+      if (sh && sh + n > 64) v |= bits[wi + 1] << (64 - sh);
+      if (n < 64) v &= ((uint64_t)1 << n) - 1;
+      for (; v; v &= v - 1) Mq[p0 + __builtin_ctzll(v)] |= one;
     }
   }
 }
@@ -615,9 +635,11 @@ PACK_CLONES static int64_t count_bits(const uint64_t *w, int64_t n) {
 
 static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y, int stream,
                                nn_error *err) {
+  const int one = g->k == 1; /* a 1x1 conv: chunks of GATHER_CC1 channels, one tap each */
   const int64_t c = g->c, h = g->h, w = g->w, O = g->o, P = h * w, words = nn_spike_words(c * h * w);
-  const int64_t nq = (c + GATHER_CC - 1) / GATHER_CC, rows = GATHER_BAND / w > 0 ? GATHER_BAND / w : 1;
-  uint64_t *R = nn_scratch_get((size_t)(c * (h + 2)) * sizeof *R);
+  const int64_t cc = one ? GATHER_CC1 : GATHER_CC, taps = one ? 1 : 9;
+  const int64_t nq = (c + cc - 1) / cc, rows = GATHER_BAND / w > 0 ? GATHER_BAND / w : 1;
+  uint64_t *R = nn_scratch_get((size_t)(one ? 1 : c * (h + 2)) * sizeof *R);
   uint64_t *M = nn_scratch_get((size_t)(nq * P) * sizeof *M);
   float *acc = nn_scratch_get((size_t)(rows * w * 128) * sizeof *acc);
   float *wt = nn_scratch_get((size_t)(nq * 64 * O) * sizeof *wt);
@@ -630,16 +652,20 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
   for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
     ot = gather_tile(O, o0);
     for (int64_t q = 0; q < nq; q++) {
-      const int64_t nr = 9 * (c - q * GATHER_CC < GATHER_CC ? c - q * GATHER_CC : GATHER_CC);
+      const int64_t nr = taps * (c - q * cc < cc ? c - q * cc : cc);
       float *blk = wt + o0 * nq * 64 + q * 64 * ot;
       for (int64_t b = 0; b < nr; b++)
-        memcpy(blk + b * ot, wcl + (q * GATHER_CC * 9 + b) * O + o0, (size_t)ot * sizeof *wt);
+        memcpy(blk + b * ot, wcl + (q * cc * taps + b) * O + o0, (size_t)ot * sizeof *wt);
       memset(blk + nr * ot, 0, (size_t)((64 - nr) * ot) * sizeof *wt);
     }
   }
   for (int64_t j = 0; j < g->n; j++) {
-    gather_rows(bits + j * words, c, h, w, R);
-    gather_masks(R, c, h, w, M);
+    if (one) {
+      gather_masks_1x1(bits + j * words, c, P, M);
+    } else {
+      gather_rows(bits + j * words, c, h, w, R);
+      gather_masks(R, c, h, w, M);
+    }
     float *yj = y + j * O * P;
     for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
       ot = gather_tile(O, o0);
@@ -771,7 +797,7 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
 #if TR16
   const nn_events_kernel kernel = __atomic_load_n(&events_kernel, __ATOMIC_RELAXED);
   /* the narrow output-stationary kernels: faster than the scatter at every firing rate measured */
-  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && k == 1) {
+  if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && k == 1 && O <= 32) {
     events_1x1_narrow(g, bits, wcl, y);
     return NN_OK;
   }

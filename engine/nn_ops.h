@@ -73,7 +73,7 @@ typedef enum { NN_EVENTS_AUTO, NN_EVENTS_SCATTER, NN_EVENTS_GATHER } nn_events_k
 void nn_conv2d_events_set_kernel(nn_events_kernel k);
 /* 1 when an output-stationary kernel can run geometry g on this CPU (AVX-512): 3x3, stride 1,
  * pad 1, maps at most 62 wide, o a multiple of 64 or o = 32; or 1x1, stride 1, no padding,
- * o = 16 or 32. */
+ * o = 16 or 32 or a multiple of 64. */
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g);
 /* Samples computed by the output-stationary kernel since the process started (all threads). */
 int64_t nn_conv2d_events_gathered(void);

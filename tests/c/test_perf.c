@@ -517,19 +517,20 @@ static void pack_bit_identical(void) {
  * whose positions are not a multiple of its 8 lanes, and a whole band of exhausted masks (0 %);
  * their 1x1 convs the masked-add kernel: maps of fewer and more than 16 positions and not a
  * multiple of 16 (a channel's 16 bits then straddle two words), and 1x1 shapes it must not take
- * (stride 2, padding 1). */
+ * (stride 2, padding 1). The wide 1x1 convs (o a multiple of 64) take the output-stationary gather
+ * too, with 63 input channels per chunk (see the shapes below). */
 static int expect_gather(const nn_conv_geom *g) {
 #if defined(__x86_64__) && defined(__GNUC__)
   const int avx512 = __builtin_cpu_supports("avx512f") != 0;
 #else
   const int avx512 = 0;
 #endif
-  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32)) return avx512;
+  if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32 || g->o % 64 == 0)) return avx512;
   return avx512 && g->k == 3 && g->stride == 1 && g->pad == 1 && g->w <= 62 && (g->o % 64 == 0 || g->o == 32);
 }
 
 /* the narrow output-stationary kernels, taken at every firing rate */
-static int expect_always(const nn_conv_geom *g) { return expect_gather(g) && (g->o == 32 || g->k == 1); }
+static int expect_always(const nn_conv_geom *g) { return expect_gather(g) && g->o <= 32; }
 
 static void events_bit_identical(void) {
   static const nn_conv_geom G[] = {
@@ -555,6 +556,14 @@ static void events_bit_identical(void) {
       {1, 16, 9, 7, 16, 3, 1, 1},    {1, 32, 16, 16, 32, 3, 2, 1},  {1, 16, 6, 63, 32, 3, 1, 1},
       {1, 16, 5, 7, 16, 1, 1, 0},    {2, 3, 9, 9, 32, 1, 1, 0},     {1, 20, 1, 3, 16, 1, 1, 0},
       {1, 16, 8, 8, 32, 1, 2, 0},    {1, 16, 8, 8, 16, 1, 1, 1},
+      /* the wide 1x1 gather: 63-channel chunks (input channels below, at, just above and well
+       * above 63 and 126), one tile and several (o = 64, 128, 192, 256, 320), maps whose rows
+       * straddle words, one and several bands, positions not a multiple of 16, rows wider than
+       * the 3x3 gather's limit, and 1x1 shapes it must not take */
+      {2, 1, 5, 7, 64, 1, 1, 0},     {1, 62, 9, 9, 128, 1, 1, 0},   {2, 63, 8, 8, 64, 1, 1, 0},
+      {1, 64, 7, 5, 192, 1, 1, 0},   {1, 127, 4, 4, 256, 1, 1, 0},  {1, 130, 3, 11, 320, 1, 1, 0},
+      {1, 40, 17, 19, 128, 1, 1, 0}, {1, 9, 3, 100, 64, 1, 1, 0},   {1, 70, 16, 16, 256, 1, 1, 0},
+      {1, 20, 8, 8, 128, 1, 2, 0},   {1, 20, 8, 8, 128, 1, 1, 1},   {1, 20, 8, 8, 96, 1, 1, 0},
   };
   static const double rates[] = {0.0, 0.02, 0.1, 0.2, 0.3, 1.0};
   static const nn_events_kernel kernels[] = {NN_EVENTS_SCATTER, NN_EVENTS_GATHER, NN_EVENTS_AUTO};
