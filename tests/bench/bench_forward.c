@@ -8,7 +8,7 @@
  *   read back (nn_bn_forward_channels, then nn_lif_step_bits / nn_avgpool) against made and
  *   consumed a chunk at a time (nn_bn_terms_channels, then nn_bn_lif_bits / nn_bn_pool), on 2
  *   threads as the forward splits them (alternating, medians of 5); checks the same bits.
- *   --events: nn_conv2d_events alone on the paper cells' 3x3 shapes and on the SNASNet setting's
+ *   --events: nn_conv2d_events alone on the paper cells' 3x3 and 1x1 shapes and on the SNASNet setting's
  *   16- and 32-channel 3x3 and 1x1 shapes, the scatter band kernel against the output-stationary
  *   one in the same run (alternating, medians of 9).
  *   --linear: the classifier's Linear alone, the dense kernel against the sparse one at several
@@ -533,6 +533,8 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
       events_kernels("cell A: 128->128 3x3 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 3, 1, 1}, rates[k]);
       events_kernels("cell B: 256->256 3x3 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 3, 1, 1}, rates[k]);
+      events_kernels("cell A: 128->128 1x1 at 32x32", &(nn_conv_geom){64, 128, 32, 32, 128, 1, 1, 0}, rates[k]);
+      events_kernels("cell B: 256->256 1x1 at 16x16", &(nn_conv_geom){64, 256, 16, 16, 256, 1, 1, 0}, rates[k]);
     }
     /* SNASNet's scaled-down setting (16 channels): the narrow output-stationary kernels */
     printf("SNASNet setting's narrow convs, 32 samples (gather: the lockstep 3x3 / masked-add 1x1 kernels)\n");
