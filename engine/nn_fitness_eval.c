@@ -759,12 +759,12 @@ static void share_stems(many_net *m, size_t count, const nn_tensor *const *batch
                         int threads) {
   for (size_t i = 0; i < count; i++) {
     if (!runs_prefix(&m[i], repeats) || m[i].stem[0]) continue;
-    const nn_plan_step *s0 = &m[i].net->plan.steps[0];
+    const nn_plan_step *s0 = &m[i].net->plan.steps[0]; /* the stem's conv: the stem output's shape */
     const double bytes = (double)repeats * (double)S * (double)nn_plan_step_out_numel(s0) * sizeof(float);
-    size_t mates = 0;
-    for (size_t j = i + 1; j < count; j++)
-      mates += !m[j].stem[0] && runs_prefix(&m[j], repeats) && nn_net_same_stem(m[i].net, m[j].net, 1);
-    if (!mates || bytes > (double)STEM_SHARE_MAX_BYTES) continue;
+    if (bytes > (double)STEM_SHARE_MAX_BYTES) continue;
+    size_t j = i + 1; /* the first net that would share it, if any */
+    while (j < count && !(!m[j].stem[0] && runs_prefix(&m[j], repeats) && nn_net_same_stem(m[i].net, m[j].net, 1))) j++;
+    if (j == count) continue;
     nn_forward_opts fo;
     memset(&fo, 0, sizeof fo);
     fo.train = 1;
@@ -778,7 +778,7 @@ static void share_stems(many_net *m, size_t count, const nn_tensor *const *batch
     }
     m[i].d->forward_s += now_s() - t0;
     m[i].stem_owner = 1;
-    for (size_t j = i + 1; j < count; j++)
+    for (; j < count; j++)
       if (!m[j].stem[0] && runs_prefix(&m[j], repeats) && nn_net_same_stem(m[i].net, m[j].net, 1))
         for (int r = 0; r < repeats; r++) m[j].stem[r] = m[i].stem[r];
   }
