@@ -5,9 +5,13 @@
  *                                     cells: stage-2 style (fixed cell A) with and without the
  *                                     prefix cache, and stage-1 style (A = B, no reuse)
  *   bench_fitness cifar [candidates]  cifar100 preset, batch 256, T 5, 2 repeats, FxP8
- *   bench_fitness snas [candidates]   SNASNet's setting scaled down: cifar100 preset, 16 channels,
+ *   bench_fitness snas [candidates] [cells]
+ *                                     SNASNet's setting scaled down: cifar100 preset, 16 channels,
  *                                     batch 32, T 5, 1 repeat, random SNASNet backward cells, FxP32,
- *                                     in a search's steady state (weight store warm, lists of nets)
+ *                                     in a search's steady state (weight store warm, lists of nets);
+ *                                     with a file of cells (one SNASNet matrix per line, as
+ *                                     "0302 0030 3003 0000"), those cells in turn instead of random
+ *                                     ones: the cells PyTorch scored in the same run
  *   bench_fitness kernel              the popcount kernel alone at the three sizes
  *   bench_fitness paper [threads]     paper size: cifar100 preset (128 / 256 channels), batch 256,
  *                                     T 5, 2 repeats, FxP32, SNASNet's README cell at both
@@ -309,17 +313,61 @@ static void print_list(const char *what, int n, double w, double c, double tb) {
          what, n / w, 1e3 * w / n, 1e3 * c / n, 1e3 * tb / n, 1e3 * (w - tb) / n);
 }
 
-static void bench_snas(int n) {
+/* The cells of bench_snas: read from a file (one SNASNet matrix per line), else drawn */
+typedef struct snas_cells {
+  nn_cell *cell;
+  int count;
+} snas_cells;
+
+static int snas_cells_read(const char *path, snas_cells *sc) {
+  FILE *f = fopen(path, "r");
+  char line[256];
+  nn_error err;
+  if (!f) {
+    fprintf(stderr, "bench_fitness: cannot open the cells file %s\n", path);
+    return -1;
+  }
+  sc->cell = NULL, sc->count = 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    nn_cell *grown = realloc(sc->cell, (size_t)(sc->count + 1) * sizeof *grown);
+    if (!grown) break;
+    sc->cell = grown;
+    if (nn_cell_parse(line, NN_CELL_FORM_SNASNET, &sc->cell[sc->count], &err) != NN_OK) {
+      fprintf(stderr, "bench_fitness: %s, line %d: %s\n", path, sc->count + 1, err.msg);
+      fclose(f);
+      return -1;
+    }
+    sc->count++;
+  }
+  fclose(f);
+  if (sc->count == 0) fprintf(stderr, "bench_fitness: no cells in %s\n", path);
+  return sc->count > 0 ? 0 : -1;
+}
+
+/* candidate i's cell: the file's cells in turn, or the next random one */
+static nn_cell snas_cell(const snas_cells *sc, nn_rng *r, int i) {
+  return sc->count ? sc->cell[i % sc->count] : snasnet_cell(r);
+}
+
+static void bench_snas(int n, const char *cells_path) {
   nn_net_params p = nn_net_params_default();
   nn_error err;
+  snas_cells cells = {NULL, 0};
+  if (cells_path && snas_cells_read(cells_path, &cells) != 0) exit(2);
   nn_net_params_preset(&p, "cifar100", &err);
   p.channels = 16;
   nn_tensor *x = cifar_batch(32, 5);
   const nn_tensor *b[1] = {x};
   nn_rng r = nn_rng_seed(44);
   totals t = {0}, u = {0};
-  printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, random "
-         "SNASNet backward cells, FxP32, %d candidates (PyTorch: scripts/bench-fitness with SNASNET_DIR)\n", n);
+  if (cells.count)
+    printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, the %d SNASNet "
+           "backward cells of %s in turn, FxP32, %d candidates\n", cells.count, cells_path, n);
+  else
+    printf("SNASNet setting: cifar100 preset with 16 channels, batch 32, T=5, 1 repeat, random "
+           "SNASNet backward cells, FxP32, %d candidates (PyTorch: scripts/bench-fitness with SNASNET_DIR)\n", n);
   print_conditions();
   double tick0, steal0;
   cpu_ticks(&tick0, &steal0);
@@ -340,7 +388,7 @@ static void bench_snas(int n) {
   printf("  weight store warm-up, once per search: %.0f ms (40 builds, %lld tensors drawn, %.1f MB)\n",
          1e3 * (now_s() - w0), (long long)ws.misses, (double)ws.bytes / 1048576.0);
   for (int i = 0; i < n; i++) {
-    p.cell_a = p.cell_b = snasnet_cell(&r);
+    p.cell_a = p.cell_b = snas_cell(&cells, &r, i);
     candidate_ic(&p, 32, b, 1, NULL, ic, &t);
   }
   print_totals("SNASNet scaled-down search", &t);
@@ -352,7 +400,7 @@ static void bench_snas(int n) {
   r = nn_rng_seed(44);
   g_threads = 2;
   for (int i = 0; i < n; i++) {
-    p.cell_a = p.cell_b = snasnet_cell(&r);
+    p.cell_a = p.cell_b = snas_cell(&cells, &r, i);
     candidate_ic(&p, 32, b, 1, NULL, ic, &t2);
   }
   g_threads = 0;
@@ -361,7 +409,7 @@ static void bench_snas(int n) {
          t2.score_sum == t.score_sum ? "yes (sums bit-identical)" : "NO");
   r = nn_rng_seed(44);
   for (int i = 0; i < n; i++) {
-    p.cell_a = p.cell_b = snasnet_cell(&r);
+    p.cell_a = p.cell_b = snas_cell(&cells, &r, i);
     candidate(&p, 32, b, 1, NULL, &u);
   }
   print_totals("  same, without the weight store", &u);
@@ -380,7 +428,7 @@ static void bench_snas(int n) {
     r = nn_rng_seed(44);
     double t0 = now_s(), c0 = cpu_s();
     for (int i = 0; i < n; i++) {
-      p.cell_a = p.cell_b = snasnet_cell(&r);
+      p.cell_a = p.cell_b = snas_cell(&cells, &r, i);
       if (!(nets[i] = nn_net_new_cached(&p, ic, &err))) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return;
@@ -405,6 +453,7 @@ static void bench_snas(int n) {
   free(nets), free(sc);
   nn_init_cache_free(ic);
   nn_tensor_free(x);
+  free(cells.cell);
 }
 
 static void bench_kernel(void) {
@@ -648,12 +697,12 @@ int main(int argc, char **argv) {
   int n = argc > 2 ? atoi(argv[2]) : 0;
   if (!strcmp(what, "fm")) bench_fm(n > 0 ? n : 40);
   else if (!strcmp(what, "cifar")) bench_cifar(n > 0 ? n : 1);
-  else if (!strcmp(what, "snas")) bench_snas(n > 0 ? n : 40);
+  else if (!strcmp(what, "snas")) bench_snas(n > 0 ? n : 40, argc > 3 ? argv[3] : NULL);
   else if (!strcmp(what, "kernel")) bench_kernel();
   else if (!strcmp(what, "many")) bench_many(n > 0 ? n : 40);
   else if (!strcmp(what, "paper")) bench_paper(n > 1 ? n : 2);
   else {
-    fprintf(stderr, "usage: bench_fitness fm|cifar|snas|kernel|many [candidates] | paper [threads]\n");
+    fprintf(stderr, "usage: bench_fitness fm|cifar|kernel|many [candidates] | snas [candidates [cells-file]] | paper [threads]\n");
     return 2;
   }
   return 0;
