@@ -416,8 +416,7 @@ static void bench_snas(int n, const char *cells_path) {
   printf("  same scores with and without the store: %s\n",
          t.score_sum == u.score_sum ? "yes (sums bit-identical)" : "NO");
   /* throughput on the machine's 2 cores, as the search scores (nn_fitness_many, one candidate
-   * per thread; PyTorch's best here is one thread per candidate, scripts/bench-fitness): the
-   * search builds a list of nets on one thread, scores them together and frees them, list after
+   * per thread; PyTorch's figures for the same cells: scripts/bench-fitness): the search builds a list of nets on one thread, scores them together and frees them, list after
    * list. The first lists fault in fresh pages for the nets' weights (8 MB each for the
    * classifier) until malloc keeps that memory; the steady state is the third list's figure,
    * and the first list's is printed too. */
