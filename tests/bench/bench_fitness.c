@@ -332,7 +332,11 @@ static int snas_cells_read(const char *path, snas_cells *sc) {
     line[strcspn(line, "\r\n")] = 0;
     if (!line[0]) continue;
     nn_cell *grown = realloc(sc->cell, (size_t)(sc->count + 1) * sizeof *grown);
-    if (!grown) break;
+    if (!grown) {
+      fprintf(stderr, "bench_fitness: out of memory reading %s\n", path);
+      fclose(f);
+      return -1;
+    }
     sc->cell = grown;
     if (nn_cell_parse(line, NN_CELL_FORM_SNASNET, &sc->cell[sc->count], &err) != NN_OK) {
       fprintf(stderr, "bench_fitness: %s, line %d: %s\n", path, sc->count + 1, err.msg);
