@@ -1,21 +1,46 @@
 -- scripts/bench-fitness-paper.lua: the estimated wall time of a whole two-stage search at paper
 -- size (docs/performance.md, "Fitness at paper size"), from per-candidate times measured by
--- `bench_fitness paper`. Run by scripts/bench-fitness --paper:
---   neuronas run scripts/bench-fitness-paper.lua STAGE1_S STAGE2_S [BITS]
+-- `bench_fitness paper` and `bench_fitness paper-space`. Run by scripts/bench-fitness --paper:
+--   neuronas run scripts/bench-fitness-paper.lua STAGE1_S STAGE2_S [BITS [SPACE_FILE]]
 -- Stage 1 scores (c, c) for every cell c of the 729 that fits the memory budget; stage 2 scores
 -- (A*, c) for every c meeting the whole budget (README, "The search"); skipped candidates are costed
 -- with the closed-form hardware model only, which takes microseconds. In the neuronas space a
 -- candidate's costs depend only on how many conv3x3 edges each cell has (skip and avgpool have
 -- no weights), so 7 x 7 nets of the cifar100 preset decide every candidate; A* is not known
 -- before stage 1 has scored, so stage 2 is given for every possible count of convs in A*.
+-- SPACE_FILE holds `bench_fitness paper-space` output: the seconds of a stage-1 and a stage-2
+-- candidate for each count of conv3x3 edges per cell ("paper.s1_n<k>=", "paper.s2_n<k>="); with
+-- it every candidate is timed by its cell's count, and STAGE1_S / STAGE2_S (SNASNet's README
+-- cell, five convs in each cell) give an upper bound.
 local nn = require("neuronas")
 local app = require("neuronas.app")
 
 local args = { ... }
 local t1, t2, bits = tonumber(args[1]), tonumber(args[2]), tonumber(args[3] or "8")
 if not t1 or not t2 or not bits then
-  io.stderr:write("usage: neuronas run scripts/bench-fitness-paper.lua STAGE1_S STAGE2_S [BITS]\n")
+  io.stderr:write("usage: neuronas run scripts/bench-fitness-paper.lua STAGE1_S STAGE2_S [BITS [SPACE_FILE]]\n")
   os.exit(2)
+end
+-- per conv3x3 count: s1[n], s2[n] seconds, from SPACE_FILE
+local s1t, s2t
+if args[4] then
+  local f, why = io.open(args[4])
+  if not f then
+    io.stderr:write("bench-fitness-paper.lua: " .. why .. "\n")
+    os.exit(2)
+  end
+  s1t, s2t = {}, {}
+  for line in f:lines() do
+    local st, n, v = line:match("^paper%.s([12])_n(%d)=([%d.]+)$")
+    if st then (st == "1" and s1t or s2t)[tonumber(n)] = tonumber(v) end
+  end
+  f:close()
+  for n = 0, 6 do
+    if not s1t[n] or not s2t[n] then
+      io.stderr:write(string.format("bench-fitness-paper.lua: %s has no paper.s1_n%d / paper.s2_n%d line\n", args[4], n, n))
+      os.exit(2)
+    end
+  end
 end
 
 local limits = app.default_limits("cifar100")
@@ -70,7 +95,31 @@ for na = 0, 6 do
 end
 lo, hi = lo or 0, hi or 0
 local function hours(s) return s / 3600 end
-print(string.format("estimated two-stage search: %.1f h (stage 1: %d x %.2f s) + %.1f-%.1f h (stage 2: %d-%d x %.2f s) "
-  .. "= %.1f-%.1f h wall", hours(s1 * t1), s1, t1, hours(lo * t2), hours(hi * t2), lo, hi, t2,
+local bound = s1t and "upper bound, every candidate as the README cell" or "estimated two-stage search"
+print(string.format("%s: %.1f h (stage 1: %d x %.2f s) + %.1f-%.1f h (stage 2: %d-%d x %.2f s) "
+  .. "= %.1f-%.1f h wall", bound, hours(s1 * t1), s1, t1, hours(lo * t2), hours(hi * t2), lo, hi, t2,
   hours(s1 * t1 + lo * t2), hours(s1 * t1 + hi * t2)))
-print(string.format("paper.search_h=%.2f-%.2f", hours(s1 * t1 + lo * t2), hours(s1 * t1 + hi * t2)))
+if s1t then
+  -- every candidate timed by its cells' conv3x3 counts
+  local w1 = 0
+  for n = 0, 6 do
+    if fits_mem[n][n] then w1 = w1 + count[n] * s1t[n] end
+  end
+  local w2lo, w2hi
+  for na = 0, 6 do
+    if fits_mem[na][na] then
+      local w2 = 0
+      for nb = 0, 6 do
+        if fits_all[na][nb] then w2 = w2 + count[nb] * s2t[nb] end
+      end
+      w2lo, w2hi = math.min(w2lo or w2, w2), math.max(w2hi or w2, w2)
+    end
+  end
+  w2lo, w2hi = w2lo or 0, w2hi or 0
+  print(string.format("estimated two-stage search, each candidate timed by its cells' conv3x3 count: %.1f h (stage 1: "
+    .. "%d candidates, %.2f s mean) + %.1f-%.1f h (stage 2) = %.1f-%.1f h wall", hours(w1), s1, s1 > 0 and w1 / s1 or 0,
+    hours(w2lo), hours(w2hi), hours(w1 + w2lo), hours(w1 + w2hi)))
+  print(string.format("paper.search_h=%.2f-%.2f", hours(w1 + w2lo), hours(w1 + w2hi)))
+else
+  print(string.format("paper.search_h=%.2f-%.2f", hours(s1 * t1 + lo * t2), hours(s1 * t1 + hi * t2)))
+end

@@ -18,7 +18,11 @@
  *                                     positions: one candidate on 1 and on `threads` (default 2)
  *                                     threads, stage 2 through the prefix cache, each in a child
  *                                     process whose peak RSS is printed; "paper.*" lines are read
- *                                     by scripts/bench-fitness --paper */
+ *                                     by scripts/bench-fitness --paper
+ *   bench_fitness paper-space [threads]
+ *                                     paper size, the neuronas space: seconds per candidate by
+ *                                     conv3x3 edges per cell, stage 1 and stage 2, for the
+ *                                     two-stage search estimate ("paper.s1_n*", "paper.s2_n*") */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,6 +699,73 @@ static void bench_paper(int threads) {
          busy ? "calling-thread CPU (machine busy)" : "wall");
 }
 
+/* The neuronas space at paper size, by conv3x3 count, for the search estimate
+ * (scripts/bench-fitness-paper.lua): a candidate's costs depend on how many of a cell's six edges
+ * are conv3x3 (the others are skip or avgpool3x3), and so, nearly, does its scoring time. For
+ * each count n the cell "n conv3x3, then skip and avgpool3x3 in turn" is scored as a search
+ * scores its candidates after the first (FxP8 as the search's default, built from a warm weight
+ * store, keep_memory, `threads` threads): stage 1 at both positions, stage 2 as cell B after a
+ * fixed cell A whose prefix the cache holds. Prints "paper.s1_n<k>" and "paper.s2_n<k>" seconds:
+ * wall, or the calling thread's CPU where the wall exceeds it by 20 % (a busy machine). */
+static void bench_paper_space(int threads) {
+  static const char *fixed_a = "conv3x3 skip avgpool3x3 conv3x3 skip avgpool3x3"; /* stage 2's A */
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  nn_net_params_preset(&p, "cifar100", &err);
+  nn_tensor *x1 = cifar_batch(256, 1), *x2 = cifar_batch(256, 2);
+  const nn_tensor *b[2] = {x1, x2};
+  nn_fitness_cache_params cp = nn_fitness_cache_params_default();
+  nn_fitness_cache *cache = nn_fitness_cache_new(&cp, &err);
+  nn_init_cache *ic = nn_init_cache_new(INT64_C(1) << 31, &err);
+  nn_quant_params qp = nn_quant_params_default();
+  qp.bits = 8;
+  nn_cell cells[7], a;
+  int ok = cache && ic && nn_cell_parse(fixed_a, NN_CELL_FORM_NAMES, &a, &err) == NN_OK;
+  for (int n = 0; n <= 6 && ok; n++) {
+    char text[128] = "";
+    for (int e = 0, rest = 0; e < 6; e++) {
+      strcat(text, e < n ? "conv3x3" : rest++ % 2 ? "avgpool3x3" : "skip");
+      if (e < 5) strcat(text, " ");
+    }
+    ok = nn_cell_parse(text, NN_CELL_FORM_NAMES, &cells[n], &err) == NN_OK;
+  }
+  /* every layer drawn once, as stage 1 does early; then one untimed candidate, whose pass
+   * buffers the timed ones reuse */
+  for (int n = 0; n <= 6 && ok; n++) {
+    nn_net *net;
+    p.cell_a = p.cell_b = cells[n];
+    ok = (net = nn_net_new_cached(&p, ic, &err)) != NULL;
+    nn_net_free(net);
+  }
+  printf("paper size, the neuronas space by conv3x3 edges per cell (cifar100 preset, batch 256, T=5, 2 repeats, "
+         "FxP8, %d threads; each count's cell: n conv3x3, then skip and avgpool3x3 in turn; stage 2: A = %s from "
+         "the prefix cache)\n", threads, fixed_a);
+  for (int stage = 0; stage <= 2 && ok; stage++) {
+    /* stage 0: the untimed first candidate; stage 2 starts by filling the cache with (A, A) */
+    for (int n = stage == 0 ? 6 : stage == 2 ? -1 : 0; n <= 6 && ok; n++) {
+      nn_fitness_opts o = {.cache = stage == 2 ? cache : NULL, .threads = threads, .keep_memory = 1};
+      nn_fitness_diag d;
+      double score, t0 = now_s(), m0 = thread_cpu_s();
+      p.cell_a = stage == 2 ? a : cells[n < 0 ? 0 : n];
+      p.cell_b = n < 0 ? a : cells[n];
+      nn_net *net = nn_net_new_cached(&p, ic, &err), *q = net ? nn_quant_net(&qp, net, NULL, &err) : NULL;
+      ok = q && nn_fitness_eval(q, b, 2, &o, &score, &d, &err) == NN_OK;
+      const double wall = now_s() - t0, main = thread_cpu_s() - m0;
+      nn_net_free(q), nn_net_free(net);
+      if (!ok || stage == 0 || n < 0) continue;
+      printf("  stage %d, %d conv3x3 per cell: %6.2f s wall, %6.2f s caller%s\n", stage, n, wall, main,
+             stage == 2 ? (d.cache_hits ? " (prefix from the cache)" : " (NO prefix hit)") : "");
+      printf("paper.s%d_n%d=%.3f\n", stage, n, wall > 1.2 * main ? main : wall);
+    }
+  }
+  if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
+  nn_fitness_release_memory();
+  nn_fitness_cache_free(cache);
+  nn_init_cache_free(ic);
+  nn_tensor_free(x1);
+  nn_tensor_free(x2);
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "fm";
   int n = argc > 2 ? atoi(argv[2]) : 0;
@@ -704,8 +775,10 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "kernel")) bench_kernel();
   else if (!strcmp(what, "many")) bench_many(n > 0 ? n : 40);
   else if (!strcmp(what, "paper")) bench_paper(n > 1 ? n : 2);
+  else if (!strcmp(what, "paper-space")) bench_paper_space(n > 0 ? n : 2);
   else {
-    fprintf(stderr, "usage: bench_fitness fm|cifar|kernel|many [candidates] | snas [candidates [cells-file]] | paper [threads]\n");
+    fprintf(stderr, "usage: bench_fitness fm|cifar|kernel|many [candidates] | snas [candidates [cells-file]] | "
+                    "paper [threads] | paper-space [threads]\n");
     return 2;
   }
   return 0;
