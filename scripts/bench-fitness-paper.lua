@@ -75,25 +75,48 @@ for na = 0, 6 do
   end
 end
 
-local s1 = 0
-for n = 0, 6 do
-  if fits_mem[n][n] then s1 = s1 + count[n] end
+-- per-count weights w[0..6] (1 for a count of candidates, seconds for a time) summed over the
+-- candidates each stage scores: stage 1 every (c, c) within the memory budget; stage 2, for an A*
+-- with na conv3x3 edges, every (A*, c) meeting the whole budget; range: stage 2's least and most
+-- over the A* that stage 1 can score
+local function stage1(w)
+  local sum = 0
+  for n = 0, 6 do
+    if fits_mem[n][n] then sum = sum + count[n] * w[n] end
+  end
+  return sum
 end
+local function stage2(na, w)
+  local sum = 0
+  for nb = 0, 6 do
+    if fits_all[na][nb] then sum = sum + count[nb] * w[nb] end
+  end
+  return sum
+end
+local function range(w)
+  local lo, hi
+  for na = 0, 6 do
+    if fits_mem[na][na] then
+      local sum = stage2(na, w)
+      lo, hi = math.min(lo or sum, sum), math.max(hi or sum, sum)
+    end
+  end
+  return lo or 0, hi or 0
+end
+local ones = {}
+for n = 0, 6 do ones[n] = 1 end
+
+local s1 = stage1(ones)
 print(string.format("budget (cifar100 preset, FxP%d): memory %g params, area %g mm^2, latency %g ms, energy %g uJ",
   bits, limits.memory, limits.area, limits.latency, limits.energy))
 print(string.format("stage 1: %d of 729 candidates fit the memory budget and are scored", s1))
-local lo, hi
 for na = 0, 6 do
   if fits_mem[na][na] then
-    local s2 = 0
-    for nb = 0, 6 do
-      if fits_all[na][nb] then s2 = s2 + count[nb] end
-    end
-    print(string.format("stage 2 with %d conv3x3 edge(s) in A*: %d of 729 candidates meet the whole budget", na, s2))
-    lo, hi = math.min(lo or s2, s2), math.max(hi or s2, s2)
+    print(string.format("stage 2 with %d conv3x3 edge(s) in A*: %d of 729 candidates meet the whole budget", na,
+      stage2(na, ones)))
   end
 end
-lo, hi = lo or 0, hi or 0
+local lo, hi = range(ones)
 local function hours(s) return s / 3600 end
 local bound = s1t and "upper bound, every candidate as the README cell" or "estimated two-stage search"
 print(string.format("%s: %.1f h (stage 1: %d x %.2f s) + %.1f-%.1f h (stage 2: %d-%d x %.2f s) "
@@ -101,21 +124,8 @@ print(string.format("%s: %.1f h (stage 1: %d x %.2f s) + %.1f-%.1f h (stage 2: %
   hours(s1 * t1 + lo * t2), hours(s1 * t1 + hi * t2)))
 if s1t then
   -- every candidate timed by its cells' conv3x3 counts
-  local w1 = 0
-  for n = 0, 6 do
-    if fits_mem[n][n] then w1 = w1 + count[n] * s1t[n] end
-  end
-  local w2lo, w2hi
-  for na = 0, 6 do
-    if fits_mem[na][na] then
-      local w2 = 0
-      for nb = 0, 6 do
-        if fits_all[na][nb] then w2 = w2 + count[nb] * s2t[nb] end
-      end
-      w2lo, w2hi = math.min(w2lo or w2, w2), math.max(w2hi or w2, w2)
-    end
-  end
-  w2lo, w2hi = w2lo or 0, w2hi or 0
+  local w1 = stage1(s1t)
+  local w2lo, w2hi = range(s2t)
   print(string.format("estimated two-stage search, each candidate timed by its cells' conv3x3 count: %.1f h (stage 1: "
     .. "%d candidates, %.2f s mean) + %.1f-%.1f h (stage 2) = %.1f-%.1f h wall", hours(w1), s1, s1 > 0 and w1 / s1 or 0,
     hours(w2lo), hours(w2hi), hours(w1 + w2lo), hours(w1 + w2hi)))
