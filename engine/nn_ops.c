@@ -2,6 +2,7 @@
  * Layouts and ownership: see nn_ops.h. */
 #include "nn_ops.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -474,6 +475,13 @@ void nn_conv2d_events_set_kernel(nn_events_kernel k) { __atomic_store_n(&events_
 
 int64_t nn_conv2d_events_gathered(void) { return __atomic_load_n(&events_gathered, __ATOMIC_RELAXED); }
 
+static int64_t events_integer;
+static int events_int_off;
+
+int64_t nn_conv2d_events_integer(void) { return __atomic_load_n(&events_integer, __ATOMIC_RELAXED); }
+
+void nn_conv2d_events_set_integer(int on) { __atomic_store_n(&events_int_off, !on, __ATOMIC_RELAXED); }
+
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g) {
 #if TR16
   if (g->k == 1 && g->stride == 1 && g->pad == 0 && (g->o == 16 || g->o == 32 || g->o % 64 == 0) && g->o > 0 &&
@@ -601,6 +609,111 @@ static void gather_masks_1x1(const uint64_t *bits, int64_t c, int64_t P, uint64_
 GATHER_FN(gather_tile64, 4)
 GATHER_FN(gather_tile128, 8)
 
+/* The same sums in integers, where they are exact. A search scores FxP-n nets whose weights are
+ * k u with u = 2^-f and |k| <= 2^(n-1): for n <= 8, every weight of a conv is an integer multiple
+ * of one power of two U (the smallest at or above max|w| / 128) with |k| <= 128. A partial sum of
+ * such weights is then a multiple of U of magnitude at most c * taps * 128 U, below 2^24 U for
+ * c * taps * 128 < 2^24, so every float addition of the scatter's order is exact: the float sum is
+ * the exact sum, whatever the order, and equals (float)K * U for the integer sum K of the k's
+ * (|K| < 2^24: the conversion is exact; U >= FLT_MIN: so is the product, and a zero sum is +0.0f,
+ * as the float sum from +0.0f is). gather_int_unit finds U and checks the conditions;
+ * gather_int_pack writes the k's as int16 in the float kernel's layout, or reports a weight
+ * that is not such a multiple. The kernels add int16 k's in registers over GATHER_INT_GROUP
+ * chunks (at most 4 x 63 terms of |k| <= 128: 32256, within int16), then widen into int32 sums
+ * kept between groups: half the loads and adds of the float kernel per term, 1.5-1.6x its rate
+ * on one core (128 -> 128 channels, 5-30 % firing; docs/performance.md, "Thirteenth round"). */
+#define GATHER_INT_GROUP 4
+#define GATHER_INT_KMAX 128
+
+/* U (above) for the n weights of a conv with c * taps rows, or 0 where the integer sums do not
+ * apply (a weight too large, too small or not finite, or rows too many) */
+static float gather_int_unit(const float *wcl, int64_t n, int64_t rows) {
+  if (rows * GATHER_INT_KMAX >= (INT64_C(1) << 24)) return 0;
+  float max = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const float a = fabsf(wcl[i]);
+    max = a > max ? a : max; /* a NaN is not taken; the packing check rejects it */
+  }
+  if (max == 0) return 1;       /* all zero: every sum is +0.0f */
+  if (!(max <= 0x1p100f)) return 0;
+  int e;
+  const float f = frexpf(max / GATHER_INT_KMAX, &e); /* max / 128 = f 2^e, f in [0.5, 1) */
+  const float unit = ldexpf(1.0f, f == 0.5f ? e - 1 : e);
+  return unit >= FLT_MIN ? unit : 0;
+}
+
+/* k = w / unit into dst (the same positions as src, n values); 0 when one is not an integer */
+static int gather_int_pack(const float *src, int64_t n, float inv, int16_t *dst) {
+  int ok = 1;
+  for (int64_t i = 0; i < n; i++) {
+    const float x = src[i] * inv; /* exact: a power-of-two scaling */
+    const int in = x >= -GATHER_INT_KMAX && x <= GATHER_INT_KMAX; /* not a NaN */
+    const int32_t k = in ? (int32_t)x : 0;
+    ok &= in & ((float)k == x);
+    dst[i] = (int16_t)k;
+  }
+  return ok;
+}
+
+/* Outputs [p0, p1) of one tile of NV * 32 channels, as GATHER_FN but in integers: acc holds int32
+ * sums (32-bit lanes, the float kernel's layout); walking two outputs in lockstep, row 63 of each
+ * chunk is zero as above. */
+#define GATHER_INT_FN(NAME, NV)                                                                            \
+  __attribute__((target("avx512f,avx512bw,popcnt"))) static void NAME(                                    \
+      const uint64_t *M, int64_t P, int64_t nq, const int16_t *wt, int64_t p0, int64_t p1, void *accv) {  \
+    int32_t *acc = accv;                                                                                   \
+    for (int64_t q0 = 0; q0 < nq; q0 += GATHER_INT_GROUP) {                                                \
+      const int64_t q1 = q0 + GATHER_INT_GROUP < nq ? q0 + GATHER_INT_GROUP : nq;                          \
+      for (int64_t p = p0; p < p1; p += 2) {                                                               \
+        const int two = p + 1 < p1;                                                                        \
+        __m512i a[NV], b[NV];                                                                              \
+        for (int i = 0; i < NV; i++) a[i] = b[i] = _mm512_setzero_si512();                                 \
+        int any = 0;                                                                                       \
+        for (int64_t q = q0; q < q1; q++) {                                                                \
+          uint64_t ma = M[q * P + p], mb = two ? M[q * P + p + 1] : 0;                                     \
+          if (!(ma | mb)) continue;                                                                        \
+          any = 1;                                                                                         \
+          const int16_t *wq = wt + q * 64 * (NV * 32);                                                     \
+          const int ca = __builtin_popcountll(ma), cb = __builtin_popcountll(mb);                          \
+          for (int t = 0, steps = ca > cb ? ca : cb; t < steps; t++) {                                     \
+            const int16_t *wa = wq + (int64_t)__builtin_ctzll(ma | (uint64_t)1 << 63) * (NV * 32);         \
+            const int16_t *wb = wq + (int64_t)__builtin_ctzll(mb | (uint64_t)1 << 63) * (NV * 32);         \
+            ma &= ma - 1, mb &= mb - 1;                                                                    \
+            for (int i = 0; i < NV; i++) {                                                                 \
+              a[i] = _mm512_add_epi16(a[i], _mm512_loadu_si512(wa + 32 * i));                             \
+              b[i] = _mm512_add_epi16(b[i], _mm512_loadu_si512(wb + 32 * i));                              \
+            }                                                                                              \
+          }                                                                                                \
+        }                                                                                                  \
+        if (q0 && !any) continue;                                                                          \
+        for (int o = 0; o < 1 + two; o++) {                                                                \
+          int32_t *ap = acc + (p + o - p0) * (NV * 32);                                                    \
+          for (int i = 0; i < NV; i++) {                                                                   \
+            const __m512i v = o ? b[i] : a[i];                                                             \
+            __m512i lo = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(v));                                 \
+            __m512i hi = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(v, 1));                           \
+            if (q0) {                                                                                      \
+              lo = _mm512_add_epi32(lo, _mm512_loadu_si512(ap + 32 * i));                                  \
+              hi = _mm512_add_epi32(hi, _mm512_loadu_si512(ap + 32 * i + 16));                             \
+            }                                                                                              \
+            _mm512_storeu_si512(ap + 32 * i, lo);                                                          \
+            _mm512_storeu_si512(ap + 32 * i + 16, hi);                                                     \
+          }                                                                                                \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+  }
+GATHER_INT_FN(gather_int64, 2)
+GATHER_INT_FN(gather_int128, 4)
+
+/* acc[0 .. n): int32 sums -> their floats times unit, in place (exact, see above) */
+__attribute__((target("avx512f"))) static void gather_int_floats(void *acc, int64_t n, float unit) {
+  const __m512 u = _mm512_set1_ps(unit);
+  char *p = acc;
+  for (int64_t i = 0; i < n; i += 16)
+    _mm512_storeu_ps((float *)(p + 4 * i), _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(p + 4 * i)), u));
+}
+
 /* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64);
  * o = 32 is one tile of 32 (gather_narrow32). */
 static int64_t gather_tile(int64_t O, int64_t o0) { return O == 32 ? 32 : O - o0 >= 128 ? 128 : 64; }
@@ -649,17 +762,32 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
     nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
     return nn_fail(err, NN_ENOMEM, "conv2d_events: out of memory");
   }
-  /* wt[o0 * nq * 64 + (q * 64 + b) * OT + i] = wcl[(q * GATHER_CC * 9 + b) * O + o0 + i] for the
-   * chunk's rows b, 0 for the others (row 63, and those of channels past c in the last chunk) */
-  for (int64_t o0 = 0, ot; o0 < O; o0 += ot) {
-    ot = gather_tile(O, o0);
-    for (int64_t q = 0; q < nq; q++) {
-      const int64_t nr = taps * (c - q * cc < cc ? c - q * cc : cc);
-      float *blk = wt + o0 * nq * 64 + q * 64 * ot;
-      for (int64_t b = 0; b < nr; b++)
-        memcpy(blk + b * ot, wcl + (q * cc * taps + b) * O + o0, (size_t)ot * sizeof *wt);
-      memset(blk + nr * ot, 0, (size_t)((64 - nr) * ot) * sizeof *wt);
+  /* the integer sums where they are exact (O = 32 keeps its own kernel): int16 k's in the
+   * first half of wt's bytes, else floats. wt[o0 * nq * 64 + (q * 64 + b) * OT + i] =
+   * wcl[(q * cc * taps + b) * O + o0 + i] for the chunk's rows b, 0 for the others (row 63,
+   * and those of channels past c in the last chunk). */
+  float unit = O % 64 == 0 && !__atomic_load_n(&events_int_off, __ATOMIC_RELAXED) &&
+                       __builtin_cpu_supports("avx512bw")
+                   ? gather_int_unit(wcl, c * taps * O, c * taps)
+                   : 0;
+  int16_t *wt16 = (int16_t *)(void *)wt;
+  for (int pass = unit > 0 ? 0 : 1; pass < 2; pass++) { /* pass 0: integers; 1: floats */
+    int ok = 1;
+    for (int64_t o0 = 0, ot; o0 < O && ok; o0 += ot) {
+      ot = gather_tile(O, o0);
+      for (int64_t q = 0; q < nq && ok; q++) {
+        const int64_t nr = taps * (c - q * cc < cc ? c - q * cc : cc), at = o0 * nq * 64 + q * 64 * ot;
+        for (int64_t b = 0; b < nr && ok; b++) {
+          const float *src = wcl + (q * cc * taps + b) * O + o0;
+          if (pass) memcpy(wt + at + b * ot, src, (size_t)ot * sizeof *wt);
+          else ok = gather_int_pack(src, ot, 1.0f / unit, wt16 + at + b * ot);
+        }
+        if (pass) memset(wt + at + nr * ot, 0, (size_t)((64 - nr) * ot) * sizeof *wt);
+        else memset(wt16 + at + nr * ot, 0, (size_t)((64 - nr) * ot) * sizeof *wt16);
+      }
     }
+    if (!pass && ok) break;
+    unit = 0;
   }
   for (int64_t j = 0; j < g->n; j++) {
     if (one) {
@@ -679,8 +807,15 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
           events_transpose(acc, p1 - p0, O, yb, P, stream);
           continue;
         }
-        if (ot == 128) gather_tile128(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
-        else gather_tile64(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
+        if (unit > 0) {
+          if (ot == 128) gather_int128(M, P, nq, wt16 + o0 * nq * 64, p0, p1, acc);
+          else gather_int64(M, P, nq, wt16 + o0 * nq * 64, p0, p1, acc);
+          gather_int_floats(acc, (p1 - p0) * ot, unit);
+        } else if (ot == 128) {
+          gather_tile128(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
+        } else {
+          gather_tile64(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
+        }
         if (P % 16 == 0 && p0 % 16 == 0 && (p1 - p0) % 16 == 0)
           events_transpose16(acc, p1 - p0, ot, yb, P, stream && ((uintptr_t)yb & 63) == 0);
         else
@@ -689,6 +824,7 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
     }
   }
   __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
+  if (unit > 0) __atomic_fetch_add(&events_integer, g->n, __ATOMIC_RELAXED);
   nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
   return NN_OK;
 }

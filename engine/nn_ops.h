@@ -77,6 +77,11 @@ void nn_conv2d_events_set_kernel(nn_events_kernel k);
 int nn_conv2d_events_gather_fits(const nn_conv_geom *g);
 /* Samples computed by the output-stationary kernel since the process started (all threads). */
 int64_t nn_conv2d_events_gathered(void);
+/* Samples of those whose sums ran in integers (the weights all small integer multiples of one
+ * power of two, as FxP-n quantizers with n <= 8 make them: exact, so the same bits), and a
+ * switch for benchmarks and tests (on by default). */
+int64_t nn_conv2d_events_integer(void);
+void nn_conv2d_events_set_integer(int on);
 /* Firing rate (spikes / inputs) at or below which convs on spikes take the event path, for
  * k >= 3 and for 1x1 kernels. Crossovers measured with scripts/bench-forward's shapes on one
  * core of the AMD EPYC build machine: about 55 % for 3x3 convs (42 % with the AVX2 clones

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "neuronas/nn_cell.h"
+#include "neuronas/nn_fitness.h"
 #include "neuronas/nn_net.h"
+#include "neuronas/nn_quant.h"
 #include "neuronas/nn_rng.h"
 #include "nn_tensor_impl.h"
 #include "nn_ops.h"
@@ -612,6 +614,122 @@ static void events_bit_identical(void) {
   CHECK(any == (gathered > 0)); /* on an AVX-512 machine the gather did run */
 }
 
+/* The gather's integer sums (weights k U, |k| <= 128, U a power of two: what FxP-8 and narrower
+ * quantizers make) == the sequential float sums, byte for byte: 3x3 and 1x1 shapes with one, four
+ * and five chunks (a group of four and a lone one), a 64-channel tail tile, an odd number of
+ * positions, and firing from 0 to 100 %. Weight kinds: random k (some -0.0f) at scales 2^-3 to
+ * 2^-20; all +128 U or all -128 U at 100 % firing (the int16 group sums at their bound, 4 x 63 x
+ * 128); |k| <= 64, so U is half the quantizer's step. Kinds that must keep the float sums (and so
+ * must not count as integer): a weight that is half a step, one of 129 steps (U doubles, odd k's
+ * are no multiples), a unit below FLT_MIN, a NaN weight's neighbours (the NaN is in the sums
+ * either way). The float kernel (integer sums off) gives the same bytes too. */
+static void events_integer_bit_identical(void) {
+  static const nn_conv_geom G[] = {
+      {2, 10, 32, 32, 128, 3, 1, 1}, {1, 20, 16, 16, 256, 3, 1, 1}, {1, 10, 17, 13, 192, 3, 1, 1},
+      {1, 30, 9, 9, 64, 3, 1, 1},    {1, 29, 7, 5, 128, 3, 1, 1},    {1, 3, 1, 1, 64, 3, 1, 1},
+      {1, 130, 3, 11, 320, 1, 1, 0}, {2, 260, 4, 4, 128, 1, 1, 0},  {1, 7, 5, 9, 64, 1, 1, 0},
+  };
+  enum { RANDOM, MAX_POS, MAX_NEG, HALF_RANGE, HALF_STEP, K129, TINY, NAN_W, KINDS };
+  static const double rates[] = {0.0, 0.1, 0.3, 1.0};
+#if defined(__x86_64__) && defined(__GNUC__)
+  const int bw = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+  const int bw = 0;
+#endif
+  nn_rng r = nn_rng_seed(27);
+  int64_t integer = 0;
+  nn_conv2d_events_set_kernel(NN_EVENTS_GATHER);
+  for (size_t gi = 0; gi < sizeof G / sizeof *G; gi++)
+    for (int kind = 0; kind < KINDS; kind++)
+      for (size_t ri = 0; ri < sizeof rates / sizeof *rates; ri++) {
+        const nn_conv_geom *g = &G[gi];
+        const double rate = kind == MAX_POS || kind == MAX_NEG ? 1.0 : rates[ri];
+        if ((kind == MAX_POS || kind == MAX_NEG) && ri > 0) continue;
+        const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
+        const int64_t nw = g->o * g->c * g->k * g->k, ny = g->n * g->o * nn_conv_ho(g) * nn_conv_wo(g);
+        const int f = kind == TINY ? 140 : 3 + (int)nn_rng_below(&r, 18); /* the step 2^-f */
+        float *x = malloc((size_t)(g->n * neurons) * sizeof *x), *w = malloc((size_t)nw * sizeof *w);
+        float *wcl = malloc((size_t)nw * sizeof *wcl);
+        float *y = malloc((size_t)ny * sizeof *y), *ys = malloc((size_t)ny * sizeof *ys);
+        uint64_t *bits = malloc((size_t)(g->n * words) * sizeof *bits);
+        for (int64_t i = 0; i < g->n * neurons; i++) x[i] = nn_rng_uniform(&r) < rate ? 1.0f : 0.0f;
+        for (int64_t i = 0; i < nw; i++) {
+          const int k = kind == MAX_POS ? 128 : kind == MAX_NEG ? -128 : (int)nn_rng_below(&r, 257) - 128;
+          w[i] = ldexpf((float)(kind == HALF_RANGE ? k / 2 : k), -f);
+          if (k == 0 && i % 2) w[i] = -0.0f;
+        }
+        if (kind == HALF_STEP) w[nw / 2] = ldexpf(0.5f, -f);
+        if (kind == K129) w[nw - 1] = ldexpf(129.0f, -f);
+        if (kind == NAN_W) w[nw / 3] = NAN;
+        nn_spikes_pack(x, g->n, neurons, bits);
+        nn_conv2d_weight_cl(g, w, wcl);
+        events_seq(g, bits, wcl, ys, g->o);
+        for (int on = 1; on >= 0; on--) {
+          nn_error err;
+          nn_conv2d_events_set_integer(on);
+          const int64_t before = nn_conv2d_events_integer();
+          memset(y, 0xff, (size_t)ny * sizeof *y);
+          CHECK(nn_conv2d_events(g, bits, wcl, y, &err) == NN_OK);
+          CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
+          const int exact = kind < HALF_STEP;
+          const int64_t took = nn_conv2d_events_integer() - before;
+          CHECK(took == (on && exact && bw ? g->n : 0));
+          integer += took;
+        }
+        nn_conv2d_events_set_integer(1);
+        free(x), free(w), free(wcl), free(y), free(ys), free(bits);
+      }
+  nn_conv2d_events_set_kernel(NN_EVENTS_AUTO);
+  CHECK(integer > 0 || !bw); /* on an AVX-512BW machine the integer sums did run */
+}
+
+/* Whole nets: a cifar100-shaped net with 64 and 128 channels (its convs take the wide gather),
+ * quantized to FxP-8 and FxP-4, scores the same bits with the integer sums on and off, on one
+ * and two threads; the integer sums did run (and not at FxP-16, whose steps are too fine). */
+static void integer_net_bit_identical(void) {
+  static const int bits[] = {8, 4, 16};
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  CHECK(nn_net_params_preset(&p, "cifar100", &err) == NN_OK);
+  p.channels = 64, p.fc_width = 64;
+  CHECK(nn_cell_parse("0302 0030 3003 0000", NN_CELL_FORM_AUTO, &p.cell_a, &err) == NN_OK);
+  p.cell_b = p.cell_a;
+  nn_tensor *x = nn_tensor_new4(4, 6, 3, 32, 32, &err);
+  nn_rng r = nn_rng_seed(28);
+  for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)(2.0 * nn_rng_uniform(&r) - 1.0);
+  const nn_tensor *batch[1] = {x};
+  nn_net *net = nn_net_new(&p, &err);
+  CHECK(net != NULL);
+  for (size_t bi = 0; bi < sizeof bits / sizeof *bits && net; bi++) {
+    nn_quant_params qp = nn_quant_params_default();
+    qp.bits = bits[bi];
+    nn_net *q = nn_quant_net(&qp, net, NULL, &err);
+    CHECK(q != NULL);
+    if (!q) continue;
+    double score[2][2];
+    int64_t took[2] = {0, 0};
+    for (int on = 0; on <= 1; on++)
+      for (int threads = 1; threads <= 2; threads++) {
+        nn_fitness_opts o = {.threads = threads};
+        nn_fitness_diag d;
+        nn_conv2d_events_set_integer(on);
+        const int64_t before = nn_conv2d_events_integer();
+        CHECK(nn_fitness_eval(q, batch, 1, &o, &score[on][threads - 1], &d, &err) == NN_OK);
+        took[on] += nn_conv2d_events_integer() - before;
+      }
+    nn_conv2d_events_set_integer(1);
+    CHECK(isfinite(score[0][0]));
+    CHECK(memcmp(score[0], score[1], sizeof score[0]) == 0 && score[0][0] == score[0][1]);
+    CHECK(took[0] == 0);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) CHECK((took[1] > 0) == (bits[bi] <= 8));
+#endif
+    nn_net_free(q);
+  }
+  nn_net_free(net);
+  nn_tensor_free(x);
+}
+
 /* nn_net_new_cached: every tensor bit-identical to nn_net_new's, across cells, seeds and presets
  * (hits come from other cells with the same layer paths and shapes); a full store still works. */
 static void init_cache_bit_identical(void) {
@@ -659,6 +777,8 @@ int main(void) {
   NN_TEST_RUN(pool_bit_identical);
   NN_TEST_RUN(pack_bit_identical);
   NN_TEST_RUN(events_bit_identical);
+  NN_TEST_RUN(events_integer_bit_identical);
+  NN_TEST_RUN(integer_net_bit_identical);
   NN_TEST_RUN(init_cache_bit_identical);
   return NN_TEST_END();
 }
