@@ -625,34 +625,36 @@ GATHER_FN(gather_tile128, 8)
 #define GATHER_INT_GROUP 4
 #define GATHER_INT_KMAX 128
 
-/* U (above) for the n weights of a conv with c * taps rows, or 0 where the integer sums do not
- * apply (a weight too large, too small or not finite, or rows too many) */
-static float gather_int_unit(const float *wcl, int64_t n, int64_t rows) {
+/* U (above) for the n weights of a conv with c * taps rows (n a multiple of 16), or 0 where the
+ * integer sums do not apply (a weight too large, too small or not finite, or rows too many) */
+__attribute__((target("avx512f"))) static float gather_int_unit(const float *wcl, int64_t n, int64_t rows) {
   if (rows * GATHER_INT_KMAX >= (INT64_C(1) << 24)) return 0;
-  float max = 0;
-  for (int64_t i = 0; i < n; i++) {
-    const float a = fabsf(wcl[i]);
-    max = a > max ? a : max; /* a NaN is not taken; the packing check rejects it */
-  }
-  if (max == 0) return 1;       /* all zero: every sum is +0.0f */
-  if (!(max <= 0x1p100f)) return 0;
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff);
+  __m512i mx = _mm512_setzero_si512(); /* max |w| as integers: a NaN's bits exceed infinity's */
+  for (int64_t i = 0; i < n; i += 16) mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_loadu_si512(wcl + i), abs));
+  const uint32_t top = (uint32_t)_mm512_reduce_max_epu32(mx);
+  if (top == 0) return 1;            /* all zero: every sum is +0.0f */
+  if (top > 0x71800000u) return 0;   /* above 2^100 (sums could overflow), infinite or a NaN */
+  float max;
+  memcpy(&max, &top, sizeof max);
   int e;
   const float f = frexpf(max / GATHER_INT_KMAX, &e); /* max / 128 = f 2^e, f in [0.5, 1) */
   const float unit = ldexpf(1.0f, f == 0.5f ? e - 1 : e);
   return unit >= FLT_MIN ? unit : 0;
 }
 
-/* k = w / unit into dst (the same positions as src, n values); 0 when one is not an integer */
-static int gather_int_pack(const float *src, int64_t n, float inv, int16_t *dst) {
-  int ok = 1;
-  for (int64_t i = 0; i < n; i++) {
-    const float x = src[i] * inv; /* exact: a power-of-two scaling */
-    const int in = x >= -GATHER_INT_KMAX && x <= GATHER_INT_KMAX; /* not a NaN */
-    const int32_t k = in ? (int32_t)x : 0;
-    ok &= in & ((float)k == x);
-    dst[i] = (int16_t)k;
+/* k = w / unit into dst (the same positions as src, n values, a multiple of 16); 0 when one is
+ * not an integer (|k| <= 128 holds for the others: unit >= max|w| / 128) */
+__attribute__((target("avx512f"))) static int gather_int_pack(const float *src, int64_t n, float inv, int16_t *dst) {
+  const __m512 s = _mm512_set1_ps(inv);
+  __mmask16 ok = 0xffff;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src + i), s); /* exact: a power-of-two scaling */
+    const __m512i k = _mm512_cvttps_epi32(x);
+    ok &= _mm512_cmp_ps_mask(_mm512_cvtepi32_ps(k), x, _CMP_EQ_OQ); /* an integer, not a NaN */
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm512_cvtepi32_epi16(k));
   }
-  return ok;
+  return ok == 0xffff;
 }
 
 /* Outputs [p0, p1) of one tile of NV * 32 channels, as GATHER_FN but in integers: acc holds int32

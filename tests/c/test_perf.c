@@ -621,15 +621,15 @@ static void events_bit_identical(void) {
  * 2^-20; all +128 U or all -128 U at 100 % firing (the int16 group sums at their bound, 4 x 63 x
  * 128); |k| <= 64, so U is half the quantizer's step. Kinds that must keep the float sums (and so
  * must not count as integer): a weight that is half a step, one of 129 steps (U doubles, odd k's
- * are no multiples), a unit below FLT_MIN, a NaN weight's neighbours (the NaN is in the sums
- * either way). The float kernel (integer sums off) gives the same bytes too. */
+ * are no multiples), a unit below FLT_MIN, one above 2^100 (sums that could overflow), a NaN
+ * weight's neighbours (the NaN is in the sums either way). The float kernel (integer sums off) gives the same bytes too. */
 static void events_integer_bit_identical(void) {
   static const nn_conv_geom G[] = {
       {2, 10, 32, 32, 128, 3, 1, 1}, {1, 20, 16, 16, 256, 3, 1, 1}, {1, 10, 17, 13, 192, 3, 1, 1},
       {1, 30, 9, 9, 64, 3, 1, 1},    {1, 29, 7, 5, 128, 3, 1, 1},    {1, 3, 1, 1, 64, 3, 1, 1},
       {1, 130, 3, 11, 320, 1, 1, 0}, {2, 260, 4, 4, 128, 1, 1, 0},  {1, 7, 5, 9, 64, 1, 1, 0},
   };
-  enum { RANDOM, MAX_POS, MAX_NEG, HALF_RANGE, HALF_STEP, K129, TINY, NAN_W, KINDS };
+  enum { RANDOM, MAX_POS, MAX_NEG, HALF_RANGE, HALF_STEP, K129, TINY, HUGE, NAN_W, KINDS };
   static const double rates[] = {0.0, 0.1, 0.3, 1.0};
 #if defined(__x86_64__) && defined(__GNUC__)
   const int bw = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
@@ -647,7 +647,7 @@ static void events_integer_bit_identical(void) {
         if ((kind == MAX_POS || kind == MAX_NEG) && ri > 0) continue;
         const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
         const int64_t nw = g->o * g->c * g->k * g->k, ny = g->n * g->o * nn_conv_ho(g) * nn_conv_wo(g);
-        const int f = kind == TINY ? 140 : 3 + (int)nn_rng_below(&r, 18); /* the step 2^-f */
+        const int f = kind == TINY ? 140 : kind == HUGE ? -110 : 3 + (int)nn_rng_below(&r, 18); /* the step 2^-f */
         float *x = malloc((size_t)(g->n * neurons) * sizeof *x), *w = malloc((size_t)nw * sizeof *w);
         float *wcl = malloc((size_t)nw * sizeof *wcl);
         float *y = malloc((size_t)ny * sizeof *y), *ys = malloc((size_t)ny * sizeof *ys);
