@@ -46,12 +46,22 @@ typedef struct run {
   float *wlt[NN_PLAN_MAXSTEP];  /* transposed weights of Linear steps (nn_linear_wt), made at
                                  * their first sparse call of the pass */
   signed char wlt_ok[NN_PLAN_MAXSTEP]; /* 1: wlt[i] made and finite, -1: a weight is not finite */
+  /* The channel sums of the last event-driven conv whose sums ran in integers
+   * (nn_conv2d_events_sums): the exact values of its output's sequential double sums, csum_d,
+   * for the BatchNorm that reads it next (bn_given). csum_y is that output, csum_step the conv's
+   * step; NULL: none. */
+  int64_t *csum;
+  double *csum_d;
+  int64_t csum_n;          /* capacity of csum and csum_d */
+  const float *csum_y;
+  int csum_step;
 } run;
 
 static void run_free(run *r) {
   for (int i = 0; i < NN_PLAN_MAXLIF; i++) nn_scratch_put(r->v[i]), nn_scratch_put(r->kept[i]);
   nn_scratch_put(r->s), nn_scratch_put(r->bits), nn_scratch_put(r->tmp);
   for (int i = 0; i < NN_PLAN_MAXSTEP; i++) nn_scratch_put(r->wcl[i]), nn_scratch_put(r->wlt[i]);
+  nn_scratch_put(r->csum), nn_scratch_put(r->csum_d);
   nn_par_free(r->par);
   r->par = NULL;
 }
@@ -75,6 +85,10 @@ typedef struct par_job {
   nn_tensor *const *bn; /* a BN's weight, bias, running mean, running variance */
   int train;
   int64_t fired;      /* summed atomically (integers: order-free) */
+  int64_t *sums;      /* an event conv's channel sums (nn_conv2d_events_sums), summed atomically */
+  int64_t covered;    /* samples whose sums ran in integers */
+  uint32_t unit;      /* their unit's bits (the same for every piece: the weights decide it) */
+  const double *dsum; /* a BatchNorm's given channel sums (bn_given) */
   int failed;         /* the first failing piece fills st/err */
   nn_status st;
   nn_error err;
@@ -100,8 +114,28 @@ static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
   nn_error e;
   nn_status st;
   g.n = hi - lo;
-  if (j->flag) st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
-  else st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
+  if (j->flag && j->sums) {
+    int64_t *sums = nn_scratch_get((size_t)g.o * sizeof *sums);
+    float unit = 0;
+    if (!sums) {
+      st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
+    } else {
+      memset(sums, 0, (size_t)g.o * sizeof *sums);
+      st = nn_conv2d_events_sums(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, sums, &unit, &e);
+    }
+    if (st == NN_OK && unit > 0) {
+      for (int64_t o = 0; o < g.o; o++) __atomic_fetch_add(&j->sums[o], sums[o], __ATOMIC_RELAXED);
+      uint32_t u;
+      memcpy(&u, &unit, sizeof u);
+      __atomic_store_n(&j->unit, u, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&j->covered, g.n, __ATOMIC_RELAXED);
+    }
+    nn_scratch_put(sums);
+  } else if (j->flag) {
+    st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
+  } else {
+    st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
+  }
   job_fail(j, st, &e);
 }
 
@@ -110,7 +144,7 @@ static void bn_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
   nn_tensor *const *t = j->bn;
   nn_bn_forward_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
-                         NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->x2);
+                         NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->x2, j->dsum);
 }
 
 /* channels [lo, hi) of a BatchNorm's terms (y = a, v = b) */
@@ -118,7 +152,7 @@ static void bn_terms_piece(void *ctx, int64_t lo, int64_t hi) {
   par_job *j = ctx;
   nn_tensor *const *t = j->bn;
   nn_bn_terms_channels(j->x, j->a, j->c, j->b, lo, hi, t[0]->data, t[1]->data, t[2]->data, t[3]->data, j->train,
-                       NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->v);
+                       NN_BN_MOMENTUM, NN_BN_EPS, j->y, j->v, j->dsum);
 }
 
 /* samples [lo, hi) of a BatchNorm fed to a LIF: x = the BN's input, x2 = what its output adds
@@ -316,19 +350,47 @@ static nn_status par_linear(run *r, int i, const float *x, int64_t in, const flo
 }
 
 /* A conv of geometry g (g.n set) on r's spikes (events) or on dense x. Dense pieces start at
- * multiples of nn_conv2d's sample chunk, so every sgemm call is the one the whole call makes. */
+ * multiples of nn_conv2d's sample chunk, so every sgemm call is the one the whole call makes.
+ * An event-driven conv whose sums all ran in integers leaves its channel sums in r (csum_y = y;
+ * the caller names the step), for the BatchNorm that reads y next. */
 static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float *x, const float *w, float *y,
                           nn_error *err) {
   par_job j;
   memset(&j, 0, sizeof j);
   j.g = *g, j.flag = events, j.x = x, j.w = w, j.y = y, j.bits = r->spk;
   j.a = g->c * g->h * g->w, j.b = nn_spike_words(j.a), j.c = g->o * nn_conv_ho(g) * nn_conv_wo(g);
+  r->csum_y = NULL;
+  if (events && g->o > r->csum_n) { /* at most the widest conv's channels, once per pass */
+    nn_scratch_put(r->csum), nn_scratch_put(r->csum_d);
+    r->csum = nn_scratch_get((size_t)g->o * sizeof *r->csum);
+    r->csum_d = nn_scratch_get((size_t)g->o * sizeof *r->csum_d);
+    r->csum_n = r->csum && r->csum_d ? g->o : 0;
+  }
+  if (events && g->o <= r->csum_n) {
+    memset(r->csum, 0, (size_t)g->o * sizeof *r->csum);
+    j.sums = r->csum;
+  }
   nn_par_for(r->par, g->n, events ? 1 : nn_conv2d_chunk(g), conv_piece, &j);
   if (j.failed) {
     if (err) *err = j.err;
     return j.st;
   }
+  /* every output an integer times unit, fewer than 2^29 per channel: the sums are exact */
+  if (j.sums && j.covered == g->n && (double)g->n * (double)(nn_conv_ho(g) * nn_conv_wo(g)) < 0x1p29) {
+    float unit;
+    memcpy(&unit, &j.unit, sizeof unit);
+    for (int64_t o = 0; o < g->o; o++) r->csum_d[o] = (double)r->csum[o] * (double)unit;
+    r->csum_y = y;
+  }
   return NN_OK;
+}
+
+/* The channel sums a BatchNorm at step i may take for its input x (train mode only): those of
+ * the conv at step i - 1, if x is its output. Taken once. */
+static const double *bn_given(run *r, int i, const float *x) {
+  const double *d = r->csum_y && r->csum_y == x && r->csum_step == i - 1 && r->o && r->o->train ? r->csum_d : NULL;
+  r->csum_y = NULL;
+  return d;
 }
 
 /* Scratch for a pass over the whole plan: r.tmp holds the largest per-timestep output of any
@@ -497,7 +559,7 @@ static void bn_run(run *r, int i, const float *x, float *y, const float *base) {
   par_job j;
   memset(&j, 0, sizeof j);
   j.x = x, j.y = y, j.a = r->S, j.b = s->in_h * s->in_w, j.c = s->in_c, j.bn = &r->net->t[s->param0];
-  j.train = train_mode(r), j.x2 = base;
+  j.train = train_mode(r), j.x2 = base, j.dsum = bn_given(r, i, x);
   nn_par_for(r->par, s->in_c, 16, bn_piece, &j); /* 16: the AVX2 statistics block */
 }
 
@@ -507,7 +569,7 @@ static void bn_terms(run *r, int i, const float *x, float *ab) {
   par_job j;
   memset(&j, 0, sizeof j);
   j.x = x, j.a = r->S, j.b = s->in_h * s->in_w, j.c = s->in_c, j.bn = &r->net->t[s->param0], j.train = train_mode(r);
-  j.y = ab, j.v = ab + s->in_c;
+  j.y = ab, j.v = ab + s->in_c, j.dsum = bn_given(r, i, x);
   nn_par_for(r->par, s->in_c, 16, bn_terms_piece, &j); /* 16: the AVX2 statistics block */
 }
 
@@ -562,7 +624,9 @@ static nn_status conv_run(run *r, int i, const val *v, float *y, nn_error *err) 
         return nn_fail(err, NN_ENOMEM, "forward: out of memory for the weights of %s", s->path);
       nn_conv2d_weight_cl(&g, w, r->wcl[i]);
     }
-    return par_conv(r, &g, 1, NULL, r->wcl[i], y, err);
+    const nn_status st = par_conv(r, &g, 1, NULL, r->wcl[i], y, err);
+    r->csum_step = i;
+    return st;
   }
   const float *x = NULL;
   nn_status st = run_spikes_f(r, &x, err);

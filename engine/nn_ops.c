@@ -708,12 +708,26 @@ __attribute__((target("avx512f"))) static int gather_int_pack(const float *src, 
 GATHER_INT_FN(gather_int64, 2)
 GATHER_INT_FN(gather_int128, 4)
 
-/* acc[0 .. n): int32 sums -> their floats times unit, in place (exact, see above) */
-__attribute__((target("avx512f"))) static void gather_int_floats(void *acc, int64_t n, float unit) {
+/* acc: np positions of ot int32 sums (channels-last) -> their floats times unit, in place (exact,
+ * see above); sums (ot int64s, or NULL) += each channel's integer sums over the positions */
+__attribute__((target("avx512f"))) static void gather_int_floats(void *acc, int64_t np, int64_t ot, float unit,
+                                                                int64_t *sums) {
   const __m512 u = _mm512_set1_ps(unit);
-  char *p = acc;
-  for (int64_t i = 0; i < n; i += 16)
-    _mm512_storeu_ps((float *)(p + 4 * i), _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(p + 4 * i)), u));
+  char *base = acc;
+  for (int64_t v = 0; v < ot; v += 16) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (int64_t p = 0; p < np; p++) {
+      char *a = base + 4 * (p * ot + v);
+      const __m512i k = _mm512_loadu_si512(a);
+      lo = _mm512_add_epi64(lo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(k)));
+      hi = _mm512_add_epi64(hi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(k, 1)));
+      _mm512_storeu_ps((float *)(void *)a, _mm512_mul_ps(_mm512_cvtepi32_ps(k), u));
+    }
+    if (sums) {
+      _mm512_storeu_si512(sums + v, _mm512_add_epi64(_mm512_loadu_si512(sums + v), lo));
+      _mm512_storeu_si512(sums + v + 8, _mm512_add_epi64(_mm512_loadu_si512(sums + v + 8), hi));
+    }
+  }
 }
 
 /* The tiles: 128 channels while at least 128 remain, then one of 64 (o is a multiple of 64);
@@ -751,7 +765,7 @@ PACK_CLONES static int64_t count_bits(const uint64_t *w, int64_t n) {
 }
 
 static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y, int stream,
-                               nn_error *err) {
+                               int64_t *sums, float *unit_out, nn_error *err) {
   const int one = g->k == 1; /* a 1x1 conv: chunks of GATHER_CC1 channels, one tap each */
   const int64_t c = g->c, h = g->h, w = g->w, O = g->o, P = h * w, words = nn_spike_words(c * h * w);
   const int64_t cc = one ? GATHER_CC1 : GATHER_CC, taps = one ? 1 : 9;
@@ -812,7 +826,7 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
         if (unit > 0) {
           if (ot == 128) gather_int128(M, P, nq, wt16 + o0 * nq * 64, p0, p1, acc);
           else gather_int64(M, P, nq, wt16 + o0 * nq * 64, p0, p1, acc);
-          gather_int_floats(acc, (p1 - p0) * ot, unit);
+          gather_int_floats(acc, p1 - p0, ot, unit, sums ? sums + o0 : NULL);
         } else if (ot == 128) {
           gather_tile128(M, P, nq, wt + o0 * nq * 64, p0, p1, acc);
         } else {
@@ -827,6 +841,7 @@ static nn_status events_gather(const nn_conv_geom *g, const uint64_t *bits, cons
   }
   __atomic_fetch_add(&events_gathered, g->n, __ATOMIC_RELAXED);
   if (unit > 0) __atomic_fetch_add(&events_integer, g->n, __ATOMIC_RELAXED);
+  if (unit_out) *unit_out = unit;
   nn_scratch_put(R), nn_scratch_put(M), nn_scratch_put(acc), nn_scratch_put(wt);
   return NN_OK;
 }
@@ -923,6 +938,12 @@ __attribute__((target("avx512f"))) static void events_1x1_narrow(const nn_conv_g
 
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err) {
+  return nn_conv2d_events_sums(g, bits, wcl, y, NULL, NULL, err);
+}
+
+nn_status nn_conv2d_events_sums(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
+                                int64_t *sums, float *unit, nn_error *err) {
+  if (unit) *unit = 0;
   const int64_t ho = nn_conv_ho(g), wo = nn_conv_wo(g), P = ho * wo, O = g->o, k = g->k;
   const int64_t neurons = g->c * g->h * g->w, words = nn_spike_words(neurons);
   if (g->n <= 0 || P <= 0 || O <= 0) return NN_OK;
@@ -942,12 +963,12 @@ nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const fl
     return NN_OK;
   }
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g) && O == 32)
-    return events_gather(g, bits, wcl, y, 0, err); /* at every rate, like the 1x1 kernel */
+    return events_gather(g, bits, wcl, y, 0, NULL, NULL, err); /* at every rate, like the 1x1 kernel */
   if (kernel != NN_EVENTS_SCATTER && nn_conv2d_events_gather_fits(g)) {
     const int64_t fired = kernel == NN_EVENTS_AUTO ? count_bits(bits, g->n * words) : 0;
     const double min = O % 128 ? GATHER_MIN_RATE_64 : GATHER_MIN_RATE;
     if (kernel == NN_EVENTS_GATHER || (double)fired >= min * (double)(g->n * neurons)) {
-      const nn_status st = events_gather(g, bits, wcl, y, stream, err);
+      const nn_status st = events_gather(g, bits, wcl, y, stream, sums, unit, err);
       if (stream) _mm_sfence();
       return st;
     }
@@ -1036,13 +1057,16 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
  * BN_CB independent chains overlap in the pipeline (same additions, same order per channel). */
 #define BN_CB 8
 
+static int64_t bn_given; /* blocks of channels whose means came from given sums */
+
 /* Statistics of channels ch0 .. ch0+cb (cb <= BN_CB): mean[] and var_sum[] as PyTorch rounds them. */
 NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0,
-                                 int64_t cb, float *mean, float *var_sum) {
+                                 int64_t cb, float *mean, float *var_sum, int given) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   double acc[BN_CB] = {0};
-  if (cb == BN_CB) {
+  if (given) {
+  } else if (cb == BN_CB) {
     for (int64_t j = 0; j < n; j++) {
       const float *p = x + (j * c + ch0) * hw;
       for (int64_t i = 0; i < hw; i++)
@@ -1055,7 +1079,7 @@ NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t h
         for (int64_t b = 0; b < cb; b++) acc[b] += p[b * hw + i];
     }
   }
-  for (int64_t b = 0; b < cb; b++) {
+  for (int64_t b = 0; b < cb && !given; b++) {
     mean[b] = m > 0 ? (float)(acc[b] / (double)m) : 0.0f;
     acc[b] = 0;
   }
@@ -1090,10 +1114,10 @@ NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t h
 #define BN_AVX2 1
 #define BN_CB_AVX2 16
 __attribute__((target("avx2"))) static void bn_stats16_avx2(const float *x, int64_t n, int64_t c, int64_t hw,
-                                                            int64_t ch0, float *mean, float *var_sum) {
+                                                            int64_t ch0, float *mean, float *var_sum, int given) {
   const int64_t m = n * hw, h4 = hw & ~(int64_t)3;
   __m256d acc[4];
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = given; pass < 2; pass++) {
     __m128 mu[4];
     for (int g = 0; g < 4; g++) {
       acc[g] = _mm256_setzero_pd();
@@ -1148,11 +1172,12 @@ __attribute__((target("avx2"))) static void bn_stats16_avx2(const float *x, int6
  * and added to two 8-lane sums, one lane per channel, position after position (PyTorch's order
  * for every channel). The 4x4 version is bound by its shuffles; this one needs half as many. */
 __attribute__((target("avx512f"))) static void bn_stats16_avx512(const float *x, int64_t n, int64_t c, int64_t hw,
-                                                                int64_t ch0, float *mean, float *var_sum) {
+                                                                int64_t ch0, float *mean, float *var_sum,
+                                                                int given) {
   const int64_t m = n * hw, h16 = hw & ~(int64_t)15;
   const __m512i lane = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                           _mm512_set1_epi32((int)hw)); /* the caller keeps hw <= INT32_MAX / 16 */
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = given; pass < 2; pass++) {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     const __m512 mu = pass ? _mm512_loadu_ps(mean) : _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j++) {
@@ -1235,7 +1260,8 @@ FMA_CLONES static void bn_affine_inplace(float *q, int64_t cnt, float a, float b
 NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
                                    const float *beta, float *running_mean, float *running_var, int train,
                                    double momentum, double eps, float *y, float *save_mean, float *save_invstd,
-                                   const float *base, int64_t ch0, int64_t ch1, float *ta, float *tb) {
+                                   const float *base, int64_t ch0, int64_t ch1, float *ta, float *tb,
+                                   const double *sum) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   const float mom = (float)momentum; /* PyTorch: momentum_ = static_cast<param_t>(momentum) */
@@ -1252,16 +1278,22 @@ NO_CONTRACT static void bn_forward(const float *x, int64_t n, int64_t c, int64_t
     if (train) {
       if (ch == blk1) {
         blk0 = ch;
+        /* the sums given: each mean as the sequential sum rounds it (the caller vouches that sum
+         * is that sum's exact value), and only the second pass over x */
+        const int given = sum != NULL;
+        for (int64_t k = 0; given && k < BN_CB_AVX2 && ch + k < ch1; k++)
+          bmean[k] = m > 0 ? (float)(sum[ch + k] / (double)m) : 0.0f;
+        if (given) __atomic_fetch_add(&bn_given, 1, __ATOMIC_RELAXED);
 #if BN_AVX2
         if (avx2 && ch1 - ch >= BN_CB_AVX2) {
-          if (avx512) bn_stats16_avx512(x, n, c, hw, ch, bmean, bvar);
-          else bn_stats16_avx2(x, n, c, hw, ch, bmean, bvar);
+          if (avx512) bn_stats16_avx512(x, n, c, hw, ch, bmean, bvar, given);
+          else bn_stats16_avx2(x, n, c, hw, ch, bmean, bvar, given);
           blk1 = ch + BN_CB_AVX2;
         } else
 #endif
         {
           blk1 = ch + (ch1 - ch < BN_CB ? ch1 - ch : BN_CB);
-          bn_stats(x, n, c, hw, ch, blk1 - ch, bmean, bvar);
+          bn_stats(x, n, c, hw, ch, blk1 - ch, bmean, bvar, given);
         }
       }
       mean = bmean[ch - blk0];
@@ -1309,7 +1341,7 @@ NO_CONTRACT void nn_bn_forward(const float *x, int64_t n, int64_t c, int64_t hw,
                                double momentum, double eps, float *y, float *save_mean, float *save_invstd) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, save_mean, save_invstd, NULL,
-             0, c, NULL, NULL);
+             0, c, NULL, NULL, NULL);
 }
 
 NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const float *gamma,
@@ -1317,25 +1349,27 @@ NO_CONTRACT void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t
                                    double momentum, double eps, float *y) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, y, 0, c, NULL,
-             NULL);
+             NULL, NULL);
 }
 
 NO_CONTRACT void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                                         const float *gamma, const float *beta, float *running_mean,
                                         float *running_var, int train, double momentum, double eps, float *y,
-                                        const float *base) {
+                                        const float *base, const double *sum) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, y, NULL, NULL, base, ch0,
-             ch1, NULL, NULL);
+             ch1, NULL, NULL, sum);
 }
 
 NO_CONTRACT void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                                       const float *gamma, const float *beta, float *running_mean, float *running_var,
-                                      int train, double momentum, double eps, float *a, float *b) {
+                                      int train, double momentum, double eps, float *a, float *b, const double *sum) {
   NO_CONTRACT_BODY
   bn_forward(x, n, c, hw, gamma, beta, running_mean, running_var, train, momentum, eps, NULL, NULL, NULL, NULL, ch0,
-             ch1, a, b);
+             ch1, a, b, sum);
 }
+
+int64_t nn_bn_given_sums(void) { return __atomic_load_n(&bn_given, __ATOMIC_RELAXED); }
 
 /* A BatchNorm's output fed to its reader (nn_bn_lif_bits, nn_bn_pool) is made a chunk of whole
  * channels at a time, at most BN_CHUNK floats (32 KB, read back from L1 instead of from memory);

@@ -65,6 +65,14 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl);
  * into y[n][o][ho][wo]. Equals nn_conv2d on the 0/1 input up to float summation order. */
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err);
+/* The same, and where the sums ran in integers (nn_conv2d_events_integer) *unit > 0 and sums[o]
+ * (o int64s, which the caller zeroes) gains channel o's sum over the call's samples and positions
+ * in units of *unit: every output is such an integer times *unit, exactly, so the sequential
+ * double sum of a channel's outputs (a BatchNorm's mean) is exactly that sum times *unit while
+ * it stays below 2^53 units (fewer than 2^29 outputs per channel). Elsewhere *unit = 0 and sums
+ * is untouched. */
+nn_status nn_conv2d_events_sums(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
+                                int64_t *sums, float *unit, nn_error *err);
 /* Which band kernel nn_conv2d_events runs (process-wide; for benchmarks and tests, which
  * compare the two in one run): NN_EVENTS_AUTO (default) takes an output-stationary kernel
  * where it fits and is measured faster, NN_EVENTS_SCATTER never, NN_EVENTS_GATHER wherever it
@@ -117,15 +125,20 @@ void nn_bn_forward_add(const float *x, int64_t n, int64_t c, int64_t hw, const f
 /* Channels [ch0, ch1) only of nn_bn_forward (base = NULL) or of y = base + BN(x) (base = y:
  * nn_bn_forward_add; base another map of y's shape: the same sum without copying base into y
  * first). Each channel's statistics, running averages and outputs are computed exactly as the
- * whole call computes them, so disjoint channel ranges may run on different threads. */
+ * whole call computes them, so disjoint channel ranges may run on different threads. sum (c
+ * doubles, or NULL; train mode only): each channel's sum of x, which the caller knows to be the
+ * exact value of the sequential double sum (nn_conv2d_events_sums): the means come from it and
+ * only the deviations' pass reads x. */
 void nn_bn_forward_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                             const float *gamma, const float *beta, float *running_mean, float *running_var,
-                            int train, double momentum, double eps, float *y, const float *base);
+                            int train, double momentum, double eps, float *y, const float *base, const double *sum);
 /* The statistics and running averages of nn_bn_forward_channels, without the affine step: its
  * terms a[ch], b[ch] (y = fma(x, a, b), one rounding) for channels [ch0, ch1). */
 void nn_bn_terms_channels(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0, int64_t ch1,
                           const float *gamma, const float *beta, float *running_mean, float *running_var,
-                          int train, double momentum, double eps, float *a, float *b);
+                          int train, double momentum, double eps, float *a, float *b, const double *sum);
+/* Blocks of channels (up to 16) whose means came from a given sum, since the process started. */
+int64_t nn_bn_given_sums(void);
 /* A BatchNorm's output fed straight to a LIF, for samples [s0, s1) of x (n x c x hw): the LIF
  * (nn_lif_step_bits: state v, spikes into bits, both indexed from sample 0) reads
  * y = src + fma(x, a, b), or fma(x, a, b) with src NULL, the same floats as

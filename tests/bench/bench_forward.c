@@ -187,7 +187,7 @@ typedef struct bn_part {
 static void *bn_part_run(void *arg) {
   bn_part *b = arg;
   nn_bn_forward_channels(b->x, b->n, b->c, b->hw, b->c0, b->c1, b->gamma, b->beta, b->rmean, b->rvar, 1, 0.1,
-                         1e-5, b->y, NULL);
+                         1e-5, b->y, NULL, NULL);
   return NULL;
 }
 
@@ -249,7 +249,7 @@ static void *fed_part(void *arg) {
   const int64_t hw = j->h * j->w, words = nn_spike_words(j->c * hw);
   switch (j->phase) {
   case 0: /* stored: BatchNorm channels [lo, hi) */
-    nn_bn_forward_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->y, NULL);
+    nn_bn_forward_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->y, NULL, NULL);
     break;
   case 1: /* stored: the LIF or the pool on samples [lo, hi) */
     if (j->pool) nn_avgpool(j->y + j->lo * j->c * hw, (j->hi - j->lo) * j->c, j->h, j->w, 2, j->out + j->lo * j->c * hw / 4);
@@ -257,7 +257,7 @@ static void *fed_part(void *arg) {
                           j->bits + j->lo * words);
     break;
   case 2: /* fed: the terms of channels [lo, hi) */
-    nn_bn_terms_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->ta, j->tb);
+    nn_bn_terms_channels(j->x, j->n, j->c, hw, j->lo, j->hi, j->g, j->b, j->rm, j->rv, 1, 0.1, 1e-5, j->ta, j->tb, NULL);
     break;
   default: /* fed: samples [lo, hi) */
     if (j->pool) nn_bn_pool(j->x, j->lo, j->hi, j->c, j->h, j->w, 2, j->ta, j->tb, j->tmp, j->out);

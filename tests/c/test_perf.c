@@ -277,7 +277,7 @@ static void bn_blocks_affine(void) {
       CHECK(memcmp(z, y, (size_t)nx * sizeof *z) == 0);
       /* the adding form over channels [0, c): z = x, then z += BN(x) is x + (the sequential BN) */
       memcpy(z, x, (size_t)nx * sizeof *z);
-      nn_bn_forward_channels(x, n, c, hw, 0, c, g, b, NULL, NULL, train, 0.1, 1e-5, z, z);
+      nn_bn_forward_channels(x, n, c, hw, 0, c, g, b, NULL, NULL, train, 0.1, 1e-5, z, z, NULL);
       bn_seq(x, n, c, hw, g, b, NULL, NULL, train, 0.1, 1e-5, ys, NULL, NULL);
       int64_t bad = 0;
       for (int64_t i = 0; i < nx; i++) {
@@ -330,13 +330,13 @@ static void bn_fed_bit_identical(void) {
           for (int64_t i = 0; i < nx; i++) y[i] = x[i] + src[i];
         } else {
           if (kind == 1) memcpy(y, src, (size_t)nx * sizeof *y);
-          nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, kind == 1 ? y : NULL);
+          nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, kind == 1 ? y : NULL, NULL);
         }
         memcpy(v1, v0, (size_t)nx * sizeof *v1), memcpy(v2, v0, (size_t)nx * sizeof *v2);
         memset(b1, 0xa5, (size_t)(n * words) * sizeof *b1), memset(b2, 0x5a, (size_t)(n * words) * sizeof *b2);
         const int64_t f1 = nn_lif_step_bits(v1, y, n, c * hw, tau, thr, fresh, b1);
         /* fed: the terms, then two calls over the samples */
-        if (kind < 2) nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb);
+        if (kind < 2) nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb, NULL);
         const float *sa = kind < 2 ? ta : NULL, *sb = kind < 2 ? tb : NULL, *ss = kind ? src : NULL;
         const int64_t f2 = nn_bn_lif_bits(x, ss, 0, cut, c, hw, sa, sb, tmp, v2, tau, thr, fresh, b2) +
                            nn_bn_lif_bits(x, ss, cut, n, c, hw, sa, sb, tmp, v2, tau, thr, fresh, b2);
@@ -350,9 +350,9 @@ static void bn_fed_bit_identical(void) {
     for (int64_t k = 2; k <= 3; k++) {
       const int64_t out = n * c * (h / k) * (w / k);
       if (out == 0) continue;
-      nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, NULL);
+      nn_bn_forward_channels(x, n, c, hw, 0, c, g, be, rm1, rv1, 1, 0.1, 1e-5, y, NULL, NULL);
       nn_avgpool(y, n * c, h, w, k, p1);
-      nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb);
+      nn_bn_terms_channels(x, n, c, hw, 0, c, g, be, rm2, rv2, 1, 0.1, 1e-5, ta, tb, NULL);
       memset(p2, 0xff, (size_t)out * sizeof *p2);
       nn_bn_pool(x, 0, cut, c, h, w, k, ta, tb, tmp, p2);
       nn_bn_pool(x, cut, n, c, h, w, k, ta, tb, tmp, p2);
@@ -675,6 +675,33 @@ static void events_integer_bit_identical(void) {
           const int64_t took = nn_conv2d_events_integer() - before;
           CHECK(took == (on && exact && bw ? g->n : 0));
           integer += took;
+          /* the channel sums: each channel's sequential double sum of its outputs, in units; and a
+           * BatchNorm given them makes the same bytes as one that sums its input itself */
+          int64_t *sums = calloc((size_t)g->o, sizeof *sums);
+          float unit = -1;
+          memset(y, 0xff, (size_t)ny * sizeof *y);
+          CHECK(nn_conv2d_events_sums(g, bits, wcl, y, sums, &unit, &err) == NN_OK);
+          CHECK(memcmp(y, ys, (size_t)ny * sizeof *y) == 0);
+          CHECK((unit > 0) == (took > 0));
+          const int64_t P = nn_conv_ho(g) * nn_conv_wo(g);
+          double *dsum = malloc((size_t)g->o * sizeof *dsum);
+          for (int64_t o = 0; o < g->o; o++) {
+            double seq = 0;
+            for (int64_t j = 0; j < g->n; j++)
+              for (int64_t q = 0; q < P; q++) seq += ys[(j * g->o + o) * P + q];
+            CHECK(unit > 0 ? (double)sums[o] * unit == seq : sums[o] == 0);
+            dsum[o] = (double)sums[o] * unit;
+          }
+          if (unit > 0) {
+            float *gam = malloc((size_t)g->o * 2 * sizeof *gam), *z1 = malloc((size_t)ny * sizeof *z1),
+                  *z2 = malloc((size_t)ny * sizeof *z2);
+            for (int64_t o = 0; o < 2 * g->o; o++) gam[o] = 0.5f + nn_rng_uniformf(&r);
+            nn_bn_forward_channels(ys, g->n, g->o, P, 0, g->o, gam, gam + g->o, NULL, NULL, 1, 0.1, 1e-5, z1, NULL, NULL);
+            nn_bn_forward_channels(ys, g->n, g->o, P, 0, g->o, gam, gam + g->o, NULL, NULL, 1, 0.1, 1e-5, z2, NULL, dsum);
+            CHECK(memcmp(z1, z2, (size_t)ny * sizeof *z1) == 0);
+            free(gam), free(z1), free(z2);
+          }
+          free(sums), free(dsum);
         }
         nn_conv2d_events_set_integer(1);
         free(x), free(w), free(wcl), free(y), free(ys), free(bits);
@@ -685,7 +712,8 @@ static void events_integer_bit_identical(void) {
 
 /* Whole nets: a cifar100-shaped net with 64 and 128 channels (its convs take the wide gather),
  * quantized to FxP-8 and FxP-4, scores the same bits with the integer sums on and off, on one
- * and two threads; the integer sums did run (and not at FxP-16, whose steps are too fine). */
+ * and two threads; the integer sums did run, and the BatchNorms after them took their means from
+ * the conv's channel sums (and neither at FxP-16, whose steps are too fine). */
 static void integer_net_bit_identical(void) {
   static const int bits[] = {8, 4, 16};
   nn_error err;
@@ -707,22 +735,26 @@ static void integer_net_bit_identical(void) {
     CHECK(q != NULL);
     if (!q) continue;
     double score[2][2];
-    int64_t took[2] = {0, 0};
+    int64_t took[2] = {0, 0}, given[2] = {0, 0};
     for (int on = 0; on <= 1; on++)
       for (int threads = 1; threads <= 2; threads++) {
         nn_fitness_opts o = {.threads = threads};
         nn_fitness_diag d;
         nn_conv2d_events_set_integer(on);
-        const int64_t before = nn_conv2d_events_integer();
+        const int64_t before = nn_conv2d_events_integer(), gb = nn_bn_given_sums();
         CHECK(nn_fitness_eval(q, batch, 1, &o, &score[on][threads - 1], &d, &err) == NN_OK);
         took[on] += nn_conv2d_events_integer() - before;
+        given[on] += nn_bn_given_sums() - gb;
       }
     nn_conv2d_events_set_integer(1);
     CHECK(isfinite(score[0][0]));
     CHECK(memcmp(score[0], score[1], sizeof score[0]) == 0 && score[0][0] == score[0][1]);
-    CHECK(took[0] == 0);
+    CHECK(took[0] == 0 && given[0] == 0);
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) CHECK((took[1] > 0) == (bits[bi] <= 8));
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+      CHECK((took[1] > 0) == (bits[bi] <= 8));
+      CHECK((given[1] > 0) == (bits[bi] <= 8)); /* the BatchNorms after those convs took their sums */
+    }
 #endif
     nn_net_free(q);
   }
