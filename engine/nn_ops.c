@@ -459,13 +459,15 @@ static void events_transpose(const float *src, int64_t n, int64_t ot, float *y, 
  * - An output none of whose taps fire in a chunk (after the first) is skipped: at low firing
  *   rates most are (at 2 % this made the kernel 1.05-1.14x the scatter instead of 0.95-1.06x).
  * What each output and chunk costs whatever its number of terms (a mispredicted loop exit, a
- * load and a store of the accumulators) makes 64-channel tiles lose below about 8 % firing, and
- * 128-channel ones only break even below 2 %: nn_conv2d_events takes this kernel at
- * GATHER_MIN_RATE of its inputs firing and above (GATHER_MIN_RATE_64 when o is not a multiple
- * of 128); figures in docs/performance.md ("Fourth round"). */
+ * load and a store of the accumulators) makes 64-channel tiles lose below about 8 % firing;
+ * 128-channel ones break even with the scatter at 0.1-0.3 % on 128 channels of 32x32 and win
+ * from 0.1 % on 256 channels of 16x16 (1.3x there; the integer sums below, 1.2-1.5x from
+ * 0.5 %): nn_conv2d_events takes this kernel at GATHER_MIN_RATE of its inputs firing and above
+ * (GATHER_MIN_RATE_64 when o is not a multiple of 128); figures in docs/performance.md
+ * ("Fourth round", "Thirteenth round"). */
 #define GATHER_CC 7
 #define GATHER_BAND 256
-#define GATHER_MIN_RATE 0.02
+#define GATHER_MIN_RATE 0.002
 #define GATHER_MIN_RATE_64 0.08
 
 static nn_events_kernel events_kernel = NN_EVENTS_AUTO;
