@@ -17,8 +17,9 @@
  *                                     T 5, 2 repeats, FxP32, SNASNet's README cell at both
  *                                     positions: one candidate on 1 and on `threads` (default 2)
  *                                     threads, stage 2 through the prefix cache, each in a child
- *                                     process whose peak RSS is printed; "paper.*" lines are read
- *                                     by scripts/bench-fitness --paper
+ *                                     process whose peak RSS is printed; and at FxP8 (the
+ *                                     search's default) with the conv's integer sums on and off;
+ *                                     "paper.*" lines are read by scripts/bench-fitness --paper
  *   bench_fitness paper-space [threads]
  *                                     paper size, the neuronas space: seconds per candidate by
  *                                     conv3x3 edges per cell, stage 1 and stage 2, for the
@@ -36,6 +37,7 @@
 #include "neuronas/nn_cell.h"
 #include "neuronas/nn_fitness.h"
 #include "neuronas/nn_quant.h"
+#include "nn_ops.h"
 
 static double now_s(void) {
   struct timespec t;
@@ -564,15 +566,32 @@ typedef struct paper_run {
   double rss_mib;
 } paper_run;
 
-/* One case in a child process (its own peak RSS): build the net (A, B) and score it with
- * `threads` threads; with `cell_b2`, a prefix cache is filled by (A, B) and then (A, B2), a
- * stage-2 candidate, is scored from it (timed apart: hit_*). Timed as a search's candidates
+/* Build p's net from the store ic, quantize it to FxP-bits (bits < 32), score it. */
+static int paper_score(const nn_net_params *p, nn_init_cache *ic, int bits, const nn_tensor *const *b,
+                       const nn_fitness_opts *o, double *score, nn_fitness_diag *d, nn_error *err) {
+  nn_net *net = nn_net_new_cached(p, ic, err), *q = NULL;
+  if (net && bits < 32) {
+    nn_quant_params qp = nn_quant_params_default();
+    qp.bits = bits;
+    q = nn_quant_net(&qp, net, NULL, err);
+  }
+  const int ok = net && (bits == 32 || q) && nn_fitness_eval(q ? q : net, b, 2, o, score, d, err) == NN_OK;
+  nn_net_free(q);
+  nn_net_free(net);
+  return ok;
+}
+
+/* One case in a child process (its own peak RSS): build the net (A, B), quantize it to FxP-bits
+ * (bits < 32; integer = 0 turns the conv's integer sums off, the float kernel's time) and score
+ * it with `threads` threads; with `cell_b2`, a prefix cache is filled by (A, B) and then (A, B2),
+ * a stage-2 candidate, is scored from it (timed apart: hit_*). Timed as a search's candidates
  * after its first: the net is built from a weight store that already holds its layers (stage 1
  * scores every cell at both positions, so every layer path is drawn early) and scored with
  * keep_memory after a candidate of the same size, whose pass buffers it reuses (without the
  * prefix cache, the same candidate scored once before: first_s). Drawing the weights, the
  * first candidate's extra cost, is timed apart (cold_build_s). */
-static paper_run paper_case(const char *cell_a, const char *cell_b, const char *cell_b2, int threads) {
+static paper_run paper_case(const char *cell_a, const char *cell_b, const char *cell_b2, int threads, int bits,
+                            int integer) {
   paper_run res;
   int fd[2];
   memset(&res, 0, sizeof res);
@@ -586,6 +605,7 @@ static paper_run paper_case(const char *cell_a, const char *cell_b, const char *
     memset(&out, 0, sizeof out);
     close(fd[0]);
     nn_net_params_preset(&p, "cifar100", &err);
+    nn_conv2d_events_set_integer(integer);
     nn_tensor *x1 = cifar_batch(256, 1), *x2 = cifar_batch(256, 2);
     const nn_tensor *b[2] = {x1, x2};
     nn_fitness_cache_params cp = nn_fitness_cache_params_default();
@@ -608,25 +628,20 @@ static paper_run paper_case(const char *cell_a, const char *cell_b, const char *
     }
     if (ok && !cell_b2) { /* a search's first candidate: its passes fault in fresh pages */
       t0 = now_s();
-      ok = (net = nn_net_new_cached(&p, ic, &err)) != NULL && nn_fitness_eval(net, b, 2, &o, &out.score, &d, &err) == NN_OK;
+      ok = paper_score(&p, ic, bits, b, &o, &out.score, &d, &err);
       out.first_s = now_s() - t0;
-      nn_net_free(net);
     }
     double c0 = cpu_s(), m0 = thread_cpu_s();
     t0 = now_s();
-    net = ok ? nn_net_new_cached(&p, ic, &err) : NULL;
-    ok = net && nn_fitness_eval(net, b, 2, &o, &out.score, &d, &err) == NN_OK;
+    ok = ok && paper_score(&p, ic, bits, b, &o, &out.score, &d, &err);
     out.wall_s = now_s() - t0, out.cpu_s = cpu_s() - c0, out.main_s = thread_cpu_s() - m0;
     out.forward_s = d.forward_s, out.kernel_s = d.kernel_s;
-    nn_net_free(net);
     if (ok && cell_b2) {
       t0 = now_s(), c0 = cpu_s(), m0 = thread_cpu_s();
       ok = nn_cell_parse(cell_b2, NN_CELL_FORM_AUTO, &p.cell_b, &err) == NN_OK &&
-           (net = nn_net_new_cached(&p, ic, &err)) != NULL &&
-           nn_fitness_eval(net, b, 2, &o, &out.hit_score, &d, &err) == NN_OK;
+           paper_score(&p, ic, bits, b, &o, &out.hit_score, &d, &err);
       out.hit_wall_s = now_s() - t0, out.hit_cpu_s = cpu_s() - c0, out.hit_main_s = thread_cpu_s() - m0;
       out.hits = d.cache_hits;
-      nn_net_free(net);
     }
     if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
     nn_fitness_release_memory();
@@ -658,10 +673,12 @@ static void bench_paper(int threads) {
   if (getloadavg(load, 3) < 1) load[0] = -1;
   printf("paper size: cifar100 preset (128 / 256 channels), batch 256, T=5, 2 repeats, FxP32, cell %s at "
          "both positions (SNASNet's README cell); load average %.2f at the start\n", cell, load[0]);
-  paper_run one = paper_case(cell, cell, NULL, 1);
-  paper_run two = paper_case(cell, cell, NULL, threads);
-  paper_run st2 = paper_case(cell, cell, cell2, threads);
-  if (!one.ok || !two.ok || !st2.ok) {
+  paper_run one = paper_case(cell, cell, NULL, 1, 32, 1);
+  paper_run two = paper_case(cell, cell, NULL, threads, 32, 1);
+  paper_run st2 = paper_case(cell, cell, cell2, threads, 32, 1);
+  paper_run q8 = paper_case(cell, cell, NULL, threads, 8, 1);
+  paper_run q8f = paper_case(cell, cell, NULL, threads, 8, 0);
+  if (!one.ok || !two.ok || !st2.ok || !q8.ok || !q8f.ok) {
     printf("paper: a case failed (see above)\n");
     return;
   }
@@ -683,6 +700,11 @@ static void bench_paper(int threads) {
   printf("  stage 2, %d threads: prefix computed %.2f s wall; next cell B (%s) from the prefix cache %.2f s wall, "
          "%.2f s cpu, %.2f s caller (%lld prefix hits); peak RSS %.0f MiB with one cached prefix\n",
          threads, st2.wall_s, cell2, st2.hit_wall_s, st2.hit_cpu_s, st2.hit_main_s, (long long)st2.hits, st2.rss_mib);
+  printf("  FxP8 (the search's default), quantizing included, %d threads: %.2f s wall, %.2f s cpu, %.2f s caller "
+         "(integer conv sums); %.2f s wall, %.2f s cpu, %.2f s caller with them off (float kernel): %.2fx wall; "
+         "same score: %s (%.17g)\n",
+         threads, q8.wall_s, q8.cpu_s, q8.main_s, q8f.wall_s, q8f.cpu_s, q8f.main_s, q8f.wall_s / q8.wall_s,
+         memcmp(&q8.score, &q8f.score, sizeof q8.score) == 0 ? "yes (bit-identical)" : "NO", q8.score);
   /* for the search estimate: wall times, or the callers' CPU when the machine is busy: one
    * thread got less than its core, or with more threads the wall exceeds the calling thread's
    * CPU (a core taken by other processes: the candidate waited for its worker) */
