@@ -1061,29 +1061,31 @@ nn_status nn_conv2d_spikes(const nn_conv_geom *g, const float *s, const uint64_t
 
 static int64_t bn_given; /* blocks of channels whose means came from given sums */
 
-/* Statistics of channels ch0 .. ch0+cb (cb <= BN_CB): mean[] and var_sum[] as PyTorch rounds them. */
+/* Statistics of channels ch0 .. ch0+cb (cb <= BN_CB): mean[] and var_sum[] as PyTorch rounds them;
+ * given = 1: mean[] holds the means already, only var_sum[] is computed (likewise below). */
 NO_CONTRACT static void bn_stats(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch0,
                                  int64_t cb, float *mean, float *var_sum, int given) {
   NO_CONTRACT_BODY
   const int64_t m = n * hw;
   double acc[BN_CB] = {0};
-  if (given) {
-  } else if (cb == BN_CB) {
-    for (int64_t j = 0; j < n; j++) {
-      const float *p = x + (j * c + ch0) * hw;
-      for (int64_t i = 0; i < hw; i++)
-        for (int b = 0; b < BN_CB; b++) acc[b] += p[b * hw + i];
+  if (!given) { /* the means, unless given (in mean[]) */
+    if (cb == BN_CB) {
+      for (int64_t j = 0; j < n; j++) {
+        const float *p = x + (j * c + ch0) * hw;
+        for (int64_t i = 0; i < hw; i++)
+          for (int b = 0; b < BN_CB; b++) acc[b] += p[b * hw + i];
+      }
+    } else {
+      for (int64_t j = 0; j < n; j++) {
+        const float *p = x + (j * c + ch0) * hw;
+        for (int64_t i = 0; i < hw; i++)
+          for (int64_t b = 0; b < cb; b++) acc[b] += p[b * hw + i];
+      }
     }
-  } else {
-    for (int64_t j = 0; j < n; j++) {
-      const float *p = x + (j * c + ch0) * hw;
-      for (int64_t i = 0; i < hw; i++)
-        for (int64_t b = 0; b < cb; b++) acc[b] += p[b * hw + i];
+    for (int64_t b = 0; b < cb; b++) {
+      mean[b] = m > 0 ? (float)(acc[b] / (double)m) : 0.0f;
+      acc[b] = 0;
     }
-  }
-  for (int64_t b = 0; b < cb && !given; b++) {
-    mean[b] = m > 0 ? (float)(acc[b] / (double)m) : 0.0f;
-    acc[b] = 0;
   }
   if (cb == BN_CB) {
     for (int64_t j = 0; j < n; j++) {

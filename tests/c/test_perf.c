@@ -762,6 +762,37 @@ static void integer_net_bit_identical(void) {
   nn_tensor_free(x);
 }
 
+/* A BatchNorm given its channels' sums (exact: every value K 2^-10, |K| < 2^20, so any order of
+ * double additions is exact) writes the same bytes and running statistics as one that sums
+ * them itself: channel counts below, at and above the 16-channel blocks (the scalar 8-channel
+ * statistics included), a channel range that starts inside a block, with and without a base. */
+static void bn_given_sums(void) {
+  static const int64_t C[] = {1, 3, 8, 13, 16, 20, 40};
+  nn_rng r = nn_rng_seed(29);
+  for (size_t a = 0; a < sizeof C / sizeof *C; a++)
+    for (int based = 0; based <= 1; based++) {
+      const int64_t n = 3, c = C[a], hw = 49, nx = n * c * hw, ch0 = c > 4 ? 3 : 0;
+      float *x = malloc((size_t)nx * sizeof *x), *y1 = malloc((size_t)nx * sizeof *y1),
+            *y2 = malloc((size_t)nx * sizeof *y2), *st = malloc((size_t)c * 6 * sizeof *st);
+      double *sum = calloc((size_t)c, sizeof *sum);
+      for (int64_t i = 0; i < nx; i++) x[i] = ldexpf((float)((int64_t)nn_rng_below(&r, 1 << 21) - (1 << 20)), -10);
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t ch = 0; ch < c; ch++)
+          for (int64_t i = 0; i < hw; i++) sum[ch] += x[(j * c + ch) * hw + i];
+      for (int64_t i = 0; i < 6 * c; i++) st[i] = 0.5f + nn_rng_uniformf(&r);
+      float *g = st, *b = st + c, *rm1 = st + 2 * c, *rv1 = st + 3 * c, *rm2 = st + 4 * c, *rv2 = st + 5 * c;
+      memcpy(rm2, rm1, (size_t)(2 * c) * sizeof *rm1);
+      for (int64_t i = 0; i < nx; i++) y1[i] = y2[i] = (float)i;
+      nn_bn_forward_channels(x, n, c, hw, ch0, c, g, b, rm1, rv1, 1, 0.1, 1e-5, y1, based ? y1 : NULL, NULL);
+      const int64_t before = nn_bn_given_sums();
+      nn_bn_forward_channels(x, n, c, hw, ch0, c, g, b, rm2, rv2, 1, 0.1, 1e-5, y2, based ? y2 : NULL, sum);
+      CHECK(nn_bn_given_sums() > before);
+      CHECK(memcmp(y1, y2, (size_t)nx * sizeof *y1) == 0);
+      CHECK(memcmp(rm1, rm2, (size_t)(2 * c) * sizeof *rm1) == 0);
+      free(x), free(y1), free(y2), free(st), free(sum);
+    }
+}
+
 /* nn_net_new_cached: every tensor bit-identical to nn_net_new's, across cells, seeds and presets
  * (hits come from other cells with the same layer paths and shapes); a full store still works. */
 static void init_cache_bit_identical(void) {
@@ -811,6 +842,7 @@ int main(void) {
   NN_TEST_RUN(events_bit_identical);
   NN_TEST_RUN(events_integer_bit_identical);
   NN_TEST_RUN(integer_net_bit_identical);
+  NN_TEST_RUN(bn_given_sums);
   NN_TEST_RUN(init_cache_bit_identical);
   return NN_TEST_END();
 }
