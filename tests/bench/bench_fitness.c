@@ -706,8 +706,9 @@ static void bench_paper(int threads) {
          "same score: %s (%.17g)\n",
          threads, q8.wall_s, q8.cpu_s, q8.main_s, q8f.wall_s, q8f.cpu_s, q8f.main_s, q8f.wall_s / q8.wall_s,
          memcmp(&q8.score, &q8f.score, sizeof q8.score) == 0 ? "yes (bit-identical)" : "NO", q8.score);
-  printf("  FxP8 stage 2, %d threads: next cell B from the prefix cache %.2f s wall, %.2f s cpu, %.2f s caller\n",
-         threads, q8s2.hit_wall_s, q8s2.hit_cpu_s, q8s2.hit_main_s);
+  printf("  FxP8 stage 2, %d threads: next cell B from the prefix cache %.2f s wall, %.2f s cpu, %.2f s caller "
+         "(%lld prefix hits)\n",
+         threads, q8s2.hit_wall_s, q8s2.hit_cpu_s, q8s2.hit_main_s, (long long)q8s2.hits);
   /* for the search estimate: wall times, or the callers' CPU when the machine is busy: one
    * thread got less than its core, or with more threads the wall exceeds the calling thread's
    * CPU (a core taken by other processes: the candidate waited for its worker) */
