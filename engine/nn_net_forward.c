@@ -114,16 +114,12 @@ static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
   nn_error e;
   nn_status st;
   g.n = hi - lo;
-  if (j->flag && j->sums) {
-    int64_t *sums = nn_scratch_get((size_t)g.o * sizeof *sums);
+  if (j->flag) { /* this piece's channel sums, when the job wants them and scratch allows */
+    int64_t *sums = j->sums ? nn_scratch_get((size_t)g.o * sizeof *sums) : NULL;
     float unit = 0;
-    if (!sums) {
-      st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
-    } else {
-      memset(sums, 0, (size_t)g.o * sizeof *sums);
-      st = nn_conv2d_events_sums(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, sums, &unit, &e);
-    }
-    if (st == NN_OK && unit > 0) {
+    if (sums) memset(sums, 0, (size_t)g.o * sizeof *sums);
+    st = nn_conv2d_events_sums(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, sums, &unit, &e);
+    if (st == NN_OK && sums && unit > 0) {
       for (int64_t o = 0; o < g.o; o++) __atomic_fetch_add(&j->sums[o], sums[o], __ATOMIC_RELAXED);
       uint32_t u;
       memcpy(&u, &unit, sizeof u);
@@ -131,8 +127,6 @@ static void conv_piece(void *ctx, int64_t lo, int64_t hi) {
       __atomic_fetch_add(&j->covered, g.n, __ATOMIC_RELAXED);
     }
     nn_scratch_put(sums);
-  } else if (j->flag) {
-    st = nn_conv2d_events(&g, j->bits + lo * j->b, j->w, j->y + lo * j->c, &e);
   } else {
     st = nn_conv2d(&g, j->x + lo * j->a, j->w, j->y + lo * j->c, &e);
   }
@@ -385,13 +379,6 @@ static nn_status par_conv(run *r, const nn_conv_geom *g, int events, const float
   return NN_OK;
 }
 
-/* The channel sums a BatchNorm at step i may take for its input x (train mode only): those of
- * the conv at step i - 1, if x is its output. Taken once. */
-static const double *bn_given(run *r, int i, const float *x) {
-  const double *d = r->csum_y && r->csum_y == x && r->csum_step == i - 1 && r->o && r->o->train ? r->csum_d : NULL;
-  r->csum_y = NULL;
-  return d;
-}
 
 /* Scratch for a pass over the whole plan: r.tmp holds the largest per-timestep output of any
  * step, r.bits the largest LIF call. */
@@ -551,6 +538,14 @@ static nn_status floats_of(run *r, const val *v, const float **x, nn_error *err)
 }
 
 static int train_mode(const run *r) { return r->o ? r->o->train : 0; } /* NULL opts: eval */
+
+/* The channel sums a BatchNorm at step i may take for its input x (train mode only): those of
+ * the conv at step i - 1, if x is its output (par_conv). Taken once. */
+static const double *bn_given(run *r, int i, const float *x) {
+  const double *d = r->csum_y && r->csum_y == x && r->csum_step == i - 1 && train_mode(r) ? r->csum_d : NULL;
+  r->csum_y = NULL;
+  return d;
+}
 
 /* BN step i: y = BN(x), or y = base + BN(x) when base (a cell edge adding into its node: base
  * = y, or the node's deferred skip input). */

@@ -66,8 +66,8 @@ void nn_conv2d_weight_cl(const nn_conv_geom *g, const float *w, float *wcl);
 nn_status nn_conv2d_events(const nn_conv_geom *g, const uint64_t *bits, const float *wcl, float *y,
                            nn_error *err);
 /* The same, and where the sums ran in integers (nn_conv2d_events_integer) *unit > 0 and sums[o]
- * (o int64s, which the caller zeroes) gains channel o's sum over the call's samples and positions
- * in units of *unit: every output is such an integer times *unit, exactly, so the sequential
+ * (o int64s, which the caller zeroes; or NULL) gains channel o's sum over the call's samples and
+ * positions in units of *unit: every output is such an integer times *unit, exactly, so the sequential
  * double sum of a channel's outputs (a BatchNorm's mean) is exactly that sum times *unit while
  * it stays below 2^53 units (fewer than 2^29 outputs per channel). Elsewhere *unit = 0 and sums
  * is untouched. */
