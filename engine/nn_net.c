@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "neuronas/nn_quant.h"
 #include "nn_net_impl.h"
 
 static void net_free_tensors(nn_net *net) {
@@ -44,6 +45,34 @@ nn_net *nn_net_new_cached(const nn_net_params *p, nn_init_cache *c, nn_error *er
 }
 
 nn_net *nn_net_new(const nn_net_params *p, nn_error *err) { return nn_net_new_cached(p, NULL, err); }
+
+nn_net *nn_net_new_quantized(const nn_net_params *p, nn_init_cache *c, const nn_quant_params *q, nn_error *err) {
+  if (!q) return nn_fail(err, NN_EINVAL, "net: quantizer expected"), NULL;
+  if (nn_quant_params_check(q, err) != NN_OK) return NULL;
+  nn_net *net = net_alloc(err);
+  if (net && nn_plan_build(&net->plan, p, err) != NN_OK) {
+    free(net);
+    return NULL;
+  }
+  if (!net) return NULL;
+  const nn_plan *pl = &net->plan;
+  int layer_of[NN_PLAN_MAXPARAM]; /* the layer whose weight a param is, or -1 */
+  for (int i = 0; i < pl->nparams; i++) layer_of[i] = -1;
+  for (int l = 0; l < pl->nlayers; l++) layer_of[pl->steps[pl->layer_step[l]].param0] = l;
+  if (!(net = net_tensors(net, 0, NULL, err))) return NULL;
+  for (int i = 0; i < pl->nparams; i++) {
+    const nn_plan_param *pp = &pl->params[i];
+    const char *path = pl->steps[pp->step].path;
+    if (layer_of[i] < 0) {
+      nn_init_fill(c, pl->p.seed, pp, path, net->t[i]);
+    } else if (nn_init_fill_quant(c, pl->p.seed, pp, path, q, pl->layers[layer_of[i]].name, net->t[i], err) != NN_OK) {
+      nn_net_free(net);
+      return NULL;
+    }
+  }
+  net->weight_bits = q->bits;
+  return net;
+}
 
 nn_net *nn_net_clone(const nn_net *net, nn_error *err) {
   nn_net *c = net_alloc(err);

@@ -39,6 +39,11 @@ static inline nn_conv_geom nn_plan_step_geom(const nn_plan_step *s, int64_t n) {
 /* Fills t with its initial values: the draws of the (seed, step path) stream for a uniform or
  * normal param (through the store c when given; NULL draws directly), constants otherwise. */
 void nn_init_fill(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path, nn_tensor *t);
+/* nn_init_fill, then the quantizer qp on t under label (nn_quant_tensor), the result kept in c
+ * (when given, and the draw is kept there too) so that the next net's same layer copies it. */
+struct nn_quant_params;
+nn_status nn_init_fill_quant(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path,
+                             const struct nn_quant_params *qp, const char *label, nn_tensor *t, nn_error *err);
 
 /* The once steps (the stem: a conv and its BatchNorm on the input, run before the timestep
  * loop) and their output, which every candidate of a search with the same stem weights computes

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "neuronas/nn_quant.h"
 #include "neuronas/nn_rng.h"
 #include "nn_net_impl.h"
 
@@ -19,8 +20,19 @@ typedef struct init_entry {
   struct init_entry *next;
 } init_entry;
 
+/* One stored quantized layer weight: the quantizer's output for the draw src under the
+ * quantizer's parameters and the layer's label (which keys its stochastic-rounding stream). */
+typedef struct quant_entry {
+  const init_entry *src;
+  nn_quant_params q;
+  char label[NN_PLAN_PATH_LEN];
+  float *data;
+  struct quant_entry *next;
+} quant_entry;
+
 struct nn_init_cache {
   init_entry *head;
+  quant_entry *qhead;
   int64_t hits, misses, entries, bytes, max_bytes;
 };
 
@@ -39,6 +51,11 @@ void nn_init_cache_free(nn_init_cache *c) {
     free(e->data);
     free(e);
   }
+  for (quant_entry *e = c->qhead, *n; e; e = n) {
+    n = e->next;
+    free(e->data);
+    free(e);
+  }
   free(c);
 }
 
@@ -49,9 +66,9 @@ nn_init_cache_stats nn_init_cache_stats_of(const nn_init_cache *c) {
 }
 
 /* Fills t with the (seed, path) stream's draws, from c when it holds them (stored there after a
- * miss when they fit). */
-static void draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path, nn_init_kind kind, float a,
-                 float b) {
+ * miss when they fit). Returns the entry that holds them, or NULL. */
+static const init_entry *draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path, nn_init_kind kind,
+                              float a, float b) {
   init_entry key;
   memset(&key, 0, sizeof key);
   if (c && strlen(path) >= sizeof key.path) c = NULL; /* never key on a truncated path */
@@ -65,7 +82,7 @@ static void draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path
           !memcmp(e->shape, key.shape, sizeof key.shape) && !strcmp(e->path, key.path)) {
         memcpy(t->data, e->data, (size_t)t->numel * sizeof *t->data);
         c->hits++;
-        return;
+        return e;
       }
     c->misses++;
   }
@@ -73,12 +90,12 @@ static void draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path
   if (kind == NN_INIT_UNIFORM) nn_tensor_uniform(t, &r, a, b);
   else nn_tensor_normal(t, &r, a, b);
   int64_t bytes = t->numel * (int64_t)sizeof(float) + (int64_t)sizeof(init_entry);
-  if (!c || t->ndim > 4 || c->bytes + bytes > c->max_bytes) return;
+  if (!c || t->ndim > 4 || c->bytes + bytes > c->max_bytes) return NULL;
   init_entry *e = malloc(sizeof *e);
   float *data = malloc((size_t)t->numel * sizeof *data);
   if (!e || !data) { /* only a speed-up: keep going without storing */
     free(e), free(data);
-    return;
+    return NULL;
   }
   *e = key;
   e->data = data;
@@ -87,6 +104,7 @@ static void draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path
   c->head = e;
   c->entries++;
   c->bytes += bytes;
+  return e;
 }
 
 void nn_init_fill(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path, nn_tensor *t) {
@@ -95,4 +113,51 @@ void nn_init_fill(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const
   case NN_INIT_ONES: nn_tensor_fill(t, 1.0f); break;
   default: draw(c, seed, t, path, q->init, q->a, q->b); break;
   }
+}
+
+static int same_quant(const nn_quant_params *a, const nn_quant_params *b) {
+  return a->bits == b->bits && a->rounding == b->rounding && a->scale == b->scale && a->int_bits == b->int_bits &&
+         a->seed == b->seed;
+}
+
+nn_status nn_init_fill_quant(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path,
+                             const nn_quant_params *qp, const char *label, nn_tensor *t, nn_error *err) {
+  const init_entry *src = NULL;
+  if (q->init == NN_INIT_UNIFORM || q->init == NN_INIT_NORMAL) {
+    if (c && strlen(label) < NN_PLAN_PATH_LEN) {
+      /* the draw's entry, found without copying it: a stored quantized copy makes the copy moot */
+      for (const init_entry *e = c->head; e && !src; e = e->next)
+        if (e->seed == seed && e->kind == q->init && !memcmp(&e->a, &q->a, sizeof q->a) &&
+            !memcmp(&e->b, &q->b, sizeof q->b) && e->ndim == t->ndim && !strcmp(e->path, path) &&
+            !memcmp(e->shape, t->shape, (size_t)(t->ndim < 4 ? t->ndim : 4) * sizeof *e->shape))
+          src = e;
+      for (const quant_entry *e = c->qhead; src && e; e = e->next)
+        if (e->src == src && same_quant(&e->q, qp) && !strcmp(e->label, label)) {
+          memcpy(t->data, e->data, (size_t)t->numel * sizeof *t->data);
+          c->hits++;
+          return NN_OK;
+        }
+    }
+    src = draw(c, seed, t, path, q->init, q->a, q->b);
+  } else {
+    nn_init_fill(NULL, seed, q, path, t);
+  }
+  nn_status st = nn_quant_tensor(qp, label, t, NULL, err);
+  int64_t bytes = t->numel * (int64_t)sizeof(float) + (int64_t)sizeof(quant_entry);
+  if (st != NN_OK || !src || strlen(label) >= NN_PLAN_PATH_LEN || c->bytes + bytes > c->max_bytes) return st;
+  quant_entry *e = malloc(sizeof *e);
+  float *data = malloc((size_t)t->numel * sizeof *data);
+  if (!e || !data) { /* only a speed-up */
+    free(e), free(data);
+    return NN_OK;
+  }
+  memset(e, 0, sizeof *e);
+  e->src = src, e->q = *qp, e->data = data;
+  snprintf(e->label, sizeof e->label, "%s", label);
+  memcpy(data, t->data, (size_t)t->numel * sizeof *data);
+  e->next = c->qhead;
+  c->qhead = e;
+  c->entries++;
+  c->bytes += bytes;
+  return NN_OK;
 }

@@ -35,6 +35,7 @@ static const l_field NET_FIELDS[] = {
     {"input", L_F_SKIP, 0, 0, 0, NULL, "{C, H, W}"},
     F("stem_stride", L_F_INT, 1, 8, stem_stride, "stem conv stride"),
     {"init_cache", L_F_SKIP, 0, 0, 0, NULL, "a neuronas.InitCache (initial weights shared across nets)"},
+    {"quantizer", L_F_SKIP, 0, 0, 0, NULL, "a neuronas.Quantizer: the net built quantized, as q:apply would make it"},
     {NULL, L_F_SKIP, 0, 0, 0, NULL, NULL}};
 #undef F
 
@@ -54,7 +55,8 @@ static int net_new(lua_State *L) {
   nn_net_params p = nn_net_params_default();
   nn_error err;
   nn_init_cache *ic = NULL;
-  int ga = 0, gb = 0;
+  nn_quant_params qp;
+  int ga = 0, gb = 0, quantized = 0;
   if (!lua_isnoneornil(L, 1) && lua_type(L, 1) != LUA_TTABLE)
     return argerror(L, 1, "net", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
   if (lua_istable(L, 1)) {
@@ -88,6 +90,13 @@ static int net_new(lua_State *L) {
       p.in_ch = v[0], p.in_h = v[1], p.in_w = v[2];
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, 1, "quantizer") != LUA_TNIL) {
+      /* a Quantizer userdata starts with its nn_quant_params (l_quant.c): copied, a plain value */
+      const nn_quant_params *q = luaL_testudata(L, -1, NN_MT_QUANTIZER);
+      if (!q) return argerror(L, 1, "net", "field 'quantizer': neuronas.Quantizer expected");
+      qp = *q, quantized = 1;
+    }
+    lua_pop(L, 1);
     if (lua_getfield(L, 1, "init_cache") != LUA_TNIL) {
       if (!luaL_testudata(L, -1, "neuronas.InitCache"))
         return argerror(L, 1, "net", "field 'init_cache': neuronas.InitCache expected");
@@ -100,7 +109,7 @@ static int net_new(lua_State *L) {
   }
   l_box *b = l_pushnetbox(L);
   if (ic) ic = l_checkopen(L, lua_gettop(L) - 1, "neuronas.InitCache"); /* after the allocation */
-  b->p = nn_net_new_cached(&p, ic, &err);
+  b->p = quantized ? nn_net_new_quantized(&p, ic, &qp, &err) : nn_net_new_cached(&p, ic, &err);
   if (!b->p) return argerror(L, 1, "net", err.msg);
   return 1;
 }

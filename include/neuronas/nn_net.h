@@ -59,6 +59,13 @@ void nn_init_cache_free(nn_init_cache *c);
 nn_init_cache_stats nn_init_cache_stats_of(const nn_init_cache *c);
 /* nn_net_new, drawing initial weights through c (NULL: plain nn_net_new). */
 nn_net *nn_net_new_cached(const nn_net_params *p, nn_init_cache *c, nn_error *err);
+/* The net nn_quant_net(q, nn_net_new_cached(p, c)) makes, bit for bit, built directly: each
+ * layer weight is drawn and quantized in place, without a float net to clone, and through c its
+ * quantized values are kept as well, so that the nets of a search copy a layer's quantized
+ * weights, quantized once per (draw, quantizer, layer). NULL on failure (err set). */
+struct nn_quant_params;
+nn_net *nn_net_new_quantized(const nn_net_params *p, nn_init_cache *c, const struct nn_quant_params *q,
+                             nn_error *err);
 void nn_net_free(nn_net *net);
 const nn_net_params *nn_net_params_of(const nn_net *net);
 

@@ -12,6 +12,7 @@
 #include "neuronas/nn_cell.h"
 #include "neuronas/nn_fitness.h"
 #include "neuronas/nn_net.h"
+#include "neuronas/nn_plan.h"
 #include "neuronas/nn_quant.h"
 #include "neuronas/nn_rng.h"
 #include "nn_tensor_impl.h"
@@ -830,6 +831,72 @@ static void init_cache_bit_identical(void) {
   nn_init_cache_free(NULL);
 }
 
+/* the params of net with random initial values (those the store keeps) */
+static int64_t drawn_params(const nn_net *net) {
+  const nn_plan *pl = nn_net_plan(net);
+  int64_t k = 0;
+  for (int i = 0; i < pl->nparams; i++) k += pl->params[i].init == NN_INIT_UNIFORM || pl->params[i].init == NN_INIT_NORMAL;
+  return k;
+}
+
+/* nn_net_new_quantized: every tensor and the weight bits as nn_quant_net makes them from
+ * nn_net_new's net, for each rounding, both scales, a fixed Qm.f, FxP2 to FxP32 and two seeds,
+ * the quantizers taken in turn on one store (so a stored copy made under one must not serve
+ * another), with no store and with a store too small to keep anything; a net built a second
+ * time through the store is served whole by it (only hits, no new entries). */
+static void init_cache_quantized(void) {
+  static const char *cells[] = {"101021", "212121", "120111"};
+  nn_quant_params qs[8];
+  for (int i = 0; i < 8; i++) qs[i] = nn_quant_params_default();
+  qs[1].bits = 4, qs[1].rounding = NN_ROUND_STOCHASTIC;
+  qs[2].bits = 4, qs[2].rounding = NN_ROUND_STOCHASTIC, qs[2].seed = 2;
+  qs[3].bits = 2, qs[3].rounding = NN_ROUND_FLOOR;
+  qs[4].bits = 16, qs[4].rounding = NN_ROUND_ZERO;
+  qs[5].bits = 32;
+  qs[6].bits = 6, qs[6].scale = NN_QSCALE_MAXABS;
+  qs[7].bits = 8, qs[7].int_bits = 1;
+  nn_error err;
+  nn_init_cache *c = nn_init_cache_new((int64_t)1 << 30, &err), *tiny = nn_init_cache_new(1000, &err);
+  CHECK(c != NULL && tiny != NULL);
+  for (int pi = 0; pi < 2; pi++)
+    for (size_t i = 0; i < sizeof cells / sizeof *cells; i++)
+      for (int qi = 0; qi < 8; qi++) {
+        nn_net_params p = nn_net_params_default();
+        CHECK(nn_net_params_preset(&p, pi ? "cifar100" : "fashion-mnist", &err) == NN_OK);
+        if (pi) p.channels = 8, p.fc_width = 32;
+        CHECK(nn_cell_parse(cells[i], NN_CELL_FORM_AUTO, &p.cell_a, &err) == NN_OK);
+        CHECK(nn_cell_parse(cells[(i + 1) % 3], NN_CELL_FORM_AUTO, &p.cell_b, &err) == NN_OK);
+        nn_net *f = nn_net_new(&p, &err), *ref = f ? nn_quant_net(&qs[qi], f, NULL, &err) : NULL;
+        nn_net *got[3] = {nn_net_new_quantized(&p, c, &qs[qi], &err), nn_net_new_quantized(&p, NULL, &qs[qi], &err),
+                          nn_net_new_quantized(&p, tiny, &qs[qi], &err)};
+        CHECK(ref && got[0] && got[1] && got[2]);
+        for (int g = 0; g < 3 && ref && got[g]; g++) {
+          CHECK(nn_net_weight_bits(got[g]) == qs[qi].bits && nn_net_weight_bits(ref) == qs[qi].bits);
+          CHECK(nn_net_tensor_count(got[g]) == nn_net_tensor_count(ref));
+          for (size_t k = 0; k < nn_net_tensor_count(ref); k++) {
+            const nn_tensor *x = nn_net_tensor(ref, k), *y = nn_net_tensor(got[g], k);
+            CHECK(x->numel == y->numel && !memcmp(x->data, y->data, (size_t)x->numel * sizeof(float)));
+          }
+        }
+        const nn_init_cache_stats before = nn_init_cache_stats_of(c);
+        nn_net *again = nn_net_new_quantized(&p, c, &qs[qi], &err);
+        const nn_init_cache_stats after = nn_init_cache_stats_of(c);
+        CHECK(again && after.misses == before.misses && after.entries == before.entries);
+        CHECK(after.hits - before.hits == drawn_params(ref));
+        nn_net_free(again), nn_net_free(f), nn_net_free(ref);
+        for (int g = 0; g < 3; g++) nn_net_free(got[g]);
+      }
+  const nn_init_cache_stats st = nn_init_cache_stats_of(tiny);
+  CHECK(st.bytes <= 1000);
+  nn_net_params p = nn_net_params_default();
+  nn_quant_params bad = nn_quant_params_default();
+  bad.bits = 40;
+  CHECK(nn_net_new_quantized(&p, c, &bad, &err) == NULL && err.code == NN_EINVAL && strstr(err.msg, "bits"));
+  CHECK(nn_net_new_quantized(&p, c, NULL, &err) == NULL && err.code == NN_EINVAL);
+  nn_init_cache_free(c);
+  nn_init_cache_free(tiny);
+}
+
 int main(void) {
   NN_TEST_RUN(bn_bit_identical);
   NN_TEST_RUN(bn_order_kept);
@@ -844,5 +911,6 @@ int main(void) {
   NN_TEST_RUN(integer_net_bit_identical);
   NN_TEST_RUN(bn_given_sums);
   NN_TEST_RUN(init_cache_bit_identical);
+  NN_TEST_RUN(init_cache_quantized);
   return NN_TEST_END();
 }

@@ -126,7 +126,7 @@ describe("nn.net", function()
   it("rejects bad options with exact messages", function()
     assert.has_error(function() nn.net{ sead = 1 } end,
       "bad argument #1 to 'net' (unknown field 'sead' (expected: preset, cellA, cellB, seed, channels, "
-        .. "timesteps, tau, threshold, second_pool, fc_width, classes, cluster, input, stem_stride, init_cache))")
+        .. "timesteps, tau, threshold, second_pool, fc_width, classes, cluster, input, stem_stride, init_cache, quantizer))")
     assert.has_error(function() nn.net{ preset = "cifar-10" } end,
       "bad argument #1 to 'net' (field 'preset': one of \"cifar10\"|\"cifar100\"|\"tinyimagenet\"|"
         .. "\"fashion-mnist\" expected, got \"cifar-10\")")
