@@ -256,10 +256,10 @@ function M.make_strategy(what, ctx, opts)
   local budget = ctx.flags.budget or 2 * #ctx.cells
   local named = {
     two_stage = function()
-      return search.two_stage_strategy({ space = ctx.cells, chunk = ctx.flags.threads, stage1 = ctx.flags.stage1 })
+      return search.two_stage_strategy({ space = ctx.cells, stage1 = ctx.flags.stage1 })
     end,
     random = function()
-      return search.random_strategy({ num = budget, seed = ctx.flags.seed, chunk = ctx.flags.threads })
+      return search.random_strategy({ num = budget, seed = ctx.flags.seed })
     end,
     evolution = function()
       return search.evolution_strategy({ cycles = budget, seed = ctx.flags.seed })
@@ -357,7 +357,8 @@ function M.main(o)
   setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume
   -- under mpirun (docs/cluster.md): rank 0 goes on with a remote pipeline; the other ranks serve
   -- candidates here until rank 0 is done, then exit. A strategy that asks `chunk` candidates at
-  -- a time (two_stage, random) asks a batch that keeps every worker busy.
+  -- a time (two_stage, random) asks a batch that keeps every worker busy (the remote pipeline's
+  -- list size, when its chunk is left to the evaluator).
   local remote = search.mpi_pipeline(setup, { data_broadcast = flags["data-broadcast"] })
   if remote then
     setup.pipeline = remote

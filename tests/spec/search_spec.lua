@@ -214,6 +214,41 @@ describe("search.two_stage", function()
     end
   end)
 
+  it("asks lists of the evaluator's list size unless given a chunk, with the same results", function()
+    local lim = { memory = 2500, area = 3.0, latency = 12, energy = 2.2 }
+    -- the sizes of the lists the strategy asked for, through a pipeline that says its list size
+    local function sized(n, stats)
+      local p = fake_pipeline(stats)
+      p.list_size = n and function() return n end or nil
+      return p
+    end
+    local function asked(st, p)
+      local sizes, ask = {}, st.ask
+      st.ask = function(self)
+        local c = ask(self)
+        if c then sizes[#sizes + 1] = #c end
+        return c
+      end
+      return search.run(st, { constraints = lim, pipeline = p, threads = 2 }), sizes
+    end
+    local ref = search.two_stage({ constraints = lim, pipeline = fake_pipeline(), stage1 = "paper" })
+    local rep, sizes = asked(search.two_stage_strategy({ stage1 = "paper" }), sized(7))
+    assert.are.equal(7, sizes[1])
+    assert.are.equal(7, sizes[#sizes - 1])
+    assert.are.equal(ref.best.key, rep.best.key)
+    assert.are.same(ref.counts, rep.counts)
+    for i, r in ipairs(ref.results) do assert.are.equal(r.score, rep.results[i].score) end
+    -- no list size from the pipeline: one candidate per thread; a chunk given wins over both
+    _, sizes = asked(search.two_stage_strategy({ stage1 = "paper" }), sized(nil))
+    assert.are.equal(2, sizes[1])
+    _, sizes = asked(search.two_stage_strategy({ stage1 = "paper", chunk = 5 }), sized(7))
+    assert.are.equal(5, sizes[1])
+    _, sizes = asked(search.random_strategy({ num = 30 }), sized(7))
+    assert.are.same({ 7, 7, 7, 7, 2 }, sizes)
+    _, sizes = asked(search.random_strategy({ num = 30, chunk = 4 }), sized(7))
+    assert.are.equal(4, sizes[1])
+  end)
+
   it("rejects unknown options, naming the setup's and the strategy's valid ones", function()
     assert.has_error(function() search.two_stage({ sead = 1, pipeline = fake_pipeline() }) end,
       "search.two_stage: unknown option 'sead' (expected: activity, batch, bits, chunk, constraints, data, data_seed, "
@@ -227,6 +262,25 @@ describe("search.two_stage", function()
       .. "resume, rounding, sample, sample_seed, seed, space, threads, timesteps, variation)")
     assert.has_error(function() search.two_stage({ stage1 = "alg1", pipeline = fake_pipeline() }) end,
       "search.two_stage_strategy: option 'stage1': \"feasible\" or \"paper\" expected, got alg1")
+  end)
+end)
+
+describe("the engine pipeline's list size", function()
+  it("fills every thread to the end within 256 MiB of weights, and keeps big nets one per thread", function()
+    local function list(setup) return search.evaluator(setup):list_size() end
+    local function weight_bytes(o) return nn.net(o):params({ scope = "all" }) * 4 end
+    local cap = 256 * 1024 * 1024
+    -- SNASNet's setting: 16 channels, batch 32; a net's 10 MB of weights allow 25 in a list
+    local b16 = weight_bytes({ preset = "cifar100", channels = 16 })
+    assert.are.equal(math.min(32, cap // b16), list({ preset = "cifar100", net = { channels = 16 }, batch = 32, threads = 2 }))
+    assert.is_true(cap // b16 < 32 and cap // b16 > 2)
+    assert.are.equal(math.min(48, cap // b16), list({ preset = "cifar100", net = { channels = 16 }, batch = 32, threads = 3 }))
+    -- fashion-mnist's small nets: 16 per thread
+    assert.is_true(weight_bytes({ preset = "fashion-mnist" }) * 32 <= cap)
+    assert.are.equal(32, list({ threads = 2 }))
+    -- maps of 256 MiB or more (512 x 16 x 32 x 32 x 40 bytes): scored one at a time, threads inside
+    assert.are.equal(2, list({ preset = "cifar100", net = { channels = 16 }, batch = 512, threads = 2 }))
+    assert.are.equal(1, list({ threads = 1 }))
   end)
 end)
 

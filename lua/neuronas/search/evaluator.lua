@@ -159,6 +159,14 @@ function Evaluator:evaluate(cands)
   return out
 end
 
+-- How many candidates to evaluate at once by default (the pipeline's list_size, else one per
+-- thread): what search.random and search.two_stage ask for when their chunk is not given.
+function Evaluator:list_size()
+  local p = self.pipeline
+  if p.list_size then return p.list_size() end
+  return self.setup.threads or 1
+end
+
 -- The cost of one candidate (with its per-layer list) without scoring it: what the stage-1
 -- pre-filter reads. Kept so that evaluating the candidate later does not build it again.
 function Evaluator:cost_only(cand)

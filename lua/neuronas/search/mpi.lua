@@ -303,6 +303,7 @@ local function remote(s, loc, threads, n)
   local per = 0
   for r = 1, n - 1 do per = per + (threads[r] or 1) end
   p.batch = 8 * per     -- a good list length for a strategy's ask (docs/cluster.md)
+  function p.list_size() return p.batch end
 
   -- Evaluates the unique candidates of list; decide(cand, cost) says whether to score one.
   -- A worker holds at most two chunks (one being costed or scored, the next waiting), and a

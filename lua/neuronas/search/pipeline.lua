@@ -60,18 +60,27 @@ function M.engine_pipeline(s)
     v.device_bits = cand.hw.device_bits
     return v
   end
-  local function float_net(cand)
+  -- the candidate's net, float or (given quantizer) quantized as quantizer:apply would make it;
+  -- the store keeps the quantized layer weights too, so a search quantizes each layer once
+  local function make_net(cand, quant)
     local o = options.copy(s.net)
     o.preset, o.cellA, o.cellB, o.seed, o.init_cache = s.preset, cand.cellA, cand.cellB, s.seed, icache
     if s.timesteps then o.timesteps = s.timesteps end
     if cand.timesteps then o.timesteps = cand.timesteps end
+    o.quantizer = quant
     return nn.net(o)
   end
   function p.build(cand)
     knobs.check(cand)
-    local net = float_net(cand)
-    local qnet = quantizer(cand):apply(net)
-    net:close()
+    local qz, qnet = quantizer(cand), nil
+    local mt = getmetatable(qz)
+    if type(mt) == "table" and mt.__name == "neuronas.Quantizer" then
+      qnet = make_net(cand, qz)
+    else -- a quantizer of the caller's own, with an apply method
+      local net = make_net(cand)
+      qnet = qz:apply(net)
+      net:close()
+    end
     if not knobs.has(cand) then wbits = wbits or qnet:weight_bits() end
     return qnet
   end
@@ -108,7 +117,7 @@ function M.engine_pipeline(s)
       qnet:close()
       return cost
     end
-    local net = float_net(cand)
+    local net = make_net(cand)
     local cost = hw:evaluate(net, { bits = wbits })
     net:close()
     return cost
@@ -121,6 +130,22 @@ function M.engine_pipeline(s)
     local c = net:config()
     local maps = s.batch * c.channels * c.input[2] * c.input[3] * 4 * 10
     return maps >= 256 * 2 ^ 20
+  end
+  -- How many candidates a strategy asks for at once when its caller does not say (its chunk):
+  -- with several threads, lists long enough that nn.fitness_many keeps every thread busy to the
+  -- end (in a list of one candidate per thread, the thread with the cheaper net waits for the
+  -- other), while the weights of a list's nets, built before they are scored, stay within
+  -- LIST_BYTES. Big nets are scored one at a time with the threads inside: lists of one per
+  -- thread, as before. The nets' layers do not depend on the cells beyond the convs, so the
+  -- default cells size them.
+  local LIST_PER_THREAD, LIST_BYTES = 16, 256 << 20
+  function p.list_size()
+    if s.threads <= 1 then return 1 end
+    local net = make_net({})
+    local b, bytes = big(net), net:params({ scope = "all" }) * 4
+    net:close()
+    if b then return s.threads end
+    return math.max(s.threads, math.min(LIST_PER_THREAD * s.threads, LIST_BYTES // math.max(bytes, 1)))
   end
   -- A big candidate's pass buffers stay allocated for the next one (keep_memory: its pages are
   -- not faulted in again, about 0.8 s of a paper-size candidate); p.close gives them back.

@@ -12,8 +12,13 @@ function M.strategy(opts)
   local nn = require("neuronas")
   local space = opts.space or nn.space("snasnet", { cell = "backward" })
   local rng = nn.rng(opts.seed or 1)
-  local st = { name = "random", n = 0, num = opts.num or 5000, chunk = opts.chunk or 1 }
+  local st = { name = "random", n = 0, num = opts.num or 5000, chunk = opts.chunk }
+  -- without a chunk: the evaluator's list size
+  function st:prepare(ev)
+    self.chunk = self.chunk or (ev.list_size and ev:list_size()) or 1
+  end
   function st:ask()
+    self.chunk = self.chunk or 1
     if self.n >= self.num then return nil end
     local out = {}
     for _ = 1, math.min(self.chunk, self.num - self.n) do
@@ -36,7 +41,6 @@ function M.search(opts)
   local setup, strat, hooks = run.split_opts(opts, { space = true, num = true, chunk = true, sample_seed = true },
     "search.random")
   local st = options.setup(setup)
-  strat.chunk = strat.chunk or st.threads
   return run.run(M.strategy(strat), st, hooks)
 end
 

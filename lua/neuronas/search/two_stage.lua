@@ -32,13 +32,14 @@ function M.strategy(opts)
   local space = opts.space or nn.space("neuronas")
   local cells = type(space) == "table" and space[1] ~= nil and space or space_cells(space)
   local st = {
-    name = "two_stage", cells = cells, cells1 = cells, stage = 1, i = 0, chunk = opts.chunk or 1,
+    name = "two_stage", cells = cells, cells1 = cells, stage = 1, i = 0, chunk = opts.chunk,
     stage1 = stage1, own = opts.constraints and options.constraint_set(opts.constraints) or nil,
     bestA = nil, bestB = nil, prepared = false,
   }
   -- The run's constraints (its own when given), Alg. 1's memory-only stage-1 filter, and with
   -- stage1 = "feasible" the pre-filter over every completion of every cell.
   function st:prepare(ev)
+    self.chunk = self.chunk or (ev.list_size and ev:list_size()) or 1 -- the evaluator's list size
     local full = self.own or ev.setup.constraint_set
     self.mem = full:subset({ "memory" })
     if self.stage1 == "feasible" then
@@ -53,6 +54,7 @@ function M.strategy(opts)
         error("search.two_stage_strategy: stage1 = \"feasible\" needs the evaluator: run it through search.run", 0)
       end
       self.mem, self.prepared = (self.own or options.constraint_set({})):subset({ "memory" }), true
+      self.chunk = self.chunk or 1
     end
     if self.stage == 1 and self.i >= #self.cells1 then
       if not self.bestA then return nil end -- nothing fits memory: stage 2 cannot start
@@ -91,7 +93,6 @@ end
 function M.search(opts)
   local setup, strat, hooks = run.split_opts(opts, { space = true, chunk = true, stage1 = true }, "search.two_stage")
   local st = options.setup(setup)
-  strat.chunk = strat.chunk or st.threads
   return run.run(M.strategy(strat), st, hooks)
 end
 

@@ -1,0 +1,98 @@
+-- scripts/bench-search-snasnet.lua: SNASNet's baseline search as a user runs it (search.random, the
+-- path of scripts/snasnet.lua) in SNASNet's own setting: cifar100 preset with 16 channels, batch
+-- 32, T = 5, one repeat, FxP32, on 2 threads. Whole candidates: build, hardware cost and score,
+-- through the evaluator, the progress hooks left out. Three ways, alternately, on the same cells:
+--   apply, lists of 2:  each net built float and quantized by q:apply, one candidate per thread
+--                       per list (the search's way before the quantized store and list sizes)
+--   direct, lists of 2: nn.net{ quantizer = q } through the store, one candidate per thread
+--   direct, default:    the same, lists of the evaluator's list size (docs/search.md)
+-- The data: 1,024 random images in the CIFAR-100 binary layout, in a temporary file.
+-- Usage: build/neuronas run scripts/bench-search-snasnet.lua [candidates] [rounds] [cells-file]
+-- With a cells file (one SNASNet matrix per line, as scripts/bench-fitness gets them from
+-- PyTorch's run) the search scores those cells (each once) instead of drawing them.
+-- Prints wall and CPU milliseconds per candidate, and whether the three found the same scores;
+-- the last line, search.ms_wall=, is the default lists' best wall for scripts/bench-fitness.
+local nn = require("neuronas")
+local core = require("neuronas.core")
+local search = require("neuronas.search")
+
+local args = { ... }
+local num = tonumber(args[1]) or 400
+local rounds = tonumber(args[2]) or 2
+local cells -- the cells file's cells, in canonical form
+if args[3] then
+  cells = {}
+  for line in io.lines(args[3]) do
+    if line:match("%S") then cells[#cells + 1] = tostring(nn.cell(line, { form = "snasnet" })) end
+  end
+  assert(#cells > 0, "bench: no cells in " .. args[3])
+  num = #cells
+end
+-- the cells file in turn, as a space the random strategy samples
+local function space()
+  if not cells then return nil end
+  local i = 0
+  return { sample = function() i = i % #cells + 1; return cells[i] end }
+end
+
+-- 1,024 records of 1 coarse label, 1 fine label and 3 x 32 x 32 pixel bytes (a fixed stream)
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -p '" .. dir .. "'"), "bench: cannot make " .. dir)
+local f = assert(io.open(dir .. "/train.bin", "wb"))
+local rng = nn.rng(7)
+for _ = 1, 1024 do
+  local rec = { string.char(rng:integer(0, 19), rng:integer(0, 99)) }
+  for i = 1, 3072 / 8 do
+    local v = rng:u64()
+    rec[#rec + 1] = string.pack("<i8", v)
+  end
+  f:write(table.concat(rec))
+end
+f:close()
+local data = nn.data.open({ path = dir, format = "cifar100", split = "train" })
+
+local q = nn.quantizer({ bits = 32 })
+-- a quantizer of the caller's own (an apply method): the pipeline builds the float net and applies it
+local applying = { bits = 32, apply = function(_, net) return q:apply(net) end }
+
+local ways = {
+  { name = "apply, lists of 2", quantizer = applying, chunk = 2 },
+  { name = "direct, lists of 2", quantizer = q, chunk = 2 },
+  { name = "direct, default lists", quantizer = q },
+}
+
+local function run(way)
+  local w0, c0 = core.clock(), os.clock()
+  local rep = search.random({ preset = "cifar100", net = { channels = 16 }, batch = 32, ["repeat"] = 1, bits = 32,
+    quantizer = way.quantizer, data = data, seed = 1, threads = 2, num = num, chunk = way.chunk, space = space() })
+  local w, c = core.clock() - w0, os.clock() - c0
+  local sum = 0
+  for _, r in ipairs(rep.results) do sum = sum + (r.score or 0) end
+  return w, c, sum, rep.best and rep.best.key
+end
+
+print(string.format("SNASNet's baseline search (search.random), cifar100 preset with 16 channels, batch 32, T=5, "
+  .. "1 repeat, FxP32, 2 threads, %d %s, %d rounds", num, cells and ("cells of " .. args[3]) or "random backward cells",
+  rounds))
+local best = {}
+local sums, keys = {}, {}
+for r = 1, rounds do
+  for i, way in ipairs(ways) do
+    local w, c, sum, key = run(way)
+    io.write(string.format("  round %d, %-22s %6.2f ms per candidate wall, %6.2f ms CPU\n", r, way.name .. ":",
+      1e3 * w / num, 1e3 * c / num))
+    if not best[i] or w < best[i].w then best[i] = { w = w, c = c } end
+    sums[i], keys[i] = sum, key
+  end
+end
+for i, way in ipairs(ways) do
+  print(string.format("%-22s best %6.2f ms per candidate wall (%.2f ms CPU)", way.name .. ":", 1e3 * best[i].w / num,
+    1e3 * best[i].c / num))
+end
+print(string.format("default lists against apply, lists of 2: %.2fx by wall", best[1].w / best[3].w))
+print(string.format("same scores all three ways: %s", (sums[1] == sums[2] and sums[2] == sums[3] and keys[1] == keys[3])
+  and "yes (sums bit-identical, same best)" or "NO"))
+print(string.format("search.ms_wall=%.3f\nsearch.ms_cpu=%.3f", 1e3 * best[3].w / num, 1e3 * best[3].c / num))
+os.remove(dir .. "/train.bin")
+os.remove(dir)
