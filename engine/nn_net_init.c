@@ -65,25 +65,41 @@ nn_init_cache_stats nn_init_cache_stats_of(const nn_init_cache *c) {
   return s;
 }
 
+/* The key of t's draws from the (seed, path) stream; 0 when path is too long to key on (never
+ * key on a truncated path). */
+static int make_key(init_entry *key, uint64_t seed, const nn_tensor *t, const char *path, nn_init_kind kind, float a,
+                    float b) {
+  memset(key, 0, sizeof *key);
+  if (strlen(path) >= sizeof key->path) return 0;
+  snprintf(key->path, sizeof key->path, "%s", path);
+  key->seed = seed, key->kind = kind, key->a = a, key->b = b, key->ndim = t->ndim;
+  for (int d = 0; d < t->ndim && d < 4; d++) key->shape[d] = t->shape[d];
+  return 1;
+}
+
+/* The entry of c under key, or NULL. */
+static const init_entry *find(const nn_init_cache *c, const init_entry *key) {
+  for (const init_entry *e = c->head; e; e = e->next)
+    if (e->seed == key->seed && e->kind == key->kind && !memcmp(&e->a, &key->a, sizeof e->a) &&
+        !memcmp(&e->b, &key->b, sizeof e->b) && e->ndim == key->ndim &&
+        !memcmp(e->shape, key->shape, sizeof e->shape) && !strcmp(e->path, key->path))
+      return e;
+  return NULL;
+}
+
 /* Fills t with the (seed, path) stream's draws, from c when it holds them (stored there after a
  * miss when they fit). Returns the entry that holds them, or NULL. */
 static const init_entry *draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path, nn_init_kind kind,
                               float a, float b) {
   init_entry key;
-  memset(&key, 0, sizeof key);
-  if (c && strlen(path) >= sizeof key.path) c = NULL; /* never key on a truncated path */
+  if (c && !make_key(&key, seed, t, path, kind, a, b)) c = NULL;
   if (c) {
-    snprintf(key.path, sizeof key.path, "%s", path);
-    key.seed = seed, key.kind = kind, key.a = a, key.b = b, key.ndim = t->ndim;
-    for (int d = 0; d < t->ndim && d < 4; d++) key.shape[d] = t->shape[d];
-    for (init_entry *e = c->head; e; e = e->next)
-      if (e->seed == key.seed && e->kind == kind && !memcmp(&e->a, &a, sizeof a) &&
-          !memcmp(&e->b, &b, sizeof b) && e->ndim == key.ndim &&
-          !memcmp(e->shape, key.shape, sizeof key.shape) && !strcmp(e->path, key.path)) {
-        memcpy(t->data, e->data, (size_t)t->numel * sizeof *t->data);
-        c->hits++;
-        return e;
-      }
+    const init_entry *e = find(c, &key);
+    if (e) {
+      memcpy(t->data, e->data, (size_t)t->numel * sizeof *t->data);
+      c->hits++;
+      return e;
+    }
     c->misses++;
   }
   nn_rng root = nn_rng_seed(seed), r = nn_rng_split(&root, path);
@@ -123,14 +139,11 @@ static int same_quant(const nn_quant_params *a, const nn_quant_params *b) {
 nn_status nn_init_fill_quant(nn_init_cache *c, uint64_t seed, const nn_plan_param *q, const char *path,
                              const nn_quant_params *qp, const char *label, nn_tensor *t, nn_error *err) {
   const init_entry *src = NULL;
+  init_entry key;
   if (q->init == NN_INIT_UNIFORM || q->init == NN_INIT_NORMAL) {
-    if (c && strlen(label) < NN_PLAN_PATH_LEN) {
+    if (c && strlen(label) < NN_PLAN_PATH_LEN && make_key(&key, seed, t, path, q->init, q->a, q->b)) {
       /* the draw's entry, found without copying it: a stored quantized copy makes the copy moot */
-      for (const init_entry *e = c->head; e && !src; e = e->next)
-        if (e->seed == seed && e->kind == q->init && !memcmp(&e->a, &q->a, sizeof q->a) &&
-            !memcmp(&e->b, &q->b, sizeof q->b) && e->ndim == t->ndim && !strcmp(e->path, path) &&
-            !memcmp(e->shape, t->shape, (size_t)(t->ndim < 4 ? t->ndim : 4) * sizeof *e->shape))
-          src = e;
+      src = find(c, &key);
       for (const quant_entry *e = c->qhead; src && e; e = e->next)
         if (e->src == src && same_quant(&e->q, qp) && !strcmp(e->label, label)) {
           memcpy(t->data, e->data, (size_t)t->numel * sizeof *t->data);
