@@ -139,7 +139,7 @@ static double cpu_s(void) {
 #define MAX_WALLS 4096
 typedef struct totals {
   double cpu_s;
-  double build_s, quant_s, forward_s, kernel_s, logdet_s, wall_s;
+  double build_s, forward_s, kernel_s, logdet_s, wall_s;
   int64_t n, hits, lif_calls;
   double score_sum;
   double walls[MAX_WALLS]; /* per candidate, for the median */
@@ -202,30 +202,24 @@ static void print_steal(double total0, double steal0) {
            100 * (steal - steal0) / (total - total0));
 }
 
-/* One candidate: build, quantize (bits < 32), score on the batches. */
+/* One candidate: build (quantized from the store for bits < 32, as the search builds it), score
+ * on the batches. */
 static int g_threads; /* threads for one candidate (nn_fitness_opts.threads) */
 static int candidate_ic(const nn_net_params *p, int bits, const nn_tensor *const *b, int R,
                         nn_fitness_cache *cache, nn_init_cache *ic, totals *t) {
   nn_error err;
   nn_fitness_diag d;
   double t0 = now_s(), c0 = cpu_s(), s;
-  nn_net *net = nn_net_new_cached(p, ic, &err), *q = NULL;
+  nn_quant_params qp = nn_quant_params_default();
+  qp.bits = bits;
+  nn_net *net = bits < 32 ? nn_net_new_quantized(p, ic, &qp, &err) : nn_net_new_cached(p, ic, &err);
   double t1 = now_s();
-  if (net && bits < 32) {
-    nn_quant_params qp = nn_quant_params_default();
-    qp.bits = bits;
-    q = nn_quant_net(&qp, net, NULL, &err);
-  }
-  double t2 = now_s();
   nn_fitness_opts o = {.cache = cache, .threads = g_threads};
-  int ok = net && (bits == 32 || q) &&
-           nn_fitness_eval(q ? q : net, b, R, &o, &s, &d, &err) == NN_OK;
+  int ok = net && nn_fitness_eval(net, b, R, &o, &s, &d, &err) == NN_OK;
   if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
-  nn_net_free(q);
   nn_net_free(net);
   if (!ok) return 0;
   t->build_s += t1 - t0;
-  t->quant_s += t2 - t1;
   t->forward_s += d.forward_s;
   t->kernel_s += d.kernel_s;
   t->logdet_s += d.logdet_s;
@@ -245,10 +239,10 @@ static int candidate(const nn_net_params *p, int bits, const nn_tensor *const *b
 
 static void print_totals(const char *what, const totals *t) {
   double n = (double)(t->n ? t->n : 1);
-  printf("%-42s %7.2f cand/s %9.1f ms/cand wall (median %.1f), %9.1f ms cpu  (build %.1f, quantize %.1f, "
+  printf("%-42s %7.2f cand/s %9.1f ms/cand wall (median %.1f), %9.1f ms cpu  (build, quantized, %.1f, "
          "forward %.1f, kernel %.1f, logdet %.2f ms; %lld prefix hits)\n",
          what, t->n / t->wall_s, 1e3 * t->wall_s / n, 1e3 * median_wall(t), 1e3 * t->cpu_s / n, 1e3 * t->build_s / n,
-         1e3 * t->quant_s / n, 1e3 * t->forward_s / n, 1e3 * t->kernel_s / n, 1e3 * t->logdet_s / n,
+         1e3 * t->forward_s / n, 1e3 * t->kernel_s / n, 1e3 * t->logdet_s / n,
          (long long)t->hits);
   fflush(stdout);
 }
@@ -508,16 +502,13 @@ static void bench_many(int n) {
     for (int i = 0; i < n; i++) {
       p.cell_b = neuronas_cell(&rb);
       if (stage == 1) p.cell_a = p.cell_b;
-      nn_net *raw = nn_net_new_cached(&p, ic, &err);
-      nets[i] = raw ? nn_quant_net(&qp, raw, NULL, &err) : NULL;
-      nn_net_free(raw);
-      if (!nets[i]) {
+      if (!(nets[i] = nn_net_new_quantized(&p, ic, &qp, &err))) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return;
       }
     }
     double bw = (now_s() - t0) / n, bc = (cpu_s() - c0) / n;
-    printf("  stage %d: build (init cache) + quantize      %9.1f ms/cand wall, %9.1f ms cpu\n", stage,
+    printf("  stage %d: build, quantized (init cache)       %9.1f ms/cand wall, %9.1f ms cpu\n", stage,
            1e3 * bw, 1e3 * bc);
     for (int threads = 1; threads <= 2; threads++) {
       nn_fitness_cache *cache = stage == 2 ? nn_fitness_cache_new(NULL, &err) : NULL;
@@ -569,14 +560,10 @@ typedef struct paper_run {
 /* Build p's net from the store ic, quantize it to FxP-bits (bits < 32), score it. */
 static int paper_score(const nn_net_params *p, nn_init_cache *ic, int bits, const nn_tensor *const *b,
                        const nn_fitness_opts *o, double *score, nn_fitness_diag *d, nn_error *err) {
-  nn_net *net = nn_net_new_cached(p, ic, err), *q = NULL;
-  if (net && bits < 32) {
-    nn_quant_params qp = nn_quant_params_default();
-    qp.bits = bits;
-    q = nn_quant_net(&qp, net, NULL, err);
-  }
-  const int ok = net && (bits == 32 || q) && nn_fitness_eval(q ? q : net, b, 2, o, score, d, err) == NN_OK;
-  nn_net_free(q);
+  nn_quant_params qp = nn_quant_params_default();
+  qp.bits = bits;
+  nn_net *net = bits < 32 ? nn_net_new_quantized(p, ic, &qp, err) : nn_net_new_cached(p, ic, err);
+  const int ok = net && nn_fitness_eval(net, b, 2, o, score, d, err) == NN_OK;
   nn_net_free(net);
   return ok;
 }
@@ -621,10 +608,12 @@ static paper_run paper_case(const char *cell_a, const char *cell_b, const char *
     nn_net *net = ok ? nn_net_new_cached(&p, ic, &err) : NULL;
     out.cold_build_s = now_s() - t0;
     nn_net_free(net);
-    if (ok && cell_b2) { /* stage 2's cell B was drawn in stage 1 too */
+    if (ok && cell_b2) { /* stage 2's cell B was drawn (and quantized) in stage 1 too */
       nn_net_params p2 = p;
+      nn_quant_params qp = nn_quant_params_default();
+      qp.bits = bits;
       ok = nn_cell_parse(cell_b2, NN_CELL_FORM_AUTO, &p2.cell_b, &err) == NN_OK;
-      nn_net_free(ok ? nn_net_new_cached(&p2, ic, &err) : NULL);
+      nn_net_free(!ok ? NULL : bits < 32 ? nn_net_new_quantized(&p2, ic, &qp, &err) : nn_net_new_cached(&p2, ic, &err));
     }
     if (ok && !cell_b2) { /* a search's first candidate: its passes fault in fresh pages */
       t0 = now_s();
@@ -758,12 +747,12 @@ static void bench_paper_space(int threads) {
     }
     ok = nn_cell_parse(text, NN_CELL_FORM_NAMES, &cells[n], &err) == NN_OK;
   }
-  /* every layer drawn once, as stage 1 does early; then one untimed candidate, whose pass
-   * buffers the timed ones reuse */
+  /* every layer drawn (and quantized) once, as stage 1 does early; then one untimed candidate,
+   * whose pass buffers the timed ones reuse */
   for (int n = 0; n <= 6 && ok; n++) {
     nn_net *net;
     p.cell_a = p.cell_b = cells[n];
-    ok = (net = nn_net_new_cached(&p, ic, &err)) != NULL;
+    ok = (net = nn_net_new_quantized(&p, ic, &qp, &err)) != NULL;
     nn_net_free(net);
   }
   printf("paper size, the neuronas space by conv3x3 edges per cell (cifar100 preset, batch 256, T=5, 2 repeats, "
@@ -777,10 +766,10 @@ static void bench_paper_space(int threads) {
       double score, t0 = now_s(), m0 = thread_cpu_s();
       p.cell_a = stage == 2 ? a : cells[n < 0 ? 0 : n];
       p.cell_b = n < 0 ? a : cells[n];
-      nn_net *net = nn_net_new_cached(&p, ic, &err), *q = net ? nn_quant_net(&qp, net, NULL, &err) : NULL;
+      nn_net *q = nn_net_new_quantized(&p, ic, &qp, &err);
       ok = q && nn_fitness_eval(q, b, 2, &o, &score, &d, &err) == NN_OK;
       const double wall = now_s() - t0, main = thread_cpu_s() - m0;
-      nn_net_free(q), nn_net_free(net);
+      nn_net_free(q);
       if (!ok || stage == 0 || n < 0) continue;
       printf("  stage %d, %d conv3x3 per cell: %6.2f s wall, %6.2f s caller%s\n", stage, n, wall, main,
              stage == 2 ? (d.cache_hits ? " (prefix from the cache)" : " (NO prefix hit)") : "");
