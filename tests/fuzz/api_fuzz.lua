@@ -192,7 +192,8 @@ local BAD = {
       { net = pick(p.closed) }, { net = 5 }, { lr = 0 / 0 }, { lr = 0 }, { scope = "all\0" },
       { augment = 5 }, { augment = { pad = -1 } }, { offset = 1 << 62 }, { validation = 2 },
       { ops = { "skip", "skip" } }, { ops = { "skip\0" } }, { cell = "sideways" }, { max_bytes = -1 },
-      { max_entries = 0 }, { mode = 5 }, { limit = 0 }, { on_batch = 5 },
+      { max_entries = 0 }, { mode = 5 }, { limit = 0 }, { on_batch = 5 }, { quantizer = 5 },
+      { quantizer = p.ds }, { quantizer = p.quant, init_cache = pick(p.closed) },
       { on_batch = function() close_one() end }, { [1] = 1 }, { [true] = 1 },
       { breakdown = "yes" }, { timesteps = 2 ^ 31 }, { layers = 5 }, { layers = { { pes = "x" } } },
     })
@@ -209,7 +210,12 @@ local GOOD = {
   cell = function() return { "102101" } end,
   ["cell.parse"] = function() return { "102101", "neuronas" } end,
   space = function() return { "neuronas" } end,
-  net = function() return { NETCFG } end,
+  net = function(p)
+    if math.random(2) == 1 then return { NETCFG } end
+    local cfg = { quantizer = p.quant, init_cache = p.icache } -- built quantized, through the store
+    for k, v in pairs(NETCFG) do cfg[k] = v end
+    return { cfg }
+  end,
   quantizer = function() return { { bits = 4 } } end,
   quantize = function(p) return { p.net, 4 } end,
   fitness = function(p) return { p.net, p.batch, { ["repeat"] = 2, dataset = p.ds, cache = p.fcache } } end,
