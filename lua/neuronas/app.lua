@@ -42,6 +42,8 @@ function M.flags(bits_default)
     { name = "batch", type = "integer", default = 64, range = L.batch, help = "images per fitness batch" },
     { name = "repeat", type = "integer", default = 1, range = L["repeat"], help = "fitness batches per candidate" },
     { name = "timesteps", type = "integer", range = L.timesteps, help = "SNN timesteps T (default: the preset's, 5)" },
+    { name = "channels", type = "integer", range = L.channels,
+      help = "C, cell A's width; cell B's is 2C (default: the preset's: 16 fashion-mnist, 128 cifar100 and tinyimagenet, 256 cifar10)" },
     { name = "seed", type = "integer", default = 1, range = L.seed, help = "weights, data and sampling seed" },
     { name = "json", type = "string", metavar = "FILE", output = true, help = "write the JSON report here" },
     { name = "csv", type = "string", metavar = "FILE", output = true, help = "write one row per evaluated candidate here" },
@@ -101,6 +103,7 @@ function M.setup(flags, data, constraints)
   return {
     preset = flags.preset, bits = flags.bits, rounding = flags.rounding, constraints = constraints,
     data = data, batch = flags.batch, ["repeat"] = flags["repeat"], timesteps = flags.timesteps,
+    net = flags.channels and { channels = flags.channels } or nil,
     seed = flags.seed, threads = flags.threads, variation = M.variation(flags),
     activity = (flags.activity or flags["energy-active"]) and true or nil,
   }
@@ -116,7 +119,7 @@ end
 function M.settings(flags, data, constraints)
   return {
     preset = flags.preset, bits = flags.bits, rounding = flags.rounding, batch = flags.batch,
-    ["repeat"] = flags["repeat"], timesteps = flags.timesteps, seed = flags.seed,
+    ["repeat"] = flags["repeat"], timesteps = flags.timesteps, channels = flags.channels, seed = flags.seed,
     data = data and data.source or flags.data, constraints = constraints, variation = M.variation(flags),
   }
 end

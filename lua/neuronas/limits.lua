@@ -14,6 +14,7 @@ M.threads = { min = 1, max = 64 }            -- nn.fitness_many's threads
 M.blas_threads = { min = 1, max = 1024 }     -- nn.blas_threads
 M.train_threads = { min = 0, max = 64 }      -- nn.trainer's threads (0 = one per idle core)
 M.timesteps = { min = 1, max = 1024 }        -- nn.net's timesteps
+M.channels = { min = 1, max = 4096 }         -- nn.net's channels (cell A's width)
 M.seed = { min = 0, max = 2 ^ 53 - 1 }       -- nn.net's seed (>= 0); 2^53 - 1: exact in any JSON reader
 -- Images per fitness or training batch: the fitness kernel is batch^2 doubles and a forward's
 -- maps grow with the batch (1024: an 8 MB kernel; SNASNet scores at 64..256).

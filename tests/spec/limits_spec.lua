@@ -28,6 +28,10 @@ describe("neuronas.limits", function()
     nn.net({ timesteps = L.timesteps.min }):close()
     refuses(function() nn.net({ timesteps = L.timesteps.max + 1 }) end)
     refuses(function() nn.net({ timesteps = L.timesteps.min - 1 }) end)
+    -- channels: nn.net (its widest net, 4096 channels, is not built here: 600 MB of weights)
+    nn.net({ channels = L.channels.min }):close()
+    refuses(function() nn.net({ channels = L.channels.max + 1 }) end)
+    refuses(function() nn.net({ channels = L.channels.min - 1 }) end)
     nn.net({ seed = L.seed.min }):close()
     nn.net({ seed = math.tointeger(L.seed.max) }):close()
     refuses(function() nn.net({ seed = L.seed.min - 1 }) end)
@@ -65,7 +69,7 @@ describe("neuronas.limits", function()
     local spec = app.flags(8)
     local opts = { noexit = true, name = "t" }
     local cases = { threads = L.threads, timesteps = L.timesteps, batch = L.batch, ["repeat"] = L["repeat"],
-      bits = L.bits }
+      bits = L.bits, channels = L.channels }
     for name, r in pairs(cases) do
       assert.are.equal(r.min, cli.parse({ "--" .. name, tostring(r.min) }, spec, opts)[name])
       assert.are.equal(r.max, cli.parse({ "--" .. name, tostring(r.max) }, spec, opts)[name])

@@ -187,6 +187,28 @@ describe("the other search scripts", function()
     os.remove(j)
   end)
 
+  it("--channels sets cell A's width of every candidate, recorded in the report", function()
+    local j = tmp(".json")
+    local code, _, err = H.run(H.q(H.cli) .. " run scripts/snasnet.lua --num 4 --batch 16 --channels 4 --quiet --json " .. j)
+    assert.are.equal(0, code, err)
+    local rep = json.decode(slurp(j))
+    assert.are.equal(4, rep.settings.channels)
+    -- the best candidate's memory is that of its net at 4 channels, not at the preset's 16
+    local nn = require("neuronas")
+    local function weights(c)
+      local net = nn.net({ cellA = rep.best.cellA, cellB = rep.best.cellB, channels = c })
+      local n = net:params()
+      net:close()
+      return n
+    end
+    assert.are.equal(weights(4), rep.best.cost.memory_params)
+    assert.are_not.equal(weights(16), weights(4))
+    code, _, err = H.run(H.q(H.cli) .. " run scripts/snasnet.lua --channels 0")
+    assert.are.equal(2, code)
+    assert.truthy(err:find("--channels", 1, true), err)
+    os.remove(j)
+  end)
+
   it("hardware.lua reads digit genotypes and lists its flags", function()
     local code, out, err = H.run(H.q(H.cli) .. " run scripts/hardware.lua --preset fashion-mnist --cellA 102101 --cellB 000000")
     assert.are.equal(0, code, err)
