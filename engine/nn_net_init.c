@@ -87,6 +87,17 @@ static const init_entry *find(const nn_init_cache *c, const init_entry *key) {
   return NULL;
 }
 
+/* A copy of t's values for a new entry of c, counted there as `bytes` (the entry included); NULL
+ * when memory is short (the store is only a speed-up). */
+static float *kept_copy(nn_init_cache *c, const nn_tensor *t, int64_t bytes) {
+  float *data = malloc((size_t)t->numel * sizeof *data);
+  if (!data) return NULL;
+  memcpy(data, t->data, (size_t)t->numel * sizeof *data);
+  c->entries++;
+  c->bytes += bytes;
+  return data;
+}
+
 /* Fills t with the (seed, path) stream's draws, from c when it holds them (stored there after a
  * miss when they fit). Returns the entry that holds them, or NULL. */
 static const init_entry *draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, const char *path, nn_init_kind kind,
@@ -108,18 +119,15 @@ static const init_entry *draw(nn_init_cache *c, uint64_t seed, nn_tensor *t, con
   int64_t bytes = t->numel * (int64_t)sizeof(float) + (int64_t)sizeof(init_entry);
   if (!c || t->ndim > 4 || c->bytes + bytes > c->max_bytes) return NULL;
   init_entry *e = malloc(sizeof *e);
-  float *data = malloc((size_t)t->numel * sizeof *data);
-  if (!e || !data) { /* only a speed-up: keep going without storing */
-    free(e), free(data);
+  float *data = e ? kept_copy(c, t, bytes) : NULL;
+  if (!data) { /* only a speed-up: keep going without storing */
+    free(e);
     return NULL;
   }
   *e = key;
   e->data = data;
-  memcpy(data, t->data, (size_t)t->numel * sizeof *data);
   e->next = c->head;
   c->head = e;
-  c->entries++;
-  c->bytes += bytes;
   return e;
 }
 
@@ -159,18 +167,15 @@ nn_status nn_init_fill_quant(nn_init_cache *c, uint64_t seed, const nn_plan_para
   int64_t bytes = t->numel * (int64_t)sizeof(float) + (int64_t)sizeof(quant_entry);
   if (st != NN_OK || !src || strlen(label) >= NN_PLAN_PATH_LEN || c->bytes + bytes > c->max_bytes) return st;
   quant_entry *e = malloc(sizeof *e);
-  float *data = malloc((size_t)t->numel * sizeof *data);
-  if (!e || !data) { /* only a speed-up */
-    free(e), free(data);
+  float *data = e ? kept_copy(c, t, bytes) : NULL;
+  if (!data) { /* only a speed-up */
+    free(e);
     return NN_OK;
   }
   memset(e, 0, sizeof *e);
   e->src = src, e->q = *qp, e->data = data;
   snprintf(e->label, sizeof e->label, "%s", label);
-  memcpy(data, t->data, (size_t)t->numel * sizeof *data);
   e->next = c->qhead;
   c->qhead = e;
-  c->entries++;
-  c->bytes += bytes;
   return NN_OK;
 }
