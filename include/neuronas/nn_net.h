@@ -48,7 +48,8 @@ nn_net *nn_net_clone(const nn_net *net, nn_error *err);
  * of (seed, layer path, shape, distribution), so the candidates of one search draw each tensor
  * once and copy it afterwards (the classifier's normal draws dominate a fashion-mnist build).
  * Nets built through it are bit-identical to nn_net_new's. Tensors are kept while they fit
- * max_bytes (no eviction: a search has a few dozen). Not thread-safe; the caller owns it
+ * max_bytes (no eviction: a search has a few dozen), and so are the quantized copies of
+ * nn_net_new_quantized, which entries and bytes count too. Not thread-safe; the caller owns it
  * (nn_init_cache_free, NULL ok) and may free it as soon as the nets are built. */
 typedef struct nn_init_cache nn_init_cache;
 typedef struct nn_init_cache_stats {
