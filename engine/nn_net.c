@@ -35,12 +35,18 @@ static nn_net *net_tensors(nn_net *net, int init, nn_init_cache *ic, nn_error *e
   return net;
 }
 
-nn_net *nn_net_new_cached(const nn_net_params *p, nn_init_cache *c, nn_error *err) {
+/* A net with its plan built from p and no tensors yet; NULL on failure (err set). */
+static nn_net *net_planned(const nn_net_params *p, nn_error *err) {
   nn_net *net = net_alloc(err);
   if (net && nn_plan_build(&net->plan, p, err) != NN_OK) {
     free(net);
     return NULL;
   }
+  return net;
+}
+
+nn_net *nn_net_new_cached(const nn_net_params *p, nn_init_cache *c, nn_error *err) {
+  nn_net *net = net_planned(p, err);
   return net ? net_tensors(net, 1, c, err) : NULL;
 }
 
@@ -49,11 +55,7 @@ nn_net *nn_net_new(const nn_net_params *p, nn_error *err) { return nn_net_new_ca
 nn_net *nn_net_new_quantized(const nn_net_params *p, nn_init_cache *c, const nn_quant_params *q, nn_error *err) {
   if (!q) return nn_fail(err, NN_EINVAL, "net: quantizer expected"), NULL;
   if (nn_quant_params_check(q, err) != NN_OK) return NULL;
-  nn_net *net = net_alloc(err);
-  if (net && nn_plan_build(&net->plan, p, err) != NN_OK) {
-    free(net);
-    return NULL;
-  }
+  nn_net *net = net_planned(p, err);
   if (!net) return NULL;
   const nn_plan *pl = &net->plan;
   int layer_of[NN_PLAN_MAXPARAM]; /* the layer whose weight a param is, or -1 */

@@ -159,7 +159,12 @@ nn_status nn_init_fill_quant(nn_init_cache *c, uint64_t seed, const nn_plan_para
           return NN_OK;
         }
     }
-    src = draw(c, seed, t, path, q->init, q->a, q->b);
+    if (src) { /* the draw is stored, its quantized copy is not yet */
+      memcpy(t->data, src->data, (size_t)t->numel * sizeof *t->data);
+      c->hits++;
+    } else {
+      src = draw(c, seed, t, path, q->init, q->a, q->b);
+    }
   } else {
     nn_init_fill(NULL, seed, q, path, t);
   }
