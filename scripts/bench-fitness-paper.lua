@@ -79,19 +79,18 @@ end
 -- candidates each stage scores: stage 1 every (c, c) within the memory budget; stage 2, for an A*
 -- with na conv3x3 edges, every (A*, c) meeting the whole budget; range: stage 2's least and most
 -- over the A* that stage 1 can score
-local function stage1(w)
+local function weighted(keep, w) -- sum of count[n] * w[n] over the counts n that keep(n) admits
   local sum = 0
   for n = 0, 6 do
-    if fits_mem[n][n] then sum = sum + count[n] * w[n] end
+    if keep(n) then sum = sum + count[n] * w[n] end
   end
   return sum
 end
+local function stage1(w)
+  return weighted(function(n) return fits_mem[n][n] end, w)
+end
 local function stage2(na, w)
-  local sum = 0
-  for nb = 0, 6 do
-    if fits_all[na][nb] then sum = sum + count[nb] * w[nb] end
-  end
-  return sum
+  return weighted(function(nb) return fits_all[na][nb] end, w)
 end
 local function range(w)
   local lo, hi
