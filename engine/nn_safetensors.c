@@ -32,6 +32,7 @@ struct nn_st_file {
   uint64_t data_start, data_len;
   st_tensor *t;
   size_t n, cap;
+  size_t *byname; /* tensor indices sorted by name (nn_st_find's binary search) */
   char **meta; /* key, value pairs */
   size_t nmeta;
 };
@@ -248,6 +249,7 @@ void nn_st_close(nn_st_file *f) {
   for (size_t i = 0; i < f->n; i++) free(f->t[i].name);
   for (size_t i = 0; i < 2 * f->nmeta; i++) free(f->meta[i]);
   free(f->meta);
+  free(f->byname);
   free(f->t);
   free(f->path);
   free(f);
@@ -272,23 +274,34 @@ static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* 1 when tensor names are unique and so are metadata keys (sorted copies: n log n even for a
- * header of a million entries); else 0 with why filled. */
+/* Tensor order by name (qsort_r: ctx is the tensor array). */
+static int by_tensor_name(const void *a, const void *b, void *ctx) {
+  const st_tensor *t = ctx;
+  return strcmp(t[*(const size_t *)a].name, t[*(const size_t *)b].name);
+}
+
+/* 1 when tensor names are unique and so are metadata keys (sorted: n log n even for a header of
+ * a million entries; the tensors' order by name is kept in f->byname for nn_st_find); else 0
+ * with why filled. */
 static int unique(nn_st_file *f, char *why, size_t nwhy) {
-  size_t n = f->n > f->nmeta ? f->n : f->nmeta;
-  char **v = n ? malloc(n * sizeof *v) : NULL;
-  if (n && !v) return snprintf(why, nwhy, "out of memory"), 0;
-  for (int pass = 0; pass < 2; pass++) {
-    size_t m = pass ? f->nmeta : f->n;
-    for (size_t i = 0; i < m; i++) v[i] = pass ? f->meta[2 * i] : f->t[i].name;
-    if (m > 1) qsort(v, m, sizeof *v, by_name);
-    for (size_t i = 1; i < m; i++)
-      if (!strcmp(v[i - 1], v[i])) {
-        snprintf(why, nwhy, pass ? "__metadata__: key '%.60s' repeats" : "tensor '%.60s' repeats", v[i]);
-        free(v);
-        return 0;
-      }
-  }
+  if (f->n && !(f->byname = malloc(f->n * sizeof *f->byname))) return snprintf(why, nwhy, "out of memory"), 0;
+  for (size_t i = 0; i < f->n; i++) f->byname[i] = i;
+  if (f->n > 1) qsort_r(f->byname, f->n, sizeof *f->byname, by_tensor_name, f->t);
+  for (size_t i = 1; i < f->n; i++)
+    if (!strcmp(f->t[f->byname[i - 1]].name, f->t[f->byname[i]].name)) {
+      snprintf(why, nwhy, "tensor '%.60s' repeats", f->t[f->byname[i]].name);
+      return 0;
+    }
+  char **v = f->nmeta ? malloc(f->nmeta * sizeof *v) : NULL;
+  if (f->nmeta && !v) return snprintf(why, nwhy, "out of memory"), 0;
+  for (size_t i = 0; i < f->nmeta; i++) v[i] = f->meta[2 * i];
+  if (f->nmeta > 1) qsort(v, f->nmeta, sizeof *v, by_name);
+  for (size_t i = 1; i < f->nmeta; i++)
+    if (!strcmp(v[i - 1], v[i])) {
+      snprintf(why, nwhy, "__metadata__: key '%.60s' repeats", v[i]);
+      free(v);
+      return 0;
+    }
   free(v);
   return 1;
 }
@@ -425,8 +438,14 @@ const char *nn_st_path(const nn_st_file *f) { return f->path; }
 size_t nn_st_count(const nn_st_file *f) { return f->n; }
 const char *nn_st_name(const nn_st_file *f, size_t i) { return i < f->n ? f->t[i].name : NULL; }
 int nn_st_find(const nn_st_file *f, const char *name) {
-  for (size_t i = 0; i < f->n; i++)
-    if (!strcmp(f->t[i].name, name)) return (int)i;
+  size_t lo = 0, hi = f->n; /* binary search of the names' order, built by nn_st_open */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(f->t[f->byname[mid]].name, name);
+    if (c == 0) return (int)f->byname[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
   return -1;
 }
 int nn_st_ndim(const nn_st_file *f, size_t i) { return f->t[i].ndim; }
@@ -471,7 +490,7 @@ static nn_status read_conv(nn_st_file *f, const char *name, float *f32, double *
     return nn_fail(err, NN_EIO, "%s: cannot seek to tensor '%s'", f->path, name);
   /* read in blocks to bound the scratch memory */
   enum { BLOCK = 1 << 16 };
-  unsigned char *buf = malloc((size_t)BLOCK * (size_t)sz);
+  unsigned char *buf = malloc((size_t)(numel < BLOCK ? numel : BLOCK) * (size_t)sz);
   if (!buf) return nn_fail(err, NN_ENOMEM, "%s: out of memory", f->path);
   for (int64_t off = 0; off < numel; off += BLOCK) {
     int64_t m = numel - off < BLOCK ? numel - off : BLOCK;
