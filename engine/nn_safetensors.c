@@ -8,6 +8,7 @@
 #include "neuronas/nn_safetensors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,6 +538,18 @@ nn_tensor *nn_st_read_tensor(nn_st_file *f, const char *name, nn_error *err) {
     return NULL;
   }
   return t;
+}
+
+nn_status nn_st_check_finite(const nn_st_file *f, const char *name, const float *x, int64_t n,
+                             nn_error *err) {
+  for (int64_t j = 0; j < n; j++)
+    if (!isfinite(x[j])) {
+      int k = nn_st_find(f, name);
+      int f64 = k >= 0 && !strcmp(f->t[k].dtype, "F64");
+      return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite%s", f->path, name,
+                     (long long)j + 1, f64 ? " as float32 (F64 values must lie within +-3.40282e+38)" : "");
+    }
+  return NN_OK;
 }
 
 /* ---- writer ---- */

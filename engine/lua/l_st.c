@@ -17,11 +17,13 @@ static int stf_gc(lua_State *L) {
   return 0;
 }
 
-/* Reads tensor `name` of f as a new tensor box on the stack; raises on error. */
+/* Reads tensor `name` of f as a new tensor box on the stack; raises on error, and for a value
+ * that is not finite as float32 (a tensor from Lua never holds one; net:load's check). */
 static void push_read(lua_State *L, nn_st_file *f, const char *name) {
   nn_error err;
   l_box *t = l_pushtensorbox(L);
   if (!(t->p = nn_st_read_tensor(f, name, &err))) l_raise(L, &err);
+  if (nn_st_check_finite(f, name, nn_tensor_data(t->p), nn_tensor_numel(t->p), &err) != NN_OK) l_raise(L, &err);
 }
 
 /* path [, name] -> tensor | { name = tensor } */

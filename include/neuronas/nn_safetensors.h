@@ -42,6 +42,13 @@ nn_status nn_st_read_f32(nn_st_file *f, const char *name, float *dst, int64_t nu
 nn_status nn_st_read_f64(nn_st_file *f, const char *name, double *dst, int64_t numel, nn_error *err);
 /* Reads tensor `name` as a new float tensor of its stored shape; caller owns it. */
 nn_tensor *nn_st_read_tensor(nn_st_file *f, const char *name, nn_error *err);
+/* NN_EFORMAT when one of the n values x read from tensor `name` of f is not finite (NaN, an
+ * infinity, or an F64 value beyond float32's range that the read turned into one), naming the
+ * file, the tensor and the element (1-based): "<file>: tensor 'x' element 2 is not finite", for
+ * F64 "... is not finite as float32 (F64 values must lie within +-3.40282e+38)". Used wherever a
+ * file's values enter a tensor (nn.tensor.load, net and trainer loading). */
+nn_status nn_st_check_finite(const nn_st_file *f, const char *name, const float *x, int64_t n,
+                             nn_error *err);
 
 /* Writes tensors as F32 to path (atomically: path.tmp then rename). meta is NULL or a
  * NULL-terminated list of key, value, key, value, ... strings for "__metadata__". */

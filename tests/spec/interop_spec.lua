@@ -62,6 +62,39 @@ describe("nn.tensor.save / nn.tensor.load", function()
     assert.truthy(err:find(p .. ".missing", 1, true))
     os.remove(p)
   end)
+
+  -- a safetensors file of one tensor "w" of the given dtype and packed little-endian data
+  local function st_file(dtype, n, data)
+    local hdr = ('{"w":{"dtype":"%s","shape":[%d],"data_offsets":[0,%d]}}'):format(dtype, n, #data)
+    while #hdr % 8 ~= 0 do hdr = hdr .. " " end
+    local p = os.tmpname()
+    H.spit(p, string.pack("<I8", #hdr) .. hdr .. data)
+    return p
+  end
+
+  it("refuses values that are not finite as float32, naming the file, tensor and element", function()
+    local cases = {
+      { "F32", string.pack("<ffff", 1, 0 / 0, 2, 3), "element 2 is not finite" },
+      { "F32", string.pack("<ffff", 1, 2, 3, -math.huge), "element 4 is not finite" },
+      { "F64", string.pack("<dddd", 1, 2, 1e300, 3),
+        "element 3 is not finite as float32 (F64 values must lie within +-3.40282e+38)" },
+      { "F64", string.pack("<dddd", -1e39, 1, 2, 3), "element 1 is not finite as float32" },
+    }
+    for _, c in ipairs(cases) do
+      local p = st_file(c[1], 4, c[2])
+      for _, name in ipairs { "w", false } do -- one tensor by name, and every tensor
+        local ok, err = pcall(nn.tensor.load, p, name or nil)
+        assert.is_false(ok)
+        assert.truthy(err:find(p .. ": tensor 'w' " .. c[3], 1, true), err)
+      end
+      os.remove(p)
+    end
+    local p = st_file("F64", 2, string.pack("<dd", 3.4e38, -1e-300)) -- in range: read as float32
+    local t = nn.tensor.load(p, "w")
+    assert.near(3.4e38, t[1], 3.4e38 * 1e-6)
+    assert.equal(0, math.abs(t[2]))
+    os.remove(p)
+  end)
 end)
 
 describe("net:save / net:load with SNASNet names", function()
