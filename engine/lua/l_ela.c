@@ -19,6 +19,7 @@ static const char *const MODES[] = {"neuronas", "spikesim", NULL};
 static const char *const DEVICES[] = {"rram", "sram", NULL};
 
 #define MAXS ((double)NN_ELA_MAX_SIZE)
+#define MAXC NN_ELA_MAX_CONST /* energies and areas: keeps every cost finite (nn_ela.h) */
 #define F_INT(n, lo, hi, doc) {#n, L_F_INT, lo, hi, offsetof(nn_ela_params, n), NULL, doc}
 #define F_NUM(n, lo, hi, doc) {#n, L_F_NUM, lo, hi, offsetof(nn_ela_params, n), NULL, doc}
 
@@ -43,23 +44,23 @@ static const l_field FIELDS[] = {
     F_INT(neuron_mem_bits, 0, 1024, "SRAM bits per stored neuron or input (SpikeSim: 22)"),
     F_NUM(clock_mhz, 1e-6, HUGE_VAL, "clock, MHz (NeuroNAS Table I: 250)"),
     F_NUM(pipeline_overlap, 0, 1, "latency: share of a layer before the next starts (SpikeSim: 0.75)"),
-    F_NUM(e_xbar_pj, 0, HUGE_VAL, "crossbar read, pJ (SpikeSim: rram 1.76423, sram 671.089)"),
-    F_NUM(e_tile_buf_pj, 0, HUGE_VAL, "tile buffer, pJ (SpikeSim: 397)"),
-    F_NUM(e_temp_buf_pj, 0, HUGE_VAL, "temporary buffer, pJ (SpikeSim: 0.2)"),
-    F_NUM(e_sub_pj, 0, HUGE_VAL, "subtractor, pJ (SpikeSim: 1.15e-6)"),
-    F_NUM(e_adc_pj, 0, HUGE_VAL, "ADC, pJ (SpikeSim: 2.03084)"),
-    F_NUM(e_htree_pj, 0, HUGE_VAL, "H-tree, pJ (SpikeSim: 19.64*8)"),
-    F_NUM(e_mux_pj, 0, HUGE_VAL, "mux, pJ (SpikeSim: 0.094245)"),
-    F_NUM(e_fetch_pj, 0, HUGE_VAL, "memory fetch, pJ (SpikeSim: 4.64)"),
-    F_NUM(e_neuron_pj, 0, HUGE_VAL, "neuron update, pJ (SpikeSim: 1.274*4)"),
-    F_NUM(a_xbar_um2, 0, HUGE_VAL, "crossbar, um^2 (SpikeSim: rram 26.2144, sram 671.089)"),
-    F_NUM(a_tile_buf_um2, 0, HUGE_VAL, "tile buffer, um^2 (SpikeSim: 0.7391*64*128)"),
-    F_NUM(a_temp_buf_um2, 0, HUGE_VAL, "temporary buffer, um^2 (SpikeSim: 484.643999)"),
-    F_NUM(a_sub_um2, 0, HUGE_VAL, "subtractor, um^2 (SpikeSim: 13411.41498)"),
-    F_NUM(a_adc_um2, 0, HUGE_VAL, "ADC, um^2 (SpikeSim: 693.633)"),
-    F_NUM(a_htree_um2, 0, HUGE_VAL, "H-tree, um^2 (SpikeSim: 216830*2)"),
-    F_NUM(a_mux_um2, 0, HUGE_VAL, "mux, um^2 (SpikeSim: 45.9)"),
-    F_NUM(a_sram_bit_um2, 0, HUGE_VAL, "neuron/input memory bit cell, um^2 (SpikeSim: 0.7391)"),
+    F_NUM(e_xbar_pj, 0, MAXC, "crossbar read, pJ (SpikeSim: rram 1.76423, sram 671.089)"),
+    F_NUM(e_tile_buf_pj, 0, MAXC, "tile buffer, pJ (SpikeSim: 397)"),
+    F_NUM(e_temp_buf_pj, 0, MAXC, "temporary buffer, pJ (SpikeSim: 0.2)"),
+    F_NUM(e_sub_pj, 0, MAXC, "subtractor, pJ (SpikeSim: 1.15e-6)"),
+    F_NUM(e_adc_pj, 0, MAXC, "ADC, pJ (SpikeSim: 2.03084)"),
+    F_NUM(e_htree_pj, 0, MAXC, "H-tree, pJ (SpikeSim: 19.64*8)"),
+    F_NUM(e_mux_pj, 0, MAXC, "mux, pJ (SpikeSim: 0.094245)"),
+    F_NUM(e_fetch_pj, 0, MAXC, "memory fetch, pJ (SpikeSim: 4.64)"),
+    F_NUM(e_neuron_pj, 0, MAXC, "neuron update, pJ (SpikeSim: 1.274*4)"),
+    F_NUM(a_xbar_um2, 0, MAXC, "crossbar, um^2 (SpikeSim: rram 26.2144, sram 671.089)"),
+    F_NUM(a_tile_buf_um2, 0, MAXC, "tile buffer, um^2 (SpikeSim: 0.7391*64*128)"),
+    F_NUM(a_temp_buf_um2, 0, MAXC, "temporary buffer, um^2 (SpikeSim: 484.643999)"),
+    F_NUM(a_sub_um2, 0, MAXC, "subtractor, um^2 (SpikeSim: 13411.41498)"),
+    F_NUM(a_adc_um2, 0, MAXC, "ADC, um^2 (SpikeSim: 693.633)"),
+    F_NUM(a_htree_um2, 0, MAXC, "H-tree, um^2 (SpikeSim: 216830*2)"),
+    F_NUM(a_mux_um2, 0, MAXC, "mux, um^2 (SpikeSim: 45.9)"),
+    F_NUM(a_sram_bit_um2, 0, MAXC, "neuron/input memory bit cell, um^2 (SpikeSim: 0.7391)"),
     F_INT(noc_bits, 1, MAXS, "NoC mesh width, bits (NeuroNAS Table I: 32; informational)"),
     F_NUM(gbuf_kb, 0, HUGE_VAL, "global buffer, KB (NeuroNAS Table I: 20; informational)"),
     F_NUM(tbuf_kb, 0, HUGE_VAL, "tile buffer, KB (NeuroNAS Table I: 10; informational)"),
@@ -651,15 +652,39 @@ static const nn_ela_params *check_self(lua_State *L, const char *fname) {
   return p;
 }
 
-/* The number in field `name` of the table at idx; raises naming it when it is no number. */
+/* The number in field `name` of the table at idx; raises naming it when it is no finite number
+ * >= 0 (a cost's energies are: a NaN or negative one would make every sum below meaningless). */
 static double num_field(lua_State *L, int idx, const char *name, lua_Integer i) {
   lua_getfield(L, idx, name);
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #1 to 'active_energy' (layers[%I].%s: number expected, got %s)", i, name,
-               type_of(L, -1));
-  double v = lua_tonumber(L, -1);
+  double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+  if (!(isfinite(v) && v >= 0))
+    luaL_error(L, "bad argument #1 to 'active_energy' (layers[%I].%s: finite number >= 0 expected, got %s)", i,
+               name, lua_type(L, -1) == LUA_TNUMBER ? got(L, -1) : type_of(L, -1));
   lua_pop(L, 1);
   return v;
+}
+
+/* Reads the activity list at al into the table at frac (layer name -> fraction). Entries that are
+ * not tables, or have no name or no fraction, measure nothing; a name must be a string (a layer's
+ * name in the cost) and a fraction a number in [0, 1] (the share of reads that are active). */
+static void read_fractions(lua_State *L, int al, int frac) {
+  lua_Integer na = luaL_len(L, al);
+  for (lua_Integer i = 1; i <= na; i++) {
+    if (lua_geti(L, al, i) == LUA_TTABLE) {
+      int t = lua_getfield(L, -1, "name");
+      if (t != LUA_TNIL && t != LUA_TSTRING)
+        luaL_error(L, "bad argument #2 to 'active_energy' (layers[%I].name: string expected, got %s)", i,
+                   t == LUA_TNUMBER ? got(L, -1) : type_of(L, -1));
+      t = lua_getfield(L, -2, "fraction");
+      double f = t == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+      if (t != LUA_TNIL && !(f >= 0 && f <= 1))
+        luaL_error(L, "bad argument #2 to 'active_energy' (layers[%I].fraction: number in [0, 1] expected, "
+                      "got %s)", i, t == LUA_TNUMBER ? got(L, -1) : type_of(L, -1));
+      if (lua_isnil(L, -2)) lua_pop(L, 2);
+      else lua_rawset(L, frac);
+    }
+    lua_pop(L, 1);
+  }
 }
 
 /* (hw, cost, activity) -> cost with energy_active_uj / _pj, and per layer energy_active_uj and
@@ -685,18 +710,7 @@ static int e_active_energy(lua_State *L) {
   lua_pop(L, 1);
   lua_newtable(L); /* layer name -> fraction */
   int frac = lua_gettop(L);
-  lua_Integer na = luaL_len(L, al);
-  for (lua_Integer i = 1; i <= na; i++) {
-    if (lua_geti(L, al, i) == LUA_TTABLE) {
-      if (lua_getfield(L, -1, "name") != LUA_TNIL) {
-        lua_getfield(L, -2, "fraction");
-        lua_rawset(L, frac);
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-    lua_pop(L, 1);
-  }
+  read_fractions(L, al, frac);
   lua_getfield(L, 2, "mode");
   int spikesim = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "spikesim") == 0;
   lua_pop(L, 1);
@@ -720,7 +734,9 @@ static int e_active_energy(lua_State *L) {
     }
     double pe = k * k * p->e_xbar_pj + a * (p->e_adc_pj + p->e_mux_pj);
     double scaled = a * pe + a * (double)p->sub_per_adc * p->e_sub_pj;
-    double e = num_field(L, l, "energy_uj", i) * (fixed + f * scaled) / (fixed + scaled);
+    /* every energy constant 0: the cycle costs nothing, active or not (0, not 0/0) */
+    double whole = fixed + scaled, part = fixed + f * scaled;
+    double e = num_field(L, l, "energy_uj", i) * (whole > 0 ? part / whole : 1.0);
     lua_pushnumber(L, e), lua_setfield(L, l, "energy_active_uj");
     total += e;
     lua_pop(L, 1);

@@ -411,16 +411,64 @@ describe("nn.ela", function()
       "bad argument #1 to 'active_energy' (neuronas.ELA expected, got number)")
   end)
 
+  it("active_energy is finite for every constant in range and refuses bad activity tables", function()
+    local L = { conv(3, 8, 4, 4) }
+    L[1].name = "a"
+    -- every energy constant 0: the static energy is 0 and so is the active one (not 0/0)
+    local zero = nn.ela()
+    for _, f in ipairs(zero:fields()) do if f:match("^e_") then zero[f] = 0 end end
+    local c = zero:active_energy(zero:evaluate(L), { xbar = 64, layers = { { name = "a", fraction = 0.5 } } })
+    assert.are.equal(0, c.energy_uj)
+    assert.are.equal(0, c.energy_active_uj)
+    assert.are.equal(0, c.layers[1].energy_active_uj)
+    -- a fraction is the share of reads that are active: a number in [0, 1]
+    local hw = nn.ela()
+    for _, f in ipairs({ 0, 1 }) do
+      local e = hw:active_energy(hw:evaluate(L), { layers = { { name = "a", fraction = f } } }).energy_active_uj
+      assert.is_true(e >= 0 and e < math.huge)
+    end
+    local function refused(act, want)
+      assert.has_error(function() hw:active_energy(hw:evaluate(L), act) end, want)
+    end
+    for _, bad in ipairs({ { 0 / 0, "nan" }, { -5, "-5" }, { 7, "7" }, { 1.5, "1.5" },
+                           { "0.5", "string" }, { true, "boolean" } }) do
+      refused({ layers = { { name = "x" }, { name = "a", fraction = bad[1] } } },
+        "bad argument #2 to 'active_energy' (layers[2].fraction: number in [0, 1] expected, got " .. bad[2] .. ")")
+    end
+    refused({ layers = { { name = 0 / 0, fraction = 0.5 } } },
+      "bad argument #2 to 'active_energy' (layers[1].name: string expected, got nan)")
+    refused({ layers = { { name = {}, fraction = 0.5 } } },
+      "bad argument #2 to 'active_energy' (layers[1].name: string expected, got table)")
+    -- the cost's own energies: finite and >= 0
+    for _, bad in ipairs({ { 0 / 0, "nan" }, { math.huge, "inf" }, { -1, "-1" } }) do
+      local cost = hw:evaluate(L)
+      cost.layers[1].energy_uj = bad[1]
+      assert.has_error(function() hw:active_energy(cost, { layers = {} }) end,
+        "bad argument #1 to 'active_energy' (layers[1].energy_uj: finite number >= 0 expected, got " .. bad[2] .. ")")
+    end
+  end)
+
   it("rejects bad constants with the field's name", function()
     local hw = nn.ela()
     assert.has_error(function() hw.xbar = 0 end,
       "neuronas.ELA: field 'xbar': integer in 1..1073741824 expected, got 0")
     assert.has_error(function() hw.xbar = 64.5 end,
       "neuronas.ELA: field 'xbar': integer in 1..1073741824 expected, got 64.5")
+    local range = "number in [0.0, 1000000000000.0] expected" -- energies and areas: 0..1e12
     assert.has_error(function() hw.e_adc_pj = 0 / 0 end,
-      "neuronas.ELA: field 'e_adc_pj': number >= 0.0 expected, got " .. tostring(0 / 0))
+      "neuronas.ELA: field 'e_adc_pj': " .. range .. ", got " .. tostring(0 / 0))
     assert.has_error(function() hw.e_adc_pj = -1 end,
-      "neuronas.ELA: field 'e_adc_pj': number >= 0.0 expected, got -1")
+      "neuronas.ELA: field 'e_adc_pj': " .. range .. ", got -1")
+    -- finite but huge: its costs would overflow to inf, so it is refused like a NaN
+    assert.has_error(function() hw.e_adc_pj = 1e308 end,
+      "neuronas.ELA: field 'e_adc_pj': " .. range .. ", got 1e+308")
+    assert.has_error(function() nn.ela { a_htree_um2 = 1e13 } end,
+      "bad argument #1 to 'ela' (field 'a_htree_um2': " .. range .. ", got 10000000000000.0)")
+    hw.e_adc_pj = 1e12 -- the bound itself is accepted, and the costs stay finite
+    local big = hw:copy { e_tile_buf_pj = 1e12, a_tile_buf_um2 = 1e12, e_htree_pj = 1e12 }
+    local c = big:evaluate({ conv(1024, 1024, 1024, 1024, 7) }, { bits = 32, timesteps = 1000000 })
+    for _, f in ipairs({ "area_um2", "energy_pj", "latency_ns" }) do assert.is_true(c[f] < math.huge, f) end
+    hw.e_adc_pj = 2.03084
     assert.has_error(function() hw.clock_mhz = 1 / 0 end,
       "neuronas.ELA: field 'clock_mhz': number >= 1e-06 expected, got inf")
     assert.has_error(function() hw.mode = "fast" end,
@@ -454,6 +502,15 @@ describe("scripts/hardware.lua and scripts/hardware-constraint.lua", function()
     assert.truthy(out:find("neuronas constraints: infeasible", 1, true))
     code, out = H.run(H.q(H.cli) .. " run scripts/hardware.lua --bogus 1")
     assert.are.equal(2, code)
+  end)
+
+  it("the main job refuses a --hardware constant out of range in one line naming it", function()
+    local f = H.tmpfile("return { e_adc_pj = 1e308 }\n", ".lua")
+    local code, out, err = H.run(H.q(H.cli) .. " run scripts/neuronas.lua --quiet --hardware " .. H.q(f))
+    os.remove(f)
+    assert.are.equal(2, code, out)
+    local first = err:match("^[^\n]*")
+    assert.truthy(first:find("field 'e_adc_pj': number in [0.0, 1000000000000.0] expected, got 1e+308", 1, true), err)
   end)
 
   it("add a constraint in a few lines", function()
