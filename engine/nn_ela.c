@@ -97,18 +97,18 @@ typedef struct pcheck {
 
 #define PI(f, lo, hi) {#f, offsetof(nn_ela_params, f), 1, lo, hi}
 #define PD(f, lo, hi) {#f, offsetof(nn_ela_params, f), 0, lo, hi}
+/* energies and areas: bounded so that every cost stays finite (nn_ela.h) */
+#define PE(f) PD(f, 0, NN_ELA_MAX_CONST)
 static const pcheck PCHECKS[] = {
     PI(xbar, 1, NN_ELA_MAX_SIZE), PI(xbars_per_pe, 1, NN_ELA_MAX_SIZE),
     PI(pe_per_tile, 1, NN_ELA_MAX_SIZE), PI(kernel, 1, 1024), PI(mux, 1, NN_ELA_MAX_SIZE),
     PI(adc_bits, 1, 64), PI(device_bits, 1, 64), PI(pe_cycles, 1, NN_ELA_MAX_SIZE),
     PI(sub_per_adc, 0, NN_ELA_MAX_SIZE), PI(neuron_mem_bits, 0, 1024),
     PD(clock_mhz, 1e-6, HUGE_VAL), PD(pipeline_overlap, 0, 1),
-    PD(e_xbar_pj, 0, HUGE_VAL), PD(e_tile_buf_pj, 0, HUGE_VAL), PD(e_temp_buf_pj, 0, HUGE_VAL),
-    PD(e_sub_pj, 0, HUGE_VAL), PD(e_adc_pj, 0, HUGE_VAL), PD(e_htree_pj, 0, HUGE_VAL),
-    PD(e_mux_pj, 0, HUGE_VAL), PD(e_fetch_pj, 0, HUGE_VAL), PD(e_neuron_pj, 0, HUGE_VAL),
-    PD(a_xbar_um2, 0, HUGE_VAL), PD(a_tile_buf_um2, 0, HUGE_VAL), PD(a_temp_buf_um2, 0, HUGE_VAL),
-    PD(a_sub_um2, 0, HUGE_VAL), PD(a_adc_um2, 0, HUGE_VAL), PD(a_htree_um2, 0, HUGE_VAL),
-    PD(a_mux_um2, 0, HUGE_VAL), PD(a_sram_bit_um2, 0, HUGE_VAL),
+    PE(e_xbar_pj), PE(e_tile_buf_pj), PE(e_temp_buf_pj), PE(e_sub_pj), PE(e_adc_pj),
+    PE(e_htree_pj), PE(e_mux_pj), PE(e_fetch_pj), PE(e_neuron_pj),
+    PE(a_xbar_um2), PE(a_tile_buf_um2), PE(a_temp_buf_um2), PE(a_sub_um2), PE(a_adc_um2),
+    PE(a_htree_um2), PE(a_mux_um2), PE(a_sram_bit_um2),
     PI(noc_bits, 1, NN_ELA_MAX_SIZE), PD(gbuf_kb, 0, HUGE_VAL), PD(tbuf_kb, 0, HUGE_VAL),
     PD(pbuf_kb, 0, HUGE_VAL), PD(tib_kb, 0, HUGE_VAL), PD(pib_kb, 0, HUGE_VAL),
     PD(vdd_v, 0, HUGE_VAL), PD(vread_v, 0, HUGE_VAL), PD(r_parasitic_ohm, 0, HUGE_VAL),
@@ -116,6 +116,7 @@ static const pcheck PCHECKS[] = {
 };
 #undef PI
 #undef PD
+#undef PE
 
 nn_status nn_ela_params_check(const nn_ela_params *p, nn_error *err) {
   if (!p) return nn_fail(err, NN_EINVAL, "ela: params is NULL");
@@ -133,9 +134,13 @@ nn_status nn_ela_params_check(const nn_ela_params *p, nn_error *err) {
                        (long long)v, c->lo, c->hi);
     } else {
       double v = *(const double *)at;
-      if (!isfinite(v) || v < c->lo || v > c->hi)
+      if (!isfinite(v) || v < c->lo || v > c->hi) {
+        if (c->hi < HUGE_VAL)
+          return nn_fail(err, NN_EINVAL, "ela: %s=%g (number in %g..%g expected)", c->name, v, c->lo,
+                         c->hi);
         return nn_fail(err, NN_EINVAL, "ela: %s=%g (finite number >= %g expected)", c->name, v,
                        c->lo);
+      }
     }
   }
   return NN_OK;

@@ -120,6 +120,12 @@ nn_status nn_ela_layer_check(const nn_layer_desc *l, size_t i, nn_error *err);
 /* Largest channel count / spatial side / kernel the model accepts (keeps every product exact). */
 #define NN_ELA_MAX_SIZE ((int64_t)1 << 30)
 
+/* Largest energy (e_*_pj, pJ per event) and area (a_*_um2, um^2 per unit) constant the model
+ * accepts: a joule per event, a square metre per unit, far above any chip (docs/hardware.md).
+ * Within it and NN_ELA_MAX_SIZE every cost is finite (below about 1e110), so no evaluation
+ * overflows to inf. */
+#define NN_ELA_MAX_CONST 1e12
+
 #ifdef __cplusplus
 }
 #endif

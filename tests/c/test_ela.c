@@ -1,6 +1,7 @@
 /* test_ela.c: the ELA model (docs/hardware.md) against SpikeSim's VGG9 example, hand-computed
  * single layers for every formula in both modes, the docs/hardware.md cross-check range, and
  * monotonicity. Hand values: the docs/hardware.md constants worked out by hand (shown below). */
+#include <math.h>
 #include <string.h>
 
 #include "neuronas/nn_ela.h"
@@ -328,7 +329,15 @@ static void test_errors(void) {
   p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
   p.e_adc_pj = NAN;
   CHECK(nn_ela_evaluate(&p, l, 2, 8, 5, &c, NULL, &err) == NN_EINVAL);
-  CHECK(strcmp(err.msg, "ela: e_adc_pj=nan (finite number >= 0 expected)") == 0);
+  CHECK(strcmp(err.msg, "ela: e_adc_pj=nan (number in 0..1e+12 expected)") == 0);
+  p.e_adc_pj = 1e308; /* finite but above NN_ELA_MAX_CONST: its costs would overflow to inf */
+  CHECK(nn_ela_evaluate(&p, l, 2, 8, 5, &c, NULL, &err) == NN_EINVAL);
+  CHECK(strcmp(err.msg, "ela: e_adc_pj=1e+308 (number in 0..1e+12 expected)") == 0);
+  p.e_adc_pj = NN_ELA_MAX_CONST;
+  CHECK(nn_ela_params_check(&p, &err) == NN_OK);
+  p.pipeline_overlap = 2;
+  CHECK(nn_ela_params_check(&p, &err) == NN_EINVAL);
+  CHECK(strcmp(err.msg, "ela: pipeline_overlap=2 (number in 0..1 expected)") == 0);
   p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
   CHECK(nn_ela_params_check(&p, &err) == NN_OK);
   p.mode = 5;
@@ -346,6 +355,52 @@ static void test_errors(void) {
   CHECK(strcmp(nn_ela_device_str(NN_ELA_SRAM), "sram") == 0);
 }
 
+/* Every constant at the end of its range that makes costs largest (energies and areas at
+ * NN_ELA_MAX_CONST, the slowest clock, one-column crossbars and ADCs), layers at the extremes of
+ * their sizes, 32-bit weights and INT_MAX timesteps: each evaluation is finite or refused for
+ * int64 overflow, never inf (docs/hardware.md, "Bounds"). */
+static void test_bounds_keep_costs_finite(void) {
+  static const int64_t SIZES[] = {1, (int64_t)1 << 15, NN_ELA_MAX_SIZE};
+  nn_ela_params p = nn_ela_params_default(NN_ELA_NEURONAS, NN_ELA_RRAM);
+  const double M = NN_ELA_MAX_CONST;
+  p.e_xbar_pj = p.e_tile_buf_pj = p.e_temp_buf_pj = p.e_sub_pj = p.e_adc_pj = M;
+  p.e_htree_pj = p.e_mux_pj = p.e_fetch_pj = p.e_neuron_pj = M;
+  p.a_xbar_um2 = p.a_tile_buf_um2 = p.a_temp_buf_um2 = p.a_sub_um2 = p.a_adc_um2 = M;
+  p.a_htree_um2 = p.a_mux_um2 = p.a_sram_bit_um2 = M;
+  p.clock_mhz = 1e-6;
+  p.pe_cycles = p.sub_per_adc = NN_ELA_MAX_SIZE;
+  p.xbar = p.mux = p.xbars_per_pe = p.pe_per_tile = 1;
+  p.neuron_mem_bits = 1024;
+  p.kernel = 1024;
+  p.bit_serial = 1;
+  nn_error err;
+  CHECK(nn_ela_params_check(&p, &err) == NN_OK);
+  int ok = 0, refused = 0;
+  for (int mode = 0; mode < 2; mode++) {
+    p.mode = mode;
+    for (int d = 0; d < 3; d++)
+      for (int f = 0; f < 3; f++)
+        for (int dim = 0; dim < 3; dim++)
+          for (int k = 0; k < 3; k++) {
+            nn_layer_desc l[2] = {conv(SIZES[d], SIZES[f], SIZES[dim], SIZES[dim], SIZES[k]),
+                                  conv(SIZES[f], SIZES[d], SIZES[dim], SIZES[dim], 1)};
+            nn_ela_layer_cost lc[2];
+            nn_ela_cost c;
+            if (nn_ela_evaluate(&p, l, 2, NN_WEIGHT_BITS_MAX, 2147483647, &c, lc, &err) != NN_OK) {
+              CHECK(strstr(err.msg, "overflow") != NULL);
+              refused++;
+              continue;
+            }
+            ok++;
+            CHECK(isfinite(c.area_um2) && isfinite(c.energy_pj) && isfinite(c.latency_ns));
+            CHECK(isfinite(c.area_mm2) && isfinite(c.energy_uj) && isfinite(c.latency_ms));
+            for (int i = 0; i < 2; i++)
+              CHECK(isfinite(lc[i].area_um2) && isfinite(lc[i].energy_pj) && isfinite(lc[i].latency_ns));
+          }
+  }
+  CHECK(ok > 20 && refused > 0);
+}
+
 int main(void) {
   NN_TEST_RUN(test_spikesim_vgg9);
   NN_TEST_RUN(test_spikesim_single);
@@ -356,5 +411,6 @@ int main(void) {
   NN_TEST_RUN(test_cifar100_range);
   NN_TEST_RUN(test_monotone);
   NN_TEST_RUN(test_errors);
+  NN_TEST_RUN(test_bounds_keep_costs_finite);
   return NN_TEST_END();
 }

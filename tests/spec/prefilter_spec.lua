@@ -124,6 +124,46 @@ describe("the stage-1 pre-filter", function()
   end)
 end)
 
+describe("the pre-filter with costs that are not finite", function()
+  -- a custom hardware model may cost inf: A(c) = inf and cost = inf would give R = inf - inf = NaN,
+  -- and a NaN passes every `v > max` test; the pre-filter must fall back and read NaN as +inf
+  local function ev_with(energy_of)
+    return { cost_only = function(_, cand)
+      local e = energy_of(cand.cellA, cand.cellB)
+      return { mode = "neuronas", energy_uj = e, layers = {
+        { name = "cellA.e01.conv", energy_uj = energy_of(cand.cellA, cand.cellA) },
+        { name = "cellB.e01.conv", energy_uj = e } } }
+    end }
+  end
+  local set = C.new({ energy = 10 })
+  it("falls back to the brute force, where an inf or NaN completion is within no limit", function()
+    local ev = ev_with(function(a, b)
+      if a == "inf" or b == "inf" then return math.huge end
+      if a == "nan" or b == "nan" then return 0 / 0 end
+      return 1
+    end)
+    local r = prefilter.run(ev, { "inf", "nan", "ok" }, set)
+    assert.are.equal("brute", r.method)
+    -- "ok" is completed by "ok" (energy 1); every completion of "inf" or "nan" is inf or NaN
+    local kept = {}
+    for _, c in ipairs(r.kept) do kept[c] = true end
+    assert.is_true(kept.ok)
+    assert.is_nil(kept.inf)
+    assert.is_nil(kept.nan)
+    for _, c in ipairs(r.kept) do assert.are.equal("string", type(c)) end
+    assert.are.equal(1, r.cheapest.energy.value)
+  end)
+  it("says why when the brute force would be too slow", function()
+    local old = prefilter.BRUTE_MAX
+    prefilter.BRUTE_MAX = 1
+    local ok, r = pcall(prefilter.run, ev_with(function() return math.huge end), { "a", "b" }, set)
+    prefilter.BRUTE_MAX = old
+    assert.is_true(ok, r)
+    assert.are.equal("none", r.method)
+    assert.truthy(r.why:find("not finite", 1, true))
+  end)
+end)
+
 describe("the engine pipeline's cost_only", function()
   it("gives the cost of the built, quantized candidate, field by field", function()
     for _, bits in ipairs({ 8, 5 }) do

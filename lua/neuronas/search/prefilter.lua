@@ -16,6 +16,8 @@
 -- functions and predicates are not used (they may read anything), and the result says so.
 -- A cost without named per-layer records, or another hardware mode, falls back to costing every
 -- completion through the pipeline (prefilter.brute, also the reference the spec checks against).
+-- So does a cost that is not finite (a custom hardware model's inf, where inf - inf would be
+-- NaN); the brute force reads a NaN cost as +inf, within no limit.
 local M = {}
 
 M.TOL = 1e-9
@@ -29,6 +31,7 @@ local ADDITIVE = { memory_params = "weights", pes = "pes", xbars = "xbars", tile
 M.ADDITIVE = ADDITIVE
 
 local function genotype(c) return type(c) == "string" and c or tostring(c) end
+local function finite(x) return type(x) == "number" and x == x and x > -math.huge and x < math.huge end
 local named_cheapest
 
 -- The constraints of a set the decomposition can use: { name =, field =, max = } in set order,
@@ -139,7 +142,10 @@ end
 local function full_values(ev, a, b, use)
   local cost = ev:cost_only({ cellA = a, cellB = b })
   local v = {}
-  for k, u in ipairs(use) do v[k] = cost[u.field] end
+  for k, u in ipairs(use) do
+    local x = cost[u.field]
+    v[k] = x == x and x or math.huge -- NaN: within no limit (not a pass by failed comparisons)
+  end
   return v
 end
 
@@ -191,26 +197,32 @@ function M.run(ev, cells, set, cellsB)
     local a = M.cell_a_part(cost, use)
     if not a then return nil end
     local rest = {}
-    for k, u in ipairs(use) do rest[k] = cost[u.field] - a[k] end
+    for k, u in ipairs(use) do
+      if not (finite(cost[u.field]) and finite(a[k])) then return nil, "nonfinite" end
+      rest[k] = cost[u.field] - a[k]
+    end
     same[g] = { a = a, r = rest }
     return same[g]
   end
-  local function fallback()
+  local function fallback(why)
     if #cells * #cellsB <= M.BRUTE_MAX then return M.brute(ev, cells, cellsB, set) end
     local r = result(cells, setmetatable({}, { __index = function() return true end }), {}, use, skip, "none")
     r.completions, r.seconds = 0, clock() - t0
-    r.why = "the costs do not split into a cell-A part and a rest (hardware mode other than"
-      .. " \"neuronas\", or layers without names), and costing every completion is too slow"
+    r.why = why == "nonfinite"
+      and "a cost is not finite, so the costs do not split into a cell-A part and a rest, and"
+        .. " costing every completion is too slow"
+      or "the costs do not split into a cell-A part and a rest (hardware mode other than"
+        .. " \"neuronas\", or layers without names), and costing every completion is too slow"
     return r
   end
   for i, c in ipairs(cells) do
-    local p = parts(c)
-    if not p then return fallback() end
+    local p, why = parts(c)
+    if not p then return fallback(why) end
     A[i] = p.a
   end
   for j, b in ipairs(cellsB) do
-    local p = parts(b)
-    if not p then return fallback() end
+    local p, why = parts(b)
+    if not p then return fallback(why) end
     R[j] = p.r
   end
   local nk = #use
