@@ -75,18 +75,12 @@ if flags.genotype then
     cellA, cellB = flags.genotype, flags.genotype
   end
 elseif flags.from then
-  local MAX = 256 * 2 ^ 20
-  local text
-  do
-    local f <close>, why = io.open(flags.from, "rb")
-    if not f then cli.fail(opts, "--from: " .. tostring(why)) end
-    -- a report is a few MB at most: read a bounded amount (a device or a huge file is refused)
-    text = f:read(MAX + 1)
-  end
-  if text and #text > MAX then
+  -- a report is a few MB at most: a bounded read (a folder, a device, a pipe or a huge file is refused)
+  local text, why, reason = core.read_text(flags.from, 256 << 20)
+  if reason == "large" then
     cli.fail(opts, string.format("--from: %s is larger than 256 MiB (a search report expected)", flags.from))
   end
-  text = text or ""
+  if not text then cli.fail(opts, "--from " .. why) end
   local ok, doc = pcall(json.decode, text)
   if not ok then cli.fail(opts, string.format("--from: %s is not JSON (%s)", flags.from, tostring(doc))) end
   local best = type(doc) == "table" and doc.best
@@ -101,15 +95,21 @@ local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 cellA, cellB = trim(cellA), trim(cellB)
 for _, c in ipairs({ cellA, cellB }) do
   local ok, why = pcall(nn.cell, c)
-  if not ok then cli.fail(opts, "--genotype: " .. tostring(why)) end
+  if not ok then
+    cli.fail(opts, (flags.from and ("--from " .. flags.from .. ": best cell: ") or "--genotype: ") .. tostring(why))
+  end
 end
 
 -- ---------------------------------------------------------------- data
 local function open_data(split, limit) return app.open_data(flags, opts, split, limit) end
 
+-- whether the checkpoint exists (a fresh run starts without one); a folder, a device or a pipe
+-- is refused at once, by its kind (a pipe's open would wait for a writer)
 local function readable(p)
-  local f <close> = io.open(p, "rb")
-  return f ~= nil
+  local kind, why, reason = core.file_kind(p)
+  if kind == "file" then return true end
+  if reason == "missing" then return false end
+  cli.fail(opts, string.format("--checkpoint %s", kind and (p .. ": not a regular file") or why))
 end
 
 local train_ds = open_data("train", flags.limit)
@@ -134,8 +134,18 @@ local history, first_epoch = {}, 1
 if flags.checkpoint and readable(flags.checkpoint) then
   local user = tr:load(flags.checkpoint)
   local ok, st = pcall(json.decode, user or "")
-  if not ok or type(st) ~= "table" or math.type(st.epoch) ~= "integer" then
-    error(string.format("%s: checkpoint without its training state (epoch, history)", flags.checkpoint), 0)
+  -- the state train.lua writes: the epochs done (0 .. the flag's bound) and one record per epoch
+  local good = ok and type(st) == "table" and math.type(st.epoch) == "integer" and st.epoch >= 0 and
+    st.epoch <= L.epochs.max and (st.history == nil or (type(st.history) == "table" and st.history ~= json.null))
+  local n = 0
+  for k, rec in pairs(good and st.history or {}) do
+    n = n + 1
+    if math.type(k) ~= "integer" or type(rec) ~= "table" or type(rec.test_accuracy) ~= "number" then good = false end
+  end
+  good = good and n == #(st.history or {})
+  if not good then
+    error(string.format("%s: checkpoint without its training state (epoch in 0..%d, history: one record per epoch)",
+      flags.checkpoint, L.epochs.max), 0)
   end
   history = st.history or {}
   first_epoch = st.epoch + 1

@@ -1,4 +1,8 @@
 /* l_core.c: luaopen_neuronas_core, the C half of require "neuronas". */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +59,83 @@ static int core_clock(lua_State *L) {
   return 1;
 }
 
+/* (path) -> "file" | "folder" | "other", or nil, message naming the path, "missing" | "io".
+ * From stat(2), so a pipe or a device is told apart without opening it (opening a pipe for
+ * reading waits for a writer). */
+static int core_file_kind(lua_State *L) {
+  const char *path = l_checkstring(L, 1, "path");
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    const int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushstring(L, e == ENOENT || e == ENOTDIR ? "missing" : "io");
+    return 3;
+  }
+  lua_pushstring(L, S_ISREG(sb.st_mode) ? "file" : S_ISDIR(sb.st_mode) ? "folder" : "other");
+  return 1;
+}
+
+/* (path [, max_bytes]) -> the file's bytes, or nil, message naming the path, reason: "missing",
+ * "folder", "other" (a device, a pipe, a socket: no end to read up to), "large" (more than
+ * max_bytes, default nn.bounds.file_bytes) or "io". The kind and size come from stat(2) before
+ * the file is opened (opening a pipe for reading waits for a writer); the buffer is allocated
+ * before the open, so no Lua error can leave the descriptor open, and a file that grew or
+ * changed kind in between is refused. */
+static int core_read_text(lua_State *L) {
+  const char *path = l_checkstring(L, 1, "path");
+  const lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)NN_FILE_MAX_BYTES);
+  luaL_argcheck(L, max >= 0 && (uint64_t)max <= (uint64_t)NN_FILE_MAX_BYTES, 2,
+                lua_pushfstring(L, "max_bytes: 0..%I expected", (lua_Integer)NN_FILE_MAX_BYTES));
+  const char *why = "io";
+  int e = 0;
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    e = errno;
+    why = e == ENOENT || e == ENOTDIR ? "missing" : "io";
+  } else if (S_ISDIR(sb.st_mode)) {
+    why = "folder";
+  } else if (!S_ISREG(sb.st_mode)) {
+    why = "other";
+  } else if ((uint64_t)sb.st_size > (uint64_t)max) {
+    why = "large";
+  } else {
+    const size_t cap = (size_t)sb.st_size + 1; /* one byte more: a file that grew is seen */
+    char *buf = lua_newuserdatauv(L, cap, 0);
+    size_t got = 0;
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) e = errno;
+    else if (fstat(fd, &sb) != 0) e = errno;
+    else if (!S_ISREG(sb.st_mode)) why = "other";
+    else
+      while (got < cap) {
+        const ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) e = errno;
+        if (n <= 0) break;
+        got += (size_t)n;
+      }
+    if (fd >= 0) close(fd);
+    if (!e && strcmp(why, "other") && got == cap) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: changed while being read", path);
+      lua_pushstring(L, "io");
+      return 3;
+    }
+    if (!e && strcmp(why, "other")) {
+      lua_pushlstring(L, buf, got);
+      return 1;
+    }
+  }
+  lua_pushnil(L);
+  if (e) lua_pushfstring(L, "%s: %s", path, strerror(e));
+  else if (!strcmp(why, "folder")) lua_pushfstring(L, "%s: is a folder, a file expected", path);
+  else if (!strcmp(why, "other")) lua_pushfstring(L, "%s: not a regular file", path);
+  else lua_pushfstring(L, "%s: larger than %I bytes", path, max);
+  lua_pushstring(L, why);
+  return 3;
+}
+
 int luaopen_neuronas_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"blas_config", core_blas_config},
                                  {"blas_threads", core_blas_threads},
@@ -62,6 +143,8 @@ int luaopen_neuronas_core(lua_State *L) {
                                  {"isatty", core_isatty},
                                  {"clock", core_clock},
                                  {"mem_live", core_mem_live},
+                                 {"file_kind", core_file_kind},
+                                 {"read_text", core_read_text},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushliteral(L, NN_VERSION);

@@ -7,6 +7,7 @@
 -- Every number must be finite and within its range (neuronas.limits), checked here, at parse
 -- time; an argument that is not a flag is an error unless opts.positional; `--help` prints the
 -- flags with their ranges; `--debug` (any script) makes an error show its Lua traceback.
+local core = require("neuronas.core")
 local limits = require("neuronas.limits")
 
 local M = {}
@@ -165,23 +166,16 @@ end
 -- removed again when absent), and its temporary twin PATH.tmp (atomic writes) must be creatable.
 function M.check_writable(path, flag, opts)
   local fail = opts.noexit and function(_, msg) error(msg, 0) end or die
-  -- whether p exists (a file that cannot be read still exists: only ENOENT says it does not)
-  local function exists(p)
-    local f <close>, _, code = io.open(p, "r")
-    if not f then return code ~= 2 end
-    local _, rerr, rcode = f:read(0)
-    if rcode == 21 or (rerr and rerr:find("Is a directory", 1, true)) then
-      fail(opts, string.format("--%s %s: is a directory (a file path expected)", flag, p))
-    end
-    return true
-  end
   for _, p in ipairs({ path, path .. ".tmp" }) do
-    local existed = exists(p)
+    -- the kind from stat, without opening: a pipe's open would wait for a reader
+    local kind, _, reason = core.file_kind(p)
+    if kind == "folder" then fail(opts, string.format("--%s %s: is a directory (a file path expected)", flag, p)) end
+    if kind == "other" then fail(opts, string.format("--%s %s: not a regular file (a file path expected)", flag, p)) end
     do
       local f <close>, err = io.open(p, "a")
       if not f then fail(opts, string.format("--%s: cannot write %s", flag, tostring(err))) end
     end
-    if not existed then os.remove(p) end
+    if reason == "missing" then os.remove(p) end
   end
 end
 

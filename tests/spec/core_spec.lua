@@ -141,3 +141,32 @@ describe("nn.rng", function()
       "bad argument #2 to 'integer' (empty interval)")
   end)
 end)
+
+describe("nn.read_text and nn.file_kind", function()
+  local nn = require("neuronas")
+
+  it("read a regular file whole, within a bound, and tell the other kinds apart without opening them", function()
+    local dir = H.tmpname("-files")
+    assert.is_true(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/pipe"))
+    local f = dir .. "/f.txt"
+    H.spit(f, "abc\0def\n")
+    assert.are.equal("abc\0def\n", nn.read_text(f))
+    assert.are.equal("abc\0def\n", nn.read_text(f, 8))
+    assert.are.same({ nil, f .. ": larger than 7 bytes", "large" }, { nn.read_text(f, 7) })
+    H.spit(f, "")
+    assert.are.equal("", nn.read_text(f, 0))
+    -- a pipe with no writer: an open for reading would wait; /dev/zero would never end
+    for _, c in ipairs({ { dir .. "/pipe", "other", ": not a regular file" }, { "/dev/zero", "other", ": not a regular file" },
+      { dir, "folder", ": is a folder, a file expected" } }) do
+      assert.are.equal(c[2], nn.file_kind(c[1]))
+      assert.are.same({ nil, c[1] .. c[3], c[2] }, { nn.read_text(c[1]) })
+    end
+    assert.are.equal("file", nn.file_kind(f))
+    assert.are.same({ nil, dir .. "/none: No such file or directory", "missing" }, { nn.file_kind(dir .. "/none") })
+    assert.are.same({ nil, dir .. "/none: No such file or directory", "missing" }, { nn.read_text(dir .. "/none") })
+    assert.has_error(function() nn.read_text(f, -1) end)
+    assert.has_error(function() nn.read_text("a\0b") end)
+    assert.has_error(function() nn.file_kind({}) end)
+    os.execute("rm -rf " .. dir)
+  end)
+end)

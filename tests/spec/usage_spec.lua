@@ -56,9 +56,19 @@ describe("user errors", function()
     assert_usage_error("train.lua", "101021", "unexpected argument '101021' (every argument is a --flag; see --help)")
   end)
 
-  it("refuses train.lua --from a device or a huge file after a bounded read, naming the file", function()
-    assert_usage_error("train.lua", "--from /dev/zero",
-      "--from: /dev/zero is larger than 256 MiB (a search report expected)")
+  it("refuses train.lua --from a device, a pipe, a folder or a huge file without reading it, naming the file", function()
+    assert_usage_error("train.lua", "--from /dev/zero", "--from /dev/zero: not a regular file")
+    local dir = tmp("-from")
+    assert.is_true(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/pipe && truncate -s 300M " .. dir .. "/big.json"))
+    -- a pipe with no writer: opening it for reading would wait for ever
+    assert_usage_error("train.lua", "--from " .. dir .. "/pipe", "--from " .. dir .. "/pipe: not a regular file")
+    assert_usage_error("train.lua", "--from " .. dir, "--from " .. dir .. ": is a folder, a file expected")
+    assert_usage_error("train.lua", "--from " .. dir .. "/big.json",
+      "--from: " .. dir .. "/big.json is larger than 256 MiB (a search report expected)")
+    -- an output flag on a pipe is refused at parse time too (opening it to append would wait)
+    assert_usage_error("neuronas.lua", "--journal " .. dir .. "/pipe",
+      "--journal " .. dir .. "/pipe: not a regular file (a file path expected)")
+    os.execute("rm -rf " .. dir)
   end)
 
   it("reports a refused --resume in one line, exit 1; --debug adds the traceback", function()

@@ -15,6 +15,7 @@
 -- NEURONAS_TEST_KILL_AT=N makes the process SIGKILL itself right after its Nth record append
 -- (0: right after the header is in place), N.5 halfway through writing record N+1, and -0.5
 -- halfway through writing the header into its temporary file.
+local core = require("neuronas.core")
 local json = require("neuronas.json")
 local digest = require("neuronas.search.digest")
 
@@ -104,25 +105,16 @@ local function open_append(self)
 end
 
 -- The journal's text, or nil when there is none (absent file); raises naming the path when it
--- cannot be read (a directory, no permission) or is implausibly large.
+-- cannot be read (a folder, no permission), is not a regular file (a device or a pipe: no end
+-- to read up to) or is implausibly large.
 local function read_all(path)
-  local f <close>, err, code = io.open(path, "r")
-  if not f then
-    if code == 2 then return nil end -- ENOENT: no journal yet
-    error(string.format("cannot read journal '%s': %s", path, tostring(err)), 0)
+  local text, why, reason = core.read_text(path, M.MAX_BYTES)
+  if text then return text end
+  if reason == "missing" then return nil end
+  if reason == "large" then
+    error(string.format("%s: too large for a journal (at most %d bytes)", path, M.MAX_BYTES), 0)
   end
-  local probe, perr = f:read(0) -- a directory opens but does not read
-  if probe == nil and perr then
-    error(string.format("cannot read journal '%s': %s", path, tostring(perr)), 0)
-  end
-  local size = f:seek("end")
-  if size and size > M.MAX_BYTES then
-    error(string.format("%s: %d bytes is too large for a journal (at most %d)", path, size, M.MAX_BYTES), 0)
-  end
-  f:seek("set")
-  local text, rerr = f:read("a")
-  if not text then error(string.format("cannot read journal '%s': %s", path, tostring(rerr)), 0) end
-  return text
+  error("cannot read journal " .. why, 0)
 end
 
 local SCORE_WORDS = { inf = math.huge, ["-inf"] = -math.huge, nan = 0 / 0 }
@@ -133,7 +125,7 @@ M.COST_FIELDS = { "memory_params", "area_mm2", "latency_ms", "energy_uj" }
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 -- Checks a decoded journal record against the schema: key a non-empty string; cost an object
--- of numbers, strings and booleans holding M.COST_FIELDS as finite numbers; scored a boolean
+-- of finite numbers, strings and booleans holding M.COST_FIELDS; scored a boolean
 -- (absent: false); score a number or "inf", "-inf", "nan" when scored, else null or absent;
 -- seconds a number >= 0 or absent; no other field. -> true, or nil and why.
 function M.check_record(rec)
@@ -155,6 +147,9 @@ function M.check_record(rec)
     if ty ~= "number" and ty ~= "string" and ty ~= "boolean" then
       return nil, string.format("field 'cost.%s': number, string or boolean expected, got %s", tostring(k),
         v == json.null and "null" or ty)
+    end
+    if ty == "number" and not finite(v) then
+      return nil, string.format("field 'cost.%s': finite number expected, got %s", tostring(k), tostring(v))
     end
   end
   if rec.scored ~= nil and type(rec.scored) ~= "boolean" then return nil, "field 'scored': boolean expected" end
@@ -207,7 +202,12 @@ local function replay(path, text, settings)
     error(string.format("%s: written with other settings (by an older neuronas, whose journal does not record "
       .. "the data, hardware and constraints); use another journal", path), 0)
   end
-  local diff = digest.differences(head.settings, settings)
+  local dok, diff = pcall(digest.differences, head.settings, settings)
+  if not dok then
+    -- a header no neuronas writes (an infinite number, nesting too deep): not ours to resume
+    error(string.format("%s: its header's settings are not a journal's (%s); use another journal", path,
+      tostring(diff)), 0)
+  end
   if #diff > 0 then
     error(string.format("%s: written with other settings: %s; use the same flags or another journal", path,
       table.concat(diff, "; ")), 0)
