@@ -32,13 +32,14 @@ end
 local given = app.constraints(flags)
 local extra = { objectives = objectives, score_floor = flags["score-floor"] }
 
--- a peek at the file's kind, to give a journal its limits and a way to cost the best network
-local head
-do
-  local f <close> = io.open(pos[1], "r")
-  head = f and f:read("l") or ""
+-- the file's text (a clear error for a missing file, a folder, a device or a pipe), then a peek
+-- at its first line, to give a journal its limits and a way to cost the best network
+local rok, text = pcall(report_html.read, pos[1])
+if not rok then
+  io.stderr:write("report.lua: " .. tostring(text) .. "\n")
+  os.exit(1)
 end
-local ok, h = pcall(require("neuronas.json").decode, head)
+local ok, h = pcall(require("neuronas.json").decode, text:match("^[^\n]*"))
 local is_journal = ok and type(h) == "table" and h.journal == "neuronas"
 
 if is_journal then
@@ -63,7 +64,7 @@ if is_journal then
   end
 end
 
-local lok, model = pcall(report_html.load, pos[1], extra)
+local lok, model = pcall(report_html.load_text, text, pos[1], extra)
 if not lok then
   io.stderr:write("report.lua: " .. tostring(model) .. "\n")
   os.exit(1)

@@ -2,11 +2,13 @@
 -- SVG and CSS only, no script, no font or image fetched, so it opens offline. Built from a model
 -- of the run, which comes from a search report in memory (the main job's --html), a --json
 -- report, or a journal (scripts/report.lua).
+local core = require("neuronas.core")
 local svg = require("neuronas.svg")
 local plots = require("neuronas.html.plots")
 local H = require("neuronas.search.hypervolume")
 local json = require("neuronas.json")
 local knobs = require("neuronas.search.knobs")
+local journal = require("neuronas.search.journal")
 
 local M = {}
 
@@ -102,17 +104,58 @@ local function cells_text(r)
   return r.cellA .. " | " .. r.cellB .. (kt ~= "" and (" | " .. kt) or "")
 end
 
+-- Why the result r of a --json report cannot be drawn, or nil: an object with cellA and cellB
+-- strings, a cost object of numbers, strings and booleans, a score that is a number, "inf",
+-- "-inf", "nan" or null, and a boolean feasible (absent: false).
+local function bad_result(r)
+  if type(r) ~= "table" or r == json.null or r[1] ~= nil then return "an object expected" end
+  for _, k in ipairs({ "cellA", "cellB" }) do
+    if type(r[k]) ~= "string" then return string.format("field '%s': cell string expected", k) end
+  end
+  local cost = r.cost
+  if cost ~= nil and (type(cost) ~= "table" or cost == json.null or cost[1] ~= nil) then
+    return "field 'cost': object expected"
+  end
+  for k, v in pairs(cost or {}) do
+    local ty = type(v)
+    if ty ~= "number" and ty ~= "string" and ty ~= "boolean" then
+      return string.format("field 'cost.%s': number, string or boolean expected", tostring(k))
+    end
+  end
+  local sc = r.score
+  if not (sc == nil or sc == json.null or type(sc) == "number" or (type(sc) == "string" and journal.as_number(sc))) then
+    return "field 'score': number, \"inf\", \"-inf\", \"nan\" or null expected"
+  end
+  if r.feasible ~= nil and type(r.feasible) ~= "boolean" then return "field 'feasible': boolean expected" end
+  for _, k in ipairs({ "index", "violation" }) do
+    if r[k] ~= nil and r[k] ~= json.null and type(r[k]) ~= "number" then
+      return string.format("field '%s': number expected", k)
+    end
+  end
+  return nil
+end
+
 -- The model of a --json report (it must hold "results", one per evaluated candidate).
 function M.from_json(doc, path, extra)
   extra = extra or {}
-  if type(doc) ~= "table" or type(doc.results) ~= "table" then
+  if type(doc) ~= "table" or type(doc.results) ~= "table" or doc.results == json.null then
     error(string.format("%s: no 'results' list (a neuronas-report/1 --json report of this version holds one"
       .. " per evaluated candidate; for an older run give its journal)", path), 0)
   end
   local results = {}
-  for i, r in ipairs(doc.results) do results[i] = result_of(r) end
+  for i, r in ipairs(doc.results) do
+    local why = bad_result(r)
+    if why then error(string.format("%s: results[%d]: %s", path, i, why), 0) end
+    results[i] = result_of(r)
+    results[i].score = journal.as_number(results[i].score)
+  end
   local best = unjson(doc.best)
-  if best then best = result_of(best) end
+  if best then
+    local why = bad_result(best)
+    if why then error(string.format("%s: best: %s", path, why), 0) end
+    best = result_of(best)
+    best.score = journal.as_number(best.score)
+  end
   local settings = unjson(doc.settings) or {}
   local constraints, sources = unjson(settings.constraints), unjson(settings.constraint_sources)
   if type(constraints) == "table" and constraints[1] ~= nil then
@@ -140,25 +183,34 @@ function M.from_journal(lines, path, extra)
   local results, settings, version = {}, {}, nil
   for n, line in ipairs(lines) do
     local ok, rec = pcall(json.decode, line)
-    if n == 1 then
+    local why = n > 1 and (not ok and tostring(rec) or select(2, journal.check_record(rec)))
+    if why then
+      -- a torn or foreign line: left out, and said (a resumed search evaluates it again)
+      journal.warn(string.format("%s: line %d left out of the report: %s", path, n, why))
+    elseif n == 1 then
       if not ok or type(rec) ~= "table" or rec.journal ~= "neuronas" then
         error(string.format("%s: neither a neuronas --json report nor a journal", path), 0)
       end
       version = rec.version
       local ok2, s = pcall(json.decode, rec.settings or "")
       if ok2 and type(s) == "table" then settings = s end
-    elseif ok and type(rec) == "table" and type(rec.key) == "string" then
+    else
       local a, b, kt = rec.key:match("^(.-) | (.-) | (.*)$")
       if not a then a, b = rec.key:match("^(.-) | (.*)$") end
       local score = unjson(rec.score)
-      if type(score) == "string" then score = require("neuronas.search.journal").as_number(score) end
+      if type(score) == "string" then score = journal.as_number(score) end
       local r = { index = #results + 1, cellA = a or rec.key, cellB = b or rec.key, cost = rec.cost or {},
         score = rec.scored and score or nil, seconds = rec.seconds }
-      if kt then knobs.parse(kt, r) end
-      r.feasible = rec.scored == true
-      r.feasible = H.fully_feasible(r, extra.constraints)
-      r.violation = 0
-      results[#results + 1] = r
+      local kok, kwhy = true, nil
+      if kt then kok, kwhy = pcall(knobs.parse, kt, r) end
+      if kok then
+        r.feasible = rec.scored == true
+        r.feasible = H.fully_feasible(r, extra.constraints)
+        r.violation = 0
+        results[#results + 1] = r
+      else
+        journal.warn(string.format("%s: line %d left out of the report: %s", path, n, tostring(kwhy)))
+      end
     end
   end
   local best
@@ -173,14 +225,19 @@ function M.from_journal(lines, path, extra)
   })
 end
 
--- Reads RUN.json or a journal -> model (a clear error naming the file otherwise).
-function M.load(path, extra)
-  local text
-  do
-    local f <close>, err = io.open(path, "r")
-    if not f then error(string.format("cannot read '%s': %s", path, err), 0) end
-    text = f:read("a")
+-- The text of RUN.json or a journal, at most journal.MAX_BYTES (a clear error naming the file
+-- otherwise: missing, a folder, a device or a pipe, too large).
+function M.read(path)
+  local text, why, reason = core.read_text(path, journal.MAX_BYTES)
+  if text then return text end
+  if reason == "large" then
+    error(string.format("%s: larger than %d bytes (a --json report or a journal expected)", path, journal.MAX_BYTES), 0)
   end
+  error("cannot read " .. why, 0)
+end
+
+-- The model of RUN.json's or a journal's text (read from path).
+function M.load_text(text, path, extra)
   local first = text:match("^[^\n]*") or ""
   local ok, head = pcall(json.decode, first)
   if ok and type(head) == "table" and head.journal == "neuronas" then
@@ -191,6 +248,11 @@ function M.load(path, extra)
   local ok2, doc = pcall(json.decode, text)
   if not ok2 then error(string.format("%s: neither a neuronas --json report nor a journal (%s)", path, tostring(doc)), 0) end
   return M.from_json(doc, path, extra)
+end
+
+-- Reads RUN.json or a journal -> model (a clear error naming the file otherwise).
+function M.load(path, extra)
+  return M.load_text(M.read(path), path, extra)
 end
 
 local CSS = [[

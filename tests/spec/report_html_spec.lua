@@ -210,4 +210,61 @@ describe("neuronas.report_html", function()
     assert.truthy(err:find(bad, 1, true))
     os.remove(bad)
   end)
+
+  it("refuses a --json report whose results it cannot draw, naming the file, the result and the field", function()
+    local good = '{"cellA":"' .. CELL_A .. '","cellB":"' .. CELL_B .. '","cost":{"energy_uj":1},"score":-3}'
+    local cases = {
+      { '{"results":[1,2]}', "results[1]: an object expected" },
+      { '{"results":[' .. good .. ',{"cost":7,"score":"x","cellA":5}]}', "results[2]: field 'cellA': cell string expected" },
+      { '{"results":[{"cellA":"a","cellB":"b","cost":7}]}', "results[1]: field 'cost': object expected" },
+      { '{"results":[{"cellA":"a","cellB":"b","cost":{"e":[1]}}]}', "results[1]: field 'cost.e': number, string or boolean expected" },
+      { '{"results":[{"cellA":"a","cellB":"b","score":"x"}]}', "results[1]: field 'score': number" },
+      { '{"results":[{"cellA":"a","cellB":"b","feasible":1}]}', "results[1]: field 'feasible': boolean expected" },
+      { '{"results":[' .. good .. '],"best":{"cellA":1}}', "best: field 'cellA': cell string expected" },
+      { '{"results":null}', "no 'results' list" },
+    }
+    for _, c in ipairs(cases) do
+      local path = H.tmpfile(c[1])
+      local ok, err = pcall(report_html.load, path)
+      os.remove(path)
+      assert.is_false(ok, c[1])
+      assert.are.equal(path .. ": " .. c[2], err:sub(1, #path + 2 + #c[2]), c[1])
+    end
+    -- the good one draws, its score read back ("-inf" as written for a singular kernel too)
+    local path = H.tmpfile('{"results":[' .. good .. ',' .. good:gsub("%-3", '"-inf"') .. ']}')
+    local m = report_html.load(path)
+    os.remove(path)
+    assert.are.same({ -3, -math.huge }, { m.results[1].score, m.results[2].score })
+  end)
+
+  it("refuses a folder, a device and a pipe before reading them", function()
+    local dir = H.tmpname("-dir")
+    assert.is_true(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/pipe"))
+    for _, c in ipairs({ { dir, ": is a folder, a file expected" }, { "/dev/zero", ": not a regular file" },
+      { dir .. "/pipe", ": not a regular file" }, { dir .. "/none", ": No such file or directory" } }) do
+      local ok, err = pcall(report_html.load, c[1])
+      assert.is_false(ok)
+      assert.are.equal("cannot read " .. c[1] .. c[2], err)
+    end
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("leaves a journal's malformed lines out of the report and says which", function()
+    local journal = require("neuronas.search.journal")
+    local head = '{"journal":"neuronas","version":"x","settings":{"preset":"fashion-mnist"}}'
+    local rec = '{"key":"' .. CELL_A .. ' | ' .. CELL_B .. '","cost":{"memory_params":1,"area_mm2":1,'
+      .. '"latency_ms":1,"energy_uj":1},"scored":true,"score":-2}'
+    local path = H.tmpfile(table.concat({ head, rec, '{"key":"a | b","cost":5}', "[1]", "{oops", rec }, "\n") .. "\n")
+    local seen, old = {}, journal.warn
+    journal.warn = function(msg) seen[#seen + 1] = msg end
+    local ok, m = pcall(report_html.load, path)
+    journal.warn = old
+    os.remove(path)
+    assert.is_true(ok, m)
+    assert.are.equal(2, #m.results)
+    assert.are.equal(3, #seen)
+    assert.are.equal(path .. ": line 3 left out of the report: field 'cost': object expected", seen[1])
+    assert.are.equal(path .. ": line 4 left out of the report: not a JSON object", seen[2])
+    assert.truthy(seen[3]:find(path .. ": line 5 left out of the report: ", 1, true), seen[3])
+  end)
 end)
