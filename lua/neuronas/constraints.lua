@@ -187,10 +187,10 @@ function Set:check(cost, layers)
     local r = { name = c.name, limit = c.max, unit = c.unit }
     if c.kind == "predicate" then
       local ok, res, why = pcall(c.fn, cost, layers)
-      if not ok then error(string.format("constraint '%s': %s", c.name, tostring(res)), 2) end
+      if not ok then error(string.format("constraint '%s': %s", c.name, tostring(res)), 0) end
       if type(res) ~= "boolean" then
         error(string.format("constraint '%s': predicate must return a boolean, got %s (for a"
-          .. " cost, write { fn = f, max = limit })", c.name, type(res)), 2)
+          .. " cost, write { fn = f, max = limit })", c.name, type(res)), 0)
       end
       r.value, r.ok, r.violation = res, res, res and 0 or 1
       if why ~= nil then r.why = tostring(why) end
@@ -200,14 +200,14 @@ function Set:check(cost, layers)
         v = cost[c.field]
         if type(v) ~= "number" then
           error(string.format("constraint '%s': cost field '%s' must be a number, got %s", c.name,
-            c.field, type(v)), 2)
+            c.field, type(v)), 0)
         end
       else
         local ok, res = pcall(c.fn, cost, layers)
-        if not ok then error(string.format("constraint '%s': %s", c.name, tostring(res)), 2) end
+        if not ok then error(string.format("constraint '%s': %s", c.name, tostring(res)), 0) end
         if type(res) ~= "number" or res ~= res then
           error(string.format("constraint '%s': fn must return a number, got %s", c.name,
-            type(res) == "number" and "nan" or type(res)), 2)
+            type(res) == "number" and "nan" or type(res)), 0)
         end
         v = res
       end

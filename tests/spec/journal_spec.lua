@@ -118,6 +118,10 @@ describe("the journal's record schema", function()
     { "an unknown field", edit(function(r) r.cellb = "x" end), "unknown field 'cellb'" },
     { "a line that is not JSON", function(line) return line:sub(1, 30) .. "}" end, "not JSON" },
     { "a line that is a JSON array", function() return "[1, 2]" end, "not a JSON object" },
+    -- JSON has no infinity, but 1e999 parses as one: every number of a cost must be finite
+    { "an extra cost field that is not finite", function(line)
+      return (line:gsub('"cost":{', '"cost":{"memory_bits":1e999,', 1))
+    end, "field 'cost.memory_bits': finite number expected" },
   }
   for _, c in ipairs(corruptions) do
     it("reports " .. c[1] .. " with its line number and evaluates that candidate again", function()
@@ -180,8 +184,23 @@ describe("the journal's record schema", function()
       path .. ": not a neuronas journal (its first line is not a complete journal header)")
     local dir = tmp("-dir")
     os.execute("mkdir " .. dir)
-    assert.has_error(function() fake_run(dir, true) end, "cannot read journal '" .. dir .. "': Is a directory")
+    assert.has_error(function() fake_run(dir, true) end, "cannot read journal " .. dir .. ": is a folder, a file expected")
     os.execute("rmdir " .. dir)
+    -- a device or a pipe has no end to read up to: refused by its kind, before it is opened
+    -- (opening a pipe for reading would wait for a writer; /dev/zero would fill the memory)
+    assert.has_error(function() fake_run("/dev/zero", true) end, "cannot read journal /dev/zero: not a regular file")
+    local fifo = tmp("-fifo")
+    assert.is_true(os.execute("mkfifo " .. fifo))
+    assert.has_error(function() fake_run(fifo, true) end, "cannot read journal " .. fifo .. ": not a regular file")
+    os.remove(fifo)
+    -- the size bound, from the file's size
+    local max = journal.MAX_BYTES
+    journal.MAX_BYTES = 10
+    spit(path, "01234567890\n")
+    local ok0, err0 = pcall(fake_run, path, true)
+    journal.MAX_BYTES = max
+    assert.is_false(ok0)
+    assert.are.equal(path .. ": too large for a journal (at most 10 bytes)", err0)
     spit(path, '{"journal":"neuronas","settings":"{\\"bits\\":8}"}\n')
     local ok, err = pcall(fake_run, path, true)
     assert.is_false(ok)
@@ -222,6 +241,54 @@ describe("the journal's record schema", function()
     assert.are.same(outcome(first), outcome(again))
     assert.are.equal(again.counts.evaluated, again.counts.cached)
     assert.is_true(stats.build > 0) -- nets rebuilt for their layers only, never scored again
+    os.remove(p2)
+  end)
+
+  it("evaluates again a replayed candidate whose cost lacks a field a constraint reads, and says so", function()
+    -- a pipeline whose costs carry a field of the user's (as a --constraints file can limit)
+    local function tiled(stats)
+      local p = fake_pipeline(stats)
+      local cost = p.cost
+      p.cost = function(n)
+        local c = cost(n)
+        c.tiles = 7
+        return c
+      end
+      return p
+    end
+    local st0 = {}
+    local o = { constraints = { memory = 2500, area = 3.0, tiles = 10 }, pipeline = tiled(st0) }
+    local p2 = tmp(".journal")
+    local first = fake_run(p2, false, o)
+    local ls = lines_of(slurp(p2))
+    local rec = json.decode(ls[5])
+    assert.are.equal(7, rec.cost.tiles)
+    rec.cost.tiles = nil
+    ls[5] = json.encode(rec)
+    spit(p2, table.concat(ls, "\n") .. "\n")
+    local stats = {}
+    o.pipeline = tiled(stats)
+    local warned, again = capture_warnings(function() return fake_run(p2, true, o) end)
+    assert.are.equal(1, #warned, table.concat(warned, "\n"))
+    assert.are.equal(p2 .. ": the journaled result of " .. rec.key .. " is evaluated again: constraint 'tiles': "
+      .. "cost field 'tiles' must be a number, got nil", warned[1])
+    assert.are.same(outcome(first), outcome(again))
+    assert.are.equal(1, stats.build)
+    os.remove(p2)
+  end)
+
+  it("refuses a header whose settings no neuronas writes, naming the file", function()
+    local p2 = tmp(".journal")
+    fake_run(p2, false)
+    local ls = lines_of(slurp(p2))
+    for _, bad in ipairs({ '{"batch":1e999}', string.rep("[", 150) .. string.rep("]", 150) }) do
+      local head = ls[1]:gsub('"settings":{', '"settings":{"x":' .. bad:gsub("%%", "%%%%") .. ',', 1)
+      assert.are_not.equal(ls[1], head)
+      spit(p2, head .. "\n")
+      local ok, err = pcall(fake_run, p2, true)
+      assert.is_false(ok)
+      assert.truthy(err:find("^" .. p2:gsub("%p", "%%%0") .. ": its header's settings are not a journal's %(json: "), err)
+    end
     os.remove(p2)
   end)
 

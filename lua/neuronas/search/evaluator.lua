@@ -60,6 +60,7 @@ function Evaluator:open_journal(path, resume)
 end
 
 function Evaluator:close()
+  self.closed = true
   if self.pipeline.close then self.pipeline.close() end
   if self.journal then
     self.journal:close()
@@ -75,6 +76,7 @@ end
 -- A pipeline with prefetch (the MPI one, neuronas/search/mpi.lua) first computes the whole list
 -- elsewhere, asking self:to_score which candidates to score; the passes below then read its results.
 function Evaluator:evaluate(cands)
+  if self.closed then error("evaluate: the evaluator is closed (and its journal with it)", 2) end
   local p, clock = self.pipeline, self.clock
   if p.prefetch then p.prefetch(cands, self) end
   local jobs, todo = {}, {}
@@ -82,6 +84,19 @@ function Evaluator:evaluate(cands)
     local t0 = clock()
     local j = { cand = cand, key = M.key(cand) }
     j.entry = self.cache[j.key]
+    local v
+    if j.entry and j.entry.from_journal then
+      -- a journaled cost that the run's constraints cannot read (a field a constraint file reads
+      -- is missing from the line): the candidate is evaluated again, and that is said
+      local ok, verdict = pcall(self.verdict, self, cand, j.entry.cost, j.entry)
+      if ok then
+        v = verdict
+      else
+        journal.warn(string.format("%s: the journaled result of %s is evaluated again: %s",
+          self.journal and self.journal.path or "journal", j.key, tostring(verdict)))
+        self.cache[j.key], j.entry = nil, nil
+      end
+    end
     j.cached = j.entry ~= nil
     if not j.entry then
       local cost = self.costs[j.key]
@@ -94,7 +109,7 @@ function Evaluator:evaluate(cands)
       j.entry = { cost = cost }
       self.cache[j.key] = j.entry
     end
-    local v = self:verdict(cand, j.entry.cost, j.entry)
+    v = v or self:verdict(cand, j.entry.cost, j.entry)
     j.feasible, j.records, j.violation, j.stage_ok = v.feasible, v.records, v.violation, v.stage_ok
     if (j.stage_ok or j.feasible) and not j.entry.scored and not j.entry.pending then
       j.net = j.net or p.build(cand)
