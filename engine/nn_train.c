@@ -1206,6 +1206,8 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
   int64_t correct;
   float *dl;
   nn_train_result r = {0};
+  if (tr->steps >= NN_TRAIN_MAX_STEPS) /* only a checkpoint can bring a trainer this far */
+    return nn_fail(err, NN_EINVAL, "trainer: %lld steps taken, the most a trainer takes", (long long)tr->steps);
   TRY(forward_loss(tr, x, y, 1, 1, tr->steps, 0, &loss, &correct, &dl, err));
   if (!isfinite(loss))
     return nn_fail(err, NN_EINVAL, "training diverged at step %lld (loss is not finite); "

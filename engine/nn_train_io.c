@@ -194,6 +194,18 @@ nn_status nn_trainer_save(const nn_trainer *tr, const char *path, const char *us
   return st;
 }
 
+/* 1 when s is a decimal integer in 0..max (digits only: no sign, space or exponent), in *v. */
+static int parse_count(const char *s, int64_t max, int64_t *v) {
+  int64_t x = 0;
+  if (!*s) return 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || x > (max - (*s - '0')) / 10) return 0;
+    x = x * 10 + (*s - '0');
+  }
+  *v = x;
+  return 1;
+}
+
 nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_error *err) {
   nn_st_file *f = nn_st_open(path, err);
   ckpt_item *it = NULL;
@@ -219,10 +231,10 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   /* read into scratch first so that a bad file leaves the trainer untouched */
   float **tmp = st == NN_OK ? calloc(n, sizeof *tmp) : NULL;
   if (st == NN_OK && !tmp) st = nn_fail(err, NN_ENOMEM, "out of memory (checkpoint)");
-  char *end = NULL;
-  long long nsteps = st == NN_OK ? strtoll(steps, &end, 10) : 0;
-  if (st == NN_OK && (end == steps || *end || nsteps < 0))
-    st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ steps is \"%.40s\", an integer >= 0 expected", path, steps);
+  int64_t nsteps = 0;
+  if (st == NN_OK && !parse_count(steps, NN_TRAIN_MAX_STEPS, &nsteps))
+    st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ steps is \"%.40s\", an integer in 0..%lld expected", path,
+                 steps, (long long)NN_TRAIN_MAX_STEPS);
   for (size_t i = 0; i < n && st == NN_OK; i++) {
     if (!(tmp[i] = malloc((size_t)it[i].n * sizeof(float))))
       st = nn_fail(err, NN_ENOMEM, "out of memory (checkpoint)");

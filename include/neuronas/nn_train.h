@@ -87,6 +87,10 @@ nn_status nn_trainer_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_t
  * their rate is at most 30 %, else through im2col + sgemm; its input gradient is dense. */
 void nn_trainer_set_conv_mode(nn_trainer *tr, nn_conv_mode mode);
 
+/* The most steps a trainer takes (2^53: every count is exact as a double, as the cosine schedule
+ * and Lua see it); a checkpoint's step count must lie in 0..NN_TRAIN_MAX_STEPS. */
+#define NN_TRAIN_MAX_STEPS (INT64_C(1) << 53)
+
 /* Steps taken so far (drives the cosine schedule); settable to resume. */
 int64_t nn_trainer_steps(const nn_trainer *tr);
 void nn_trainer_set_total_steps(nn_trainer *tr, int64_t total);

@@ -481,11 +481,83 @@ static void checkpoint_round_trip(void) {
   remove(path);
 }
 
+/* Copies checkpoint src to dst with its __metadata__ "steps" value replaced by `steps` (the header
+ * re-padded to 8 bytes; data offsets are relative to the header's end, so they stay valid). */
+static int set_steps(const char *src, const char *dst, const char *steps) {
+  FILE *f = fopen(src, "rb");
+  if (!f) return 0;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc((size_t)size);
+  int ok = b && fread(b, 1, (size_t)size, f) == (size_t)size;
+  fclose(f);
+  uint64_t n = 0;
+  for (int i = 0; ok && i < 8; i++) n |= (uint64_t)b[i] << (8 * i);
+  char *h = ok ? malloc(n + 1) : NULL, *at = NULL, *end = NULL;
+  if (h) memcpy(h, b + 8, n), h[n] = 0;
+  if (h && (at = strstr(h, "\"steps\":\"")) != NULL) at += 9, end = strchr(at, '"');
+  ok = end != NULL;
+  if (ok) {
+    size_t cap = n + strlen(steps) + 16;
+    char *nh = malloc(cap);
+    int k = snprintf(nh, cap, "%.*s%s%s", (int)(at - h), h, steps, end);
+    while (k % 8) nh[k++] = ' ';
+    FILE *o = fopen(dst, "wb");
+    unsigned char l8[8];
+    for (int i = 0; i < 8; i++) l8[i] = (unsigned char)((uint64_t)k >> (8 * i));
+    ok = o && fwrite(l8, 1, 8, o) == 8 && fwrite(nh, 1, (size_t)k, o) == (size_t)k &&
+         fwrite(b + 8 + n, 1, (size_t)size - 8 - n, o) == (size_t)size - 8 - n;
+    if (o) fclose(o);
+    free(nh);
+  }
+  free(h), free(b);
+  return ok;
+}
+
+/* A checkpoint's step count is an integer in 0..2^53 (digits only), else it is refused by file and
+ * field and the trainer is left as it was; at 2^53 steps the trainer refuses to step further (the
+ * count never overflows: a checkpoint of 99999999999999999999 steps used to become INT64_MAX). */
+static void checkpoint_steps_bounded(void) {
+  nn_error err;
+  nn_net_params np = tiny_params();
+  nn_train_params tp = nn_train_params_default();
+  char path[64], bad[80], want[256];
+  snprintf(path, sizeof path, "/tmp/nn_test_train_steps_%d.safetensors", (int)getpid());
+  snprintf(bad, sizeof bad, "%s.bad", path);
+  nn_trainer *tr = nn_trainer_new_params(&np, &tp, &err);
+  nn_tensor *x, *y;
+  make_batch(&x, &y, 6, 2);
+  CHECK(tr && nn_trainer_step(tr, x, y, NULL, &err) == NN_OK);
+  CHECK(nn_trainer_save(tr, path, NULL, &err) == NN_OK);
+  const char *refused[] = {"99999999999999999999", "9223372036854775807", "9007199254740993", "-1",
+                           "+5", " 5", "5 ", "1e3", "0x10", ""};
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+    CHECK(set_steps(path, bad, refused[i]));
+    CHECK(nn_trainer_load(tr, bad, NULL, &err) == NN_EFORMAT);
+    snprintf(want, sizeof want, "%s: __metadata__ steps is \"%s\", an integer in 0..9007199254740992 expected",
+             bad, refused[i]);
+    CHECK(strcmp(err.msg, want) == 0);
+    CHECK(nn_trainer_steps(tr) == 1);
+  }
+  CHECK(set_steps(path, bad, "9007199254740992"));
+  CHECK(nn_trainer_load(tr, bad, NULL, &err) == NN_OK && nn_trainer_steps(tr) == NN_TRAIN_MAX_STEPS);
+  CHECK(nn_trainer_step(tr, x, y, NULL, &err) == NN_EINVAL);
+  CHECK(strcmp(err.msg, "trainer: 9007199254740992 steps taken, the most a trainer takes") == 0);
+  CHECK(nn_trainer_steps(tr) == NN_TRAIN_MAX_STEPS);
+  CHECK(set_steps(path, bad, "0012"));
+  CHECK(nn_trainer_load(tr, bad, NULL, &err) == NN_OK && nn_trainer_steps(tr) == 12);
+  nn_tensor_free(x), nn_tensor_free(y);
+  nn_trainer_free(tr);
+  remove(path), remove(bad);
+}
+
 int main(void) {
   NN_TEST_RUN(forward_matches_net);
   NN_TEST_RUN(threads_bit_identical);
   NN_TEST_RUN(export_quantized);
   NN_TEST_RUN(checkpoint_round_trip);
+  NN_TEST_RUN(checkpoint_steps_bounded);
   NN_TEST_RUN(whole_network_gradient);
   NN_TEST_RUN(loss_decreases_and_qat);
   NN_TEST_RUN(rejects_bad_batches);
