@@ -2,6 +2,7 @@
  * nn_quant_net.c. Formulas in include/neuronas/nn_quant.h. */
 #include "neuronas/nn_quant.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -91,6 +92,12 @@ static void make_fmt(const nn_quant_params *p, double max_abs, fmt *F) {
   F->frac_bits = p->bits - F->int_bits;
   F->mul = ldexp(1.0, F->frac_bits);
   F->step = ldexp(1.0, -F->frac_bits);
+  /* max|w| >= 2^127 (i >= 129): the range's ends, -2^(n-1) 2^-f = -2^(i-1) and for n >= 26 also
+   * (2^(n-1)-1) 2^-f, round to +-inf as float32. Narrow the codes to the largest whose value
+   * is a finite float32, so such a weight saturates there; any smaller max|w| keeps its range. */
+  double lim = floor(FLT_MAX / F->step);
+  if (-F->qmin > lim) F->qmin = -lim;
+  if (F->qmax > lim) F->qmax = lim;
 }
 
 static void stats_init(nn_quant_stats *s, const fmt *F, int64_t n, double max_abs) {
@@ -260,6 +267,11 @@ nn_status nn_quant_array_ref(const nn_quant_params *p, const char *label, const 
   nn_rng seed = nn_rng_seed(p->seed), r = nn_rng_split(&seed, label);
   double lo = p->scale == NN_QSCALE_MAXABS ? -(pow(2, p->bits - 1) - 1) : -pow(2, p->bits - 1);
   double hi = pow(2, p->bits - 1) - 1;
+  if (p->scale == NN_QSCALE_POW2) { /* codes whose value is a finite float32 (make_fmt) */
+    double lim = floor(FLT_MAX / pow(2, -F.frac_bits));
+    lo = lo < -lim ? -lim : lo;
+    hi = hi > lim ? lim : hi;
+  }
   for (int64_t i = 0; i < n; i++) {
     double w = src[i], q;
     if (p->scale == NN_QSCALE_MAXABS && max_abs == 0) {

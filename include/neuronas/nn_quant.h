@@ -8,7 +8,9 @@
  * An all-zero tensor stays zero. Rounding: nearest (half away from zero), floor (toward
  * -inf), zero (toward zero), stochastic (floor(x + u), u ~ U[0,1) from a seeded stream).
  * Arithmetic is double; results are stored back as float32 (so n > 24 is ~identity).
- * A weight is "saturated" when its rounded integer fell outside the range and was clamped. */
+ * A weight is "saturated" when its rounded integer fell outside the range and was clamped.
+ * pow2 with max|w| >= 2^127: the range is narrowed to the codes whose value is a finite float32
+ * (-2^(n-1) 2^-f = -2^128 is not), so every output is finite (docs/quantizer.md). */
 #ifndef NEURONAS_NN_QUANT_H
 #define NEURONAS_NN_QUANT_H
 

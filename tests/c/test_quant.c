@@ -1,4 +1,5 @@
 /* test_quant.c: FxP-n quantizers (docs/quantizer.md) against hand-computed values and the naive twin. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,41 @@ static void fast_matches_ref(void) {
         }
 }
 
+/* Weights near FLT_MAX: max|w| >= 2^127 gives i = 129, whose range ends -2^(n-1) 2^-f = -2^128
+ * (and for n >= 26 the top) are not float32. The codes are narrowed to the largest finite ones:
+ * every output is finite, a weight beyond them saturates, fast and naive agree bit for bit, and
+ * a max|w| just below 2^127 keeps the whole range (its -2^(n-1) code is reached unclamped). */
+static void huge_weights_saturate_finite(void) {
+  enum { N = 21 };
+  float w[N], a[N], b[N];
+  nn_error err;
+  w[0] = FLT_MAX, w[1] = -FLT_MAX, w[2] = 3.4e38f, w[3] = -3.4e38f, w[4] = 1, w[5] = 0;
+  w[6] = -1.7014118e38f; /* -2^127 */
+  for (int i = 7; i < N; i++) w[i] = (float)ldexp(i % 2 ? -1.0 : 1.0, 100 + i);
+  const int widths[] = {2, 8, 24, 25, 26, 32};
+  for (int m = 0; m < 4; m++)
+    for (size_t k = 0; k < sizeof widths / sizeof *widths; k++) {
+      nn_quant_params p = P(widths[k], (nn_rounding)m, NN_QSCALE_POW2);
+      nn_quant_stats sa, sb;
+      CHECK(nn_quant_array(&p, "L", w, a, N, &sa, &err) == NN_OK);
+      CHECK(nn_quant_array_ref(&p, "L", w, b, N, &sb, &err) == NN_OK);
+      CHECK(memcmp(a, b, sizeof a) == 0);
+      CHECK(sa.saturated == sb.saturated && sa.int_bits == 129 && isfinite(sa.mse));
+      for (int i = 0; i < N; i++) CHECK(isfinite(a[i]));
+      CHECK(a[1] < 0 && a[1] == -a[0]); /* symmetric: both ends at the largest finite code */
+      CHECK(nn_quant_array(&p, "L", w, a, N, NULL, &err) == NN_OK); /* the loop without stats */
+      CHECK(memcmp(a, b, sizeof a) == 0);
+    }
+  /* max|w| = 2^127 - 2^103 (< 2^127): i = 128, f = -120 at FxP8, codes -128..127 as before */
+  const float v[2] = {-1.7014117e38f, 1.0f};
+  float o[2];
+  nn_quant_stats st;
+  nn_quant_params p = P(8, NN_ROUND_NEAREST, NN_QSCALE_POW2);
+  CHECK(nn_quant_array(&p, "t", v, o, 2, &st, &err) == NN_OK);
+  CHECK(st.int_bits == 128 && st.saturated == 0);
+  CHECK(o[0] == -(float)ldexp(1.0, 127)); /* code -128: -2^127, rounded from -(2^127 - 2^103) */
+}
+
 static void bad_input(void) {
   nn_error err;
   float w[2] = {1, NAN}, o[2];
@@ -202,6 +238,7 @@ int main(void) {
   NN_TEST_RUN(zeros_and_identity);
   NN_TEST_RUN(stochastic_unbiased);
   NN_TEST_RUN(fast_matches_ref);
+  NN_TEST_RUN(huge_weights_saturate_finite);
   NN_TEST_RUN(bad_input);
   return NN_TEST_END();
 }

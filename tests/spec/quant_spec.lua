@@ -83,6 +83,34 @@ describe("nn.quantizer", function()
     end
   end)
 
+  it("saturates weights near FLT_MAX at the largest finite code, and the net saves and loads", function()
+    -- max|w| >= 2^127: i = 129, and the range's low end -2^(n-1) 2^-f = -2^128 is no float32
+    local t = nn.tensor.from { 3.4e38, -3.4e38, 1, 0 }
+    for _, bits in ipairs({ 2, 8, 26, 32 }) do
+      local q = nn.quantizer { bits = bits }
+      local qt = q:apply(t)
+      assert.is_true(qt[1] < math.huge and qt[2] > -math.huge, bits)
+      assert.are.equal(qt[1], -qt[2])
+      local r = q:report(t)
+      assert.is_true(r.mse < math.huge and r.int_bits == 129, bits)
+    end
+    local net = nn.net { channels = 2, fc_width = 4, timesteps = 2, input = { 1, 8, 8 }, classes = 2, second_pool = 1 }
+    local path = H.tmpname(".safetensors")
+    net:save(path)
+    local ts = nn.tensor.load(path)
+    ts["stem.conv.weight"]:fill(-3.4e38) -- finite: net:load accepts it
+    nn.tensor.save(path, ts)
+    net:load(path)
+    local qn = nn.quantize(net, 8)
+    local qw = qn:tensor("stem.conv.weight")
+    assert.are.equal(-127 * 2 ^ 121, qw[1]) -- the code -127 (not -128) at step 2^121
+    qn:save(path)
+    local back = nn.net { channels = 2, fc_width = 4, timesteps = 2, input = { 1, 8, 8 }, classes = 2, second_pool = 1 }
+    back:load(path)
+    os.remove(path)
+    assert.are.equal(qw:sum(), back:tensor("stem.conv.weight"):sum())
+  end)
+
   it("diagnoses bad arguments with exact messages", function()
     assert.has_error(function() nn.quantizer { bits = 40 } end,
       "bad argument #1 to 'quantizer' (field 'bits': integer in 2..32 expected, got 40)")
