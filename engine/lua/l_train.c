@@ -2,6 +2,7 @@
  * (docs/training.md). nn.trainer{ net = , ... } copies the net's weights; tr:step(x, y) trains on a
  * batch; tr:evaluate(x, y) measures; tr:export(net) writes the weights back; tr:save/load
  * keep checkpoints with the optimizer state. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ typedef struct topts {
   int64_t epochs, steps_per_epoch;
 } topts;
 
+/* The longest cosine schedule: total_steps, and epochs x steps_per_epoch, at most this. */
+#define MAX_TOTAL 9.2e18
+
 static const l_field trainer_fields[] = {
     {"net", L_F_SKIP, 0, 0, 0, NULL, "the neuronas.Net to train (weights are copied)"},
     {"optimizer", L_F_ENUM, 0, 0, offsetof(topts, optimizer), OPTIMIZERS, "sgd or adam"},
@@ -37,9 +41,9 @@ static const l_field trainer_fields[] = {
     {"seed", L_F_U64, 0, 0, offsetof(topts, p.seed), NULL, "dropout masks"},
     {"threads", L_F_INT32, 0, NN_TRAIN_MAX_THREADS, offsetof(topts, p.threads), NULL,
      "threads of a step (0 = one per idle core); results do not depend on it"},
-    {"total_steps", L_F_INT, 0, 9.2e18, offsetof(topts, p.total_steps), NULL, "cosine length"},
+    {"total_steps", L_F_INT, 0, MAX_TOTAL, offsetof(topts, p.total_steps), NULL, "cosine length"},
     {"epochs", L_F_INT, 0, 1e9, offsetof(topts, epochs), NULL, "with steps_per_epoch: cosine length"},
-    {"steps_per_epoch", L_F_INT, 0, 9.2e18, offsetof(topts, steps_per_epoch), NULL, "batches per epoch"},
+    {"steps_per_epoch", L_F_INT, 0, MAX_TOTAL, offsetof(topts, steps_per_epoch), NULL, "batches per epoch"},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 /* {net=, ...} -> trainer */
@@ -48,17 +52,25 @@ static int t_new(lua_State *L) {
   nn_error err;
   luaL_checktype(L, 1, LUA_TTABLE);
   o.p = nn_train_params_default();
+  o.p.lr_min = NAN; /* not given: set from lr below */
   o.optimizer = 0;
   o.epochs = o.steps_per_epoch = 0;
   l_parse_fields(L, 1, 1, trainer_fields, &o);
   o.p.optimizer = o.optimizer == 1 ? NN_OPT_ADAM : NN_OPT_SGD;
   if ((o.epochs > 0) != (o.steps_per_epoch > 0))
     return luaL_argerror(L, 1, "fields 'epochs' and 'steps_per_epoch' go together");
+  if (o.epochs > 0 && o.steps_per_epoch > (int64_t)MAX_TOTAL / o.epochs)
+    return luaL_argerror(L, 1, lua_pushfstring(L, "fields 'epochs' and 'steps_per_epoch': a product (the "
+                                               "cosine length) of at most %I expected, got %I x %I",
+                                               (lua_Integer)MAX_TOTAL, (lua_Integer)o.epochs,
+                                               (lua_Integer)o.steps_per_epoch));
   if (o.epochs > 0) o.p.total_steps = o.epochs * o.steps_per_epoch;
   lua_getfield(L, 1, "net");
   if (!l_testopen(L, -1, NN_MT_NET))
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'net': %s expected, got %s", NN_MT_NET,
                                                luaL_typename(L, -1)));
+  if (isnan(o.p.lr_min)) /* the default 0.001, or lr when lr is smaller (a constant rate) */
+    o.p.lr_min = nn_train_params_default().lr_min < o.p.lr ? nn_train_params_default().lr_min : o.p.lr;
   if (o.p.lr_min > o.p.lr)
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'lr_min': at most lr (%f) expected, got %f",
                                                o.p.lr, o.p.lr_min));

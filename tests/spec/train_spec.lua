@@ -131,6 +131,32 @@ describe("nn.trainer", function()
       "neuronas.Trainer: field 'steps' is read-only or unknown (settable: total_steps)")
     assert.has_error(function() tr:load("/nonexistent/ckpt") end)
   end)
+
+  it("defaults lr_min to 0.001, or to lr when lr is smaller", function()
+    local net = tiny()
+    local x, y = batch(4)
+    for _, c in ipairs { { nil, 0.001 }, { 0.01, 0.001 }, { 0.001, 0.001 }, { 1e-4, 1e-4 }, { 1e-7, 1e-7 } } do
+      local tr = nn.trainer{ net = net, lr = c[1], total_steps = 1, dropout = 0 }
+      tr:step(x, y) -- the schedule's end: the next step's lr is lr_min
+      assert.equal(c[2], tr.lr)
+    end
+    assert.equal(0, nn.trainer{ net = net, lr = 1e-4, lr_min = 0 }.total_steps)
+    assert.has_error(function() nn.trainer{ net = net, lr = 1e-4, lr_min = 0.001 } end,
+      "bad argument #1 to 'trainer' (field 'lr_min': at most lr (0.0001) expected, got 0.001)")
+  end)
+
+  it("bounds the cosine length epochs x steps_per_epoch without overflowing", function()
+    local net = tiny()
+    for _, c in ipairs { { 1000000000, 1 << 62 }, { 3, 1 << 62 }, { 2, 4600000000000000001 } } do
+      assert.has_error(function() nn.trainer{ net = net, epochs = c[1], steps_per_epoch = c[2] } end,
+        ("bad argument #1 to 'trainer' (fields 'epochs' and 'steps_per_epoch': a product (the cosine "
+         .. "length) of at most 9200000000000000000 expected, got %d x %d)"):format(c[1], c[2]))
+    end
+    assert.equal(9200000000000000000,
+      nn.trainer{ net = net, epochs = 2, steps_per_epoch = 4600000000000000000 }.total_steps)
+    assert.equal(1000000000 * 9200000000,
+      nn.trainer{ net = net, epochs = 1000000000, steps_per_epoch = 9200000000 }.total_steps)
+  end)
 end)
 
 describe("nn.train", function()
