@@ -44,8 +44,11 @@ local function summary(clean, scores, p, draws)
     if s < worst then worst = s end
   end
   local mean = sum / #scores
+  -- a singular kernel scores -inf with and without noise: nothing was lost, so the drop is 0,
+  -- not -inf - -inf = NaN (docs/variation.md)
+  local drop = clean == mean and 0.0 or clean - mean
   return {
-    clean = clean, mean = mean, worst = worst, drop = clean - mean, scores = scores,
+    clean = clean, mean = mean, worst = worst, drop = drop, scores = scores,
     sigma = p.sigma or 0, stuck = p.stuck or 0, stuck_high = p.stuck_high or 0.5,
     device_bits = p.device_bits or 1, seed = p.seed or 1, draws = draws,
   }

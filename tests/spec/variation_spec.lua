@@ -162,6 +162,20 @@ describe("device variation", function()
     end
   end)
 
+  it("gives a drop of 0, not NaN, when the kernel is singular with and without noise", function()
+    -- identical images: every spike pattern is the same, K is singular and scores -inf
+    local NET = { channels = 2, fc_width = 4, timesteps = 2, input = { 1, 8, 8 }, classes = 2, second_pool = 1 }
+    local q = nn.quantize(nn.net(NET), 8)
+    local x = nn.tensor(4, 1, 8, 8):fill(0.5)
+    local opts = { variation = { sigma = 0.1, draws = 2 } }
+    local s, d = nn.fitness(q, x, opts)
+    assert.are.equal(-math.huge, s)
+    assert.are.equal(-math.huge, d.variation.clean)
+    assert.are.equal(0, d.variation.drop)
+    local _, ds = nn.fitness_many({ q }, x, opts)
+    assert.are.equal(0, ds[1].variation.drop)
+  end)
+
   it("rejects bad input with the field's name", function()
     local q, x = qnet(), batch(4, 1)
     local function err(f) local ok, e = pcall(f); assert.is_false(ok); return tostring(e) end
