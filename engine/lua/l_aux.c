@@ -82,7 +82,10 @@ void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Re
   lua_pop(L, 1);
 }
 
-int l_raise(lua_State *L, const nn_error *err) { return luaL_error(L, "%s", err->msg); }
+int l_raise(lua_State *L, const nn_error *err) {
+  lua_pushstring(L, err->msg);
+  return lua_error(L);
+}
 
 const char *l_tolstring_nonul(lua_State *L, int idx, size_t *len) {
   size_t n;

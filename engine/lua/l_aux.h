@@ -56,7 +56,9 @@ void l_check_close(lua_State *L, const char *mt);
 /* Creates metatable mt (with __name, __index = methods table unless meta has __index). */
 void l_newtype(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
 
-/* Raises err->msg as a Lua error (never as a format string). */
+/* Raises err->msg as a Lua error (never as a format string), as it is: the engine's messages
+ * name the file, field or argument themselves, and the caller's position (a line of the Lua
+ * library that made the call) would only be noise in front of them. */
 int l_raise(lua_State *L, const nn_error *err);
 
 /* Strings the engine parses (genotypes, paths, names, options) are C strings, so a NUL byte would

@@ -95,7 +95,22 @@ function M.open_data(flags, opts, split, limit, quiet)
   end
   local fmt = flags["data-format"] or ({ ["fashion-mnist"] = "idx", cifar10 = "cifar10", cifar100 = "cifar100",
     tinyimagenet = "npy" })[flags.preset]
-  return nn.data.open({ format = fmt, path = flags.data, split = split, limit = limit })
+  local ds = nn.data.open({ format = fmt, path = flags.data, split = split, limit = limit })
+  -- images of the preset's shape, labels within its classes: else every candidate would fail
+  -- later, with a message naming neither the flag nor the file
+  local net = nn.net({ preset = flags.preset })
+  local want = net:config()
+  net:close()
+  local c, h, w = want.input[1], want.input[2], want.input[3]
+  if ds.channels ~= c or ds.height ~= h or ds.width ~= w then
+    cli.fail(opts, string.format("--data %s: images of %dx%dx%d, --preset %s takes %dx%dx%d", flags.data,
+      ds.channels, ds.height, ds.width, flags.preset, c, h, w))
+  end
+  if ds.classes > want.classes then
+    cli.fail(opts, string.format("--data %s: %d classes, --preset %s has %d", flags.data, ds.classes, flags.preset,
+      want.classes))
+  end
+  return ds
 end
 
 -- The setup options of the flags (search.setup's table).
@@ -356,6 +371,10 @@ function M.main(o)
 
   local strategy = M.make_strategy(flags.strategy or o.strategy or "two_stage", ctx, opts)
   local data = M.open_data(flags, opts)
+  if data and #data < flags.batch then
+    cli.fail(opts, string.format("--batch %d is larger than the data (%d image%s)", flags.batch, #data,
+      #data == 1 and "" or "s"))
+  end
   local setup = M.setup(flags, data, constraints)
   setup.hardware, setup.journal, setup.resume = hardware, flags.journal, flags.resume
   -- under mpirun (docs/cluster.md): rank 0 goes on with a remote pipeline; the other ranks serve

@@ -104,4 +104,13 @@ function M.fake_cost(a, b)
   }
 end
 
+-- The bytes of a .npy file (format 1.0, header padded to 64 bytes): descr such as '|u1' or
+-- '<i8', shape as Python writes it ('(2, 28, 28)'), data the raw little-endian elements.
+function M.npy(descr, shape, data)
+  local dict = ("{'descr': '%s', 'fortran_order': False, 'shape': %s, }"):format(descr, shape)
+  local total = math.ceil((10 + #dict + 1) / 64) * 64
+  local hl = total - 10
+  return "\147NUMPY\1\0" .. string.pack("<I2", hl) .. dict .. (" "):rep(hl - #dict - 1) .. "\n" .. data
+end
+
 return M

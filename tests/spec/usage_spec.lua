@@ -71,6 +71,26 @@ describe("user errors", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("refuses data the preset cannot read, or too little of it for a batch, naming the flag and the file", function()
+    local dir = tmp("-data")
+    assert.is_true(os.execute("mkdir " .. dir))
+    local function images(name, n, c, h, w, labels)
+      H.spit(dir .. "/" .. name .. "_images.npy", H.npy("|u1", string.format("(%d, %d, %d, %d)", n, c, h, w),
+        ("\0"):rep(n * c * h * w)))
+      local l = {}
+      for i = 1, n do l[i] = string.pack("<i8", labels and labels[i] or (i - 1) % 10) end
+      H.spit(dir .. "/" .. name .. "_labels.npy", H.npy("<i8", string.format("(%d,)", n), table.concat(l)))
+      return "--data " .. dir .. "/" .. name .. "_images.npy --data-format npy --cells 2"
+    end
+    assert_usage_error("neuronas.lua", images("rgb", 16, 3, 32, 32),
+      "--data " .. dir .. "/rgb_images.npy: images of 3x32x32, --preset fashion-mnist takes 1x28x28")
+    assert_usage_error("neuronas.lua", images("many", 16, 1, 28, 28, { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }),
+      "--data " .. dir .. "/many_images.npy: 12 classes, --preset fashion-mnist has 10")
+    assert_usage_error("neuronas.lua", images("one", 1, 1, 28, 28) .. " --batch 8",
+      "--batch 8 is larger than the data (1 image)")
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("reports a refused --resume in one line, exit 1; --debug adds the traceback", function()
     local j = tmp(".journal")
     local base = "--cells 2 --batch 16 --quiet --journal " .. j
