@@ -1180,6 +1180,53 @@ static nn_status net_b(nn_trainer *tr, const float *dout, float *dxin, nn_error 
   return NN_OK;
 }
 
+/* Index of the first of v[0..n) that is not finite, or -1. */
+static int64_t first_not_finite(const float *v, int64_t n) {
+  for (int64_t j = 0; j < n; j++)
+    if (!isfinite(v[j])) return j;
+  return -1;
+}
+
+/* The first value of the trainer's state (what a checkpoint holds: master weights, optimizer
+ * state, BN running statistics) that is not finite: 1 with its checkpoint name in name and its
+ * 1-based index in *at, else 0. It reads the state once and computes nothing (0.4-0.7 ms for the
+ * fashion-mnist net's 0.47M parameters with Adam, 0.1 % of its step; memory bound). */
+static int state_not_finite(nn_trainer *tr, char *name, size_t nname, int64_t *at) {
+  const int adam = tr->tp.optimizer == NN_OPT_ADAM;
+  for (int i = 0; i < tr->np; i++) {
+    const tparam *p = &tr->p[i];
+    const float *v[3] = {p->w, p->m1, p->m2};
+    const char *fmt[3] = {"%s", adam ? "optim.%s.exp_avg" : "optim.%s.momentum", "optim.%s.exp_avg_sq"};
+    for (int k = 0; k < 3; k++) {
+      int64_t j = v[k] ? first_not_finite(v[k], p->n) : -1;
+      if (j >= 0) {
+        snprintf(name, nname, fmt[k], p->name);
+        *at = j + 1;
+        return 1;
+      }
+    }
+  }
+  for (int i = 0; i < tr->plan.nparams; i++) {
+    int64_t j = tr->plan.params[i].buffer ? first_not_finite(nn_trainer_tensor(tr, i), tr->plan.params[i].numel) : -1;
+    if (j >= 0) {
+      snprintf(name, nname, "%s", tr->plan.params[i].name);
+      *at = j + 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+nn_status nn_trainer_check_finite(const nn_trainer *tr, nn_error *err) {
+  char name[NN_PLAN_NAME_LEN + 32];
+  int64_t at;
+  if (state_not_finite((nn_trainer *)tr, name, sizeof name, &at)) /* reads only */
+    return nn_fail(err, NN_EINVAL, "trainer: tensor '%s' element %lld is not finite (training diverged at or "
+                   "before step %lld); load a checkpoint or make a new trainer", name, (long long)at,
+                   (long long)tr->steps);
+  return NN_OK;
+}
+
 static void zero_grads(nn_trainer *tr) {
   for (int i = 0; i < tr->np; i++) memset(tr->p[i].g, 0, (size_t)tr->p[i].n * sizeof(float));
 }
@@ -1208,6 +1255,9 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
   nn_train_result r = {0};
   if (tr->steps >= NN_TRAIN_MAX_STEPS) /* only a checkpoint can bring a trainer this far */
     return nn_fail(err, NN_EINVAL, "trainer: %lld steps taken, the most a trainer takes", (long long)tr->steps);
+  char bad[NN_PLAN_NAME_LEN + 32];
+  int64_t at;
+  TRY(nn_trainer_check_finite(tr, err)); /* a diverged trainer steps no further */
   TRY(forward_loss(tr, x, y, 1, 1, tr->steps, 0, &loss, &correct, &dl, err));
   if (!isfinite(loss))
     return nn_fail(err, NN_EINVAL, "training diverged at step %lld (loss is not finite); "
@@ -1226,6 +1276,12 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
     else
       nn_sgd_step(p->n, p->w, p->g, p->m1, r.lr, tr->tp.momentum, tr->tp.weight_decay);
   }
+  /* a state that is not finite is kept (no copy to roll back to) but refused by every later
+   * call except load: no NaN comes out of a trainer, and no checkpoint its load would refuse */
+  if (state_not_finite(tr, bad, sizeof bad, &at))
+    return nn_fail(err, NN_EINVAL, "training diverged at step %lld: tensor '%s' element %lld is not finite "
+                   "after it; lower lr (the trainer now refuses to step, evaluate, export or save "
+                   "until a checkpoint is loaded)", (long long)tr->steps, bad, (long long)at);
   r.loss = loss;
   r.correct = correct;
   r.samples = x->shape[0];
@@ -1246,6 +1302,7 @@ static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tens
   double t0 = now_s(), loss;
   int64_t correct;
   nn_train_result r = {0};
+  TRY(nn_trainer_check_finite(tr, err));
   TRY(forward_loss(tr, x, y, 0, 0, 0, 0, &loss, &correct, NULL, err));
   r.loss = loss;
   r.correct = correct;
@@ -1267,6 +1324,7 @@ static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_
   nn_tensor *t;
   double keep = tr->tp.dropout;
   TRY(check_batch(tr, x, NULL, err));
+  TRY(nn_trainer_check_finite(tr, err));
   TRY(quantize_weights(tr, err));
   tr->mode_train = train;
   tr->update_running = 0;
@@ -1291,6 +1349,7 @@ static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_ten
                                 nn_error *err) {
   float *dl;
   if (dx && dx->numel != x->numel) return nn_fail(err, NN_EINVAL, "dx: expected x's shape");
+  TRY(nn_trainer_check_finite(tr, err));
   TRY(forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, &dl, err));
   zero_grads(tr);
   return net_b(tr, dl, dx ? dx->data : NULL, err);
@@ -1304,6 +1363,7 @@ nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tens
 
 static nn_status pass_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                            uint64_t mask_id, int smooth, double *loss, nn_error *err) {
+  TRY(nn_trainer_check_finite(tr, err));
   return forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, NULL, err);
 }
 

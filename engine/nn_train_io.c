@@ -75,7 +75,9 @@ nn_status nn_trainer_export(const nn_trainer *tr, nn_net *net, int quantized, nn
   const nn_net_params *a = nn_net_params_of(net), *b = &tr->plan.p;
   if (memcmp(&a->cell_a, &b->cell_a, sizeof a->cell_a) || memcmp(&a->cell_b, &b->cell_b, sizeof a->cell_b))
     return nn_fail(err, NN_EINVAL, "export: the net's cells differ from the trainer's");
-  nn_status st = transfer(t, net, 1, err);
+  nn_status st = nn_trainer_check_finite(tr, err);
+  if (st != NN_OK) return st;
+  st = transfer(t, net, 1, err);
   if (st != NN_OK || !quantized || tr->tp.bits >= 32) {
     if (st == NN_OK) nn_net_set_weight_bits(net, 32);
     return st;
@@ -164,7 +166,9 @@ nn_status nn_trainer_save(const nn_trainer *tr, const char *path, const char *us
   nn_trainer *t = (nn_trainer *)tr;
   ckpt_item *it;
   size_t n;
-  nn_status st = ckpt_items(t, &it, &n, err);
+  nn_status st = nn_trainer_check_finite(tr, err); /* a file its own load would refuse */
+  if (st != NN_OK) return st;
+  st = ckpt_items(t, &it, &n, err);
   if (st != NN_OK) return st;
   nn_st_entry *e = calloc(n, sizeof *e);
   nn_tensor **ts = calloc(n, sizeof *ts);

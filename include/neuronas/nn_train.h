@@ -96,6 +96,13 @@ int64_t nn_trainer_steps(const nn_trainer *tr);
 void nn_trainer_set_total_steps(nn_trainer *tr, int64_t total);
 double nn_trainer_lr(const nn_trainer *tr); /* learning rate of the next step */
 
+/* NN_EINVAL when a value of the trainer's state (master weights, optimizer state, BN running
+ * statistics: what a checkpoint holds) is not finite, naming the tensor and the element.
+ * A step whose update leaves such a value fails (the state is kept, not rolled back), and
+ * from then on step, evaluate, forward, the gradient calls, export and save fail with this
+ * error until nn_trainer_load restores a checkpoint: a trainer never hands out NaN. */
+nn_status nn_trainer_check_finite(const nn_trainer *tr, nn_error *err);
+
 /* Copies the master weights (quantized to bits when bits < 32 and quantized = 1), BN
  * parameters and running statistics into net, which must have the same architecture. */
 nn_status nn_trainer_export(const nn_trainer *tr, nn_net *net, int quantized, nn_error *err);

@@ -552,12 +552,77 @@ static void checkpoint_steps_bounded(void) {
   remove(path), remove(bad);
 }
 
+/* A step whose update leaves a value that is not finite fails, and the trainer then refuses to
+ * step, evaluate, run forward, export or save (no NaN out, no checkpoint its load would refuse)
+ * until a good checkpoint is loaded, after which it trains as before. */
+static void divergence_refused(void) {
+  nn_error err;
+  nn_net_params np = tiny_params();
+  char path[64], want[256];
+  snprintf(path, sizeof path, "/tmp/nn_test_train_div_%d.safetensors", (int)getpid());
+  nn_tensor *x, *y, *out = NULL;
+  make_batch(&x, &y, 6, 2);
+  for (int opt = 0; opt < 2; opt++) {
+    nn_train_params tp = nn_train_params_default();
+    tp.optimizer = opt ? NN_OPT_ADAM : NN_OPT_SGD;
+    tp.lr = opt ? 1e36 : 1e6, tp.lr_min = 0, tp.weight_decay = 1; /* Adam's steps are about lr */
+    nn_trainer *tr = nn_trainer_new_params(&np, &tp, &err);
+    nn_net *net = nn_net_new(&np, &err);
+    CHECK(tr && net);
+    if (!tr || !net) return;
+    CHECK(nn_trainer_save(tr, path, NULL, &err) == NN_OK);
+    int k = 0;
+    while (k < 50 && nn_trainer_step(tr, x, y, NULL, &err) == NN_OK) k++;
+    CHECK(k < 50);
+    CHECK(strncmp(err.msg, "training diverged at step ", 26) == 0);
+    CHECK(nn_trainer_check_finite(tr, &err) == NN_EINVAL);
+    char first[256];
+    snprintf(first, sizeof first, "%s", err.msg);
+    CHECK(strncmp(first, "trainer: tensor '", 17) == 0 && strstr(first, "' element ") &&
+          strstr(first, "is not finite (training diverged at or before step ") &&
+          strstr(first, "); load a checkpoint or make a new trainer"));
+    nn_train_result r;
+    double loss;
+    CHECK(nn_trainer_step(tr, x, y, &r, &err) == NN_EINVAL && strcmp(err.msg, first) == 0);
+    CHECK(nn_trainer_evaluate(tr, x, y, &r, &err) == NN_EINVAL && strcmp(err.msg, first) == 0);
+    CHECK(nn_trainer_forward(tr, x, 0, &out, &err) == NN_EINVAL && strcmp(err.msg, first) == 0 && !out);
+    CHECK(nn_trainer_loss(tr, x, y, 0, 0, &loss, &err) == NN_EINVAL && strcmp(err.msg, first) == 0);
+    CHECK(nn_trainer_export(tr, net, 1, &err) == NN_EINVAL && strcmp(err.msg, first) == 0);
+    float w0 = nn_tensor_data(nn_net_tensor(net, 0))[0];
+    CHECK(isfinite(w0)); /* the net was not touched */
+    char other[80];
+    snprintf(other, sizeof other, "%s.other", path);
+    CHECK(nn_trainer_save(tr, other, NULL, &err) == NN_EINVAL && strcmp(err.msg, first) == 0);
+    CHECK(access(other, F_OK) != 0);
+    /* a good checkpoint makes it usable again */
+    CHECK(nn_trainer_load(tr, path, NULL, &err) == NN_OK && nn_trainer_check_finite(tr, &err) == NN_OK);
+    CHECK(nn_trainer_steps(tr) == 0);
+    CHECK(nn_trainer_evaluate(tr, x, y, &r, &err) == NN_OK && isfinite(r.loss));
+    nn_trainer_free(tr);
+    nn_net_free(net);
+  }
+  /* a NaN anywhere in the state (here an optimizer buffer) is named by its checkpoint name */
+  nn_train_params tp = nn_train_params_default();
+  tp.optimizer = NN_OPT_ADAM;
+  nn_trainer *tr = nn_trainer_new_params(&np, &tp, &err);
+  int fi = nn_trainer_find_param(tr, "classifier.fc2.weight");
+  tr->p[fi].m2[4] = NAN;
+  CHECK(nn_trainer_evaluate(tr, x, y, NULL, &err) == NN_EINVAL);
+  snprintf(want, sizeof want, "trainer: tensor 'optim.classifier.fc2.weight.exp_avg_sq' element 5 is not finite "
+           "(training diverged at or before step 0); load a checkpoint or make a new trainer");
+  CHECK(strcmp(err.msg, want) == 0);
+  nn_trainer_free(tr);
+  nn_tensor_free(x), nn_tensor_free(y);
+  remove(path);
+}
+
 int main(void) {
   NN_TEST_RUN(forward_matches_net);
   NN_TEST_RUN(threads_bit_identical);
   NN_TEST_RUN(export_quantized);
   NN_TEST_RUN(checkpoint_round_trip);
   NN_TEST_RUN(checkpoint_steps_bounded);
+  NN_TEST_RUN(divergence_refused);
   NN_TEST_RUN(whole_network_gradient);
   NN_TEST_RUN(loss_decreases_and_qat);
   NN_TEST_RUN(rejects_bad_batches);

@@ -132,6 +132,40 @@ describe("nn.trainer", function()
     assert.has_error(function() tr:load("/nonexistent/ckpt") end)
   end)
 
+  it("fails the step that diverges, then refuses to hand out NaN until a checkpoint is loaded", function()
+    local x, y = batch(8)
+    local path = os.tmpname()
+    local tr = nn.trainer{ net = tiny(), lr = 1e6, weight_decay = 1 } -- each within its range
+    tr:save(path)
+    local ok, err, k = true, nil, 0
+    while ok and k < 50 do
+      k = k + 1
+      ok, err = pcall(tr.step, tr, x, y)
+    end
+    assert.is_false(ok)
+    assert.truthy(err:find("^training diverged at step " .. tr.steps), err)
+    local function refused(f, ...)
+      local ok2, e = pcall(f, tr, ...)
+      assert.is_false(ok2)
+      assert.truthy(e:find("^trainer: tensor '[%w._]+' element %d+ is not finite %(training diverged at or "
+        .. "before step " .. tr.steps .. "%); load a checkpoint or make a new trainer$"), e)
+    end
+    local net = tiny()
+    local before = net:forward(x):sum()
+    refused(tr.step, x, y)
+    refused(tr.evaluate, x, y)
+    refused(tr.forward, x)
+    refused(tr.export, net)
+    refused(tr.save, path .. ".2")
+    assert.is_nil(io.open(path .. ".2"))
+    assert.equal(before, net:forward(x):sum()) -- the net is unchanged
+    tr:load(path)
+    assert.equal(0, tr.steps)
+    local loss = tr:evaluate(x, y)
+    assert.is_true(loss == loss and loss < math.huge)
+    os.remove(path)
+  end)
+
   it("defaults lr_min to 0.001, or to lr when lr is smaller", function()
     local net = tiny()
     local x, y = batch(4)
