@@ -103,6 +103,7 @@ function M.parse(args, spec, opts)
         debug.getregistry()["neuronas.debug"] = true
         goto continue
       end
+      if not f and (name == "debug" or name == "help") then fail(opts, string.format("flag '--%s' takes no value", name)) end
       if not f then
         local near = M.nearest(name, spec)
         fail(opts, string.format("unknown flag '--%s'%s", name, near and (" (did you mean --" .. near .. "?)") or ""))
@@ -115,6 +116,11 @@ function M.parse(args, spec, opts)
           i = i + 1
           val = args[i]
           if val == nil then fail(opts, string.format("flag '--%s' needs a value", name)) end
+          -- "--json --quiet": the next flag is not a value (a value that starts so is written --json=VALUE)
+          if val:match("^%-%-%a") then
+            fail(opts, string.format("flag '--%s' needs a value, got the flag '%s' (write --%s=%s for that value)", name,
+              val, name, val))
+          end
         end
         local v
         if f.type == "number" then
