@@ -8,7 +8,7 @@ local app = require("neuronas.app")
 local report_html = require("neuronas.report_html")
 
 local spec = {
-  { name = "html", type = "string", metavar = "FILE", help = "write the HTML report here (required)" },
+  { name = "html", type = "string", metavar = "FILE", output = true, help = "write the HTML report here (required)" },
   { name = "memory", type = "number", min = 0, help = "limit on weight parameters" },
   { name = "area", type = "number", min = 0, help = "limit on chip area, mm^2" },
   { name = "latency", type = "number", min = 0, help = "limit on latency, ms" },
@@ -27,6 +27,8 @@ local objectives
 if flags.objectives then
   objectives = {}
   for item in flags.objectives:gmatch("[^,%s]+") do objectives[#objectives + 1] = item end
+  local ok, why = pcall(require("neuronas.search.hypervolume").objectives, objectives, "--objectives")
+  if not ok then cli.fail(opts, tostring(why):gsub("^[^:\n]+:%d+: ", "")) end
 end
 
 local given = app.constraints(flags)
@@ -66,7 +68,10 @@ end
 
 local lok, model = pcall(report_html.load_text, text, pos[1], extra)
 if not lok then
-  io.stderr:write("report.lua: " .. tostring(model) .. "\n")
+  local why = tostring(model):gsub("^[^:\n]+:%d+: ", "") -- the message, not where in the library
+  -- an objective the results have no field for is the flag's fault (known once they are read)
+  if flags.objectives and why:find("^front: objectives%[") then cli.fail(opts, "--objectives: " .. why) end
+  io.stderr:write("report.lua: " .. why .. "\n")
   os.exit(1)
 end
 if not is_journal and next(given) then
@@ -77,6 +82,9 @@ if not is_journal and next(given) then
   for k, v in pairs(model.sources or {}) do sources[k] = v end
   for k, v in pairs(given) do c[k], sources[k] = v, "flag --" .. k end
   model.constraints, model.sources, model.best = c, sources, model.best
+  -- the front again, under the new limits: from the objectives as given (the model holds them
+  -- resolved) and with its own reference point
+  model.objectives, model.reference = objectives, nil
   model = report_html.model(model)
 end
 require("neuronas.report").write_file(flags.html, report_html.render(model))

@@ -268,3 +268,38 @@ describe("neuronas.report_html", function()
     assert.truthy(seen[3]:find(path .. ": line 5 left out of the report: ", 1, true), seen[3])
   end)
 end)
+
+describe("scripts/report.lua", function()
+  local dir = H.tmpname("-report")
+  local function run(args)
+    return H.run(H.q(H.cli) .. " run scripts/report.lua " .. args)
+  end
+
+  it("redraws a --json report under overriding limits, and refuses bad flags at once with exit 2", function()
+    assert.is_true(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/pipe"))
+    local json_path, html = dir .. "/run.json", dir .. "/r.html"
+    local code, _, err = H.run(H.q(H.cli) .. " run scripts/neuronas.lua --cells 2 --quiet --json " .. json_path)
+    assert.are.equal(0, code, err)
+    -- a limit flag overrides the report's limits: the front is drawn again under it
+    local out
+    code, out, err = run(json_path .. " --html " .. html .. " --memory 30000")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("^" .. html:gsub("%p", "%%%0") .. ": %d+ candidates, %d+ on the feasible front"), out)
+    code, out, err = run(json_path .. " --html " .. html .. " --memory 1")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find(": %d+ candidates, 0 on the feasible front, hypervolume 0\n$"), out)
+    for _, c in ipairs({
+      { " --html " .. dir .. "/pipe", "--html " .. dir .. "/pipe: not a regular file (a file path expected)" },
+      { " --html " .. dir .. "/no/r.html", "--html: cannot write " .. dir .. "/no/r.html: No such file or directory" },
+      { " --html " .. html .. " --objectives ''", "--objectives: non-empty list expected, got table" },
+      { " --html " .. html .. " --objectives foo", "--objectives: front: objectives[1]: unknown field 'foo'" },
+    }) do
+      code, out, err = run(json_path .. c[1])
+      assert.are.equal(2, code, c[1] .. ": " .. err)
+      assert.are.equal("", out)
+      assert.are.equal("report.lua: " .. c[2], err:match("^[^\n]*"):sub(1, #c[2] + 12), c[1])
+      assert.truthy(err:find("\nusage: neuronas run report.lua", 1, true), c[1])
+    end
+    os.execute("rm -rf " .. dir)
+  end)
+end)
