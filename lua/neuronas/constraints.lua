@@ -205,9 +205,9 @@ function Set:check(cost, layers)
       else
         local ok, res = pcall(c.fn, cost, layers)
         if not ok then error(string.format("constraint '%s': %s", c.name, tostring(res)), 0) end
-        if type(res) ~= "number" or res ~= res then
-          error(string.format("constraint '%s': fn must return a number, got %s", c.name,
-            type(res) == "number" and "nan" or type(res)), 0)
+        if type(res) ~= "number" or res ~= res or res == math.huge or res == -math.huge then
+          error(string.format("constraint '%s': fn must return a finite number, got %s", c.name,
+            type(res) == "number" and tostring(res) or type(res)), 0)
         end
         v = res
       end

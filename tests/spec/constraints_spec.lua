@@ -199,9 +199,14 @@ describe("neuronas.constraints", function()
     assert.has_error(function() set:check({ latency_ms = 3 }) end,
       "constraint 'area': cost field 'area_mm2' must be a number, got nil")
     assert.has_error(function() C.new { p = { fn = function() return 0 / 0 end, max = 1 } }:check(cost()) end,
-      "constraint 'p': fn must return a number, got nan")
+      "constraint 'p': fn must return a finite number, got " .. tostring(0 / 0))
     assert.has_error(function() C.new { p = { fn = function() return "x" end, max = 1 } }:check(cost()) end,
-      "constraint 'p': fn must return a number, got string")
+      "constraint 'p': fn must return a finite number, got string")
+    -- an infinite value would pass (-inf) or fail (inf) every limit and print as a cost
+    assert.has_error(function() C.new { p = { fn = function() return 1 / 0 end, max = 1 } }:check(cost()) end,
+      "constraint 'p': fn must return a finite number, got inf")
+    assert.has_error(function() C.new { p = { fn = function() return -1 / 0 end, max = 1 } }:check(cost()) end,
+      "constraint 'p': fn must return a finite number, got -inf")
     assert.has_error(function() C.new { q = function() return 1 end }:check(cost()) end,
       "constraint 'q': predicate must return a boolean, got number (for a cost, write { fn = f, max = limit })")
     assert.has_error(function() C.new { q = function() error("boom", 0) end }:check(cost()) end,
