@@ -50,6 +50,13 @@ static int exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
+/* Whether path names a folder (a script path must not: `run ""` or `run scripts/` would
+ * otherwise reach the bundled scripts folder and fail on reading it, exit 1). */
+static int is_folder(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* ---- Ctrl-C, as lua.c: the signal sets a hook that raises at the next instruction ---- */
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -217,6 +224,12 @@ static int pmain(lua_State *L) {
   {
     const char *script = a->argv[a->script];
     char alt[PATH_MAX + 512];
+    /* a missing, empty or folder path is one line, exit 2, as a missing script */
+    if (!script[0]) {
+      fprintf(stderr, "%s: cannot open script '' (empty path)\n", progname);
+      lua_pushinteger(L, 2);
+      return 1;
+    }
     /* a relative path that names nothing here is looked up among the bundled scripts, also
      * in the clone's form scripts/NAME.lua, so README's commands work from any folder */
     if (!exists(script) && script[0] != '/' && scripts_dir[0]) {
@@ -225,10 +238,16 @@ static int pmain(lua_State *L) {
       snprintf(alt, sizeof alt, "%s/%s", scripts_dir, rel);
       if (!exists(alt) && strncmp(rel, "scripts/", 8) == 0)
         snprintf(alt, sizeof alt, "%s/%s", scripts_dir, rel + 8);
-      if (exists(alt)) script = alt;
+      if (exists(alt) && !is_folder(alt)) script = alt;
     }
     if (!exists(script)) {
       fprintf(stderr, "%s: cannot open script '%s' (no such file)\n", progname, a->argv[a->script]);
+      lua_pushinteger(L, 2);
+      return 1;
+    }
+    if (is_folder(script)) {
+      fprintf(stderr, "%s: cannot open script '%s' (a folder, a Lua file expected)\n", progname,
+              a->argv[a->script]);
       lua_pushinteger(L, 2);
       return 1;
     }
