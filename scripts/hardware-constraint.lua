@@ -4,6 +4,12 @@
 --   neuronas run scripts/hardware-constraint.lua
 local nn = require("neuronas")
 local C = require("neuronas.constraints")
+local cli = require("neuronas.cli")
+
+-- no flags: an unknown flag or a stray argument is a usage error, --help says what it does
+cli.parse({ ... }, {}, { name = "hardware-constraint.lua", usage = "neuronas run hardware-constraint.lua [--help]",
+  description = "The paper's four limits plus an average-power budget and a tiles-per-layer predicate,\n"
+    .. "checked on a four-layer FxP8 network (docs/search.md)." })
 
 local set = C.new(C.preset("neuronas", {
   avg_power = { unit = "mW", max = 3, doc = "energy / latency of one inference",

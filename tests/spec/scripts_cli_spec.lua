@@ -34,3 +34,15 @@ describe("neuronas run", function()
     end
   end)
 end)
+
+describe("hardware-constraint.lua", function()
+  it("takes no flags: an unknown flag or a stray argument is a usage error, --help says what it does", function()
+    assert_usage_error("hardware-constraint.lua", "--bogus-flag 7 stray", "unknown flag '--bogus-flag'")
+    assert_usage_error("hardware-constraint.lua", "stray",
+      "unexpected argument 'stray' (every argument is a --flag; see --help)")
+    local code, out = run("scripts/hardware-constraint.lua", "--help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("^usage: neuronas run hardware%-constraint%.lua"), out)
+    assert.truthy(out:find("average-power budget", 1, true), out)
+  end)
+end)
