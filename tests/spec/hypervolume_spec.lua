@@ -171,6 +171,55 @@ describe("neuronas.search.hypervolume", function()
     assert.are.equal(8, H.hypervolume({ { 0, 0, 0 }, { 0, 0, 0 } }, { 2, 2, 2 }))
   end)
 
+  it("is never NaN: ties in the last coordinate add no slice, infinities give inf", function()
+    -- two points at -inf on the first axis with the same second coordinate: (inf) * 0 was NaN
+    assert.are.equal(math.huge, H.hypervolume({ { -math.huge, 0 }, { -math.huge, 0 } }, { 1, 1 }))
+    assert.are.equal(math.huge, H.hypervolume({ { 0, 0 }, { 0.5, 0 } }, { math.huge, 1 }))
+    -- the same tie with finite values: the union of the boxes
+    assert.are.equal(2, H.hypervolume({ { 0, 0 }, { 0.5, 0 } }, { 2, 1 }))
+    assert.are.equal(math.huge, H.hypervolume({ { 0, 0, 0 }, { 0, 1, 0 } }, { math.huge, 2, 1 }))
+    -- an infinite limit is no limit: the front's reference comes from the run, and is finite
+    local function res(key) return { key = key, feasible = true, score = 1, cost = { energy_uj = 1, area_mm2 = 1, latency_ms = 1 } } end
+    local f = H.front({ res("a | a"), res("b | b") }, { objectives = { "energy", "score" }, limits = { energy = math.huge },
+      score_floor = 0 })
+    assert.are.equal(f.hypervolume, f.hypervolume)
+    assert.are.equal("largest value in the run", f.reference.energy_uj.why)
+  end)
+
+  it("refuses malformed arguments naming them", function()
+    local search = require("neuronas.search")
+    assert.has_error(function() search.hypervolume(nil, { 1, 1 }) end,
+      "search.hypervolume: bad argument #1 (list of points expected, got nil)")
+    assert.has_error(function() search.hypervolume({ { 0 } }, { 1, 1 }) end,
+      "search.hypervolume: bad argument #1 (points[1]: list of 2 numbers expected (the reference point's dimension), got a list of 1)")
+    assert.has_error(function() search.hypervolume({ { 0, 0 }, 5 }, { 1, 1 }) end,
+      "search.hypervolume: bad argument #1 (points[2]: list of 2 numbers expected (the reference point's dimension), got number)")
+    assert.has_error(function() search.hypervolume({ { 0, 0 / 0 } }, { 1, 1 }) end,
+      "search.hypervolume: bad argument #1 (points[1]: list of 2 numbers expected (the reference point's dimension), got "
+      .. tostring(0 / 0) .. " at [2])")
+    assert.has_error(function() search.hypervolume({ { 0, 0 } }) end,
+      "search.hypervolume: bad argument #2 (reference point: non-empty list of numbers expected, got nil)")
+    assert.has_error(function() search.hypervolume({}, {}) end,
+      "search.hypervolume: bad argument #2 (reference point: non-empty list of numbers expected, got an empty table)")
+    assert.has_error(function() search.hypervolume({}, { 1, "x" }) end,
+      "search.hypervolume: bad argument #2 (reference point: non-empty list of numbers expected, got x at [2])")
+    assert.has_error(function() search.front(nil) end, "search.front: bad argument #1 (list of results expected, got nil)")
+    assert.has_error(function() search.front({ 5 }) end, "search.front: results[1]: table expected, got number")
+    assert.has_error(function() search.front({}, 5) end, "search.front: bad argument #2 (table of options expected, got number)")
+    assert.has_error(function() search.front({}, { limits = 5 }) end, "search.front: option 'limits': table expected, got number")
+  end)
+
+  it("refuses an objective no cost has, listing the known fields", function()
+    local res = { { key = "a", feasible = true, score = 1, cost = { energy_uj = 1, tiles_used = 3 } } }
+    local ok, err = pcall(H.front, res, { objectives = { "score", "energgy" } })
+    assert.is_false(ok)
+    assert.truthy(err:find("front: objectives[2]: unknown field 'energgy' (expected \"score\" or a numeric cost field: ", 1, true), err)
+    assert.truthy(err:find("energy_uj", 1, true) and err:find("tiles_used", 1, true), err)
+    -- a field a custom pipeline adds is known, as is a model field missing from these costs
+    assert.are.equal(1, #H.front(res, { objectives = { "score", "tiles_used" } }).front)
+    assert.are.equal(0, #H.front(res, { objectives = { "score", "latency" } }).front)
+  end)
+
   it("crowding distance: extremes infinite, the inner ones by their neighbours", function()
     local pts = { { 0, 4 }, { 1, 2 }, { 3, 1 }, { 4, 0 } }
     local d = H.crowding(pts, { 1, 2, 3, 4 })

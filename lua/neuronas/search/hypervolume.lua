@@ -56,6 +56,40 @@ function M.objectives(spec, fname)
   return out
 end
 
+-- The numeric cost fields of the hardware model's evaluate (docs/hardware.md), with the
+-- activity-aware energy; a custom pipeline or a constraint file may add others.
+M.COST_FIELDS = { "memory_params", "memory_bits", "memory_bytes", "pes", "xbars", "tiles", "n_layers",
+  "cells_per_weight", "bits", "timesteps", "area_mm2", "energy_uj", "latency_ms", "area_um2", "energy_pj",
+  "latency_ns", "energy_active_uj", "energy_active_pj" }
+
+-- The numeric fields of a cost table, as a set.
+function M.numeric_fields(cost, into)
+  into = into or {}
+  for k, v in pairs(cost) do
+    if type(k) == "string" and type(v) == "number" then into[k] = true end
+  end
+  return into
+end
+
+-- Raises naming the objective when one of objs is not in known (a set of field names; "score"
+-- is always known), listing them and the aliases. level: error's level (0: no position).
+function M.check_fields(objs, known, fname, level)
+  for i, o in ipairs(objs) do
+    if o.field ~= "score" and not known[o.field] then
+      local names, aliases = {}, {}
+      for k in pairs(known) do names[#names + 1] = k end
+      table.sort(names)
+      for a, f in pairs(M.ALIASES) do
+        if known[f] then aliases[#aliases + 1] = a end
+      end
+      table.sort(aliases)
+      error(string.format("%s[%d]: unknown field '%s' (expected \"score\" or a numeric cost field: %s%s)", fname, i,
+        o.field, table.concat(names, ", "), #aliases > 0 and ("; aliases " .. table.concat(aliases, ", ")) or ""),
+        level or 1)
+    end
+  end
+end
+
 -- The raw value of one objective for a result (nil when missing or not a number).
 function M.value(r, o)
   local v
@@ -180,7 +214,8 @@ local function hv(pts, ref, d)
       local p = pts[i]
       if p[1] < best then best = p[1] end
       local nxt = i < n and pts[i + 1][2] or ref[2]
-      vol = vol + (ref[1] - best) * (nxt - p[2])
+      -- a tie in the last coordinate adds no slice (and (inf - best) * 0 would be NaN)
+      if nxt > p[2] then vol = vol + (ref[1] - best) * (nxt - p[2]) end
     end
     return vol
   end
@@ -216,8 +251,38 @@ local function hv(pts, ref, d)
   return vol
 end
 
+-- hypervolume(points, ref): ref a non-empty list of numbers, points a list of lists of as many
+-- numbers; a NaN is refused (it has no place in a point). Infinite coordinates are allowed: a
+-- point at -inf in a dimension, or a reference at +inf, makes the volume inf, never NaN.
+local function number_list(v, d)
+  if type(v) ~= "table" then return false end
+  if d and #v ~= d then return false end
+  if #v == 0 then return false end
+  for k = 1, #v do
+    if type(v[k]) ~= "number" or v[k] ~= v[k] then return false, k end
+  end
+  return true
+end
+
 function M.hypervolume(points, ref)
+  local ok, k = number_list(ref)
+  if not ok then
+    error(string.format("search.hypervolume: bad argument #2 (reference point: non-empty list of numbers expected%s)",
+      k and string.format(", got %s at [%d]", tostring(ref[k]), k) or ", got " .. (type(ref) == "table" and "an empty table" or type(ref))), 2)
+  end
+  if type(points) ~= "table" then
+    error(string.format("search.hypervolume: bad argument #1 (list of points expected, got %s)", type(points)), 2)
+  end
   local d = #ref
+  for i, p in ipairs(points) do
+    local pok, pk = number_list(p, d)
+    if not pok then
+      error(string.format("search.hypervolume: bad argument #1 (points[%d]: list of %d numbers expected (the"
+        .. " reference point's dimension), got %s)", i, d,
+        pk and string.format("%s at [%d]", tostring(p[pk]), pk)
+          or type(p) == "table" and string.format("a list of %d", #p) or type(p)), 2)
+    end
+  end
   local pts = {}
   for _, p in ipairs(points) do
     local inside = true
@@ -256,11 +321,38 @@ end
 -- axis is normalised by its reference (value / reference, so a limit is 1); the score axis stays
 -- in score units. The hypervolume is then in score units times fractions of the limits.
 function M.front(results, opts)
+  if type(results) ~= "table" then
+    error(string.format("search.front: bad argument #1 (list of results expected, got %s)", type(results)), 2)
+  end
   opts = opts or {}
+  if type(opts) ~= "table" then
+    error(string.format("search.front: bad argument #2 (table of options expected, got %s)", type(opts)), 2)
+  end
+  for _, k in ipairs({ "limits", "reference" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "table" then
+      error(string.format("search.front: option '%s': table expected, got %s", k, type(opts[k])), 2)
+    end
+  end
+  for i, r in ipairs(results) do
+    if type(r) ~= "table" then
+      error(string.format("search.front: results[%d]: table expected, got %s", i, type(r)), 2)
+    end
+  end
   local objs = M.objectives(opts.objectives, "front: objectives")
+  -- every objective must name a cost field of the hardware model or one the results' costs have
+  -- (a typo would leave the front empty; a value missing from some results only drops them)
+  local known = {}
+  for _, f in ipairs(M.COST_FIELDS) do known[f] = true end
+  for _, r in ipairs(results) do
+    if type(r.cost) == "table" then
+      for k in pairs(r.cost) do if type(k) == "string" then known[k] = true end end
+    end
+  end
+  M.check_fields(objs, known, "front: objectives", 3)
   local limits = {}
   for name, lim in pairs(opts.limits or {}) do
-    if type(lim) == "number" then limits[M.ALIASES[name] or name] = lim end
+    -- an infinite limit is no limit: the reference then comes from the run (not inf)
+    if finite(lim) then limits[M.ALIASES[name] or name] = lim end
   end
   local pts, vecs, seen = {}, {}, {}
   for _, r in ipairs(results) do
