@@ -211,6 +211,22 @@ describe("search.nsga2", function()
       "search.nsga2_strategy: option 'objectives'[2]: a field name or { field =, sense = } expected, got number")
   end)
 
+  it("refuses an objective the costs do not have, before scoring anything with the engine pipeline", function()
+    local ok, err = pcall(search.nsga2, { population = 4, generations = 1, batch = 16, objectives = { "score", "energgy" } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("search.nsga2_strategy: option 'objectives'[2]: unknown field 'energgy' (expected"
+      .. " \"score\" or a numeric cost field: area_mm2, ", 1, true), err)
+    -- a pipeline of one's own: its cost fields are the known ones (checked on the first results)
+    local p = fake_pipeline()
+    local cost = p.cost
+    p.cost = function(n) local c = cost(n) c.widgets = 3 return c end
+    local rep = search.nsga2({ population = 4, generations = 1, pipeline = p, objectives = { "score", "widgets" } })
+    assert.are.equal(8, #rep.results)
+    ok, err = pcall(search.nsga2, { population = 4, generations = 1, pipeline = fake_pipeline(), objectives = { "score", "widgets" } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("option 'objectives'[2]: unknown field 'widgets'", 1, true), err)
+  end)
+
   it("is the main job's --strategy nsga2, with --json and --html", function()
     local j, js, html = os.tmpname(), os.tmpname(), os.tmpname()
     local code, out, err = H.run(H.q(H.cli) .. " run scripts/neuronas.lua --strategy nsga2 --population 4 --generations 1"

@@ -198,6 +198,18 @@ function M.strategy(opts)
     return c
   end
 
+  -- The objectives must name numeric fields of the run's costs (a typo would rank every candidate
+  -- on a missing value): checked on the first cost, before generation 0 is evaluated when the
+  -- pipeline costs a candidate without building it for scoring (cost_only; the evaluator keeps
+  -- that cost for the candidate's evaluation), else on the first results.
+  local fname = "search.nsga2_strategy: option 'objectives'"
+  local function check_objectives(cost)
+    if st.checked or type(cost) ~= "table" then return end
+    H.check_fields(objs, H.numeric_fields(cost), fname, 0)
+    st.checked = true
+  end
+  function st:prepare(ev) self.ev = ev end
+
   function st:ask()
     local n = self.P
     if self.budget then
@@ -228,6 +240,11 @@ function M.strategy(opts)
       end
     end
     self.asked = self.asked + #out
+    local ev = self.ev
+    if not self.checked and ev and ev.cost_only and type(ev.pipeline) == "table" and ev.pipeline.cost_only and out[1] then
+      local ok, cost = pcall(ev.cost_only, ev, out[1])
+      if ok then check_objectives(cost) end -- else evaluating it raises, or tell checks
+    end
     return out
   end
 
@@ -236,6 +253,7 @@ function M.strategy(opts)
     for _, m in ipairs(self.pop) do merged[#merged + 1] = m end
     local inpop = {}
     for _, m in ipairs(self.pop) do inpop[m.key] = true end
+    for _, r in ipairs(results) do check_objectives(r.cost) end
     for _, r in ipairs(results) do
       local k = r.key or key_of(r)
       self.seen[k] = true
