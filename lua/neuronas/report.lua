@@ -199,7 +199,24 @@ function M.prefilter_line(notes)
 end
 
 -- The final summary printed by the main job.
+-- Raises naming the field when a report (search.run's) has the wrong shape for the summary.
+local function check_report(rep)
+  if type(rep) ~= "table" then error("report.summary: bad argument #1 (search report expected, got " .. type(rep) .. ")", 3) end
+  for _, k in ipairs({ "results", "notes", "counts", "pareto", "nearest" }) do
+    if rep[k] ~= nil and type(rep[k]) ~= "table" then
+      error(string.format("report.summary: field '%s': table expected, got %s", k, type(rep[k])), 3)
+    end
+  end
+  for i, r in ipairs(rep.results or {}) do
+    if type(r) ~= "table" then error(string.format("report.summary: results[%d]: table expected, got %s", i, type(r)), 3) end
+    if r.stage ~= nil and type(r.stage) ~= "string" and type(r.stage) ~= "number" then
+      error(string.format("report.summary: results[%d].stage: number or string expected, got %s", i, type(r.stage)), 3)
+    end
+  end
+end
+
 function M.summary(rep, opts)
+  check_report(rep)
   opts = opts or {}
   local out = {}
   local function add(s) out[#out + 1] = s end

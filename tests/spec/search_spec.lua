@@ -358,6 +358,29 @@ describe("search.run with a strategy of one's own", function()
       "search.run: bad argument #1 (strategy with ask() and tell(results) expected)")
   end)
 
+  it("refuses a malformed stage, constraints or knobs and a report() that is no table, naming them", function()
+    assert.has_error(function() search.run(once({ { cellA = a, cellB = a, stage = {} } }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() candidate 1: 'stage' must be an integer or a string, got table")
+    assert.has_error(function() search.run(once({ { cellA = a, cellB = a, constraints = 5 } }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() candidate 1: 'constraints' must be a table of constraints, got number")
+    assert.has_error(function() search.run(once({ { cellA = a, cellB = a, hw = 5 } }), { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': ask() candidate 1: field 'hw': table expected, got number")
+    local st = once({ { cellA = a, cellB = a } })
+    st.report = function() return 5 end
+    assert.has_error(function() search.run(st, { pipeline = fake_pipeline() }) end,
+      "strategy 'custom': report() returned a number (expected a table of notes or nil)")
+    assert.has_error(function() search.key({ cellA = a, cellB = a, hw = 5 }) end)
+    local ok, err = pcall(search.key, { cellA = a, cellB = a, hw = 5 })
+    assert.truthy(err:find("candidate: field 'hw': table expected, got number", 1, true), err)
+    -- the summary of a report of the wrong shape
+    local report = require("neuronas.report")
+    local rep = search.run(once({ { cellA = a, cellB = a } }), { pipeline = fake_pipeline() })
+    rep.results[1].stage = {}
+    assert.has_error(function() report.summary(rep) end, "report.summary: results[1].stage: number or string expected, got table")
+    rep.results[1].stage, rep.notes = nil, 5
+    assert.has_error(function() report.summary(rep) end, "report.summary: field 'notes': table expected, got number")
+  end)
+
   it("judges a candidate's own constraints as stage_ok and feasibility on the run's", function()
     local st = once({ { cellA = a, cellB = a, constraints = { memory = 1e9 } } })
     local rep = search.run(st, { pipeline = fake_pipeline(), constraints = { memory = 100 } })
@@ -367,6 +390,66 @@ describe("search.run with a strategy of one's own", function()
     assert.is_number(r.score) -- scored for its stage, but never the best
     assert.is_nil(rep.best)
     assert.are.equal((fake_cost(a, a).memory_params - 100) / 100, r.violation)
+  end)
+end)
+
+describe("search.setup's checks", function()
+  local function setup_error(k, v)
+    local ok, err = pcall(search.random, { num = 1, pipeline = k ~= "pipeline" and fake_pipeline() or nil, [k] = v })
+    assert.is_false(ok, k)
+    return tostring(err)
+  end
+  it("names the option and what it expects for objects of the wrong kind", function()
+    local want = {
+      hardware = "option 'hardware': nn.ela options (a plain table) or an object with an evaluate method (nn.ela) expected, got number 5",
+      quantizer = "option 'quantizer': an object with an apply method (nn.quantizer) expected, got number 5",
+      data = "option 'data': a dataset with a batch method (nn.data.open) expected, got number 5",
+      logger = "option 'logger': a function of each result expected, got number 5",
+      net = "option 'net': a table of nn.net options expected, got number 5",
+      pipeline = "option 'pipeline': a table with build, cost, score and release functions expected, got number 5",
+    }
+    for k, msg in pairs(want) do
+      local err = setup_error(k, 5)
+      assert.truthy(err:find("search.setup: " .. msg, 1, true), err)
+      assert.is_nil(err:find("attempt to", 1, true), err)
+    end
+    local err = setup_error("pipeline", { build = print, cost = print, score = print })
+    assert.truthy(err:find("search.setup: option 'pipeline': field 'release': function expected, got nil", 1, true), err)
+    err = setup_error("data_seed", "x")
+    assert.truthy(err:find("search.setup: option 'data_seed': integer in 0..2^53-1 expected, got string \"x\"", 1, true), err)
+    err = setup_error("resume", "yes")
+    assert.truthy(err:find("search.setup: option 'resume': boolean expected, got string \"yes\"", 1, true), err)
+    assert.has_error(function() search.setup(5) end, "search.setup: table expected, got number")
+  end)
+
+  it("takes a journal path as the CLI passes it (a string), or none, and refuses anything else", function()
+    for _, v in ipairs({ 5, {}, "", "a\0b", true }) do
+      local err = setup_error("journal", v)
+      assert.truthy(err:find("search.setup: option 'journal': a file path (non-empty string without NUL bytes) or false expected", 1, true), err)
+    end
+    local j = H.tmpname(".journal")
+    local rep = search.random({ num = 1, pipeline = fake_pipeline(), journal = j })
+    assert.are.equal(1, #rep.results)
+    assert.truthy(H.slurp(j):find('"journal":"neuronas"', 1, true))
+    os.remove(j)
+    assert.are.equal(1, #search.random({ num = 1, pipeline = fake_pipeline(), journal = false }).results)
+  end)
+end)
+
+describe("search.pareto and search.nearest_misses", function()
+  it("name a result without the field they read", function()
+    assert.has_error(function() search.pareto({ { feasible = true, score = 1 }, { feasible = true, score = 2 } }) end,
+      "search.pareto: results[1]: field 'cost': table expected (a feasible scored result has its costs), got nil")
+    assert.has_error(function() search.pareto(nil) end, "search.pareto: bad argument #1 (list of results expected, got nil)")
+    assert.has_error(function() search.nearest_misses({ { feasible = false }, { feasible = false } }) end,
+      "search.nearest_misses: results[1]: field 'violation': number expected (an infeasible result's total normalised"
+      .. " violation), got nil")
+    assert.has_error(function() search.nearest_misses({}, -1) end,
+      "search.nearest_misses: bad argument #2 (integer >= 0 expected, got -1)")
+    -- without an index, ties keep the list's order
+    local m = search.nearest_misses({ { feasible = false, violation = 1, name = "x" }, { feasible = false, violation = 1, name = "y" },
+      { feasible = false, violation = 0.5, name = "z" } })
+    assert.are.same({ "z", "x", "y" }, { m[1].name, m[2].name, m[3].name })
   end)
 end)
 

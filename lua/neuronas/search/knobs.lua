@@ -36,6 +36,7 @@ function M.has(cand) return cand.hw ~= nil or cand.bits ~= nil or cand.timesteps
 -- "" for a candidate without knobs.
 function M.text(cand)
   if not M.has(cand) then return "" end
+  M.check(cand) -- a malformed hw is named, not iterated
   local kv = {}
   for k, v in pairs(cand.hw or {}) do kv[#kv + 1] = k .. "=" .. tostring(v) end
   if cand.bits then kv[#kv + 1] = "bits=" .. cand.bits end

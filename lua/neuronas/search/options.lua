@@ -42,11 +42,73 @@ local SETUP_KEYS = {
 }
 M.SETUP_KEYS = SETUP_KEYS
 
+-- "number 5", "string \"x\"", "table": a value for an error message.
+function M.describe(v)
+  if type(v) == "string" then return string.format("string %q", v) end
+  if type(v) == "number" or type(v) == "boolean" then return type(v) .. " " .. tostring(v) end
+  return type(v)
+end
+
+-- Whether v has a callable field `name` (read under pcall: a userdata's __index may raise).
+local function has_method(v, name)
+  if type(v) ~= "table" and type(v) ~= "userdata" then return false end
+  local ok, f = pcall(function() return v[name] end)
+  if not ok then return false end
+  local mt = type(f) ~= "function" and getmetatable(f)
+  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+M.has_method = has_method
+
+local function callable(v)
+  local mt = type(v) ~= "function" and getmetatable(v)
+  return type(v) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
+-- The object options of a setup: each nil or of the kind the pipeline uses (docs/search.md).
+-- Errors name the option and point at setup's caller.
+function M.check_objects(s)
+  local function bad(k, want)
+    error(string.format("search.setup: option '%s': %s expected, got %s", k, want, M.describe(s[k])), 4)
+  end
+  local hw = s.hardware
+  if hw ~= nil and not ((type(hw) == "table" and getmetatable(hw) == nil) or has_method(hw, "evaluate")) then
+    bad("hardware", "nn.ela options (a plain table) or an object with an evaluate method (nn.ela)")
+  end
+  if s.quantizer ~= nil and not has_method(s.quantizer, "apply") then
+    bad("quantizer", "an object with an apply method (nn.quantizer)")
+  end
+  if s.data ~= nil and not has_method(s.data, "batch") then
+    bad("data", "a dataset with a batch method (nn.data.open)")
+  end
+  if s.logger ~= nil and not callable(s.logger) then bad("logger", "a function of each result") end
+  if s.net ~= nil and type(s.net) ~= "table" then bad("net", "a table of nn.net options") end
+  if s.pipeline ~= nil then
+    if type(s.pipeline) ~= "table" then bad("pipeline", "a table with build, cost, score and release functions") end
+    for _, k in ipairs({ "build", "cost", "score", "release" }) do
+      if not callable(s.pipeline[k]) then
+        error(string.format("search.setup: option 'pipeline': field '%s': function expected, got %s", k,
+          M.describe(s.pipeline[k])), 3)
+      end
+    end
+  end
+  -- the journal's path: the CLI passes its --journal FILE (a non-empty string); false or nil: none
+  local j = s.journal
+  if j ~= nil and j ~= false and (type(j) ~= "string" or j == "" or j:find("\0", 1, true)) then
+    bad("journal", "a file path (non-empty string without NUL bytes) or false")
+  end
+  for _, k in ipairs({ "resume", "prefix_cache", "activity" }) do
+    if s[k] ~= nil and type(s[k]) ~= "boolean" then bad(k, "boolean") end
+  end
+  for _, k in ipairs({ "preset", "rounding" }) do
+    if s[k] ~= nil and type(s[k]) ~= "string" then bad(k, "string") end
+  end
+end
+
 -- Normalises a setup table: defaults (docs/search.md) and type checks. Returns a new table.
 function M.setup(opts)
-  if opts and opts._is_setup then return opts end
   opts = opts or {}
   if type(opts) ~= "table" then error("search.setup: table expected, got " .. type(opts), 2) end
+  if opts._is_setup then return opts end
   M.check_keys("search.setup", opts, SETUP_KEYS)
   local s = M.copy(opts)
   s._is_setup = true
@@ -67,6 +129,11 @@ function M.setup(opts)
         (r.min and r.max) and ("in " .. L.describe(r)) or L.describe(r), tostring(v)), 2)
     end
   end
+  if s.data_seed ~= nil and (math.type(s.data_seed) ~= "integer" or not L.contains(L.seed, s.data_seed)) then
+    error(string.format("search.setup: option 'data_seed': integer in %s expected, got %s", L.describe(L.seed),
+      M.describe(s.data_seed)), 2)
+  end
+  M.check_objects(s)
   s.constraint_set = M.constraint_set(s.constraints)
   if s.variation ~= nil and type(s.variation) ~= "table" then
     error("search.setup: option 'variation': table expected (docs/variation.md), got " .. type(s.variation), 2)

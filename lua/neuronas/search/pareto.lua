@@ -4,10 +4,31 @@ local M = {}
 
 -- Marks the Pareto front of the feasible scored results: no other result has a score at least
 -- as high and energy, area and latency at most as high, with one strictly better.
+local function check_list(fname, results)
+  if type(results) ~= "table" then
+    error(string.format("%s: bad argument #1 (list of results expected, got %s)", fname, type(results)), 3)
+  end
+  for i, r in ipairs(results) do
+    if type(r) ~= "table" then
+      error(string.format("%s: results[%d]: table expected, got %s", fname, i, type(r)), 3)
+    end
+  end
+end
+
 function M.pareto(results)
+  check_list("search.pareto", results)
   local pts = {}
-  for _, r in ipairs(results) do
-    if r.feasible and r.score and r.score > -math.huge then pts[#pts + 1] = r end
+  for i, r in ipairs(results) do
+    if r.feasible and r.score and r.score > -math.huge then
+      if type(r.score) ~= "number" then
+        error(string.format("search.pareto: results[%d]: field 'score': number expected, got %s", i, type(r.score)), 2)
+      end
+      if type(r.cost) ~= "table" then
+        error(string.format("search.pareto: results[%d]: field 'cost': table expected (a feasible scored result"
+          .. " has its costs), got %s", i, type(r.cost)), 2)
+      end
+      pts[#pts + 1] = r
+    end
   end
   local function le(a, b) return (a or 0) <= (b or 0) end
   local front = {}
@@ -32,13 +53,25 @@ end
 
 -- The n results closest to feasibility (by total normalised violation), best score first on ties.
 function M.nearest_misses(results, n)
-  local miss = {}
-  for _, r in ipairs(results) do
-    if not r.feasible then miss[#miss + 1] = r end
+  check_list("search.nearest_misses", results)
+  if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
+    error(string.format("search.nearest_misses: bad argument #2 (integer >= 0 expected, got %s)", tostring(n)), 2)
+  end
+  local miss, at = {}, {}
+  for i, r in ipairs(results) do
+    if not r.feasible then
+      local v = r.violation
+      if type(v) ~= "number" or v ~= v then
+        error(string.format("search.nearest_misses: results[%d]: field 'violation': number expected (an infeasible"
+          .. " result's total normalised violation), got %s", i, v ~= v and "nan" or type(v)), 2)
+      end
+      miss[#miss + 1] = r
+      at[r] = math.type(r.index) == "integer" and r.index or i -- ties: the run's order
+    end
   end
   table.sort(miss, function(a, b)
     if a.violation ~= b.violation then return a.violation < b.violation end
-    return a.index < b.index
+    return at[a] < at[b]
   end)
   local out = {}
   for i = 1, math.min(n or 5, #miss) do out[i] = miss[i] end

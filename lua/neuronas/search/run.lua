@@ -10,6 +10,7 @@
 local options = require("neuronas.search.options")
 local evaluator = require("neuronas.search.evaluator")
 local pareto = require("neuronas.search.pareto")
+local knobs = require("neuronas.search.knobs")
 
 local M = {}
 
@@ -54,6 +55,19 @@ function M.check_candidates(cands, who)
         error(string.format("%s: ask() candidate %d: '%s' must be a cell (genotype string or nn.cell), got %s",
           who, i, k, type(c[k])), 0)
       end
+    end
+    if c.stage ~= nil and type(c.stage) ~= "string" and math.type(c.stage) ~= "integer" then
+      error(string.format("%s: ask() candidate %d: 'stage' must be an integer or a string, got %s",
+        who, i, type(c.stage)), 0)
+    end
+    if c.constraints ~= nil and type(c.constraints) ~= "table" then
+      error(string.format("%s: ask() candidate %d: 'constraints' must be a table of constraints, got %s",
+        who, i, type(c.constraints)), 0)
+    end
+    local ok, err = pcall(knobs.check, c)
+    if not ok then
+      error(string.format("%s: ask() candidate %d: %s", who, i,
+        (tostring(err):gsub("^[^:]*:%d+: ", ""):gsub("^candidate: ", ""))), 0)
     end
   end
 end
@@ -101,6 +115,14 @@ function M.run(strategy, setup, hooks)
     if ev.close and ev ~= setup then ev:close() end
     error(err, 0)
   end
+  local notes
+  if strategy.report then
+    notes = strategy:report()
+    if notes ~= nil and type(notes) ~= "table" then
+      if ev.close and ev ~= setup then ev:close() end
+      error(string.format("%s: report() returned a %s (expected a table of notes or nil)", who, type(notes)), 0)
+    end
+  end
   local best = M.best_of(all)
   local report = {
     strategy = strategy.name or "custom",
@@ -111,7 +133,7 @@ function M.run(strategy, setup, hooks)
     pareto = pareto.pareto(all),
     counts = options.copy(ev.count),
     seconds = clock() - t0,
-    notes = strategy.report and strategy:report() or nil,
+    notes = notes,
     constraint_set = ev.setup and ev.setup.constraint_set,
     evaluator = ev,
   }
