@@ -196,6 +196,8 @@ function M.load_file(opts, flag, path, ctx)
   local chunk, err = loadfile(path, "t")
   if not chunk then cli.fail(opts, string.format("--%s %s: %s", flag, path, err)) end
   local ok, v = pcall(chunk, ctx)
+  -- Ctrl-C while the file runs is the user's stop (exit 130), not a fault of the file
+  if not ok and tostring(v):find("interrupted!$") then error(v, 0) end
   if not ok then cli.fail(opts, string.format("--%s %s: %s", flag, path, tostring(v))) end
   return v
 end

@@ -166,6 +166,21 @@ describe("the main job", function()
     os.remove(jr)
   end)
 
+  it("stops on Ctrl-C with exit 130 also while a --constraints file runs (not a fault of the file)", function()
+    local f = tmp(".lua")
+    H.spit(f, "io.stderr:write('started\\n'); io.stderr:flush(); while true do end\n")
+    local log = tmp(".err")
+    local cmd = "(" .. H.q(H.cli) .. " run " .. SCRIPT .. " --quiet --cells 2 --constraints " .. f .. " 2>" .. log
+      .. " & pid=$!; for i in $(seq 300); do grep -q started " .. log .. " && break; sleep 0.2; done;"
+      .. " kill -INT $pid; wait $pid)"
+    local code = H.run(cmd)
+    local err = slurp(log)
+    assert.are.equal(130, code, err)
+    assert.truthy(err:find("interrupted", 1, true), err)
+    assert.is_nil(err:find("usage:", 1, true), err)
+    os.remove(f); os.remove(log)
+  end)
+
   it("cleans up", function()
     os.remove(jpath); os.remove(cpath); os.remove(journal)
   end)
