@@ -245,7 +245,8 @@ function M.main_flags()
     { name = "journal", type = "string", metavar = "FILE", default = "neuronas-search.journal", output = true,
       help = "journal of evaluated candidates" },
     { name = "resume", type = "boolean", help = "continue from the journal of an interrupted run" },
-    { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells of the space (quick trials)" },
+    { name = "cells", type = "integer", range = L.cells,
+      help = "two_stage: search only the first N cells of the space (quick trials); random/evolution: 2 x N candidates" },
     { name = "population", type = "integer", range = L.population, help = "nsga2: population (default 32)" },
     { name = "generations", type = "integer", range = L.generations, help = "nsga2: generations after the first (default 44)" },
     { name = "knobs", type = "string", metavar = "LIST",
@@ -293,6 +294,11 @@ function M.make_strategy(what, ctx, opts)
   local st = what
   if ctx.flags.knobs and what ~= "nsga2" then
     cli.fail(opts, "--knobs: only with --strategy nsga2 (the hardware co-search, docs/search.md)")
+  end
+  if ctx.flags.cells and what == "nsga2" then
+    -- nsga2 breeds over the whole space: a list of cells would not bound it
+    cli.fail(opts, "--cells: not with --strategy nsga2 (it breeds over the whole space; size it with "
+      .. "--population and --generations)")
   end
   if type(what) == "string" then
     if named[what] then

@@ -41,6 +41,8 @@ describe("user errors", function()
       { "--enrgy 20", "unknown flag '--enrgy' (did you mean --energy?)" },
       { "--json --quiet", "flag '--json' needs a value, got the flag '--quiet' (write --json=--quiet for that value)" },
       { "--debug=1", "flag '--debug' takes no value" },
+      { "--strategy nsga2 --cells 3", "--cells: not with --strategy nsga2 (it breeds over the whole space; size it with "
+        .. "--population and --generations)" },
       { "--help=x", "flag '--help' takes no value" },
       { "--json " .. dir, "--json " .. dir .. ": is a directory (a file path expected)" },
       { "--journal " .. dir, "--journal " .. dir .. ": is a directory (a file path expected)" },
@@ -51,7 +53,7 @@ describe("user errors", function()
   end)
 
   it("refuses train.lua's bad learning rates and stray arguments the same way", function()
-    assert_usage_error("train.lua", "--genotype 101021 --lr 0", "flag '--lr': value > 0 expected, got '0'")
+    assert_usage_error("train.lua", "--genotype 101021 --lr 0", "flag '--lr': value in 1e-12..1000000 expected, got '0'")
     assert_usage_error("train.lua", "--genotype 101021 --lr 0.01 --lr-min 0.1",
       "flag '--lr-min': value <= --lr (0.01) expected, got '0.1'")
     assert_usage_error("train.lua", "--genotype 101021 --lr-min 0.01",
