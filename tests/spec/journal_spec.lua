@@ -116,6 +116,11 @@ describe("the journal's record schema", function()
     { "a missing cost field", edit(function(r) r.cost.memory_params = nil end), "field 'cost.memory_params'" },
     { "a scored flag that is not a boolean", edit(function(r) r.scored = 1 end), "field 'scored'" },
     { "an unknown field", edit(function(r) r.cellb = "x" end), "unknown field 'cellb'" },
+    { "a robust-score record that is not an object", edit(function(r) r.variation = { 1 } end), "field 'variation'" },
+    { "a robust-score value that is not a number", edit(function(r) r.variation = { mean = "x" } end),
+      "field 'variation.mean'" },
+    { "robust scores that are not numbers", edit(function(r) r.variation = { scores = { 1, {} } } end),
+      "field 'variation.scores'" },
     { "a line that is not JSON", function(line) return line:sub(1, 30) .. "}" end, "not JSON" },
     { "a line that is a JSON array", function() return "[1, 2]" end, "not a JSON object" },
     -- JSON has no infinity, but 1e999 parses as one: every number of a cost must be finite

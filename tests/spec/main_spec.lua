@@ -166,6 +166,24 @@ describe("the main job", function()
     os.remove(jr)
   end)
 
+  it("resumes a --variation run with its robust scores, as the uninterrupted run reported them", function()
+    local jr, j1, j2 = tmp(".journal"), tmp(".json"), tmp(".json")
+    local base = " --quiet --cells 2 --variation 0.1 --variation-draws 2 --journal " .. jr
+    local code, out1, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. base .. " --json " .. j1)
+    assert.are.equal(0, code, err)
+    local out2
+    code, out2, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. base .. " --resume --json " .. j2)
+    assert.are.equal(0, code, err)
+    local robust = out1:match("robust score[^\n]*")
+    assert.truthy(robust, out1)
+    assert.are.equal(robust, out2:match("robust score[^\n]*"))
+    local a, b = json.decode(slurp(j1)), json.decode(slurp(j2))
+    assert.are.same(a.best.variation, b.best.variation)
+    for i, r in ipairs(a.results) do assert.are.same(r.variation, b.results[i].variation) end
+    assert.are.equal(b.counts.evaluated, b.counts.cached)
+    os.remove(jr); os.remove(j1); os.remove(j2)
+  end)
+
   it("stops on Ctrl-C with exit 130 also while a --constraints file runs (not a fault of the file)", function()
     local f = tmp(".lua")
     H.spit(f, "io.stderr:write('started\\n'); io.stderr:flush(); while true do end\n")

@@ -118,7 +118,7 @@ local function read_all(path)
 end
 
 local SCORE_WORDS = { inf = math.huge, ["-inf"] = -math.huge, nan = 0 / 0 }
-local RECORD_KEYS = { key = true, cost = true, score = true, scored = true, seconds = true }
+local RECORD_KEYS = { key = true, cost = true, score = true, scored = true, seconds = true, variation = true }
 -- Cost fields every record carries (those of docs/hardware.md the named limits read).
 M.COST_FIELDS = { "memory_params", "area_mm2", "latency_ms", "energy_uj" }
 
@@ -165,7 +165,60 @@ function M.check_record(rec)
   if rec.seconds ~= nil and not (finite(rec.seconds) and rec.seconds >= 0) then
     return nil, "field 'seconds': number >= 0 expected"
   end
+  local v = rec.variation
+  if v ~= nil then
+    if type(v) ~= "table" or v == json.null or v[1] ~= nil then return nil, "field 'variation': object expected" end
+    local function num(x) return type(x) == "number" or (type(x) == "string" and SCORE_WORDS[x] ~= nil) end
+    for k, x in pairs(v) do
+      local ok = num(x)
+      if k == "scores" and type(x) == "table" and x ~= json.null then
+        ok = true
+        for i, y in pairs(x) do ok = ok and math.type(i) == "integer" and num(y) end
+      end
+      if not ok then
+        return nil, string.format("field 'variation.%s': number or \"inf\", \"-inf\", \"nan\" expected", tostring(k))
+      end
+    end
+  end
   return true
+end
+
+-- A number as the journal writes it: JSON has no infinities or NaN, which become words.
+local function word(v)
+  if v ~= v then return "nan" end
+  if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
+  return v
+end
+
+-- The robust-score record of a candidate (docs/variation.md) as a line keeps it, and back.
+local function variation_out(v)
+  if type(v) ~= "table" then return nil end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(x) == "number" then
+      out[k] = word(x)
+    elseif k == "scores" and type(x) == "table" then
+      local l = {}
+      for i, y in ipairs(x) do l[i] = word(y) end
+      out[k] = l
+    end
+  end
+  return json.object(out)
+end
+
+local function variation_in(v)
+  if v == nil then return nil end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(x) == "table" then
+      local l = {}
+      for i, y in ipairs(x) do l[i] = M.as_number(y) end
+      out[k] = l
+    else
+      out[k] = M.as_number(x)
+    end
+  end
+  return out
 end
 
 -- A journaled score back to a number ("-inf", "inf", "nan" were written as strings).
@@ -229,7 +282,8 @@ local function replay(path, text, settings)
       else
         good[#good + 1] = line .. "\n"
         replayed[rec.key] = { cost = rec.cost, score = rec.scored and M.as_number(rec.score) or nil,
-          scored = rec.scored or nil, seconds = rec.seconds, from_journal = true }
+          scored = rec.scored or nil, seconds = rec.seconds, variation = variation_in(rec.variation),
+          from_journal = true }
       end
     end
   end
@@ -273,13 +327,10 @@ end
 function Journal:write(key, entry)
   if self.failed then error(self.failed, 0) end
   local score = entry.score
-  if score ~= nil and score ~= score then
-    score = "nan"
-  elseif score == math.huge or score == -math.huge then
-    score = score > 0 and "inf" or "-inf"
-  end
+  if score ~= nil then score = word(score) end
   local line = json.encode({ key = key, cost = json.object(M.slim_cost(entry.cost)),
-    score = score == nil and json.null or score, scored = entry.scored or false, seconds = entry.seconds }) .. "\n"
+    score = score == nil and json.null or score, scored = entry.scored or false, seconds = entry.seconds,
+    variation = variation_out(entry.variation) }) .. "\n"
   local ok, err = pcall(emit, self, self.file, self.path, line)
   if not ok then
     self.failed = err
