@@ -1,6 +1,7 @@
 /* nn_data.c: the dataset object (docs/data.md): uint8/float32 store, per-channel normalisation,
  * per-batch decoding with random crop + horizontal flip (docs/training.md), views, splits, iteration. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,43 @@ static void compute_norm(const nn_data_store *s, double *mean, double *std) {
   }
 }
 
+/* The range of channel c's pixel values v (a uint8 store in units of 1/255), widened to hold 0:
+ * the value of padding. */
+static void value_range(const nn_data_store *s, int c, double *lo, double *hi) {
+  *lo = 0, *hi = s->u8 ? 1 : 0;
+  if (s->u8) return;
+  size_t hw = (size_t)s->h * s->w;
+  for (int64_t i = 0; i < s->n; i++) {
+    const float *p = s->f32 + ((size_t)i * s->c + c) * hw;
+    for (size_t k = 0; k < hw; k++) {
+      if (p[k] < *lo) *lo = p[k];
+      if (p[k] > *hi) *hi = p[k];
+    }
+  }
+}
+
+/* NN_OK when mean/std keep every normalised value (v - mean) / std of the store's pixels and of
+ * the padding within +-NN_DATA_MAX_VALUE (finite float32 with room to spare); else NN_EINVAL
+ * naming the channel, prefixed by `what` when it is not NULL. */
+static nn_status check_norm(const nn_data_store *s, const double *mean, const double *std,
+                            const char *what, nn_error *err) {
+  for (int c = 0; c < s->c; c++) {
+    if (!isfinite(mean[c])) return nn_fail(err, NN_EINVAL, "mean[%d]: finite number expected", c + 1);
+    if (!isfinite(std[c]) || std[c] <= 0)
+      return nn_fail(err, NN_EINVAL, "std[%d]: positive number expected", c + 1);
+  }
+  for (int c = 0; c < s->c; c++) {
+    double lo, hi;
+    value_range(s, c, &lo, &hi);
+    double a = (lo - mean[c]) / std[c], b = (hi - mean[c]) / std[c]; /* std > 0: a <= b */
+    if (!(a >= -NN_DATA_MAX_VALUE && b <= NN_DATA_MAX_VALUE))
+      return nn_fail(err, NN_EINVAL, "%s%sstd[%d] = %g (mean[%d] = %g) normalises pixel values in [%g, %g] "
+                     "to [%g, %g], outside +-%g", what ? what : "", what ? ": " : "", c + 1, std[c], c + 1,
+                     mean[c], lo, hi, a, b, NN_DATA_MAX_VALUE);
+  }
+  return NN_OK;
+}
+
 /* A dataset header around store s (refcount taken by the caller) with copies of the strings. */
 static nn_data *wrap(nn_data_store *s, int classes, const char *name, const char *path,
                      const char *source, nn_error *err) {
@@ -178,6 +216,10 @@ static nn_data *from_store(nn_data_store *s, int classes, const char *name, cons
   } else {
     compute_norm(s, d->mean, d->std);
   }
+  if (check_norm(s, d->mean, d->std, path, err) != NN_OK) {
+    nn_data_free(d);
+    return NULL;
+  }
   build_lut(d);
   return d;
 }
@@ -201,7 +243,19 @@ nn_data *nn_data_open(const nn_data_params *p, nn_error *err) {
   case NN_DATA_NPY: s = nn_data_read_npy(p, &m, err); break;
   default: nn_fail(err, NN_EINVAL, "unknown dataset format %d", (int)p->format); return NULL;
   }
-  if (!s) return NULL;
+  if (!s) {
+    /* a reader's error about a file's content names the file; one that does not (a shape the
+     * store refuses) gets the path the caller gave */
+    const char *pre[2] = {p->path, p->labels};
+    int named = 0;
+    for (int k = 0; k < 2; k++) named |= pre[k] && err && !strncmp(err->msg, pre[k], strlen(pre[k]));
+    if (err && err->code == NN_EFORMAT && !named) {
+      char msg[sizeof err->msg];
+      snprintf(msg, sizeof msg, "%s", err->msg);
+      nn_fail(err, err->code, "%s: %s", p->path, msg);
+    }
+    return NULL;
+  }
   return from_store(s, m.classes, m.name, p->path, p->source, m.mean, m.std, m.what, err);
 }
 
@@ -218,11 +272,8 @@ double nn_data_mean(const nn_data *d, int c) { return c >= 0 && c < d->s->c ? d-
 double nn_data_std(const nn_data *d, int c) { return c >= 0 && c < d->s->c ? d->std[c] : 1; }
 
 nn_status nn_data_set_norm(nn_data *d, const double *mean, const double *std, nn_error *err) {
-  for (int c = 0; c < d->s->c; c++) {
-    if (!isfinite(mean[c])) return nn_fail(err, NN_EINVAL, "mean[%d]: finite number expected", c + 1);
-    if (!isfinite(std[c]) || std[c] <= 0)
-      return nn_fail(err, NN_EINVAL, "std[%d]: positive number expected", c + 1);
-  }
+  nn_status st = check_norm(d->s, mean, std, NULL, err);
+  if (st != NN_OK) return st;
   memcpy(d->mean, mean, (size_t)d->s->c * sizeof(double));
   memcpy(d->std, std, (size_t)d->s->c * sizeof(double));
   build_lut(d);

@@ -4,9 +4,11 @@
  * Images: uint8 ('|u1') or float32 ('<f4', '>f4'), C order, shape (N, H, W), (N, C, H, W) or
  * (N, H, W, C) by the layout option. Labels: any integer dtype, shape (N,) or (N, 1). */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nn_data_store.h"
 #include "nn_gz.h"
@@ -206,6 +208,14 @@ static int resolve(const nn_data_params *p, char *ip, char *lp, size_t cap, char
             sp, sp);
     return 0;
   }
+  if (!nn_data_is_file(p->path)) { /* before deriving a labels name from it */
+    struct stat sb;
+    if (stat(p->path, &sb) != 0)
+      nn_fail(err, NN_EIO, "%s: cannot open (%s)", p->path, strerror(errno));
+    else
+      nn_fail(err, NN_EIO, "%s: not a regular file", p->path);
+    return 0;
+  }
   snprintf(ip, cap, "%s", p->path);
   const char *base = nn_data_basename(p->path);
   const char *dot = strstr(base, ".npy");
@@ -327,6 +337,11 @@ nn_data_store *nn_data_read_npy(const nn_data_params *p, nn_data_meta *m, nn_err
           if (!(f == f) || f > 3.4e38f || f < -3.4e38f) {
             nn_fail(err, NN_EFORMAT, "%s: record %lld holds a NaN or infinite value", ipath,
                     (long long)i);
+            goto fail;
+          }
+          if (!(f >= -(float)NN_DATA_MAX_VALUE && f <= (float)NN_DATA_MAX_VALUE)) { /* 1e30 as a float32 */
+            nn_fail(err, NN_EFORMAT, "%s: record %lld holds the pixel value %g, outside the supported "
+                    "range [-%g, %g]", ipath, (long long)i, (double)f, NN_DATA_MAX_VALUE, NN_DATA_MAX_VALUE);
             goto fail;
           }
           s->f32[(size_t)i * img + k] = f;

@@ -105,14 +105,18 @@ static int d_open(lua_State *L) {
     mean[i] = nn_data_mean(b->p, i);
     std[i] = nn_data_std(b->p, i);
   }
-  int have = optnums(L, 1, 1, "mean", c, mean);
-  have |= optnums(L, 1, 1, "std", c, std);
+  /* only what the caller gave is checked here (the dataset's own values were checked when it
+   * was read); set_norm then checks that no normalised value leaves +-NN_DATA_MAX_VALUE */
+  int gm = optnums(L, 1, 1, "mean", c, mean), gs = optnums(L, 1, 1, "std", c, std);
   for (int i = 0; i < c; i++) {
-    if (!(mean[i] > -1e30 && mean[i] < 1e30))
+    if (gm && !(mean[i] >= -NN_DATA_MAX_VALUE && mean[i] <= NN_DATA_MAX_VALUE))
       luaL_argerror(L, 1, "field 'mean': finite numbers expected");
-    if (!(std[i] > 0 && std[i] < 1e30)) luaL_argerror(L, 1, "field 'std': positive numbers expected");
+    if (gs && !(std[i] > 0 && std[i] <= NN_DATA_MAX_VALUE))
+      luaL_argerror(L, 1, "field 'std': positive numbers expected");
   }
-  if (have && nn_data_set_norm(b->p, mean, std, &err) != NN_OK) return l_raise(L, &err);
+  if ((gm || gs) && nn_data_set_norm(b->p, mean, std, &err) != NN_OK)
+    luaL_argerror(L, 1, lua_pushfstring(L, "%s: %s", gm && gs ? "fields 'mean' and 'std'" : gm ? "field 'mean'"
+                                                                                              : "field 'std'", err.msg));
   return 1;
 }
 

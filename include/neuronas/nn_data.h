@@ -68,8 +68,14 @@ const char *nn_data_source(const nn_data *d);
  * the opened store and cached; views inherit their parent's). Never fails. */
 double nn_data_mean(const nn_data *d, int c);
 double nn_data_std(const nn_data *d, int c);
-/* Overrides mean/std (c channels). NN_EINVAL when a std <= 0 or a value is not finite. */
+/* Overrides mean/std (c channels). NN_EINVAL when a std <= 0, a value is not finite, or a
+ * normalised value would leave +-NN_DATA_MAX_VALUE ("std[1] = 1e-300 (mean[1] = 0) normalises
+ * pixel values in [0, 1] to [0, 1e+300], outside +-1e+30"); the dataset is then unchanged. */
 nn_status nn_data_set_norm(nn_data *d, const double *mean, const double *std, nn_error *err);
+/* Every value a dataset hands out lies within +-NN_DATA_MAX_VALUE, far inside float32's range:
+ * a float32 file's pixel values (refused when read) and each normalised value (v - mean) / std
+ * of a pixel value or of the padding (v = 0), checked whenever the normalisation is set. */
+#define NN_DATA_MAX_VALUE 1e30
 
 /* Label of record i (0 <= i < size) and its raw pixels (uint8 store: C*H*W bytes, NCHW;
  * NULL for a float store). For tests and tools. */

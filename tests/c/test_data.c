@@ -105,6 +105,15 @@ static void test_idx_small(void) {
   /* record 3, pixel (y=2, x=1): 7*3 + 3*2 + 1 = 28 -> (28/255 - 0.5) / 0.25 */
   CHECK_NEAR(x->data[2 * 3 + 1], (28 / 255.0 - 0.5) / 0.25, 1e-6);
   CHECK_NEAR(x->data[12 + 0], (7 / 255.0 - 0.5) / 0.25, 1e-6);
+  /* a normalisation whose values would overflow (std 1e-300) is refused, the dataset unchanged */
+  double tiny[1] = {1e-300}, far[1] = {-1e30};
+  CHECK(nn_data_set_norm(d, mean, tiny, &err) == NN_EINVAL);
+  CHECK(!strcmp(err.msg, "std[1] = 1e-300 (mean[1] = 0.5) normalises pixel values in [0, 1] to "
+                         "[-5e+299, 5e+299], outside +-1e+30"));
+  CHECK(nn_data_set_norm(d, far, sd, &err) == NN_EINVAL && strstr(err.msg, "to [4e+30, 4e+30], outside +-1e+30"));
+  CHECK(nn_data_mean(d, 0) == 0.5 && nn_data_std(d, 0) == 0.25);
+  CHECK(nn_data_decode(d, idx, 2, NULL, NULL, x, y, &err) == NN_OK);
+  CHECK_NEAR(x->data[12 + 0], (7 / 255.0 - 0.5) / 0.25, 1e-6);
   nn_tensor_free(x);
   nn_tensor_free(y);
   nn_data_free(d);
@@ -179,6 +188,24 @@ static void test_idx_errors(void) {
   d = open_idx(tpath("nope-images"), tpath("c-labels"), &err);
   snprintf(want, sizeof want, "%s: cannot open (No such file or directory)", tpath("nope-images"));
   expect_err(d, &err, want);
+  /* a shape every reader check passes but the store refuses (65536 x 1025 > 2^26 values an
+   * image) is reported with the file's name, not on its own */
+  size_t big = 16 + (size_t)65536 * 1025;
+  uint8_t *bb = calloc(big, 1), l1[9];
+  be32(bb, 0x00000803), be32(bb + 4, 1), be32(bb + 8, 65536), be32(bb + 12, 1025);
+  be32(l1, 0x00000801), be32(l1 + 4, 1), l1[8] = 0;
+  gzFile g = gzopen(tpath("s-images.gz"), "wb1");
+  gzwrite(g, bb, (unsigned)big);
+  gzclose(g);
+  free(bb);
+  write_file(tpath("s-labels"), l1, sizeof l1);
+  d = open_idx(tpath("s-images.gz"), tpath("s-labels"), &err);
+  snprintf(want, sizeof want, "%s: unsupported dataset shape 1 x 1 x 65536 x 1025 (records x channels x height "
+           "x width: at least 1 each, at most 64 channels, sides of 65536, 67108864 values an image)",
+           tpath("s-images.gz"));
+  expect_err(d, &err, want);
+  CHECK(strncmp(err.msg, tpath("s-images.gz"), strlen(tpath("s-images.gz"))) == 0);
+  remove(tpath("s-images.gz"));
   free(im);
   free(lb);
   free(lb4);

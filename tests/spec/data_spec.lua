@@ -502,6 +502,41 @@ describe("nn.data", function()
       assert.is_true(math.abs(x:get(2, 1, 2, 2) - (3.5 - 1.75) / sd) < 1e-6)
     end)
 
+    it("refuses pixel values and normalisations beyond +-1e30, naming the file or the field", function()
+      write(d .. "/e31.npy", npy("<f4", "(2, 1, 2)", string.pack("<ffff", 1, 2, -1e31, 3)))
+      write(d .. "/e30.npy", npy("<f4", "(2, 1, 2)", string.pack("<ffff", 1, 2, -1e30, 1e30)))
+      write(d .. "/l2.npy", npy("|u1", "(2,)", "\0\1"))
+      write(d .. "/u8.npy", npy("|u1", "(2, 1, 2)", "\0\128\255\7"))
+      local function open(x, o)
+        o = o or {}
+        o.format, o.path, o.labels = "npy", d .. "/" .. x, d .. "/l2.npy"
+        return nn.data.open(o)
+      end
+      -- a float file's values: the file named, not an option the caller never gave
+      assert.has_error(function() open("e31.npy") end,
+        d .. "/e31.npy: record 1 holds the pixel value -1e+31, outside the supported range [-1e+30, 1e+30]")
+      local x = open("e30.npy"):batch(2) -- the bound itself is in range, and normalised finitely
+      for i = 1, 4 do assert.is_true(math.abs(x[i]) < 10) end
+      -- a given mean/std whose normalised values (pixels in [0, 1] for uint8, and padding 0) overflow
+      assert.has_error(function() open("u8.npy", { std = 1e-300 }) end,
+        "bad argument #1 to 'open' (field 'std': std[1] = 1e-300 (mean[1] = 0.382353) normalises pixel "
+        .. "values in [0, 1] to [-3.82353e+299, 6.17647e+299], outside +-1e+30)")
+      assert.has_error(function() open("u8.npy", { mean = -1e30, std = 0.5 }) end,
+        "bad argument #1 to 'open' (fields 'mean' and 'std': std[1] = 0.5 (mean[1] = -1e+30) normalises "
+        .. "pixel values in [0, 1] to [2e+30, 2e+30], outside +-1e+30)")
+      assert.has_error(function() open("e30.npy", { std = 0.5 }) end,
+        "bad argument #1 to 'open' (field 'std': std[1] = 0.5 (mean[1] = 0) normalises pixel values in "
+        .. "[-1e+30, 1e+30] to [-2e+30, 2e+30], outside +-1e+30)")
+      assert.has_error(function() open("u8.npy", { mean = 1e31 }) end,
+        "bad argument #1 to 'open' (field 'mean': finite numbers expected)")
+      local ds = open("u8.npy", { std = 1e-29 }) -- outputs up to 1e29: accepted
+      x = ds:batch(2)
+      for i = 1, 4 do assert.is_true(math.abs(x[i]) <= 1e30) end
+      -- a missing file is reported as missing, before a labels name is derived from it
+      assert.has_error(function() nn.data.open({ format = "npy", path = d .. "/nonexistent" }) end,
+        d .. "/nonexistent: cannot open (No such file or directory)")
+    end)
+
     it("rejects an unsupported dtype, a truncated array and mismatched counts", function()
       write(d .. "/d.npy", npy("<f8", "(2, 2, 2)", ("\0"):rep(64)))
       write(d .. "/l.npy", npy("|u1", "(3,)", "\0\1\2"))
