@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "nn_gz.h"
+#include "nn_file.h"
 
 /* Grows *buf to at least need bytes (doubling); NN_ENOMEM on failure. */
 static nn_status grow(uint8_t **buf, size_t *cap, size_t need, const char *what, nn_error *err) {
@@ -107,23 +108,12 @@ done:
 
 /* Reads the raw bytes of path into a malloc'd buffer (sized from fstat, grown if the file grows). */
 static nn_status slurp(const char *path, uint8_t **out, size_t *out_n, size_t max_bytes, nn_error *err) {
-  FILE *f = fopen(path, "rb");
+  struct stat sb;
+  char why[160];
+  FILE *f = nn_file_open_regular(path, &sb, why, sizeof why); /* a pipe or /dev/zero: no end to read up to */
   *out = NULL;
   *out_n = 0;
-  if (!f) return nn_fail(err, NN_EIO, "%s: cannot open (%s)", path, strerror(errno));
-  struct stat sb;
-  if (fstat(fileno(f), &sb) != 0) {
-    fclose(f);
-    return nn_fail(err, NN_EIO, "%s: cannot stat (%s)", path, strerror(errno));
-  }
-  if (S_ISDIR(sb.st_mode)) {
-    fclose(f);
-    return nn_fail(err, NN_EIO, "%s: is a folder, a file expected", path);
-  }
-  if (!S_ISREG(sb.st_mode)) { /* /dev/zero, a pipe: no size to check, maybe no end */
-    fclose(f);
-    return nn_fail(err, NN_EIO, "%s: not a regular file", path);
-  }
+  if (!f) return nn_fail(err, NN_EIO, "%s: %s", path, why);
   if ((uint64_t)sb.st_size > (uint64_t)max_bytes) {
     fclose(f);
     return nn_fail(err, NN_EFORMAT, "%s: %lld bytes, larger than the %zu-byte bound", path,

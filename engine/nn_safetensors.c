@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_file.h"
 #include "nn_tensor_impl.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 << 20) /* the format's own limit is 100 MB */
@@ -343,13 +344,9 @@ nn_st_file *nn_st_open(const char *path, nn_error *err) {
   char why[160];
   if (!host_le()) return fail_open(f, NULL, err, NN_EINVAL, path, "big-endian hosts are not supported");
   if (!f || !(f->path = strdup(path))) return fail_open(f, NULL, err, NN_ENOMEM, path, "out of memory");
-  if (!(f->fp = fopen(path, "rb"))) {
-    snprintf(why, sizeof why, "cannot open (%s)", strerror(errno));
-    return fail_open(f, NULL, err, NN_EIO, path, why);
-  }
   struct stat sb;
-  if (fstat(fileno(f->fp), &sb) != 0 || !S_ISREG(sb.st_mode))
-    return fail_open(f, NULL, err, NN_EIO, path, "not a regular file");
+  if (!(f->fp = nn_file_open_regular(path, &sb, why, sizeof why))) /* a pipe: refused, not waited on */
+    return fail_open(f, NULL, err, NN_EIO, path, why);
   if (fread(len8, 1, 8, f->fp) != 8)
     return fail_open(f, NULL, err, NN_EFORMAT, path, "not a safetensors file (shorter than 8 bytes)");
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];

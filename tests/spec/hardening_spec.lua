@@ -205,6 +205,31 @@ describe("bounded counts and files", function()
     assert.equal(5, #s:sample(nn.rng(1), 5))
   end)
 
+  it("files on a pipe are refused by their kind, without waiting for a writer", function()
+    -- run in a child under a timeout: opening a pipe for reading blocks until someone writes
+    local dir = H.tmpname("-pipe")
+    assert.is_true(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/p"))
+    local script = dir .. "/open.lua"
+    H.spit(script, ([[
+      local nn = require("neuronas")
+      local p = %q
+      for _, f in ipairs({
+        function() return nn.data.open({ format = "npy", path = p, labels = p }) end,
+        function() return nn.data.open({ format = "idx", path = p }) end,
+        function() return nn.data.open({ format = "cifar10", path = p }) end,
+        function() return nn.tensor.load(p) end,
+        function() return nn.net({ preset = "fashion-mnist" }):load(p) end,
+      }) do
+        local ok, err = pcall(f)
+        io.write(tostring(ok), " ", tostring(err), "\n")
+      end
+    ]]):format(dir .. "/p"))
+    local code, out, err = H.run("timeout 60 " .. H.q(H.cli) .. " run " .. script)
+    assert.are.equal(0, code, err)
+    assert.are.equal(("false " .. dir .. "/p: not a regular file\n"):rep(5), out)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("datasets refuse /dev/zero and files above the bound, naming the file", function()
     assert.has_error(function() nn.data.open({ format = "npy", path = "/dev/zero", labels = "/dev/zero" }) end,
       "/dev/zero: not a regular file")
