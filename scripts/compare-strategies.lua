@@ -14,10 +14,10 @@ local H = require("neuronas.search.hypervolume")
 local nn = require("neuronas")
 
 local spec = app.extend(app.data_flags(), {
-  { name = "seed", type = "integer", default = 1, help = "weights, data and sampling seed" },
-  { name = "threads", type = "integer", default = 2, min = 1, max = 256, help = "candidates scored at once" },
+  { name = "seed", type = "integer", default = 1, range = L.seed, help = "weights, data and sampling seed" },
+  { name = "threads", type = "integer", default = 2, range = L.threads, help = "candidates scored at once" },
   { name = "bits", type = "integer", default = L.bits.default, range = L.bits, help = "weight precision FxP-n" },
-  { name = "json", type = "string", metavar = "FILE", help = "also write the figures as JSON" },
+  { name = "json", type = "string", metavar = "FILE", output = true, help = "also write the figures as JSON" },
   { name = "quiet", type = "boolean", help = "no progress lines" },
 })
 local opts = { name = "compare-strategies.lua", usage = "neuronas run compare-strategies.lua [--seed N] [--threads N]",

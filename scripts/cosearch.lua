@@ -14,8 +14,9 @@ local H = require("neuronas.search.hypervolume")
 
 local L = require("neuronas.limits")
 local spec = app.extend(app.flags(), {
-  { name = "population", type = "integer", default = 12, range = L.num, help = "NSGA-II population (candidates per generation)" },
-  { name = "generations", type = "integer", default = 6, range = L.num, help = "generations (scored candidates = population x generations)" },
+  { name = "population", type = "integer", default = 12, range = L.population, help = "NSGA-II population (candidates per generation)" },
+  { name = "generations", type = "integer", default = 6, range = L.scored,
+    help = "generations (scored candidates = population x generations, at most 1000000)" },
   { name = "knobs", type = "string", default = "xbar,device_bits,adc_bits,bits,timesteps", metavar = "LIST",
     help = "the knobs the co-search varies, comma-separated (each over its default values, docs/search.md)" },
   { name = "objective", type = "choice", choices = { "energy_uj", "energy_active_uj" }, default = "energy_uj",
@@ -25,6 +26,12 @@ local opts = { name = "cosearch.lua",
   usage = "neuronas run cosearch.lua [--population N] [--generations N] [--objective F] [--variation SIGMA] [--json FILE] [--help]",
   description = "Hardware co-search (cells + chip knobs) vs the fixed-hardware search at the same budget." }
 local flags = cli.parse({ ... }, spec, opts)
+-- the scored budget bounds the run's memory (every result is kept): checked with the flags
+if flags.population * flags.generations > L.scored.max then
+  cli.fail(opts, string.format("flags '--population' x '--generations': at most %d scored candidates expected, got %d x %d",
+    L.scored.max, flags.population, flags.generations))
+end
+local chosen = app.knob_space(flags.knobs, opts)
 
 local data = app.open_data(flags, opts)
 local constraints = app.merge_constraints(flags, { { table = app.default_limits(flags.preset), source = "default" } })
@@ -45,7 +52,6 @@ local function run(label, kn)
   return rep
 end
 
-local chosen = app.knob_space(flags.knobs, opts)
 local fixed = run("fixed hardware", nil)
 local co = run("co-search", chosen)
 

@@ -15,7 +15,7 @@ local spec = {
   { name = "bits", type = "integer", default = L.bits.default, range = L.bits, help = "weight precision FxP-n" },
   { name = "mode", type = "choice", choices = { "neuronas", "spikesim" }, default = "neuronas", help = "hardware model mode" },
   { name = "device", type = "choice", choices = { "rram", "sram" }, default = "rram", help = "crossbar device" },
-  { name = "timesteps", type = "integer", default = 5, min = 1, help = "SNN timesteps T" },
+  { name = "timesteps", type = "integer", default = 5, range = L.hw_timesteps, help = "SNN timesteps T" },
   { name = "scope", type = "choice", choices = { "features", "all" }, default = "features",
     help = "layers costed: features (stem, cells, downconv) or all (with the classifier)" },
   { name = "preset", type = "choice", choices = { "fashion-mnist", "cifar10", "cifar100", "tinyimagenet" },

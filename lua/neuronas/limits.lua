@@ -14,6 +14,7 @@ M.threads = { min = 1, max = 64 }            -- nn.fitness_many's threads
 M.blas_threads = { min = 1, max = 1024 }     -- nn.blas_threads
 M.train_threads = { min = 0, max = 64 }      -- nn.trainer's threads (0 = one per idle core)
 M.timesteps = { min = 1, max = 1024 }        -- nn.net's timesteps
+M.hw_timesteps = { min = 1, max = 1000000 }  -- hw:evaluate's timesteps (a cost model, no net is run)
 M.channels = { min = 1, max = 4096 }         -- nn.net's channels (cell A's width)
 M.seed = { min = 0, max = 2 ^ 53 - 1 }       -- nn.net's seed (>= 0); 2^53 - 1: exact in any JSON reader
 -- Images per fitness or training batch: the fitness kernel is batch^2 doubles and a forward's
@@ -24,11 +25,19 @@ M.cells = { min = 1, max = 729 }             -- the NeuroNAS space's size
 M.num = { min = 1, max = 1000000 }           -- sampled cells
 M.population = { min = 2, max = 100000 }     -- NSGA-II's population (all held at once)
 M.generations = { min = 0, max = 100000 }    -- NSGA-II's generations after the first
+-- Scored candidates of one run (cosearch.lua's population x generations; the main job's --budget
+-- has the same bound, num): every result is kept in the report, so this bounds the run's memory.
+M.scored = { min = 1, max = 1000000 }
 M.epochs = { min = 1, max = 100000 }
 M.count = { min = 1 }                        -- a number of records (--limit)
 M.limit = { gt = 0 }                         -- a constraint limit (memory, area, latency, energy)
-M.lr = { gt = 0 }                            -- a learning rate
-M.lr_min = { min = 0 }                       -- the cosine schedule's end point (also <= lr)
+M.lr = { min = 1e-12, max = 1e6 }            -- nn.trainer's lr
+M.lr_min = { min = 0, max = 1e6 }            -- nn.trainer's lr_min, the cosine schedule's end point (also <= lr)
+-- Device variation (docs/variation.md): nn.variation's cell sd and bits per cell, and the noisy
+-- copies a fitness call scores (neuronas.variation's draws).
+M.sigma = { min = 0, max = 10 }
+M.device_bits = { min = 1, max = 16 }
+M.draws = { min = 1, max = 1024 }
 
 local function fmt(v)
   if v == 2 ^ 53 - 1 then return "2^53-1" end

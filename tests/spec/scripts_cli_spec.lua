@@ -47,3 +47,31 @@ describe("hardware-constraint.lua", function()
     assert.truthy(out:find("average-power budget", 1, true), out)
   end)
 end)
+
+describe("the scripts' flag ranges", function()
+  -- --data names no file: a value that passed the flags would fail on the data, not on its range
+  local nodata = " --data /nonexistent/neuronas-data"
+
+  it("are the engine's: a value it would refuse is a usage error naming the flag, before data is read", function()
+    local cases = {
+      { "hardware.lua", "--timesteps 2000000", "flag '--timesteps': value in 1..1000000 expected, got '2000000'" },
+      { "hardware.lua", "--timesteps 0", "flag '--timesteps': value in 1..1000000 expected, got '0'" },
+      { "train.lua", "--genotype 102101 --lr 1e-13" .. nodata, "flag '--lr': value in 1e-12..1000000 expected, got '1e-13'" },
+      { "train.lua", "--genotype 102101 --lr 2e6" .. nodata, "flag '--lr': value in 1e-12..1000000 expected, got '2e6'" },
+      { "train.lua", "--genotype 102101 --lr 1 --lr-min 2e6" .. nodata,
+        "flag '--lr-min': value in 0..1000000 expected, got '2e6'" },
+      { "cosearch.lua", "--population 1 --generations 1" .. nodata,
+        "flag '--population': value in 2..100000 expected, got '1'" },
+      { "cosearch.lua", "--population 1000000" .. nodata, "flag '--population': value in 2..100000 expected, got '1000000'" },
+      { "cosearch.lua", "--generations 0" .. nodata, "flag '--generations': value in 1..1000000 expected, got '0'" },
+      { "cosearch.lua", "--population 100000 --generations 11" .. nodata,
+        "flags '--population' x '--generations': at most 1000000 scored candidates expected, got 100000 x 11" },
+      { "cosearch.lua", "--knobs xbar,nope" .. nodata,
+        "--knobs: unknown knob 'nope' (expected: xbar, device_bits, adc_bits, bits, timesteps)" },
+      { "compare-strategies.lua", "--seed -1" .. nodata, "flag '--seed': value in 0..2^53-1 expected, got '-1'" },
+      { "compare-strategies.lua", "--threads 100" .. nodata, "flag '--threads': value in 1..64 expected, got '100'" },
+      { "compare-strategies.lua", "--json /tmp" .. nodata, "--json /tmp: is a directory (a file path expected)" },
+    }
+    for _, c in ipairs(cases) do assert_usage_error(c[1], c[2], c[3]) end
+  end)
+end)
