@@ -9,12 +9,23 @@ local L = require("neuronas.limits")
 
 local spec = app.extend(app.flags(), {
   { name = "num", type = "integer", default = 5000, range = L.num, help = "SNASNet baseline samples" },
-  { name = "precisions", type = "string", default = "16,12,8", help = "NeuroNAS precisions, comma-separated" },
+  { name = "precisions", type = "string", default = "16,12,8", metavar = "LIST",
+    help = "NeuroNAS precisions, comma-separated, each in " .. L.describe(L.bits) },
   { name = "cells", type = "integer", range = L.cells, help = "NeuroNAS: only the first N cells of the space (quick trials)" },
 })
 local opts = { name = "compare.lua", usage = "neuronas run compare.lua [--num N] [--precisions 16,12,8] [--preset P] [--json FILE] [--help]",
   description = "NeuroNAS at several precisions vs the SNASNet baseline at FxP32, under the same constraints." }
 local flags = cli.parse({ ... }, spec, opts)
+-- the whole list is checked before any data is read or any search runs
+if flags.precisions:match("^%s*$") then cli.fail(opts, "--precisions: at least one precision expected") end
+local precisions = {}
+for p in flags.precisions:gmatch("[^,]*") do
+  local bits = math.tointeger(tonumber(p))
+  if not bits or not L.contains(L.bits, bits) then
+    cli.fail(opts, "--precisions: integers in " .. L.describe(L.bits) .. " expected, got '" .. p .. "'")
+  end
+  precisions[#precisions + 1] = bits
+end
 
 local constraints = app.constraints(flags, app.default_limits(flags.preset))
 local C = require("neuronas.constraints").new(constraints)
@@ -35,11 +46,7 @@ local function add_row(label, rep, bits)
   rows[#rows + 1] = row
 end
 
-for p in flags.precisions:gmatch("[^,]+") do
-  local bits = math.tointeger(tonumber(p))
-  if not bits or not L.contains(L.bits, bits) then
-    cli.fail(opts, "--precisions: integers in " .. L.describe(L.bits) .. " expected, got '" .. p .. "'")
-  end
+for _, bits in ipairs(precisions) do
   local f = {}
   for k, v in pairs(flags) do f[k] = v end
   f.bits = bits

@@ -74,4 +74,16 @@ describe("the scripts' flag ranges", function()
     }
     for _, c in ipairs(cases) do assert_usage_error(c[1], c[2], c[3]) end
   end)
+
+  it("compare.lua checks the whole --precisions list before it reads data or searches", function()
+    local cases = {
+      { "--precisions 8,abc --cells 2 --num 2" .. nodata, "--precisions: integers in 2..32 expected, got 'abc'" },
+      { "--precisions ''" .. nodata, "--precisions: at least one precision expected" },
+      { "--precisions 8," .. nodata, "--precisions: integers in 2..32 expected, got ''" },
+      { "--precisions 8,,4" .. nodata, "--precisions: integers in 2..32 expected, got ''" },
+      { "--precisions 16,33" .. nodata, "--precisions: integers in 2..32 expected, got '33'" },
+      { "--precisions 8.5" .. nodata, "--precisions: integers in 2..32 expected, got '8.5'" },
+    }
+    for _, c in ipairs(cases) do assert_usage_error("compare.lua", c[1], c[2]) end
+  end)
 end)
