@@ -1,9 +1,10 @@
 -- scripts/variation-sweep.lua: how the main job's choice moves with the device variation
 -- (docs/variation.md, "Measured"). Runs scripts/neuronas.lua's search once per sigma (sigma 0:
 -- without --variation, the noise-free search), each with its own journal and JSON report in
--- --dir, and prints one row per sigma: the chosen cells, their noise-free and robust (mean over
--- the noisy copies) scores, the drop, the worst copy, and over every scored candidate the rank
--- correlation of noise-free and robust scores and the median drop.
+-- --dir (made if missing; by default ./variation-sweep in the current folder), and prints one
+-- row per sigma: the chosen cells, their noise-free and robust (mean over the noisy copies)
+-- scores, the drop, the worst copy, and over every scored candidate the rank correlation of
+-- noise-free and robust scores and the median drop.
 --   neuronas run scripts/variation-sweep.lua [--sigmas 0,0.05,0.1,0.2] [--dir DIR] [--cells N] [--reuse]
 local cli = require("neuronas.cli")
 local app = require("neuronas.app")
@@ -13,9 +14,9 @@ local L = require("neuronas.limits")
 local spec = {
   { name = "sigmas", type = "string", default = "0,0.05,0.1,0.2", metavar = "LIST",
     help = "cell standard deviations, comma-separated (0: the noise-free search)" },
-  { name = "draws", type = "integer", default = 4, min = 1, max = 1024, help = "noisy copies per candidate" },
+  { name = "draws", type = "integer", default = 4, range = L.draws, help = "noisy copies per candidate" },
   { name = "dir", type = "string", default = "variation-sweep", metavar = "DIR",
-    help = "where each run's journal and JSON report go" },
+    help = "folder of each run's journal and JSON report, made if missing (the default is in the current folder)" },
   { name = "cells", type = "integer", range = L.cells, help = "search only the first N cells (quick trials)" },
   { name = "threads", type = "integer", default = 2, range = L.threads, help = "the main job's --threads" },
   { name = "reuse", type = "boolean", help = "read a sigma's JSON report from --dir when it is there instead of searching again" },
@@ -28,11 +29,35 @@ local flags = cli.parse({ ... }, spec, opts)
 local sigmas = {}
 for s in flags.sigmas:gmatch("[^,%s]+") do
   local v = tonumber(s)
-  if not v or v < 0 or v > 10 then cli.fail(opts, "--sigmas: numbers in 0..10 expected, got '" .. s .. "'") end
+  if not v or not L.contains(L.sigma, v) then
+    cli.fail(opts, "--sigmas: numbers in " .. L.describe(L.sigma) .. " expected, got '" .. s .. "'")
+  end
   sigmas[#sigmas + 1] = v
 end
 if #sigmas == 0 then cli.fail(opts, "--sigmas: at least one value expected") end
-os.execute("mkdir -p '" .. flags.dir:gsub("'", "'\\''") .. "'")
+-- --dir: made if missing (mkdir -p), then a folder we can write in, or a usage error naming it
+if flags.dir == "" then cli.fail(opts, "--dir: a folder path expected, got ''") end
+do
+  local core = require("neuronas.core")
+  local kind = core.file_kind(flags.dir)
+  if kind == nil then
+    local q = "'" .. flags.dir:gsub("'", "'\\''") .. "'"
+    local p = assert(io.popen("LC_ALL=C mkdir -p -- " .. q .. " 2>&1"))
+    local said = p:read("a")
+    if not p:close() then
+      -- mkdir's own words are "mkdir: cannot create directory 'X': <reason>"; keep the reason
+      local why = said:match(": ([^:\n]+)\n?$") or "mkdir failed"
+      cli.fail(opts, string.format("--dir %s: cannot make the folder: %s", flags.dir, why))
+    end
+    kind = core.file_kind(flags.dir)
+  end
+  if kind ~= "folder" then cli.fail(opts, string.format("--dir %s: not a folder", flags.dir)) end
+  for _, s in ipairs(sigmas) do
+    local tag = string.format("%s/sigma-%g", flags.dir, s)
+    cli.check_writable(tag .. ".journal", "dir", opts)
+    cli.check_writable(tag .. ".json", "dir", opts)
+  end
+end
 
 -- Spearman's rank correlation (average ranks on ties).
 local function ranks(v)

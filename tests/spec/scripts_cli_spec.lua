@@ -71,6 +71,8 @@ describe("the scripts' flag ranges", function()
       { "compare-strategies.lua", "--seed -1" .. nodata, "flag '--seed': value in 0..2^53-1 expected, got '-1'" },
       { "compare-strategies.lua", "--threads 100" .. nodata, "flag '--threads': value in 1..64 expected, got '100'" },
       { "compare-strategies.lua", "--json /tmp" .. nodata, "--json /tmp: is a directory (a file path expected)" },
+      { "variation-sweep.lua", "--draws 1025", "flag '--draws': value in 1..1024 expected, got '1025'" },
+      { "variation-sweep.lua", "--sigmas 0,11", "--sigmas: numbers in 0..10 expected, got '11'" },
     }
     for _, c in ipairs(cases) do assert_usage_error(c[1], c[2], c[3]) end
   end)
@@ -85,5 +87,31 @@ describe("the scripts' flag ranges", function()
       { "--precisions 8.5" .. nodata, "--precisions: integers in 2..32 expected, got '8.5'" },
     }
     for _, c in ipairs(cases) do assert_usage_error("compare.lua", c[1], c[2]) end
+  end)
+end)
+
+describe("variation-sweep.lua --dir", function()
+  it("is refused when empty or when it cannot be a folder, naming --dir, before any search", function()
+    local dir = H.tmpname("-sweep")
+    assert.is_true(os.execute("mkdir " .. dir .. " && touch " .. dir .. "/file"))
+    assert_usage_error("variation-sweep.lua", "--dir ''", "--dir: a folder path expected, got ''")
+    assert.is_nil(io.open("/sigma-0.journal", "r"))
+    assert_usage_error("variation-sweep.lua", "--dir /proc/neuronas-no-such",
+      "--dir /proc/neuronas-no-such: cannot make the folder: No such file or directory")
+    assert_usage_error("variation-sweep.lua", "--dir " .. dir .. "/file", "--dir " .. dir .. "/file: not a folder")
+    assert_usage_error("variation-sweep.lua", "--dir " .. dir .. "/file/x",
+      "--dir " .. dir .. "/file/x: cannot make the folder: Not a directory")
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("is made when missing, nested and with a quote in its name, and says so in --help", function()
+    local dir = H.tmpname("-sweep")
+    local sub = dir .. "/it's/b"
+    local code, _, err = run("scripts/variation-sweep.lua", "--dir " .. H.q(sub) .. " --cells 1 --sigmas 0")
+    assert.are.equal(0, code, err)
+    assert.truthy(io.open(sub .. "/sigma-0.json", "r"), err)
+    os.execute("rm -rf " .. dir)
+    local _, out = run("scripts/variation-sweep.lua", "--help")
+    assert.truthy(out:find("made if missing (the default is in the current folder) (default variation-sweep)", 1, true), out)
   end)
 end)
