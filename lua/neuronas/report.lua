@@ -232,6 +232,11 @@ function M.summary(rep, opts)
   if #clines > 0 or pfl then add("") end
   if r then
     add(string.format("Found architecture (%s search), fitness score %.6f", rep.strategy, r.score))
+    if r.score == -math.huge then
+      -- the best of the feasible is -inf only when every scored kernel was singular
+      add("    every feasible candidate scored -inf: its spike codes did not tell the batch's images apart"
+        .. " (identical images, or no neuron firing), so the score ranks nothing; check the data (docs/fitness.md)")
+    end
     if r.variation then
       local v = r.variation
       add(string.format("    robust score (mean of %d noisy copies, sigma %g): %.6f, worst %.6f; noise-free %.6f, drop %.6f",

@@ -166,6 +166,23 @@ describe("the main job", function()
     os.remove(jr)
   end)
 
+  it("says why when every feasible candidate scored -inf (data whose images are all the same)", function()
+    local dir = tmp("-same")
+    assert.is_true(os.execute("mkdir " .. dir))
+    local n = 64
+    H.spit(dir .. "/train-images-idx3-ubyte", string.pack(">I4I4I4I4", 0x803, n, 28, 28) .. ("\128"):rep(n * 784))
+    local labels = {}
+    for i = 1, n do labels[i] = string.char((i - 1) % 10) end
+    H.spit(dir .. "/train-labels-idx1-ubyte", string.pack(">I4I4", 0x801, n) .. table.concat(labels))
+    local jr = tmp(".journal")
+    local code, out, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. " --quiet --cells 3 --batch 16 --data " .. dir
+      .. " --journal " .. jr)
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("fitness score -inf\n    every feasible candidate scored -inf: its spike codes did not tell", 1,
+      true), out)
+    os.execute("rm -rf " .. dir); os.remove(jr)
+  end)
+
   it("resumes a --variation run with its robust scores, as the uninterrupted run reported them", function()
     local jr, j1, j2 = tmp(".journal"), tmp(".json"), tmp(".json")
     local base = " --quiet --cells 2 --variation 0.1 --variation-draws 2 --journal " .. jr
