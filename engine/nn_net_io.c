@@ -108,12 +108,11 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
       break;
     }
     if ((st = read_param(f, path, key, tmp[i], err)) != NN_OK) break;
+    if ((st = nn_st_check_finite(f, key, tmp[i]->data, t->numel, err)) != NN_OK) break;
     size_t nl = strlen(key);
     int var = nl >= 12 && strcmp(key + nl - 12, ".running_var") == 0;
     for (int64_t j = 0; j < t->numel && st == NN_OK; j++)
-      if (!isfinite(tmp[i]->data[j]))
-        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is not finite", path, key, (long long)j + 1);
-      else if (var && !(tmp[i]->data[j] > 0))
+      if (var && !(tmp[i]->data[j] > 0))
         st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
                      key, (long long)j + 1, (double)tmp[i]->data[j]);
   }
