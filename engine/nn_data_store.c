@@ -25,7 +25,7 @@ nn_data_store *nn_data_store_new(int64_t n, int c, int h, int w, int is_float, n
   if (n < 1 || c < 1 || h < 1 || w < 1 || c > NN_DATA_MAX_CHANNELS || h > NN_DATA_MAX_SIDE ||
       w > NN_DATA_MAX_SIDE || (int64_t)c * h * w > NN_DATA_MAX_IMAGE) {
     nn_fail(err, NN_EFORMAT, "unsupported dataset shape %lld x %d x %d x %d (records x channels x height x "
-            "width: at least 1 each, at most %d channels, sides of %d, %d values an image)", (long long)n, c, h, w,
+            "width: at least 1 each; at most %d channels, sides of %d and %d values an image)", (long long)n, c, h, w,
             NN_DATA_MAX_CHANNELS, NN_DATA_MAX_SIDE, NN_DATA_MAX_IMAGE);
     return NULL;
   }

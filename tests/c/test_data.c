@@ -201,7 +201,7 @@ static void test_idx_errors(void) {
   write_file(tpath("s-labels"), l1, sizeof l1);
   d = open_idx(tpath("s-images.gz"), tpath("s-labels"), &err);
   snprintf(want, sizeof want, "%s: unsupported dataset shape 1 x 1 x 65536 x 1025 (records x channels x height "
-           "x width: at least 1 each, at most 64 channels, sides of 65536, 67108864 values an image)",
+           "x width: at least 1 each; at most 64 channels, sides of 65536 and 67108864 values an image)",
            tpath("s-images.gz"));
   expect_err(d, &err, want);
   CHECK(strncmp(err.msg, tpath("s-images.gz"), strlen(tpath("s-images.gz"))) == 0);
