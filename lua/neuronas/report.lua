@@ -48,14 +48,26 @@ local function num(v)
   return math.abs(v) >= 1e4 and group(v) or string.format("%.4g", v)
 end
 
+-- A value and its limit as the summary prints them: as num does, with more digits where that
+-- would print two different numbers alike (4751.6 against a limit of 4752 is not "4752 (limit
+-- 4752) fails").
+local function num_pair(v, limit)
+  local a, b = num(v), num(limit)
+  if a ~= b or type(v) ~= "number" or type(limit) ~= "number" or v == limit then return a, b end
+  for digits = 5, 17 do
+    a, b = string.format("%." .. digits .. "g", v), string.format("%." .. digits .. "g", limit)
+    if a ~= b then break end
+  end
+  return a, b
+end
+
 -- The constraint table: one row per limit with value, limit and a pass/fail mark; custom
 -- constraints come from the result's check records.
 function M.constraint_rows(result)
   local rows = {}
   for _, rec in ipairs(result.checks or {}) do
-    local v = rec.value
-    local vs = num(v)
-    local lim = rec.limit ~= nil and ("<= " .. num(rec.limit)) or ""
+    local vs, ls = num_pair(rec.value, rec.limit)
+    local lim = rec.limit ~= nil and ("<= " .. ls) or ""
     rows[#rows + 1] = string.format("    %-12s %16s %-7s %-17s %s%s", rec.name, vs, rec.unit or "", lim, rec.ok and "ok" or "FAIL",
       rec.why and ("  (" .. rec.why .. ")") or "")
   end
@@ -106,7 +118,8 @@ function M.explain_infeasible(rep)
       for _, n in ipairs(pf.used) do
         local c = pf.cheapest and pf.cheapest[n]
         if c then
-          add(string.format("      %-10s %s (limit %s)  %s | %s%s", n, num(c.value), num(c.limit), c.cellA, c.cellB,
+          local vs, ls = num_pair(c.value, c.limit)
+          add(string.format("      %-10s %s (limit %s)  %s | %s%s", n, vs, ls, c.cellA, c.cellB,
             c.value > c.limit and "" or "  (meets it)"))
         end
       end
@@ -156,8 +169,9 @@ function M.explain_infeasible(rep)
       for _, rec in ipairs(c.r.checks) do
         if not rec.ok then other[#other + 1] = rec.name end
       end
-      add(string.format("    %-10s %s %s (limit %s)  %s | %s%s  fails: %s", n, num(c.rec.value), c.rec.unit or "",
-        num(c.rec.limit), c.r.cellA, c.r.cellB, c.r.stage and ("  stage " .. c.r.stage) or "",
+      local vs, ls = num_pair(c.rec.value, c.rec.limit)
+      add(string.format("    %-10s %s %s (limit %s)  %s | %s%s  fails: %s", n, vs, c.rec.unit or "",
+        ls, c.r.cellA, c.r.cellB, c.r.stage and ("  stage " .. c.r.stage) or "",
         #other > 0 and table.concat(other, ", ") or "nothing"))
     end
   end
@@ -284,7 +298,11 @@ function M.summary(rep, opts)
       for _, m in ipairs(rep.nearest) do
         local fails = {}
         for _, rec in ipairs(m.checks or {}) do
-          if not rec.ok then fails[#fails + 1] = string.format("%s %+.1f%%", rec.name, 100 * (rec.violation or 0)) end
+          -- two significant digits below 10 %: a miss by 0.008 % is not "+0.0%"
+          local pct = 100 * (rec.violation or 0)
+          if not rec.ok then
+            fails[#fails + 1] = string.format(math.abs(pct) < 10 and "%s %+.2g%%" or "%s %+.1f%%", rec.name, pct)
+          end
         end
         add(string.format("    %.4f  %s | %s  (%s)", m.violation, m.cellA, m.cellB, table.concat(fails, ", ")))
       end

@@ -166,6 +166,18 @@ describe("the main job", function()
     os.remove(jr)
   end)
 
+  it("prints a failing value and its limit with the digits that tell them apart", function()
+    -- the all-skip pair needs 4752 weights: a limit of 4751.6 fails it by 0.4 (0.0084 %)
+    local jr = tmp(".journal")
+    local code, out, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. " --quiet --cells 1 --stage1 paper --memory 4751.6"
+      .. " --journal " .. jr)
+    assert.are.equal(3, code, err)
+    assert.truthy(out:find("    memory     4752 params (limit 4751.6)", 1, true), out)
+    assert.truthy(out:find("(memory +0.0084%)", 1, true), out)
+    assert.is_nil(out:find("(limit 4752)", 1, true), out)
+    os.remove(jr)
+  end)
+
   it("says why when every feasible candidate scored -inf (data whose images are all the same)", function()
     local dir = tmp("-same")
     assert.is_true(os.execute("mkdir " .. dir))
