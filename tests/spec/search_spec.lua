@@ -451,6 +451,13 @@ describe("search.pareto and search.nearest_misses", function()
       { feasible = false, violation = 0.5, name = "z" } })
     assert.are.same({ "z", "x", "y" }, { m[1].name, m[2].name, m[3].name })
   end)
+
+  it("list a candidate evaluated twice once, at its first evaluation", function()
+    local r = function(i, key, v) return { index = i, key = key, feasible = false, violation = v } end
+    local m = search.nearest_misses({ r(1, "a | a", 0.2), r(2, "b | b", 0.1), r(3, "a | a", 0.2), r(4, "c | c", 0.3),
+      r(5, "b | b", 0.1) }, 3)
+    assert.are.same({ 2, 1, 4 }, { m[1].index, m[2].index, m[3].index })
+  end)
 end)
 
 describe("feasibility-aware stage 1", function()

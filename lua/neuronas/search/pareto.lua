@@ -73,8 +73,17 @@ function M.nearest_misses(results, n)
     if a.violation ~= b.violation then return a.violation < b.violation end
     return at[a] < at[b]
   end)
-  local out = {}
-  for i = 1, math.min(n or 5, #miss) do out[i] = miss[i] end
+  -- a candidate evaluated twice (stage 1's (c, c), then again in stage 2 from the cache) is
+  -- listed once, at its first evaluation
+  local out, seen = {}, {}
+  for _, r in ipairs(miss) do
+    if #out >= (n or 5) then break end
+    local key = r.key
+    if key == nil or not seen[key] then
+      if key ~= nil then seen[key] = true end
+      out[#out + 1] = r
+    end
+  end
   return out
 end
 
