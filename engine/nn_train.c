@@ -1227,6 +1227,13 @@ nn_status nn_trainer_check_finite(const nn_trainer *tr, nn_error *err) {
   return NN_OK;
 }
 
+/* The calls that run the net refuse a diverged trainer: a flag set by the step that diverged
+ * (the state changes nowhere else; a load checks what it reads), the whole state read for the
+ * message only then. */
+static nn_status check_not_diverged(const nn_trainer *tr, nn_error *err) {
+  return tr->diverged ? nn_trainer_check_finite(tr, err) : NN_OK;
+}
+
 static void zero_grads(nn_trainer *tr) {
   for (int i = 0; i < tr->np; i++) memset(tr->p[i].g, 0, (size_t)tr->p[i].n * sizeof(float));
 }
@@ -1257,7 +1264,7 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
     return nn_fail(err, NN_EINVAL, "trainer: %lld steps taken, the most a trainer takes", (long long)tr->steps);
   char bad[NN_PLAN_NAME_LEN + 32];
   int64_t at;
-  TRY(nn_trainer_check_finite(tr, err)); /* a diverged trainer steps no further */
+  TRY(check_not_diverged(tr, err)); /* a diverged trainer steps no further */
   TRY(forward_loss(tr, x, y, 1, 1, tr->steps, 0, &loss, &correct, &dl, err));
   if (!isfinite(loss))
     return nn_fail(err, NN_EINVAL, "training diverged at step %lld (loss is not finite); "
@@ -1278,10 +1285,12 @@ static nn_status pass_step(nn_trainer *tr, const nn_tensor *x, const nn_tensor *
   }
   /* a state that is not finite is kept (no copy to roll back to) but refused by every later
    * call except load: no NaN comes out of a trainer, and no checkpoint its load would refuse */
-  if (state_not_finite(tr, bad, sizeof bad, &at))
+  if (state_not_finite(tr, bad, sizeof bad, &at)) {
+    tr->diverged = 1;
     return nn_fail(err, NN_EINVAL, "training diverged at step %lld: tensor '%s' element %lld is not finite "
                    "after it; lower lr (the trainer now refuses to step, evaluate, export or save "
                    "until a checkpoint is loaded)", (long long)tr->steps, bad, (long long)at);
+  }
   r.loss = loss;
   r.correct = correct;
   r.samples = x->shape[0];
@@ -1302,7 +1311,7 @@ static nn_status pass_evaluate(nn_trainer *tr, const nn_tensor *x, const nn_tens
   double t0 = now_s(), loss;
   int64_t correct;
   nn_train_result r = {0};
-  TRY(nn_trainer_check_finite(tr, err));
+  TRY(check_not_diverged(tr, err));
   TRY(forward_loss(tr, x, y, 0, 0, 0, 0, &loss, &correct, NULL, err));
   r.loss = loss;
   r.correct = correct;
@@ -1324,7 +1333,7 @@ static nn_status pass_forward(nn_trainer *tr, const nn_tensor *x, int train, nn_
   nn_tensor *t;
   double keep = tr->tp.dropout;
   TRY(check_batch(tr, x, NULL, err));
-  TRY(nn_trainer_check_finite(tr, err));
+  TRY(check_not_diverged(tr, err));
   TRY(quantize_weights(tr, err));
   tr->mode_train = train;
   tr->update_running = 0;
@@ -1349,7 +1358,7 @@ static nn_status pass_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_ten
                                 nn_error *err) {
   float *dl;
   if (dx && dx->numel != x->numel) return nn_fail(err, NN_EINVAL, "dx: expected x's shape");
-  TRY(nn_trainer_check_finite(tr, err));
+  TRY(check_not_diverged(tr, err));
   TRY(forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, &dl, err));
   zero_grads(tr);
   return net_b(tr, dl, dx ? dx->data : NULL, err);
@@ -1363,7 +1372,7 @@ nn_status nn_trainer_loss_grad(nn_trainer *tr, const nn_tensor *x, const nn_tens
 
 static nn_status pass_loss(nn_trainer *tr, const nn_tensor *x, const nn_tensor *y,
                            uint64_t mask_id, int smooth, double *loss, nn_error *err) {
-  TRY(nn_trainer_check_finite(tr, err));
+  TRY(check_not_diverged(tr, err));
   return forward_loss(tr, x, y, 1, 0, mask_id, smooth, loss, NULL, NULL, err);
 }
 

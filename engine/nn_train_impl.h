@@ -78,6 +78,7 @@ struct nn_trainer {
   nn_train_params tp;
   int T;
   int64_t steps;
+  int diverged; /* a step left the state non-finite: every call but load refuses until one */
   tparam p[NN_PLAN_MAXPARAM]; /* the plan's trainable tensors, in plan order */
   int np;
   int pidx[NN_PLAN_MAXPARAM]; /* plan tensor -> index in p (-1: a BN running statistic) */

@@ -248,6 +248,7 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   if (st == NN_OK) {
     for (size_t i = 0; i < n; i++) memcpy(it[i].p, tmp[i], (size_t)it[i].n * sizeof(float));
     tr->steps = nsteps;
+    tr->diverged = 0; /* every value read was checked finite */
     if (user) {
       const char *u = nn_st_meta(f, "user");
       *user = NULL;
