@@ -69,13 +69,7 @@ local function cifar100_records(first, n)
   return table.concat(t)
 end
 
--- .npy with a v1.0 header padded to 64 bytes
-local function npy(descr, shape, data)
-  local dict = ("{'descr': '%s', 'fortran_order': False, 'shape': %s, }"):format(descr, shape)
-  local total = math.ceil((10 + #dict + 1) / 64) * 64
-  local hl = total - 10
-  return "\147NUMPY\1\0" .. string.pack("<I2", hl) .. dict .. (" "):rep(hl - #dict - 1) .. "\n" .. data
-end
+local npy = H.npy -- .npy with a v1.0 header padded to 64 bytes
 
 describe("nn.data", function()
   it("loads without touching _G", function()
