@@ -263,8 +263,8 @@ function Set:limits()
 end
 
 -- set:describe() -> one line per constraint, e.g. "area <= 1000 mm^2 (cost.area_mm2)"
-function Set:describe()
-  if #self.list == 0 then return "no constraints" end
+-- One line per constraint, in the set's order (a doc or a unit may itself hold newlines).
+function Set:describe_lines()
   local out = {}
   for _, c in ipairs(self.list) do
     local s
@@ -277,7 +277,12 @@ function Set:describe()
     if c.doc then s = s .. " -- " .. c.doc end
     out[#out + 1] = s
   end
-  return table.concat(out, "\n")
+  return out
+end
+
+function Set:describe()
+  if #self.list == 0 then return "no constraints" end
+  return table.concat(self:describe_lines(), "\n")
 end
 
 function Set:__tostring()

@@ -79,9 +79,7 @@ end
 function M.constraint_lines(set, sources)
   local lines = {}
   if not set or #set.list == 0 then return lines end
-  local i = 0
-  for l in set:describe():gmatch("[^\n]+") do
-    i = i + 1
+  for i, l in ipairs(set:describe_lines()) do
     local src = sources and sources[set.list[i].name]
     lines[#lines + 1] = "    " .. l .. (src and ("  [" .. src .. "]") or "")
   end

@@ -166,6 +166,18 @@ describe("the main job", function()
     os.remove(jr)
   end)
 
+  it("reports constraints whose name, unit or doc hold a newline (one summary line each)", function()
+    local f, jr, js = tmp(".lua"), tmp(".journal"), tmp(".json")
+    H.spit(f, 'return { ["peak\\npower"] = { fn = function(c) return c.energy_uj / c.latency_ms end, max = 100,'
+      .. ' unit = "m\\nW", doc = "average\\npower" } }\n')
+    local code, out, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. " --quiet --cells 4 --constraints " .. f
+      .. " --journal " .. jr .. " --json " .. js)
+    assert.is_true(code == 0 or code == 3, err)
+    assert.truthy(out:find("    peak\npower <= 100 m\nW (Lua function) -- average\npower  [file " .. f, 1, true), out)
+    assert.are.equal("peak\npower", json.decode(slurp(js)).settings.constraints[5].name)
+    os.remove(f); os.remove(jr); os.remove(js)
+  end)
+
   it("prints a failing value and its limit with the digits that tell them apart", function()
     -- the all-skip pair needs 4752 weights: a limit of 4751.6 fails it by 0.4 (0.0084 %)
     local jr = tmp(".journal")
