@@ -184,6 +184,39 @@ if mpi_ok then
       assert.are_not.equal(0, code)
       assert.are_not.equal(124, code)
       assert.matches("mpi: ranks disagree at start: rank 1: %-%-data%-broadcast off differs from rank 0's on", err)
+      -- another chip on one rank: it would cost every candidate there on its own chip
+      local chip = dir .. "/chip128.lua"
+      h.spit(chip, "return { xbar = 128 }\n")
+      code, _, err = mpirun(string.format("-np 1 %s run %s : -np 1 %s run %s", h.q(h.cli),
+        search_args(j, "--hardware " .. h.q(chip)), h.q(h.cli), search_args(j)))
+      assert.are_not.equal(0, code)
+      assert.are_not.equal(124, code)
+      assert.matches("mpi: ranks disagree at start: rank 1: settings differ from rank 0's: [^\n]*pipeline%.hardware%.xbar "
+        .. "%(rank 0 128, rank 1 64%)", err)
+      -- data of the same shapes and sums (every image mirrored) under the same path on another rank
+      local function idx_data(folder, mirror)
+        assert.is_true(os.execute("mkdir -p " .. h.q(folder)))
+        local n, px, lab = 64, {}, {}
+        for i = 0, n - 1 do
+          for y = 0, 27 do
+            for x = 0, 27 do
+              local xx = mirror and 27 - x or x
+              px[#px + 1] = string.char((i * 7 + y * 13 + xx * xx) % 256)
+            end
+          end
+          lab[i + 1] = string.char(i % 10)
+        end
+        h.spit(folder .. "/train-images-idx3-ubyte", string.pack(">I4I4I4I4", 0x803, n, 28, 28) .. table.concat(px))
+        h.spit(folder .. "/train-labels-idx1-ubyte", string.pack(">I4I4", 0x801, n) .. table.concat(lab))
+      end
+      idx_data(dir .. "/A/data", false)
+      idx_data(dir .. "/B/data", true)
+      local args = search_args(dir .. "/A/m.journal", "--data data --batch 16")
+      code, _, err = mpirun(string.format("-np 1 -wdir %s %s run %s : -np 1 -wdir %s %s run %s", h.q(dir .. "/A"),
+        h.q(h.cli), args, h.q(dir .. "/B"), h.q(h.cli), args))
+      assert.are_not.equal(0, code)
+      assert.are_not.equal(124, code)
+      assert.matches("mpi: ranks disagree at start: rank 1: scoring data [^\n]* differs from rank 0's", err)
     end)
 
     it("a rank that never answers is reported, not waited for", function()

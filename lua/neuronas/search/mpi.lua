@@ -82,21 +82,24 @@ local function size()
   return sz
 end
 
--- A short fingerprint of the scoring batches (shapes and sums), so ranks that read different
--- files under the same path are caught at start.
+-- A fingerprint of the scoring batches (shapes and a hash of every float's bits, as the
+-- journal's digest takes them), so ranks that read different files under the same path are
+-- caught at start, also where shapes and sums agree.
 local function data_digest(batches)
+  local digest = require("neuronas.search.digest")
   local parts = {}
-  for r, b in ipairs(batches) do
-    parts[r] = table.concat(b:shape(), "x") .. ":" .. string.format("%q", b:sum())
-  end
+  for r, b in ipairs(batches) do parts[r] = table.concat(b:shape(), "x") .. ":" .. digest.hash_tensor(b) end
   return table.concat(parts, ";")
 end
 
--- What every rank says at start; rank 0 compares the workers' against its own. With
--- data_broadcast the workers have no data yet (it comes after this check, so that a rank started
--- without the flag is reported instead of hanging in the broadcast).
+-- What every rank says at start; rank 0 compares the workers' against its own: the settings
+-- with the chip and the quantizer (a worker on another chip would cost every candidate on it).
+-- With data_broadcast the workers have no data yet (it comes after this check, so that a rank
+-- started without the flag is reported instead of hanging in the broadcast).
 local function hello(s, p, broadcast)
-  return { version = require("neuronas").version, settings = json.encode(journal.settings_digest(s)),
+  local settings = journal.settings_digest(s)
+  settings.pipeline = pipeline.setup_identity(s)
+  return { version = require("neuronas").version, settings = json.encode(settings),
     broadcast = broadcast and "on" or "off", data = not broadcast and data_digest(p.inputs()) or "rank 0's",
     threads = s.threads, blas = require("neuronas.core").blas_config() }
 end

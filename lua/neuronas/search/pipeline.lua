@@ -11,13 +11,36 @@ local M = {}
 --   p.cost_only(cand) -> the cost of p.cost(p.build(cand)), cheaper
 -- A candidate's hardware knobs (neuronas.search.knobs: hw, bits, timesteps) override the setup's
 -- chip, precision and T for it; cost, score and score_many then take the candidates too.
-function M.engine_pipeline(s)
+-- The quantizer and the chip of a setup's pipeline: the setup's own, else made from its fields.
+local function parts(s)
   local nn = require("neuronas")
-  local knobs = require("neuronas.search.knobs")
   -- stochastic rounding draws from the search's seed
   local q = s.quantizer or nn.quantizer({ bits = s.bits, rounding = s.rounding, seed = s.seed })
   local hw = s.hardware
   if hw == nil or (type(hw) == "table" and getmetatable(hw) == nil) then hw = nn.ela(hw or { mode = "neuronas" }) end
+  return q, hw
+end
+
+-- What the results depend on in the quantizer and the chip: the hardware model's configuration
+-- and the quantizer's parameters (part of the journal's digest and of the MPI start check).
+local function parts_identity(q, hw)
+  local digest = require("neuronas.search.digest")
+  local qid = {}
+  for _, k in ipairs({ "bits", "rounding", "scale", "seed", "int_bits" }) do
+    local ok, v = pcall(function() return q[k] end)
+    if ok and v ~= nil then qid[k] = v end
+  end
+  return { hardware = digest.plain(hw), quantizer = qid }
+end
+
+-- The identity of a setup's pipeline without its data: what every MPI rank must agree on before
+-- the data (which a worker may not have read yet) is compared.
+function M.setup_identity(s) return parts_identity(parts(s)) end
+
+function M.engine_pipeline(s)
+  local nn = require("neuronas")
+  local knobs = require("neuronas.search.knobs")
+  local q, hw = parts(s)
   local batches, fcache, used
   local function inputs()
     if not batches then
@@ -208,12 +231,9 @@ function M.engine_pipeline(s)
       local ok, v = pcall(function() return ds[k] end)
       if ok and v ~= nil then data[k] = v end
     end
-    local qid = {}
-    for _, k in ipairs({ "bits", "rounding", "scale", "seed", "int_bits" }) do
-      local ok, v = pcall(function() return q[k] end)
-      if ok and v ~= nil then qid[k] = v end
-    end
-    return { data = data, hardware = digest.plain(hw), quantizer = qid }
+    local id = parts_identity(q, hw)
+    id.data = data
+    return id
   end
   p.hardware, p.quantizer, p.inputs = hw, q, inputs
   return p
