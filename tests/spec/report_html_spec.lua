@@ -293,6 +293,8 @@ describe("scripts/report.lua", function()
       { " --html " .. dir .. "/no/r.html", "--html: cannot write " .. dir .. "/no/r.html: No such file or directory" },
       { " --html " .. html .. " --objectives ''", "--objectives: non-empty list expected, got table" },
       { " --html " .. html .. " --objectives foo", "--objectives: front: objectives[1]: unknown field 'foo'" },
+      -- a cost field that holds text (the chip's mode) is no objective
+      { " --html " .. html .. " --objectives score,mode", "--objectives: front: objectives[2]: unknown field 'mode'" },
     }) do
       code, out, err = run(json_path .. c[1])
       assert.are.equal(2, code, c[1] .. ": " .. err)

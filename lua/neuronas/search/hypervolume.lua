@@ -344,9 +344,7 @@ function M.front(results, opts)
   local known = {}
   for _, f in ipairs(M.COST_FIELDS) do known[f] = true end
   for _, r in ipairs(results) do
-    if type(r.cost) == "table" then
-      for k in pairs(r.cost) do if type(k) == "string" then known[k] = true end end
-    end
+    if type(r.cost) == "table" then M.numeric_fields(r.cost, known) end
   end
   M.check_fields(objs, known, "front: objectives", 3)
   local limits = {}
