@@ -1,14 +1,34 @@
 -- neuronas/json.lua: a small JSON encoder/decoder for reports, journals and configs.
 -- encode: tables with only integer keys 1..n are arrays, others objects (keys sorted, so output
 -- is deterministic); numbers that are integral print without a fraction; NaN/inf raise (JSON has
--- none), except that encode(v, { nonfinite = "null" }) writes them as null.
+-- none), except that encode(v, { nonfinite = "null" }) writes them as null; a string's bytes that
+-- are not UTF-8 are written as U+FFFD.
 -- decode: strict RFC 8259 (no comments, no trailing commas); errors name the byte offset.
 local M = {}
 
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 
+-- s with each byte that does not begin a valid UTF-8 sequence replaced by U+FFFD (a name from a
+-- user's file may hold any bytes; JSON is UTF-8, and readers refuse anything else).
+local function valid_utf8(s)
+  if utf8.len(s) then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local ok, bad = utf8.len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1) .. "\u{FFFD}"
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+M.valid_utf8 = valid_utf8
+
 local function encode_string(s)
+  s = valid_utf8(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
     return escapes[c] or string.format("\\u%04x", c:byte())
   end) .. '"'

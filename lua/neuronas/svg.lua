@@ -9,6 +9,8 @@
 --   d:text(40, 12, "energy (uJ)", { class = "label" })
 --   d:polyline({ { 0, 0 }, { 10, 5 } }, { class = "front" })
 --   local xml = d:render()
+local json = require("neuronas.json")
+
 local M = {}
 
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
@@ -16,7 +18,7 @@ local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
 -- Escapes text for XML/HTML content and attribute values. Control characters other than tab
 -- and newline are not valid XML 1.0 and are dropped.
 function M.escape(s)
-  s = tostring(s)
+  s = json.valid_utf8(tostring(s)) -- the page is UTF-8: other bytes as U+FFFD
   s = s:gsub("[%z\1-\8\11\12\14-\31]", "")
   return (s:gsub("[&<>\"']", ESC))
 end

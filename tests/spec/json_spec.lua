@@ -32,6 +32,18 @@ describe("neuronas.json", function()
     assert.are.equal(-0.25, json.decode("-2.5e-1"))
   end)
 
+  it("writes a string's bytes that are not UTF-8 as U+FFFD, so every reader takes the output", function()
+    local R = "\u{FFFD}"
+    local cases = { { "ok \u{e9}", "ok \u{e9}" }, { "a\xffb", "a" .. R .. "b" }, { "\x80\x80x", R .. R .. "x" },
+      { "\u{e9}\xe9", "\u{e9}" .. R }, { "\xed\xa0\x80z", R .. R .. R .. "z" }, -- a surrogate's bytes
+      { "\xf4\x90\x80\x80", R .. R .. R .. R } } -- above U+10FFFF
+    for _, c in ipairs(cases) do
+      local e = json.encode(c[1])
+      assert.is_truthy(utf8.len(e), e)
+      assert.are.equal(c[2], json.decode(e))
+    end
+  end)
+
   it("refuses what JSON cannot say, with positions", function()
     assert.has_error(function() json.encode(0 / 0) end, "json: cannot encode non-finite number " .. tostring(0 / 0))
     assert.are.equal("null", json.encode(math.huge, { nonfinite = "null" }))

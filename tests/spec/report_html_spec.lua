@@ -57,6 +57,8 @@ describe("neuronas.svg", function()
     assert.is_true(X.check(s))
     -- control characters are not XML: dropped
     assert.are.equal("ab", svg.escape("a\1b"))
+    -- the page is UTF-8: bytes that are not (a name from a user's file) become U+FFFD
+    assert.are.equal("a\u{FFFD}b \u{e9}", svg.escape("a\xffb \u{e9}"))
   end)
 
   it("refuses a non-finite number in any attribute, naming it", function()
