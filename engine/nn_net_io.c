@@ -64,6 +64,36 @@ static nn_status read_param(nn_st_file *f, const char *path, const char *key, nn
   return st;
 }
 
+/* The cells a file records (metadata cellA, cellB: every file NeuroNAS writes) against the net's,
+ * compared in canonical form; a file that records none (PyTorch's) is not checked. Tensor names
+ * and shapes cannot tell a skip from an avgpool edge, so without this the weights of one
+ * architecture would load silently into another. */
+static nn_status check_cells(const nn_net *net, nn_st_file *f, const char *path, nn_error *err) {
+  static const char *const key[2] = {"cellA", "cellB"};
+  const nn_cell *mine[2] = {&net->plan.p.cell_a, &net->plan.p.cell_b};
+  char file[2][NN_CELL_TEXT_MAX], ours[2][NN_CELL_TEXT_MAX];
+  int diff[2] = {0, 0};
+  for (int c = 0; c < 2; c++) {
+    const char *text = nn_st_meta(f, key[c]);
+    nn_cell cell;
+    nn_error perr;
+    if (!text) continue;
+    if (nn_cell_parse(text, NN_CELL_FORM_AUTO, &cell, &perr) != NN_OK)
+      return nn_fail(err, NN_EFORMAT, "%s: __metadata__ %s is \"%.60s\", not a cell", path, key[c], text);
+    nn_cell_format(&cell, file[c], sizeof file[c]);
+    nn_cell_format(mine[c], ours[c], sizeof ours[c]);
+    diff[c] = strcmp(file[c], ours[c]) != 0;
+  }
+  if (diff[0] && diff[1])
+    return nn_fail(err, NN_EINVAL, "%s: weights of another architecture: the file's cellA \"%s\", cellB \"%s\"; "
+                   "the net's cellA \"%s\", cellB \"%s\"", path, file[0], file[1], ours[0], ours[1]);
+  for (int c = 0; c < 2; c++)
+    if (diff[c])
+      return nn_fail(err, NN_EINVAL, "%s: weights of another architecture: the file's %s \"%s\", the net's \"%s\"",
+                     path, key[c], file[c], ours[c]);
+  return NN_OK;
+}
+
 nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *keys,
                            int (*extra)(const char *name), nn_error *err) {
   nn_st_file *f = nn_st_open(path, err);
@@ -126,6 +156,8 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
                    path, b, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
     bits = (int)v;
   }
+  /* the cells last: a file of other tensors names the first that does not fit */
+  if (st == NN_OK) st = check_cells(net, f, path, err);
   if (st == NN_OK) {
     for (int i = 0; i < net->plan.nparams; i++) nn_tensor_copy(net->t[i], tmp[i], NULL);
     net->weight_bits = bits;

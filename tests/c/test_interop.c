@@ -252,6 +252,84 @@ static void raw_writer(void) {
   remove(out);
 }
 
+/* A net of cells a, b (SNASNet codes) at `channels`. */
+static nn_net *net_of2(const char *a, const char *b, int64_t channels) {
+  nn_error err;
+  nn_net_params p = nn_net_params_default();
+  if (nn_net_params_preset(&p, "cifar100", &err) != NN_OK) return NULL;
+  if (nn_cell_parse(a, NN_CELL_FORM_SNASNET, &p.cell_a, &err) != NN_OK) return NULL;
+  if (nn_cell_parse(b, NN_CELL_FORM_SNASNET, &p.cell_b, &err) != NN_OK) return NULL;
+  p.channels = channels;
+  return nn_net_new(&p, &err);
+}
+
+static int nets_same(nn_net *a, nn_net *b) {
+  for (size_t i = 0; i < nn_net_tensor_count(a); i++)
+    if (!same_bits(nn_tensor_data(nn_net_tensor(a, i)), nn_tensor_data(nn_net_tensor(b, i)),
+                   nn_tensor_numel(nn_net_tensor(a, i))))
+      return 0;
+  return 1;
+}
+
+/* Writes net's tensors under our names with the given metadata (a file built by hand). */
+static nn_status write_net(nn_net *net, const char *path, const char *const *meta, nn_error *err) {
+  nn_st_entry e[256];
+  size_t n = nn_net_tensor_count(net);
+  for (size_t i = 0; i < n && i < 256; i++) e[i] = (nn_st_entry){nn_net_tensor_name(net, i), nn_net_tensor(net, i)};
+  return nn_st_write(path, e, n, meta, err);
+}
+
+/* Tensor names and shapes cannot tell a skip from an avgpool edge: a file recording its cells
+ * loads only into a net of those cells (any text form of them); a file recording none loads as
+ * before. */
+#define CELL "0314 0033 0003 0000"     /* conv3x3 skip avgpool3x3 conv3x3 conv3x3 conv3x3 */
+#define SWAPPED "0341 0033 0003 0000"  /* the skip and the avgpool swapped */
+static void cells_must_match(void) {
+  nn_error err;
+  char want[512];
+  nn_net *a = net_of2(CELL, CELL, 4), *b = net_of2(SWAPPED, CELL, 4), *c = net_of2(SWAPPED, SWAPPED, 4);
+  nn_net *b0 = b ? nn_net_clone(b, &err) : NULL;
+  CHECK(a && b && c && b0);
+  if (!a || !b || !c || !b0) {
+    nn_net_free(a), nn_net_free(b), nn_net_free(c), nn_net_free(b0);
+    return;
+  }
+  const char *ours = tmp_path("cells.safetensors"), *pt = tmp_path("cells_pt.safetensors");
+  CHECK(nn_net_save(a, ours, &err) == NN_OK);
+  CHECK(nn_net_load(b, ours, &err) == NN_EINVAL);
+  snprintf(want, sizeof want, "%s: weights of another architecture: the file's cellA \"conv3x3 skip avgpool3x3 "
+           "conv3x3 conv3x3 conv3x3\", the net's \"conv3x3 avgpool3x3 skip conv3x3 conv3x3 conv3x3\"", ours);
+  if (strcmp(err.msg, want)) fprintf(stderr, "  got: %s\n", err.msg);
+  CHECK(!strcmp(err.msg, want));
+  CHECK(nets_same(b, b0)); /* untouched */
+  CHECK(nn_net_load(c, ours, &err) == NN_EINVAL && strstr(err.msg, ours) && strstr(err.msg, "cellA \"") &&
+        strstr(err.msg, "cellB \"") && strstr(err.msg, "the net's cellA \"conv3x3 avgpool3x3 skip"));
+  /* SNASNet's names and integer codes carry the cells too */
+  CHECK(nn_net_save_names(a, pt, NN_NAMES_SNASNET, &err) == NN_OK);
+  CHECK(nn_net_load_names(b, pt, NN_NAMES_SNASNET, &err) == NN_EINVAL && strstr(err.msg, pt) &&
+        strstr(err.msg, "another architecture"));
+  nn_quant_params q = nn_quant_params_default();
+  q.bits = 4;
+  CHECK(nn_net_save_codes(a, pt, &q, NN_NAMES_NEURONAS, &err) == NN_OK);
+  CHECK(nn_net_load(b, pt, &err) == NN_EINVAL && strstr(err.msg, "another architecture"));
+  CHECK(nets_same(b, b0));
+  /* the same cells in another text form load; no cells at all (PyTorch's files) load */
+  const char *digits[] = {"format", "pt", "cellA", SWAPPED, "cellB", "[1, 0, 2, 1, 1, 1]", NULL};
+  CHECK(write_net(a, pt, digits, &err) == NN_OK);
+  CHECK(nn_net_load(b, pt, &err) == NN_OK && nets_same(a, b));
+  const char *none[] = {"format", "pt", NULL};
+  CHECK(write_net(c, pt, none, &err) == NN_OK);
+  CHECK(nn_net_load(b, pt, &err) == NN_OK && nets_same(b, c));
+  /* a cell that is no cell is refused, named */
+  const char *junk[] = {"cellB", "conv3x3 skip", NULL};
+  CHECK(write_net(a, pt, junk, &err) == NN_OK);
+  snprintf(want, sizeof want, "%s: __metadata__ cellB is \"conv3x3 skip\", not a cell", pt);
+  CHECK(nn_net_load(b, pt, &err) == NN_EFORMAT && !strcmp(err.msg, want));
+  CHECK(nets_same(b, c));
+  nn_net_free(a), nn_net_free(b), nn_net_free(c), nn_net_free(b0);
+  remove(ours), remove(pt);
+}
+
 int main(void) {
   if (!mkdtemp(tmp_dir)) return 1;
   NN_TEST_RUN(translate_by_hand);
@@ -260,6 +338,7 @@ int main(void) {
   NN_TEST_RUN(fixture_roundtrip_neuronas);
   NN_TEST_RUN(codes_roundtrip);
   NN_TEST_RUN(raw_writer);
+  NN_TEST_RUN(cells_must_match);
   rmdir(tmp_dir);
   return NN_TEST_END();
 }
