@@ -44,8 +44,11 @@ static int exponent_of(const nn_net *net, const char *const *keys, const char *n
   return key_index(net, keys, base);
 }
 
-/* Reads param i (stored as `key`) into dst: floats, or integer codes times 2^exponent. */
-static nn_status read_param(nn_st_file *f, const char *path, const char *key, nn_tensor *dst, nn_error *err) {
+/* Reads param i (stored as `key`) into dst: floats, or integer codes times 2^exponent. A code
+ * must be an integer in the signed range of `bits` (the file's weight_bits, else the net's):
+ * anything else is not what a quantizer of that precision wrote. */
+static nn_status read_param(nn_st_file *f, const char *path, const char *key, int bits, nn_tensor *dst,
+                            nn_error *err) {
   char ek[NN_PLAN_NAME_LEN + 64];
   snprintf(ek, sizeof ek, "%s.exponent", key);
   int k = nn_st_find(f, ek);
@@ -58,10 +61,31 @@ static nn_status read_param(nn_st_file *f, const char *path, const char *key, nn
     return nn_fail(err, NN_EFORMAT, "%s: tensor '%s' is %g, expected an integer in -200..200", path, ek, e);
   double *codes = malloc((size_t)(dst->numel ? dst->numel : 1) * sizeof *codes);
   if (!codes) return nn_fail(err, NN_ENOMEM, "%s: out of memory for '%s'", path, key);
+  const double hi = ldexp(1, bits - 1) - 1, lo = -hi - 1;
   if ((st = nn_st_read_f64(f, key, codes, dst->numel, err)) == NN_OK)
-    for (int64_t j = 0; j < dst->numel; j++) dst->data[j] = (float)ldexp(codes[j], (int)e);
+    for (int64_t j = 0; j < dst->numel && st == NN_OK; j++) {
+      if (codes[j] != floor(codes[j]) || codes[j] < lo || codes[j] > hi)
+        st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is code %.17g, expected an integer in "
+                     "%.0f..%.0f (weight_bits %d)", path, key, (long long)j + 1, codes[j], lo, hi, bits);
+      else
+        dst->data[j] = (float)ldexp(codes[j], (int)e);
+    }
   free(codes);
   return st;
+}
+
+/* The file's weight_bits (metadata), or the net's when the file records none. */
+static nn_status file_bits(const nn_net *net, nn_st_file *f, const char *path, int *bits, nn_error *err) {
+  const char *b = nn_st_meta(f, "weight_bits");
+  *bits = net->weight_bits;
+  if (!b) return NN_OK;
+  char *end;
+  long v = strtol(b, &end, 10);
+  if (end == b || *end || v < NN_WEIGHT_BITS_MIN || v > NN_WEIGHT_BITS_MAX)
+    return nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in %d..%d expected",
+                   path, b, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
+  *bits = (int)v;
+  return NN_OK;
 }
 
 /* The cells a file records (metadata cellA, cellB: every file NeuroNAS writes) against the net's,
@@ -98,8 +122,9 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
                            int (*extra)(const char *name), nn_error *err) {
   nn_st_file *f = nn_st_open(path, err);
   nn_tensor *tmp[NN_PLAN_MAXPARAM] = {0};
-  nn_status st = NN_OK;
+  int bits;
   if (!f) return err ? err->code : NN_EIO;
+  nn_status st = file_bits(net, f, path, &bits, err);
   /* every file tensor must be one of ours (a different architecture fails loudly) */
   for (size_t i = 0; i < nn_st_count(f) && st == NN_OK; i++) {
     const char *name = nn_st_name(f, i);
@@ -137,7 +162,7 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
       st = err ? err->code : NN_ENOMEM;
       break;
     }
-    if ((st = read_param(f, path, key, tmp[i], err)) != NN_OK) break;
+    if ((st = read_param(f, path, key, bits, tmp[i], err)) != NN_OK) break;
     if ((st = nn_st_check_finite(f, key, tmp[i]->data, t->numel, err)) != NN_OK) break;
     size_t nl = strlen(key);
     int var = nl >= 12 && strcmp(key + nl - 12, ".running_var") == 0;
@@ -145,16 +170,6 @@ nn_status nn_net_load_keys(nn_net *net, const char *path, const char *const *key
       if (var && !(tmp[i]->data[j] > 0))
         st = nn_fail(err, NN_EFORMAT, "%s: tensor '%s' element %lld is %g, a variance > 0 expected", path,
                      key, (long long)j + 1, (double)tmp[i]->data[j]);
-  }
-  int bits = net->weight_bits;
-  const char *b = st == NN_OK ? nn_st_meta(f, "weight_bits") : NULL;
-  if (b) {
-    char *end;
-    long v = strtol(b, &end, 10);
-    if (end == b || *end || v < NN_WEIGHT_BITS_MIN || v > NN_WEIGHT_BITS_MAX)
-      st = nn_fail(err, NN_EFORMAT, "%s: __metadata__ weight_bits is \"%.40s\", an integer in %d..%d expected",
-                   path, b, NN_WEIGHT_BITS_MIN, NN_WEIGHT_BITS_MAX);
-    bits = (int)v;
   }
   /* the cells last: a file of other tensors names the first that does not fit */
   if (st == NN_OK) st = check_cells(net, f, path, err);

@@ -330,6 +330,72 @@ static void cells_must_match(void) {
   remove(ours), remove(pt);
 }
 
+/* Writes net's tensors under our names, stem.conv.weight as the given I8 codes (2^-3 each). */
+static nn_status write_codes(nn_net *net, const char *path, const int8_t *codes, const char *const *meta,
+                             nn_error *err) {
+  nn_st_raw e[257];
+  static const int32_t expo = -3;
+  size_t n = nn_net_tensor_count(net);
+  for (size_t i = 0; i < n && i < 256; i++) {
+    nn_tensor *t = nn_net_tensor(net, i);
+    e[i] = (nn_st_raw){nn_net_tensor_name(net, i), "F32", nn_tensor_ndim(t), nn_tensor_shape(t), nn_tensor_data(t)};
+    if (!strcmp(e[i].name, "stem.conv.weight")) e[i].dtype = "I8", e[i].data = codes;
+  }
+  e[n] = (nn_st_raw){"stem.conv.weight.exponent", "I32", 0, NULL, &expo};
+  return nn_st_write_raw(path, e, n + 1, meta, err);
+}
+
+/* A code outside the signed range of the file's weight_bits is not what a quantizer of that
+ * precision wrote: refused, naming the file, the tensor and the element. */
+static void codes_in_range(void) {
+  nn_error err;
+  char want[512];
+  nn_net *a = net_of2(CELL, CELL, 4), *b = net_of2(CELL, CELL, 4);
+  nn_net *b0 = b ? nn_net_clone(b, &err) : NULL;
+  CHECK(a && b && b0);
+  if (!a || !b || !b0) {
+    nn_net_free(a), nn_net_free(b), nn_net_free(b0);
+    return;
+  }
+  const int64_t n = nn_tensor_numel(nn_net_tensor_find(a, "stem.conv.weight"));
+  int8_t *codes = calloc((size_t)n, 1);
+  const char *path = tmp_path("oor.safetensors");
+  const char *bits4[] = {"format", "neuronas.codes", "weight_bits", "4", NULL};
+  /* the ends of the range load: -8 and 7 times 2^-3 */
+  codes[0] = -8, codes[1] = 7;
+  CHECK(write_codes(a, path, codes, bits4, &err) == NN_OK);
+  CHECK(nn_net_load(b, path, &err) == NN_OK && nn_net_weight_bits(b) == 4);
+  const float *w = nn_tensor_data(nn_net_tensor_find(b, "stem.conv.weight"));
+  CHECK(w[0] == -1.0f && w[1] == 0.875f && w[2] == 0.0f);
+  nn_net_free(b0);
+  b0 = nn_net_clone(b, &err);
+  /* one past either end: refused, the net untouched */
+  codes[2] = 8;
+  CHECK(write_codes(a, path, codes, bits4, &err) == NN_OK);
+  snprintf(want, sizeof want, "%s: tensor 'stem.conv.weight' element 3 is code 8, expected an integer in -8..7 "
+           "(weight_bits 4)", path);
+  CHECK(nn_net_load(b, path, &err) == NN_EFORMAT && !strcmp(err.msg, want));
+  codes[2] = -9;
+  CHECK(write_codes(a, path, codes, bits4, &err) == NN_OK);
+  CHECK(nn_net_load(b, path, &err) == NN_EFORMAT && strstr(err.msg, "element 3 is code -9"));
+  codes[2] = 100; /* would load as 12.5 in a net that says 4 bits */
+  CHECK(write_codes(a, path, codes, bits4, &err) == NN_OK);
+  CHECK(nn_net_load(b, path, &err) == NN_EFORMAT && strstr(err.msg, "element 3 is code 100"));
+  CHECK(b0 && nets_same(b, b0) && nn_net_weight_bits(b) == 4);
+  /* without weight_bits in the file, the range is the net's precision */
+  const char *nobits[] = {"format", "neuronas.codes", NULL};
+  CHECK(write_codes(a, path, codes, nobits, &err) == NN_OK);
+  nn_net_set_weight_bits(b, 8);
+  CHECK(nn_net_load(b, path, &err) == NN_OK && nn_tensor_data(nn_net_tensor_find(b, "stem.conv.weight"))[2] == 12.5f);
+  nn_net_set_weight_bits(b, 6);
+  snprintf(want, sizeof want, "%s: tensor 'stem.conv.weight' element 3 is code 100, expected an integer in -32..31 "
+           "(weight_bits 6)", path);
+  CHECK(nn_net_load(b, path, &err) == NN_EFORMAT && !strcmp(err.msg, want));
+  free(codes);
+  nn_net_free(a), nn_net_free(b), nn_net_free(b0);
+  remove(path);
+}
+
 int main(void) {
   if (!mkdtemp(tmp_dir)) return 1;
   NN_TEST_RUN(translate_by_hand);
@@ -339,6 +405,7 @@ int main(void) {
   NN_TEST_RUN(codes_roundtrip);
   NN_TEST_RUN(raw_writer);
   NN_TEST_RUN(cells_must_match);
+  NN_TEST_RUN(codes_in_range);
   rmdir(tmp_dir);
   return NN_TEST_END();
 }
