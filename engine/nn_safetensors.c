@@ -597,6 +597,9 @@ nn_status nn_st_write_raw(const char *path, const nn_st_raw *entries, size_t n, 
     if (!d || !dtype_size(d) || !strcmp(d, "F16") || !strcmp(d, "BF16") || !strcmp(d, "BOOL"))
       return nn_fail(err, NN_EINVAL, "%s: tensor '%s': dtype '%s' cannot be written (F32, F64, I64, I32, I16, I8 or U8 expected)",
                      path, entries[i].name, d ? d : "(null)");
+    if (!strcmp(entries[i].name, "__metadata__")) /* the reader would take it for the metadata */
+      return nn_fail(err, NN_EINVAL, "%s: tensor '__metadata__': the format reserves that name for the metadata",
+                     path);
     if (entries[i].ndim < 0 || entries[i].ndim > NN_TENSOR_MAXDIM)
       return nn_fail(err, NN_EINVAL, "%s: tensor '%s': %d dimensions, expected 0..%d", path, entries[i].name,
                      entries[i].ndim, NN_TENSOR_MAXDIM);

@@ -51,7 +51,8 @@ nn_status nn_st_check_finite(const nn_st_file *f, const char *name, const float 
                              nn_error *err);
 
 /* Writes tensors as F32 to path (atomically: path.tmp then rename). meta is NULL or a
- * NULL-terminated list of key, value, key, value, ... strings for "__metadata__". */
+ * NULL-terminated list of key, value, key, value, ... strings for "__metadata__". NN_EINVAL,
+ * nothing written, for a tensor named "__metadata__" (the format reserves the name). */
 typedef struct nn_st_entry {
   const char *name;
   const nn_tensor *t;

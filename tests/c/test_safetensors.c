@@ -205,11 +205,40 @@ static void many_names(void) {
   remove(path);
 }
 
+/* "__metadata__" names the metadata, never a tensor: a writer that let it through made a file
+ * every reader refuses. Refused at the write, naming it; nothing is written. */
+static void reserved_name(void) {
+  char path[64], tmp[80], want[256];
+  nn_error err;
+  tmpname(path);
+  remove(path);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int64_t one = 1;
+  nn_tensor *t = nn_tensor_new(1, &one, &err);
+  nn_st_entry e[2] = {{"a", t}, {"__metadata__", t}};
+  snprintf(want, sizeof want, "%s: tensor '__metadata__': the format reserves that name for the metadata", path);
+  CHECK(nn_st_write(path, e, 2, NULL, &err) == NN_EINVAL && !strcmp(err.msg, want));
+  CHECK(access(path, F_OK) != 0 && access(tmp, F_OK) != 0);
+  const float x = 1;
+  nn_st_raw r = {"__metadata__", "F32", 0, NULL, &x};
+  CHECK(nn_st_write_raw(path, &r, 1, NULL, &err) == NN_EINVAL && !strcmp(err.msg, want));
+  CHECK(access(path, F_OK) != 0);
+  /* a name that only contains it is an ordinary name */
+  e[1].name = "__metadata__.x";
+  CHECK(nn_st_write(path, e, 2, NULL, &err) == NN_OK);
+  nn_st_file *f = nn_st_open(path, &err);
+  CHECK(f && nn_st_count(f) == 2 && nn_st_find(f, "__metadata__.x") >= 0);
+  nn_st_close(f);
+  nn_tensor_free(t);
+  remove(path);
+}
+
 int main(void) {
   NN_TEST_RUN(round_trip);
   NN_TEST_RUN(dtypes);
   NN_TEST_RUN(bad_files);
   NN_TEST_RUN(fixture_f64);
   NN_TEST_RUN(many_names);
+  NN_TEST_RUN(reserved_name);
   return NN_TEST_END();
 }

@@ -54,6 +54,11 @@ describe("nn.tensor.save / nn.tensor.load", function()
       "bad argument #2 to 'save' (field 'w': neuronas.Tensor expected, got number)")
     assert.has_error(function() nn.tensor.save(p, { nn.tensor(2) }) end,
       "bad argument #2 to 'save' (keys must be non-empty tensor names, got number)")
+    -- the format reserves "__metadata__": refused at the save, not by every later load
+    os.remove(p)
+    assert.has_error(function() nn.tensor.save(p, { w = nn.tensor(2), __metadata__ = nn.tensor(1) }) end,
+      p .. ": tensor '__metadata__': the format reserves that name for the metadata")
+    assert.is_nil(io.open(p, "rb"))
     nn.tensor.save(p, { w = nn.tensor(2) })
     assert.has_error(function() nn.tensor.load(p, "v") end,
       "bad argument #2 to 'load' (" .. p .. ": no tensor 'v')")
