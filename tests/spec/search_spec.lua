@@ -452,6 +452,16 @@ describe("search.pareto and search.nearest_misses", function()
     assert.are.same({ "z", "x", "y" }, { m[1].name, m[2].name, m[3].name })
   end)
 
+  it("put a candidate evaluated twice on the front once, at its first evaluation", function()
+    local cost = { energy_uj = 1, area_mm2 = 1, latency_ms = 1 }
+    local r = function(i, key, score) return { index = i, key = key, feasible = true, score = score, cost = cost } end
+    local rs = { r(1, "a | a", -1), r(2, "b | b", -2), r(3, "a | a", -1) }
+    local f = search.pareto(rs)
+    assert.are.same({ 1 }, { f[1].index, f[2] and f[2].index })
+    assert.is_true(rs[1].pareto)
+    assert.is_nil(rs[3].pareto)
+  end)
+
   it("list a candidate evaluated twice once, at its first evaluation", function()
     local r = function(i, key, v) return { index = i, key = key, feasible = false, violation = v } end
     local m = search.nearest_misses({ r(1, "a | a", 0.2), r(2, "b | b", 0.1), r(3, "a | a", 0.2), r(4, "c | c", 0.3),

@@ -17,9 +17,13 @@ end
 
 function M.pareto(results)
   check_list("search.pareto", results)
-  local pts = {}
+  -- a candidate evaluated twice (stage 1's (c, c), then again in stage 2 from the cache) is one
+  -- point, at its first evaluation
+  local pts, seen = {}, {}
   for i, r in ipairs(results) do
-    if r.feasible and r.score and r.score > -math.huge then
+    local again = r.key ~= nil and seen[r.key]
+    if r.key ~= nil then seen[r.key] = true end
+    if r.feasible and r.score and r.score > -math.huge and not again then
       if type(r.score) ~= "number" then
         error(string.format("search.pareto: results[%d]: field 'score': number expected, got %s", i, type(r.score)), 2)
       end
