@@ -174,7 +174,12 @@ function M.finish(rep, flags, settings, out, extra)
     local hw = ev.pipeline.hardware
     -- a co-search's best is costed on its own chip (docs/search.md "Hardware co-search")
     if hw and rep.best.hw then hw = require("neuronas.search.knobs").hardware(hw, rep.best.hw) end
-    if hw and hw.report then hw_table = hw:report({ layers = layers }) end
+    -- the table's total line is the cost's own (spikesim packs layers into shared tiles, so its
+    -- per-layer tiles do not add up to the network's)
+    local cost = {}
+    for k, v in pairs(rep.best.cost or {}) do cost[k] = v end
+    cost.layers = layers
+    if hw and hw.report then hw_table = hw:report(cost) end
   end
   out:write(report.summary(rep, { layers = layers, hw_table = hw_table, sources = extra.sources }))
   if flags.json then

@@ -178,6 +178,21 @@ describe("the main job", function()
     os.remove(f); os.remove(jr); os.remove(js)
   end)
 
+  it("prints the per-layer table's total as the network's cost, also where layers share tiles (spikesim)", function()
+    local f, jr, js = tmp(".lua"), tmp(".journal"), tmp(".json")
+    H.spit(f, 'return { mode = "spikesim" }\n')
+    local code, out, err = H.run(H.q(H.cli) .. " run " .. SCRIPT .. " --quiet --cells 1 --hardware " .. f
+      .. " --journal " .. jr .. " --json " .. js)
+    assert.are.equal(0, code, err)
+    local best = json.decode(slurp(js)).best
+    local sum = 0
+    for _, l in ipairs(best.layers) do sum = sum + l.tiles end
+    assert.is_true(sum > best.cost.tiles, "the layers' tiles overlap: " .. sum .. " " .. best.cost.tiles)
+    local total = out:match("\ntotal: [^\n]*, (%d+) tiles,")
+    assert.are.equal(best.cost.tiles, tonumber(total), out)
+    os.remove(f); os.remove(jr); os.remove(js)
+  end)
+
   it("prints a failing value and its limit with the digits that tell them apart", function()
     -- the all-skip pair needs 4752 weights: a limit of 4751.6 fails it by 0.4 (0.0084 %)
     local jr = tmp(".journal")
