@@ -43,6 +43,7 @@ struct nn_st_file {
 typedef struct jp {
   const char *s, *end;
   const char *why;
+  char msg[96]; /* why, when it quotes the header */
 } jp;
 
 static void ws(jp *p) {
@@ -56,7 +57,19 @@ static int lit(jp *p, char c) {
   }
   return 0;
 }
-/* Parses a JSON string into a malloc'd UTF-8 string (\uXXXX of the BMP supported). */
+/* The 4 hex digits of a \u escape at p->s into *u; 0 at a bad digit. */
+static int hex4(jp *p, unsigned *u) {
+  *u = 0;
+  for (int i = 0; i < 4; i++) {
+    char h = p->s < p->end ? *p->s++ : 0;
+    int v = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
+    if (v < 0) return 0;
+    *u = *u * 16 + (unsigned)v;
+  }
+  return 1;
+}
+/* Parses a JSON string into a malloc'd UTF-8 string (\uXXXX escapes, a surrogate pair as the one
+ * code point it encodes; a lone surrogate is refused, as it has no UTF-8). */
 static char *jstring(jp *p) {
   ws(p);
   if (p->s >= p->end || *p->s != '"') {
@@ -82,19 +95,26 @@ static char *jstring(jp *p) {
       case 'b': c = '\b'; break;
       case 'f': c = '\f'; break;
       case 'u': {
-        unsigned u = 0;
-        for (int i = 0; i < 4; i++) {
-          char h = p->s < p->end ? *p->s++ : 0;
-          int v = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
-          if (v < 0) return free(out), p->why = "bad \\u escape", NULL;
-          u = u * 16 + (unsigned)v;
+        unsigned u, lo;
+        if (!hex4(p, &u)) return free(out), p->why = "bad \\u escape", NULL;
+        if (u >= 0xDC00 && u <= 0xDFFF) return free(out), p->why = "lone low surrogate in a \\u escape", NULL;
+        if (u >= 0xD800 && u <= 0xDBFF) { /* must pair with a low surrogate: one code point above the BMP */
+          if (p->end - p->s < 2 || p->s[0] != '\\' || p->s[1] != 'u')
+            return free(out), p->why = "lone high surrogate in a \\u escape", NULL;
+          p->s += 2;
+          if (!hex4(p, &lo)) return free(out), p->why = "bad \\u escape", NULL;
+          if (lo < 0xDC00 || lo > 0xDFFF) return free(out), p->why = "lone high surrogate in a \\u escape", NULL;
+          u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
         }
         if (u == 0) return free(out), p->why = "NUL character in a string", NULL;
         if (u < 0x80) buf[0] = (char)u;
         else if (u < 0x800) buf[0] = (char)(0xC0 | (u >> 6)), buf[1] = (char)(0x80 | (u & 63)), k = 2;
-        else
+        else if (u < 0x10000)
           buf[0] = (char)(0xE0 | (u >> 12)), buf[1] = (char)(0x80 | ((u >> 6) & 63)),
           buf[2] = (char)(0x80 | (u & 63)), k = 3;
+        else
+          buf[0] = (char)(0xF0 | (u >> 18)), buf[1] = (char)(0x80 | ((u >> 12) & 63)),
+          buf[2] = (char)(0x80 | ((u >> 6) & 63)), buf[3] = (char)(0x80 | (u & 63)), k = 4;
         goto add;
       }
       case '"': case '\\': case '/': break;
@@ -116,15 +136,27 @@ static char *jstring(jp *p) {
   out[n] = 0;
   return out;
 }
-static int jint(jp *p, int64_t *v) {
+/* A non-negative integer as JSON spells it (no leading zero) of tensor field `field`. */
+static int jint(jp *p, int64_t *v, const char *field) {
   ws(p);
   const char *st = p->s;
   int64_t x = 0;
   while (p->s < p->end && *p->s >= '0' && *p->s <= '9') {
-    if (x > (INT64_MAX - 9) / 10) return p->why = "integer too large", 0;
+    if (x > (INT64_MAX - 9) / 10) {
+      snprintf(p->msg, sizeof p->msg, "%s: integer too large", field);
+      return p->why = p->msg, 0;
+    }
     x = x * 10 + (*p->s++ - '0');
   }
-  if (p->s == st) return p->why = "non-negative integer expected", 0;
+  if (p->s == st) {
+    snprintf(p->msg, sizeof p->msg, "%s: non-negative integer expected", field);
+    return p->why = p->msg, 0;
+  }
+  if (*st == '0' && p->s - st > 1) {
+    snprintf(p->msg, sizeof p->msg, "%s: %.*s has a leading zero (not a JSON number)", field,
+             (int)(p->s - st < 24 ? p->s - st : 24), st);
+    return p->why = p->msg, 0;
+  }
   *v = x;
   return 1;
 }
@@ -212,14 +244,15 @@ static int parse_tensor(jp *p, st_tensor *t) {
       if (!lit(p, ']')) {
         do {
           if (t->ndim >= NN_TENSOR_MAXDIM) return free(k), p->why = "shape: too many dimensions", 0;
-          if (!jint(p, &t->shape[t->ndim++])) return free(k), 0;
+          if (!jint(p, &t->shape[t->ndim++], "shape")) return free(k), 0;
         } while (lit(p, ','));
         if (!lit(p, ']')) return free(k), p->why = "shape: ']' expected", 0;
       }
       have_shape = 1;
     } else if (!strcmp(k, "data_offsets")) {
       int64_t a, b;
-      if (!lit(p, '[') || !jint(p, &a) || !lit(p, ',') || !jint(p, &b) || !lit(p, ']'))
+      if (!lit(p, '[') || !jint(p, &a, "data_offsets") || !lit(p, ',') || !jint(p, &b, "data_offsets") ||
+          !lit(p, ']'))
         return free(k), p->why = p->why ? p->why : "data_offsets: [begin, end] expected", 0;
       t->begin = (uint64_t)a, t->end = (uint64_t)b;
       have_off = 1;
@@ -363,7 +396,7 @@ nn_st_file *nn_st_open(const char *path, nn_error *err) {
     return fail_open(f, hdr, err, NN_EFORMAT, path, "truncated file");
   f->data_len = (uint64_t)fsz - f->data_start;
 
-  jp p = {hdr, hdr + hlen, NULL};
+  jp p = {hdr, hdr + hlen, NULL, ""};
   if (!lit(&p, '{')) return fail_open(f, hdr, err, NN_EFORMAT, path, "header is not a JSON object");
   if (!lit(&p, '}')) {
     do {

@@ -233,6 +233,55 @@ static void reserved_name(void) {
   remove(path);
 }
 
+/* Numbers and strings as JSON spells them: no leading zero; an escaped surrogate pair is one
+ * code point (4 bytes of UTF-8, the same name as the raw bytes), a lone surrogate is refused. */
+static void json_spelling(void) {
+  char path[64], want[256];
+  nn_error err;
+  tmpname(path);
+  float v[2] = {1, 2};
+  write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", v, 4);
+  CHECK(nn_st_open(path, &err) == NULL && err.code == NN_EFORMAT);
+  snprintf(want, sizeof want, "%s: tensor 'a': shape: 01 has a leading zero (not a JSON number)", path);
+  CHECK(!strcmp(err.msg, want));
+  write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[00,8]}}", v, 8);
+  CHECK(nn_st_open(path, &err) == NULL && err.code == NN_EFORMAT);
+  snprintf(want, sizeof want, "%s: tensor 'a': data_offsets: 00 has a leading zero (not a JSON number)", path);
+  CHECK(!strcmp(err.msg, want));
+  /* a zero alone is a number */
+  write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+                  "\"b\":{\"dtype\":\"F32\",\"shape\":[2,1],\"data_offsets\":[0,8]}}", v, 8);
+  nn_st_file *f = nn_st_open(path, &err);
+  CHECK(f && nn_st_count(f) == 2 && nn_st_numel(f, 0) == 0);
+  nn_st_close(f);
+  /* U+1F600 escaped as a pair, U+00E9 and U+20AC escaped, in a name and in the metadata */
+  write_raw(path, "{\"__metadata__\":{\"k\":\"\\ud83d\\ude00\"},"
+                  "\"\\ud83d\\ude00\\u00e9\\u20AC\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", v, 4);
+  f = nn_st_open(path, &err);
+  CHECK(f != NULL);
+  CHECK(f && !strcmp(nn_st_name(f, 0), "\xF0\x9F\x98\x80\xC3\xA9\xE2\x82\xAC"));
+  CHECK(f && nn_st_find(f, "\xF0\x9F\x98\x80\xC3\xA9\xE2\x82\xAC") == 0);
+  CHECK(f && nn_st_meta(f, "k") && !strcmp(nn_st_meta(f, "k"), "\xF0\x9F\x98\x80"));
+  nn_st_close(f);
+  /* lone surrogates have no UTF-8 */
+  static const char *const lone[][2] = {
+      {"\\ud83d", "lone high surrogate"},        {"\\ud83dx", "lone high surrogate"},
+      {"\\ud83d\\u0041", "lone high surrogate"}, {"\\ud83d\\ud83d", "lone high surrogate"},
+      {"\\ude00", "lone low surrogate"},         {"a\\udfff\\ud83d", "lone low surrogate"},
+      {"\\ud83d\\uzz00", "bad \\u escape"}};
+  for (size_t i = 0; i < sizeof lone / sizeof *lone; i++) {
+    char json[160];
+    snprintf(json, sizeof json, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", lone[i][0]);
+    write_raw(path, json, v, 4);
+    CHECK(nn_st_open(path, &err) == NULL && err.code == NN_EFORMAT);
+    snprintf(want, sizeof want, "%s: bad header JSON (%s in a \\u escape)", path, lone[i][1]);
+    if (!strstr(lone[i][1], "surrogate")) snprintf(want, sizeof want, "%s: bad header JSON (%s)", path, lone[i][1]);
+    if (strcmp(err.msg, want)) fprintf(stderr, "  %s: %s\n", lone[i][0], err.msg);
+    CHECK(!strcmp(err.msg, want));
+  }
+  remove(path);
+}
+
 int main(void) {
   NN_TEST_RUN(round_trip);
   NN_TEST_RUN(dtypes);
@@ -240,5 +289,6 @@ int main(void) {
   NN_TEST_RUN(fixture_f64);
   NN_TEST_RUN(many_names);
   NN_TEST_RUN(reserved_name);
+  NN_TEST_RUN(json_spelling);
   return NN_TEST_END();
 }
