@@ -157,6 +157,28 @@ describe("net:save / net:load with SNASNet names", function()
     assert.truthy(err:find("unexpected tensor", 1, true), err)
   end)
 
+  it("refuses weights saved for other cells, though every name and shape fits", function()
+    -- a skip and an avgpool hold no tensors: swapping them changes no name or shape
+    local a = nn.net{ preset = "fashion-mnist", cellA = "102101", cellB = "101021", channels = 4, seed = 1 }
+    local b = nn.net{ preset = "fashion-mnist", cellA = "120101", cellB = "101021", channels = 4, seed = 2 }
+    local w0 = b:tensor("stem.conv.weight"):totable()
+    for _, names in ipairs{ "neuronas", "snasnet" } do
+      local p = os.tmpname()
+      a:save(p, { names = names })
+      assert.has_error(function() b:load(p, { names = names }) end,
+        p .. ": weights of another architecture: the file's cellA \"conv3x3 skip avgpool3x3 conv3x3 skip conv3x3\", "
+          .. "the net's \"conv3x3 avgpool3x3 skip conv3x3 skip conv3x3\"")
+      assert.same(w0, b:tensor("stem.conv.weight"):totable())
+      os.remove(p)
+    end
+    local p = os.tmpname()
+    a:save(p, { codes = nn.quantizer{ bits = 4 } })
+    local ok, err = pcall(b.load, b, p)
+    assert.is_false(ok)
+    assert.truthy(err:find(p .. ": weights of another architecture", 1, true), err)
+    os.remove(p)
+  end)
+
   it("leaves _G alone", function()
     assert.same(before, H.globals())
   end)
