@@ -44,26 +44,30 @@ end
 local ok, h = pcall(require("neuronas.json").decode, text:match("^[^\n]*"))
 local is_journal = ok and type(h) == "table" and h.journal == "neuronas"
 
+-- The per-layer costs of a network, rebuilt with a run's settings s (the default hardware), or
+-- nil when they cannot be (the report then has no per-layer table).
+local function layers_of(s, best)
+  local lok, layers = pcall(function()
+    local search = require("neuronas.search")
+    local setup = search.setup({ preset = s.preset, bits = s.bits, rounding = s.rounding, seed = s.seed,
+      timesteps = s.timesteps ~= require("neuronas.json").null and s.timesteps or nil })
+    local p = search.engine_pipeline(setup)
+    local net = p.build({ cellA = best.cellA, cellB = best.cellB })
+    local cost = p.cost(net)
+    p.release(net)
+    return cost.layers
+  end)
+  return lok and layers or nil
+end
+
 if is_journal then
   local sok, s = pcall(require("neuronas.json").decode, h.settings or "")
   s = sok and type(s) == "table" and s or {}
   local defaults = app.default_limits(s.preset or "fashion-mnist")
   extra.constraints = app.constraints(flags, defaults)
   extra.sources = report_html.constraint_sources(flags, defaults)
-  -- the per-layer costs of the best network: rebuilt with the journal's settings (default hardware)
-  extra.layers = function(best)
-    local search = require("neuronas.search")
-    local setup = search.setup({ preset = s.preset, bits = s.bits, rounding = s.rounding, seed = s.seed,
-      timesteps = s.timesteps ~= require("neuronas.json").null and s.timesteps or nil })
-    local p = search.engine_pipeline(setup)
-    local lok, layers = pcall(function()
-      local net = p.build({ cellA = best.cellA, cellB = best.cellB })
-      local cost = p.cost(net)
-      p.release(net)
-      return cost.layers
-    end)
-    return lok and layers or nil
-  end
+  -- the per-layer costs of the best network: rebuilt with the journal's settings
+  extra.layers = function(best) return layers_of(s, best) end
 end
 
 local lok, model = pcall(report_html.load_text, text, pos[1], extra)
@@ -81,7 +85,27 @@ if not is_journal and next(given) then
   local sources = {}
   for k, v in pairs(model.sources or {}) do sources[k] = v end
   for k, v in pairs(given) do c[k], sources[k] = v, "flag --" .. k end
-  model.constraints, model.sources, model.best = c, sources, model.best
+  model.constraints, model.sources = c, sources
+  -- the chosen network again, under the new limits: the best score among the candidates that
+  -- meet them, with its checks against them (and its layers rebuilt when it changed)
+  local H = require("neuronas.search.hypervolume")
+  local best
+  for _, r in ipairs(model.results) do
+    if H.fully_feasible(r, c) and type(r.score) == "number" and r.score == r.score and (not best or r.score > best.score) then
+      best = r
+    end
+  end
+  local old = model.best
+  if best and not (old and old.cellA == best.cellA and old.cellB == best.cellB and old.index == best.index) then
+    model.layers = layers_of(type(model.settings) == "table" and model.settings or {}, best)
+  end
+  if best then
+    local cok, set = pcall(require("neuronas.constraints").new, c)
+    local chk, _, records = false, nil, nil
+    if cok then chk, _, records = pcall(set.check, set, best.cost) end
+    best.checks = chk and records or nil
+  end
+  model.best = best
   -- the front again, under the new limits: from the objectives as given (the model holds them
   -- resolved) and with its own reference point
   model.objectives, model.reference = objectives, nil

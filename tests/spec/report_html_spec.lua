@@ -306,4 +306,30 @@ describe("scripts/report.lua", function()
     end
     os.execute("rm -rf " .. dir)
   end)
+
+  it("chooses the network again under an overriding limit, with its checks against that limit", function()
+    local json = require("neuronas.json")
+    local d = H.tmpname("-override")
+    assert.is_true(os.execute("mkdir " .. d))
+    local js, html = d .. "/run.json", d .. "/r.html"
+    local code, _, err = H.run(H.q(H.cli) .. " run scripts/neuronas.lua --cells 20 --batch 16 --quiet --journal "
+      .. d .. "/j --json " .. js)
+    assert.are.equal(0, code, err)
+    local doc = json.decode(H.slurp(js))
+    -- a limit just below the chosen network's energy: the best of the others that meet it wins
+    local limit = doc.best.cost.energy_uj - 1e-9
+    local want
+    for _, r in ipairs(doc.results) do
+      if r.feasible and type(r.score) == "number" and r.cost.energy_uj <= limit and (not want or r.score > want.score) then
+        want = r
+      end
+    end
+    assert.is_table(want, "the run has another feasible network below the best's energy")
+    code, _, err = run(js .. " --html " .. html .. string.format(" --energy %.17g", limit))
+    assert.are.equal(0, code, err)
+    local text = H.slurp(html):gsub("<[^>]*>", " "):gsub("%s+", " ")
+    assert.truthy(text:find(string.format("Best feasible fitness score %.3f (candidate %d,", want.score, want.index), 1, true),
+      text:match("Best feasible[^.]*"))
+    os.execute("rm -rf " .. d)
+  end)
 end)
