@@ -195,8 +195,7 @@ function M.from_journal(lines, path, extra)
       local ok2, s = pcall(json.decode, rec.settings or "")
       if ok2 and type(s) == "table" then settings = s end
     else
-      local a, b, kt = rec.key:match("^(.-) | (.-) | (.*)$")
-      if not a then a, b = rec.key:match("^(.-) | (.*)$") end
+      local a, b, kt = require("neuronas.search.evaluator").parse_key(rec.key)
       local score = unjson(rec.score)
       if type(score) == "string" then score = journal.as_number(score) end
       local r = { index = #results + 1, cellA = a or rec.key, cellB = b or rec.key, cost = rec.cost or {},

@@ -27,3 +27,42 @@ describe("the evaluator", function()
     os.remove(j)
   end)
 end)
+
+describe("evaluator keys", function()
+  local evaluator = require("neuronas.search.evaluator")
+
+  it("parse back into the cells and knobs they were made of, also where a cell's genotype holds ' | '", function()
+    local snas = nn.space("snasnet", { cell = "backward" })
+    local neu = nn.space("neuronas")
+    local rng = nn.rng(5)
+    for _ = 1, 50 do
+      for _, sp in ipairs({ snas, neu }) do
+        local cand = { cellA = sp:sample(rng), cellB = sp:sample(rng) }
+        if rng:integer(1, 2) == 1 then cand.bits = 6 end
+        local key = search.key(cand)
+        local a, b, kt = evaluator.parse_key(key)
+        assert.are.equal(tostring(cand.cellA), a, key)
+        assert.are.equal(tostring(cand.cellB), b, key)
+        assert.are.equal(cand.bits and "bits=6" or nil, kt, key)
+      end
+    end
+    -- a SNASNet backward cell's genotype itself holds " | "
+    assert.truthy(tostring(snas:sample(rng)):find(" | ", 1, true))
+  end)
+
+  it("are one pair's: cells whose genotypes hold ' | ' do not run together into another pair's key", function()
+    -- the backward part of a SNASNet cell is left out of its genotype when it has no edge
+    local X, Y, Z = "zero zero conv1x1 skip zero avgpool3x3", "conv1x1 conv1x1 zero zero skip zero",
+      "zero conv1x1 skip zero zero conv1x1"
+    local one = { cellA = nn.cell(X .. " | " .. Y), cellB = nn.cell(Z) }
+    local two = { cellA = nn.cell(X), cellB = nn.cell(Y .. " | " .. Z) }
+    assert.are_not.equal(tostring(one.cellA), tostring(two.cellA))
+    assert.are_not.equal(search.key(one), search.key(two))
+    for _, c in ipairs({ one, two }) do
+      local a, b = evaluator.parse_key(search.key(c))
+      assert.are.same({ tostring(c.cellA), tostring(c.cellB) }, { a, b })
+    end
+    -- cells without " | " keep the plain form (journals of the neuronas space read as before)
+    assert.are.equal(X .. " | " .. Z, search.key({ cellA = nn.cell(X), cellB = nn.cell(Z) }))
+  end)
+end)

@@ -4,6 +4,7 @@
 -- evaluated once. A result's feasible, violation and checks are always against every constraint of
 -- the run; a candidate's own `constraints` (a stage's narrower filter) only decides stage_ok. A
 -- candidate is scored when it passes its stage filter or is fully feasible, else only costed.
+local nn = require("neuronas")
 local options = require("neuronas.search.options")
 local pipeline = require("neuronas.search.pipeline")
 local journal = require("neuronas.search.journal")
@@ -28,11 +29,25 @@ local function calls_functions(set)
 end
 
 -- The cache and journal key of a candidate: "cellA | cellB" in canonical form, then its hardware
--- knobs when it has any ("cellA | cellB | bits=6 xbar=128", neuronas.search.knobs).
+-- knobs when it has any ("cellA | cellB | bits=6 xbar=128", neuronas.search.knobs). A cell's own
+-- genotype may hold " | " (SNASNet's backward cells: "forward edges | backward edges", the second
+-- part left out when it has no edge), and then "X | Y" + "Z" and "X" + "Y | Z" would read alike:
+-- " || " (which no genotype holds) then stands between the cells, so one key is one pair.
 function M.key(cand)
-  local k = genotype(cand.cellA) .. " | " .. genotype(cand.cellB)
+  local a, b = genotype(cand.cellA), genotype(cand.cellB)
+  local k = a .. ((a:find("|", 1, true) or b:find("|", 1, true)) and " || " or " | ") .. b
   if knobs.has(cand) then k = k .. " | " .. knobs.text(cand) end
   return k
+end
+
+-- A key back to its parts: cellA, cellB and the knobs' text (or nil), as M.key wrote them.
+function M.parse_key(key)
+  local kt
+  local head, tail = key:match("^(.-) | ([%w_]+=%-?%d+[^|]*)$") -- the knobs come last
+  if head then key, kt = head, tail end
+  local a, b = key:match("^(.-) || (.*)$")
+  if not a then a, b = key:match("^(.-) | (.*)$") end
+  return a or key, b or key, kt
 end
 
 -- search.evaluator(setup) -> evaluator with :evaluate(candidates) -> results.
