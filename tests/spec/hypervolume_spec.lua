@@ -284,3 +284,20 @@ describe("neuronas.search.hypervolume", function()
     assert.are.equal(0, e.hypervolume)
   end)
 end)
+
+describe("search.front over results without keys (a --json report's)", function()
+  it("tells apart pairs by their cells and knobs as the evaluator keys them", function()
+    local nn = require("neuronas")
+    local X, Y, Z = "zero zero conv1x1 skip zero avgpool3x3", "conv1x1 conv1x1 zero zero skip zero",
+      "zero conv1x1 skip zero zero conv1x1"
+    local function res(a, b, energy, score, bits)
+      return { cellA = nn.cell(a), cellB = nn.cell(b), feasible = true, score = score, bits = bits,
+        cost = { energy_uj = energy } }
+    end
+    -- two pairs whose cells' texts run together alike, and one pair at two weight precisions:
+    -- four candidates, each on the front (less energy, lower score)
+    local rs = { res(X .. " | " .. Y, Z, 1, -4), res(X, Y .. " | " .. Z, 2, -3), res(X, Z, 3, -2, 4), res(X, Z, 4, -1, 8) }
+    local f = H.front(rs, { objectives = { "energy", "score" } })
+    assert.are.equal(4, #f.front)
+  end)
+end)

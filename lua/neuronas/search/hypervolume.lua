@@ -355,7 +355,8 @@ function M.front(results, opts)
   local pts, vecs, seen = {}, {}, {}
   for _, r in ipairs(results) do
     -- a candidate evaluated twice (a repeat answered by the cache) counts once
-    local key = r.key or (r.cellA and r.cellB and (tostring(r.cellA) .. " | " .. tostring(r.cellB))) or r
+    -- (the evaluator's key when the result has none: one pair and its knobs, one key)
+    local key = r.key or (r.cellA and r.cellB and require("neuronas.search.evaluator").key(r)) or r
     if r.score ~= nil and not seen[key] and M.fully_feasible(r, opts.limits) then
       seen[key] = true
       local v = M.vector(r, objs)
