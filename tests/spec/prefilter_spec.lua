@@ -54,6 +54,28 @@ describe("the stage-1 pre-filter", function()
     end
   end)
 
+  it("says which limit alone excludes a cell also one ulp from it (brute force, not the rounded split)", function()
+    local cells = {}
+    for i = 1, 20 do cells[i] = space:cell(i) end
+    local least = {} -- each cell's least energy over its completions, on the full model
+    for i, c in ipairs(cells) do
+      least[i] = math.huge
+      for _, b in ipairs(cells) do least[i] = math.min(least[i], full_cost(ev, c, b).energy_uj) end
+    end
+    local function below(x) return (string.unpack("<d", string.pack("<i8", string.unpack("<i8", string.pack("<d", x)) - 1))) end
+    for _, i in ipairs({ 1, 7, 14, 20 }) do
+      for _, limit in ipairs({ below(least[i]), least[i] }) do
+        local set = C.new({ energy = limit, memory = 1e12, area = 1e12, latency = 1e12 })
+        local r = prefilter.run(ev, cells, set)
+        local want = 0
+        for k = 1, #cells do if least[k] > limit then want = want + 1 end end
+        assert.are.equal(want, r.excluded, string.format("cell %d, limit %.17g", i, limit))
+        assert.are.equal(want, r.by_limit.energy or 0, string.format("cell %d, limit %.17g", i, limit))
+        assert.are.equal(0, r.jointly)
+      end
+    end
+  end)
+
   it("keeps exactly the cells some cell B completes within every limit (brute force)", function()
     local cells = {}
     for i = 1, 14 do cells[i] = space:cell(i * 50) end

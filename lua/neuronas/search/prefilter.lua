@@ -258,6 +258,23 @@ function M.run(ev, cells, set, cellsB)
       end
     end
   end
+  -- an excluded cell's least value for a limit within rounding of that limit: from the full
+  -- model (the decomposed sums round otherwise), over the cells B whose part is as near the
+  -- least, so that which limit excludes it alone is not decided by rounding
+  for i, c in ipairs(cells) do
+    if not keep[i] then
+      for k, u in ipairs(use) do
+        local slack = M.TOL * math.abs(u.max)
+        if math.abs(minima[i][k] - u.max) <= slack then
+          local least = math.huge
+          for j, r in ipairs(R) do
+            if r[k] <= rmin[k] + 2 * slack then least = math.min(least, full_values(ev, c, cellsB[j], use)[k]) end
+          end
+          minima[i][k] = least
+        end
+      end
+    end
+  end
   -- the cheapest completion for each limit: the cell A with the least A(c) + min R
   local cheapest = {}
   for i, c in ipairs(cells) do
