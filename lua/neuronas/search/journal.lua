@@ -127,7 +127,8 @@ local function finite(v) return type(v) == "number" and v == v and v ~= math.hug
 -- Checks a decoded journal record against the schema: key a non-empty string; cost an object
 -- of finite numbers, strings and booleans holding M.COST_FIELDS; scored a boolean
 -- (absent: false); score a number or "inf", "-inf", "nan" when scored, else null or absent;
--- seconds a number >= 0 or absent; no other field. -> true, or nil and why.
+-- seconds a number >= 0 or absent; variation (a robust score) an object of such numbers and a
+-- scores list, or absent; no other field. -> true, or nil and why.
 function M.check_record(rec)
   if type(rec) ~= "table" or rec == json.null or rec[1] ~= nil then return nil, "not a JSON object" end
   for k in pairs(rec) do
