@@ -66,3 +66,36 @@ describe("evaluator keys", function()
     assert.are.equal(X .. " | " .. Z, search.key({ cellA = nn.cell(X), cellB = nn.cell(Z) }))
   end)
 end)
+
+describe("a resumed journal", function()
+  it("rebuilds a knobbed candidate's per-layer costs on its own chip, precision and T", function()
+    local j = H.tmpname(".journal")
+    local function maxpes(_, layers)
+      local m = 0
+      for _, l in ipairs(layers) do m = math.max(m, l.pes) end
+      return m
+    end
+    local function setup(resume)
+      return { batch = 8, journal = j, resume = resume, threads = 1,
+        constraints = { memory = 1e9, maxpes = { fn = maxpes, max = 4 } } }
+    end
+    local cands = { { cellA = "conv3x3 skip skip skip conv3x3 skip", cellB = "conv3x3 skip skip skip skip skip",
+      hw = { xbar = 32 }, bits = 8 }, { cellA = "conv3x3 skip skip skip conv3x3 skip",
+      cellB = "conv3x3 skip skip skip skip skip", bits = 4, timesteps = 3 } }
+    local ev = search.evaluator(setup(false))
+    local fresh = ev:evaluate(cands)
+    ev:close()
+    local ev2 = search.evaluator(setup(true))
+    local again = ev2:evaluate(cands)
+    for i, r in ipairs(again) do
+      assert.is_true(r.cached)
+      assert.are.equal(fresh[i].feasible, r.feasible)
+      local a, b = {}, {}
+      for k, l in ipairs(fresh[i].cost.layers) do a[k] = { l.pes, l.energy_uj } end
+      for k, l in ipairs(ev2:layers_of(r)) do b[k] = { l.pes, l.energy_uj } end
+      assert.are.same(a, b)
+    end
+    ev2:close()
+    os.remove(j)
+  end)
+end)

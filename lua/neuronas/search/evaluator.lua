@@ -225,8 +225,10 @@ function Evaluator:verdict(cand, cost, entry)
   local stage_set = cand.constraints and options.constraint_set(cand.constraints)
   if entry and entry.from_journal and cost.layers == nil
       and (calls_functions(set) or (stage_set and calls_functions(stage_set))) then
-    -- rebuild the per-layer costs for constraint functions that read them
-    self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, cost = cost })
+    -- rebuild the per-layer costs for constraint functions that read them, on the candidate's
+    -- own chip, precision and T (a co-search's knobs)
+    self:layers_of({ cellA = cand.cellA, cellB = cand.cellB, hw = cand.hw, bits = cand.bits,
+      timesteps = cand.timesteps, cost = cost })
   end
   local v = {}
   v.feasible, v.records, v.violation = set:check(cost, cost.layers)
