@@ -45,18 +45,21 @@ nn_status nn_quant_params_check(const nn_quant_params *p, nn_error *err) {
   return NN_OK;
 }
 
-/* max |src[i]|; NN_EINVAL naming label and the (0-based) index of a non-finite weight */
-static nn_status scan(const char *label, const float *src, int64_t n, double *max_abs,
+/* max |src[i]| and max src[i] (0 when none is positive); NN_EINVAL naming label and the
+ * (0-based) index of a non-finite weight */
+static nn_status scan(const char *label, const float *src, int64_t n, double *max_abs, double *max_pos,
                       nn_error *err) {
-  float m = 0;
+  float m = 0, mp = 0;
   for (int64_t i = 0; i < n; i++) {
     float a = fabsf(src[i]);
     if (!(a <= 3.4028235e38f))
       return nn_fail(err, NN_EINVAL, "quantizer: %s: weight %lld is not finite", label,
                      (long long)i);
     if (a > m) m = a;
+    if (src[i] > mp) mp = src[i];
   }
   *max_abs = m;
+  *max_pos = mp;
   return NN_OK;
 }
 
@@ -70,7 +73,7 @@ typedef struct fmt {
   int zero;    /* all-zero tensor under maxabs (s = 0): output zeros */
 } fmt;
 
-static void make_fmt(const nn_quant_params *p, double max_abs, fmt *F) {
+static void make_fmt(const nn_quant_params *p, double max_abs, double max_pos, fmt *F) {
   memset(F, 0, sizeof *F);
   F->qmax = ldexp(1.0, p->bits - 1) - 1;
   if (p->scale == NN_QSCALE_MAXABS) {
@@ -84,8 +87,11 @@ static void make_fmt(const nn_quant_params *p, double max_abs, fmt *F) {
     F->int_bits = p->int_bits;
   } else if (max_abs > 0) {
     int e;
-    frexp(max_abs, &e);    /* max_abs = m 2^e, m in [0.5, 1): floor(log2 max_abs) = e - 1 */
+    const double m = frexp(max_abs, &e); /* max_abs = m 2^e, m in [0.5, 1): floor(log2 max_abs) = e - 1 */
     F->int_bits = e + 1;   /* floor(log2(max|w|)) + 2 */
+    /* the fewest integer bits that hold the largest weight: -2^(e-1), the most negative code of
+     * e bits, needs no more (a quantized tensor holds it; quantizing again must not add a bit) */
+    if (m == 0.5 && max_pos < max_abs) F->int_bits = e;
   } else {
     F->int_bits = 1;       /* all zero: any format keeps zeros; report Q1.(n-1) */
   }
@@ -189,7 +195,7 @@ __attribute__((target("avx512f"))) static int64_t nearest_values_avx512(const fl
 
 nn_status nn_quant_array(const nn_quant_params *p, const char *label, const float *src, float *dst,
                          int64_t n, nn_quant_stats *stats, nn_error *err) {
-  double max_abs = 0, se = 0;
+  double max_abs = 0, max_pos = 0, se = 0;
   int64_t sat = 0;
   fmt F;
   nn_status st;
@@ -197,8 +203,8 @@ nn_status nn_quant_array(const nn_quant_params *p, const char *label, const floa
   if (!label) label = "tensor";
   if (n < 0 || (n > 0 && (!src || !dst)))
     return nn_fail(err, NN_EINVAL, "quantizer: %s: bad array", label);
-  if ((st = scan(label, src, n, &max_abs, err)) != NN_OK) return st;
-  make_fmt(p, max_abs, &F);
+  if ((st = scan(label, src, n, &max_abs, &max_pos, err)) != NN_OK) return st;
+  make_fmt(p, max_abs, max_pos, &F);
   const int maxabs = p->scale == NN_QSCALE_MAXABS;
   if (F.zero) {
     for (int64_t i = 0; i < n; i++) dst[i] = 0; /* all weights are +-0 */
@@ -252,7 +258,7 @@ static double round_ref(nn_rounding mode, double x, nn_rng *r) {
 nn_status nn_quant_array_ref(const nn_quant_params *p, const char *label, const float *src,
                              float *dst, int64_t n, nn_quant_stats *stats, nn_error *err) {
   nn_status st;
-  double max_abs = 0, se = 0;
+  double max_abs = 0, max_pos = 0, se = 0;
   int64_t sat = 0;
   fmt F;
   if ((st = nn_quant_params_check(p, err)) != NN_OK) return st;
@@ -262,8 +268,9 @@ nn_status nn_quant_array_ref(const nn_quant_params *p, const char *label, const 
       return nn_fail(err, NN_EINVAL, "quantizer: %s: weight %lld is not finite", label,
                      (long long)i);
     if (fabs((double)src[i]) > max_abs) max_abs = fabs((double)src[i]);
+    if ((double)src[i] > max_pos) max_pos = src[i];
   }
-  make_fmt(p, max_abs, &F);
+  make_fmt(p, max_abs, max_pos, &F);
   nn_rng seed = nn_rng_seed(p->seed), r = nn_rng_split(&seed, label);
   double lo = p->scale == NN_QSCALE_MAXABS ? -(pow(2, p->bits - 1) - 1) : -pow(2, p->bits - 1);
   double hi = pow(2, p->bits - 1) - 1;

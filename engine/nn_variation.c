@@ -51,7 +51,8 @@ nn_status nn_variation_grid(const float *w, int64_t n, int bits, const char *lab
   }
   int e;
   (void)frexp(mx, &e);                 /* mx = m 2^e, m in [0.5, 1): floor(log2 mx) = e - 1 */
-  int f = bits - (e - 1 + 2);          /* docs/quantizer.md: i = floor(log2 max|w|) + 2, f = n - i */
+  int f = bits - (e - 1 + 2);          /* docs/quantizer.md: i = floor(log2 max|w|) + 2, f = n - i;
+                                        * one finer when max|w| is the most negative code (below) */
   for (int extra = 0; extra <= 1; extra++) {
     double s = ldexp(1.0, -(f + extra));
     if (on_grid(w, n, bits, s, 0.0)) {

@@ -1,7 +1,9 @@
 /* nn_quant.h: fixed-point weight quantizers FxP-n, n in 2..32 (docs/quantizer.md, QaFE).
  *
  * Scale "pow2" (the default, dynamic fixed point): one power-of-two exponent per tensor,
- *   integer bits (sign included) i = floor(log2(max|w|)) + 2, or i = int_bits when fixed;
+ *   integer bits (sign included) i = floor(log2(max|w|)) + 2 (i - 1 when max|w| is a power of
+ *   two that only negative weights reach: -2^(i-2) is then the most negative code of i - 1 bits,
+ *   so quantizing a quantized tensor changes nothing), or i = int_bits when fixed;
  *   fraction bits f = n - i;  q = clamp(round(w * 2^f), -2^(n-1), 2^(n-1)-1) / 2^f.
  * Scale "maxabs": uniform symmetric, step s = max|w| / (2^(n-1)-1),
  *   q = clamp(round(w / s), -(2^(n-1)-1), 2^(n-1)-1) * s.

@@ -47,6 +47,53 @@ static void pow2_hand_values(void) {
   CHECK(st.int_bits == -4 && st.frac_bits == 12);
 }
 
+/* The largest magnitude a power of two reached only by a negative weight: FxP4 of {-1, 0.3}:
+ * -1 = -8 / 8 is the most negative code of i = 1 bits (f = 3), not i = 2 (f = 2); +1 needs
+ * i = 2 (7/8 would saturate it). And quantizing a quantized tensor changes nothing, for every
+ * width, rounding and the fast and naive twins, on random tensors that reach the low end. */
+static void pow2_idempotent(void) {
+  nn_quant_stats st;
+  const float w[2] = {-1.0f, 0.3f};
+  const double want[2] = {-1.0, 0.25};
+  q_expect(P(4, NN_ROUND_NEAREST, NN_QSCALE_POW2), w, want, 2, &st);
+  CHECK(st.int_bits == 1 && st.frac_bits == 3 && st.saturated == 0);
+  const float wp[2] = {1.0f, -0.3f};
+  const double wantp[2] = {1.0, -0.25};
+  q_expect(P(4, NN_ROUND_NEAREST, NN_QSCALE_POW2), wp, wantp, 2, &st);
+  CHECK(st.int_bits == 2 && st.frac_bits == 2);
+  const float both[2] = {1.0f, -1.0f};
+  const double wantb[2] = {1.0, -1.0};
+  q_expect(P(4, NN_ROUND_NEAREST, NN_QSCALE_POW2), both, wantb, 2, &st);
+  CHECK(st.int_bits == 2);
+  unsigned seed = 7;
+  float a[64], b[64], c[64];
+  nn_error err;
+  int checked = 0, low_end = 0;
+  for (int trial = 0; trial < 400; trial++) {
+    const int bits = 2 + trial % 15;
+    const nn_rounding r = (nn_rounding)(trial % 4);
+    for (int i = 0; i < 64; i++) {
+      seed = seed * 1103515245u + 12345u;
+      a[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+    a[trial % 64] = -0.1f - 0.05f * (float)(trial % 3); /* a negative weight of the largest magnitude */
+    for (int ref = 0; ref < 2; ref++) {
+      nn_quant_params p = P(bits, r, NN_QSCALE_POW2);
+      nn_status (*q)(const nn_quant_params *, const char *, const float *, float *, int64_t, nn_quant_stats *,
+                     nn_error *) = ref ? nn_quant_array_ref : nn_quant_array;
+      CHECK(q(&p, "t", a, b, 64, NULL, &err) == NN_OK);
+      CHECK(q(&p, "t", b, c, 64, NULL, &err) == NN_OK);
+      if (!ref) CHECK(memcmp(b, c, sizeof b) == 0); /* the same bits */
+      for (int i = 0; ref && i < 64; i++) CHECK(b[i] == c[i]); /* the naive twin: -0 may come back as +0 */
+      float mn = 0, mx = 0;
+      for (int i = 0; i < 64; i++) mn = b[i] < mn ? b[i] : mn, mx = b[i] > mx ? b[i] : mx;
+      low_end += -mn > mx && frexpf(-mn, &(int){0}) == 0.5f; /* the case the rule is for */
+      checked++;
+    }
+  }
+  CHECK(checked == 800 && low_end > 20);
+}
+
 /* bits 4, maxabs: max 0.875 -> s = 0.875 / 7 = 0.125; w/s = 7, -3.5, 1.5, 0.4, -7 */
 static void maxabs_hand_values(void) {
   const float w[5] = {0.875f, -0.4375f, 0.1875f, 0.05f, -0.875f};
@@ -233,6 +280,7 @@ static void bad_input(void) {
 
 int main(void) {
   NN_TEST_RUN(pow2_hand_values);
+  NN_TEST_RUN(pow2_idempotent);
   NN_TEST_RUN(maxabs_hand_values);
   NN_TEST_RUN(saturation);
   NN_TEST_RUN(zeros_and_identity);
