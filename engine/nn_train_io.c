@@ -219,7 +219,9 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   if (!f) return err ? err->code : NN_EIO;
   const char *fmt = nn_st_meta(f, "format"), *opt = nn_st_meta(f, "optimizer"),
              *steps = nn_st_meta(f, "steps"), *fa = nn_st_meta(f, "cellA"),
-             *fb = nn_st_meta(f, "cellB");
+             *fb = nn_st_meta(f, "cellB"), *fbits = nn_st_meta(f, "bits");
+  char mybits[16];
+  snprintf(mybits, sizeof mybits, "%d", tr->tp.bits);
   nn_cell_format(&tr->plan.p.cell_a, ca, sizeof ca);
   nn_cell_format(&tr->plan.p.cell_b, cb, sizeof cb);
   if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0 || !steps)
@@ -230,6 +232,11 @@ nn_status nn_trainer_load(nn_trainer *tr, const char *path, char **user, nn_erro
   else if (!fa || !fb || strcmp(fa, ca) != 0 || strcmp(fb, cb) != 0)
     st = nn_fail(err, NN_EINVAL, "%s: checkpoint of cells %s / %s, the trainer has %s / %s", path,
                  fa ? fa : "?", fb ? fb : "?", ca, cb);
+  /* the weight precision it trained at (QAT): resuming at another would mix two trainings under
+   * one name (a checkpoint without the field predates it and is not checked) */
+  else if (fbits && strcmp(fbits, mybits) != 0)
+    st = nn_fail(err, NN_EINVAL, "%s: checkpoint of a trainer at bits %.12s, this one trains at bits %d", path,
+                 fbits, tr->tp.bits);
   else
     st = ckpt_items(tr, &it, &n, err);
   /* read into scratch first so that a bad file leaves the trainer untouched */

@@ -97,6 +97,11 @@ describe("nn.trainer", function()
     local sgd = nn.trainer{ net = tiny() }
     assert.has_error(function() sgd:load(path) end,
       path .. ": optimizer state is for adam, the trainer uses sgd")
+    -- nor at another weight precision: resuming QAT at FxP4 from FxP8 would mix two trainings
+    local tr4 = nn.trainer{ net = tiny(), optimizer = "adam", lr = 0.01, bits = 4 }
+    assert.has_error(function() tr4:load(path) end,
+      path .. ": checkpoint of a trainer at bits " .. tr.bits .. ", this one trains at bits 4")
+    assert.equal(0, tr4.steps)
     os.remove(path)
   end)
 
