@@ -251,9 +251,8 @@ local function hv(pts, ref, d)
   return vol
 end
 
--- hypervolume(points, ref): ref a non-empty list of numbers, points a list of lists of as many
--- numbers; a NaN is refused (it has no place in a point). Infinite coordinates are allowed: a
--- point at -inf in a dimension, or a reference at +inf, makes the volume inf, never NaN.
+-- Whether v is a non-empty list of numbers without NaN (of d numbers when d is given); false and
+-- the index of the first bad entry otherwise.
 local function number_list(v, d)
   if type(v) ~= "table" then return false end
   if d and #v ~= d then return false end
@@ -264,6 +263,9 @@ local function number_list(v, d)
   return true
 end
 
+-- hypervolume(points, ref): ref a non-empty list of numbers, points a list of lists of as many
+-- numbers; a NaN is refused (it has no place in a point). Infinite coordinates are allowed: a
+-- point at -inf in a dimension, or a reference at +inf, makes the volume inf, never NaN.
 function M.hypervolume(points, ref)
   local ok, k = number_list(ref)
   if not ok then
@@ -352,13 +354,10 @@ function M.front(results, opts)
     -- an infinite limit is no limit: the reference then comes from the run (not inf)
     if finite(lim) then limits[M.ALIASES[name] or name] = lim end
   end
-  local pts, vecs, seen = {}, {}, {}
+  local pts, vecs = {}, {}
+  local again = require("neuronas.search.pareto").repeats(results) -- a candidate counts once
   for _, r in ipairs(results) do
-    -- a candidate evaluated twice (a repeat answered by the cache) counts once
-    -- (the evaluator's key when the result has none: one pair and its knobs, one key)
-    local key = r.key or (r.cellA and r.cellB and require("neuronas.search.evaluator").key(r)) or r
-    if r.score ~= nil and not seen[key] and M.fully_feasible(r, opts.limits) then
-      seen[key] = true
+    if r.score ~= nil and not again[r] and M.fully_feasible(r, opts.limits) then
       local v = M.vector(r, objs)
       if v then
         pts[#pts + 1] = r

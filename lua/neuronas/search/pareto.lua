@@ -2,8 +2,6 @@
 -- scored results and the nearest misses of an infeasible run.
 local M = {}
 
--- Marks the Pareto front of the feasible scored results: no other result has a score at least
--- as high and energy, area and latency at most as high, with one strictly better.
 local function check_list(fname, results)
   if type(results) ~= "table" then
     error(string.format("%s: bad argument #1 (list of results expected, got %s)", fname, type(results)), 3)
@@ -15,15 +13,28 @@ local function check_list(fname, results)
   end
 end
 
+-- The results that repeat an earlier result's candidate (stage 1's (c, c) again in stage 2, a
+-- repeat answered by the cache), as a set: a candidate counts once, at its first evaluation. A
+-- result without a key is keyed as the evaluator keys candidates (its cells and knobs).
+function M.repeats(results)
+  local key_of = require("neuronas.search.evaluator").key
+  local seen, again = {}, {}
+  for _, r in ipairs(results) do
+    local key = r.key or (r.cellA and r.cellB and key_of(r)) or r
+    if seen[key] then again[r] = true end
+    seen[key] = true
+  end
+  return again
+end
+
+-- Marks the Pareto front of the feasible scored results: no other result has a score at least
+-- as high and energy, area and latency at most as high, with one strictly better.
 function M.pareto(results)
   check_list("search.pareto", results)
-  -- a candidate evaluated twice (stage 1's (c, c), then again in stage 2 from the cache) is one
-  -- point, at its first evaluation
-  local pts, seen = {}, {}
+  local again = M.repeats(results)
+  local pts = {}
   for i, r in ipairs(results) do
-    local again = r.key ~= nil and seen[r.key]
-    if r.key ~= nil then seen[r.key] = true end
-    if r.feasible and r.score and r.score > -math.huge and not again then
+    if r.feasible and r.score and r.score > -math.huge and not again[r] then
       if type(r.score) ~= "number" then
         error(string.format("search.pareto: results[%d]: field 'score': number expected, got %s", i, type(r.score)), 2)
       end
@@ -55,15 +66,17 @@ function M.pareto(results)
   return front
 end
 
--- The n results closest to feasibility (by total normalised violation), best score first on ties.
+-- The n results closest to feasibility (by total normalised violation; ties in the run's order),
+-- each candidate once.
 function M.nearest_misses(results, n)
   check_list("search.nearest_misses", results)
   if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
     error(string.format("search.nearest_misses: bad argument #2 (integer >= 0 expected, got %s)", tostring(n)), 2)
   end
+  local again = M.repeats(results)
   local miss, at = {}, {}
   for i, r in ipairs(results) do
-    if not r.feasible then
+    if not r.feasible and not again[r] then
       local v = r.violation
       if type(v) ~= "number" or v ~= v then
         error(string.format("search.nearest_misses: results[%d]: field 'violation': number expected (an infeasible"
@@ -77,17 +90,8 @@ function M.nearest_misses(results, n)
     if a.violation ~= b.violation then return a.violation < b.violation end
     return at[a] < at[b]
   end)
-  -- a candidate evaluated twice (stage 1's (c, c), then again in stage 2 from the cache) is
-  -- listed once, at its first evaluation
-  local out, seen = {}, {}
-  for _, r in ipairs(miss) do
-    if #out >= (n or 5) then break end
-    local key = r.key
-    if key == nil or not seen[key] then
-      if key ~= nil then seen[key] = true end
-      out[#out + 1] = r
-    end
-  end
+  local out = {}
+  for i = 1, math.min(n or 5, #miss) do out[i] = miss[i] end
   return out
 end
 
