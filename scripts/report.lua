@@ -89,12 +89,7 @@ if not is_journal and next(given) then
   -- the chosen network again, under the new limits: the best score among the candidates that
   -- meet them, with its checks against them (and its layers rebuilt when it changed)
   local H = require("neuronas.search.hypervolume")
-  local best
-  for _, r in ipairs(model.results) do
-    if H.fully_feasible(r, c) and type(r.score) == "number" and r.score == r.score and (not best or r.score > best.score) then
-      best = r
-    end
-  end
+  local best = require("neuronas.search.run").best_of(model.results, function(r) return H.fully_feasible(r, c) end)
   local old = model.best
   if best and not (old and old.cellA == best.cellA and old.cellB == best.cellB and old.index == best.index) then
     model.layers = layers_of(type(model.settings) == "table" and model.settings or {}, best)

@@ -212,10 +212,7 @@ function M.from_journal(lines, path, extra)
       end
     end
   end
-  local best
-  for _, r in ipairs(results) do
-    if r.feasible and type(r.score) == "number" and (not best or r.score > best.score) then best = r end
-  end
+  local best = require("neuronas.search.run").best_of(results)
   settings.constraints = extra.constraints
   return M.model({
     results = results, best = best, layers = extra.layers and best and extra.layers(best), constraints = extra.constraints,

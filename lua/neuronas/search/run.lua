@@ -72,11 +72,13 @@ function M.check_candidates(cands, who)
   end
 end
 
--- The best-scoring fully feasible result (first on ties), or nil.
-function M.best_of(results)
+-- The best-scoring fully feasible result (first on ties), or nil. feasible(r) decides what is
+-- feasible (default: r.feasible; a report drawn again under other limits passes its own).
+function M.best_of(results, feasible)
   local best
   for _, r in ipairs(results) do
-    if r.feasible and r.score and r.score == r.score and (not best or r.score > best.score) then best = r end
+    local ok = feasible and feasible(r) or (not feasible and r.feasible)
+    if ok and type(r.score) == "number" and r.score == r.score and (not best or r.score > best.score) then best = r end
   end
   return best
 end
