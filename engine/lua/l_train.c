@@ -69,8 +69,8 @@ static int t_new(lua_State *L) {
   if (!l_testopen(L, -1, NN_MT_NET))
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'net': %s expected, got %s", NN_MT_NET,
                                                luaL_typename(L, -1)));
-  if (isnan(o.p.lr_min)) /* the default 0.001, or lr when lr is smaller (a constant rate) */
-    o.p.lr_min = nn_train_params_default().lr_min < o.p.lr ? nn_train_params_default().lr_min : o.p.lr;
+  const double lr_min = nn_train_params_default().lr_min;
+  if (isnan(o.p.lr_min)) o.p.lr_min = lr_min < o.p.lr ? lr_min : o.p.lr; /* the default, or lr below it */
   if (o.p.lr_min > o.p.lr)
     return luaL_argerror(L, 1, lua_pushfstring(L, "field 'lr_min': at most lr (%f) expected, got %f",
                                                o.p.lr, o.p.lr_min));

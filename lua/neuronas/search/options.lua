@@ -49,19 +49,17 @@ function M.describe(v)
   return type(v)
 end
 
+-- Whether v is a function or has a __call metamethod.
+local function callable(v)
+  local mt = type(v) ~= "function" and getmetatable(v)
+  return type(v) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
 -- Whether v has a callable field `name` (read under pcall: a userdata's __index may raise).
 local function has_method(v, name)
   if type(v) ~= "table" and type(v) ~= "userdata" then return false end
   local ok, f = pcall(function() return v[name] end)
-  if not ok then return false end
-  local mt = type(f) ~= "function" and getmetatable(f)
-  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
-end
-M.has_method = has_method
-
-local function callable(v)
-  local mt = type(v) ~= "function" and getmetatable(v)
-  return type(v) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+  return ok and callable(f)
 end
 
 -- The object options of a setup: each nil or of the kind the pipeline uses (docs/search.md).
